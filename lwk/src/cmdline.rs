@@ -1,0 +1,211 @@
+//! The kernel command line, parsed into typed options.
+//!
+//! Words are separated by spaces; a value may be double-quoted to hold spaces
+//! (`job.args="a b c"`). Every option the kernel does not know, and every bad value, is returned
+//! as a [`CmdlineError`] so the caller reports it instead of dropping it silently.
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+/// How much the console log shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// What the kernel does once every CPU is up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterBoot {
+    /// Wait on the serial console for commands (the default).
+    Console,
+    /// Power the machine off right after the boot event (scripts and tests).
+    Poweroff,
+}
+
+/// A deliberate failure or check requested with `test=...`, used by the boot scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SelfTest {
+    /// Read an unmapped kernel address: the page-fault report must name it.
+    PageFault,
+    /// Panic: the panic report must carry the message and a backtrace.
+    Panic,
+    /// Idle all CPUs for a while, then report per-CPU interrupt counts and power off.
+    Idle,
+}
+
+/// Every option the kernel understands, with its default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub log: LogLevel,
+    pub then: AfterBoot,
+    pub test: Option<SelfTest>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            log: LogLevel::Info,
+            then: AfterBoot::Console,
+            test: None,
+        }
+    }
+}
+
+/// One option the parser refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CmdlineError {
+    /// The option's name (the part before `=`), or the whole word if it has no `=`.
+    pub option: String,
+    pub reason: String,
+}
+
+/// Parses a whole command line. Later options override earlier ones.
+pub fn parse(cmdline: &str) -> (Options, Vec<CmdlineError>) {
+    let mut options = Options::default();
+    let mut errors = Vec::new();
+    let (words, unterminated) = split_words(cmdline);
+    if unterminated {
+        errors.push(CmdlineError {
+            option: words.last().map(|w| w.0.clone()).unwrap_or_default(),
+            reason: "unterminated double quote".to_string(),
+        });
+    }
+    for (key, value) in words {
+        if let Err(reason) = apply(&mut options, &key, value.as_deref()) {
+            errors.push(CmdlineError { option: key, reason });
+        }
+    }
+    (options, errors)
+}
+
+fn apply(options: &mut Options, key: &str, value: Option<&str>) -> Result<(), String> {
+    let choose = |allowed: &[&str]| -> Result<usize, String> {
+        let v = value.ok_or_else(|| alloc::format!("needs a value: one of {}", allowed.join(", ")))?;
+        allowed
+            .iter()
+            .position(|a| *a == v)
+            .ok_or_else(|| alloc::format!("unknown value \"{v}\": expected one of {}", allowed.join(", ")))
+    };
+    match key {
+        "log" => {
+            const LEVELS: [LogLevel; 5] = [
+                LogLevel::Error,
+                LogLevel::Warn,
+                LogLevel::Info,
+                LogLevel::Debug,
+                LogLevel::Trace,
+            ];
+            options.log = LEVELS[choose(&["error", "warn", "info", "debug", "trace"])?];
+        }
+        "then" => {
+            options.then = [AfterBoot::Console, AfterBoot::Poweroff][choose(&["console", "poweroff"])?];
+        }
+        "test" => {
+            const TESTS: [SelfTest; 3] = [SelfTest::PageFault, SelfTest::Panic, SelfTest::Idle];
+            options.test = Some(TESTS[choose(&["pagefault", "panic", "idle"])?]);
+        }
+        _ => return Err("unknown option".to_string()),
+    }
+    Ok(())
+}
+
+/// Splits into `(key, value)` words, honouring double quotes anywhere in a word. The flag says
+/// whether the last quote was left open.
+fn split_words(cmdline: &str) -> (Vec<(String, Option<String>)>, bool) {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut in_word = false;
+    let mut quoted = false;
+    for c in cmdline.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                in_word = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_word {
+                    words.push(core::mem::take(&mut current));
+                    in_word = false;
+                }
+            }
+            c => {
+                current.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        words.push(current);
+    }
+    let pairs = words
+        .into_iter()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (w, None),
+        })
+        .collect();
+    (pairs, quoted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_line_gives_defaults() {
+        let (o, e) = parse("   ");
+        assert_eq!(o, Options::default());
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn known_options_are_typed() {
+        let (o, e) = parse("log=debug then=poweroff test=idle");
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(o.log, LogLevel::Debug);
+        assert_eq!(o.then, AfterBoot::Poweroff);
+        assert_eq!(o.test, Some(SelfTest::Idle));
+    }
+
+    #[test]
+    fn later_options_override_earlier_ones() {
+        let (o, _) = parse("then=poweroff then=console");
+        assert_eq!(o.then, AfterBoot::Console);
+    }
+
+    #[test]
+    fn unknown_options_and_bad_values_are_reported() {
+        let (o, e) = parse("frobnicate=3 then=explode log quiet");
+        assert_eq!(o, Options::default());
+        let names: Vec<_> = e.iter().map(|e| e.option.as_str()).collect();
+        assert_eq!(names, ["frobnicate", "then", "log", "quiet"]);
+        assert_eq!(e[0].reason, "unknown option");
+        assert!(e[1].reason.contains("\"explode\""), "{}", e[1].reason);
+        assert!(e[2].reason.contains("needs a value"), "{}", e[2].reason);
+    }
+
+    #[test]
+    fn quotes_keep_spaces_in_values() {
+        let (words, open) = split_words(r#"job.args="a b  c" x=1 "q r"=2"#);
+        assert!(!open);
+        assert_eq!(words[0], ("job.args".to_string(), Some("a b  c".to_string())));
+        assert_eq!(words[1], ("x".to_string(), Some("1".to_string())));
+        assert_eq!(words[2], ("q r".to_string(), Some("2".to_string())));
+    }
+
+    #[test]
+    fn unterminated_quote_is_an_error() {
+        let (_, e) = parse(r#"log=info job.args="a b"#);
+        assert!(e.iter().any(|e| e.reason.contains("unterminated")));
+    }
+
+    #[test]
+    fn empty_quoted_value_is_a_value() {
+        let (words, _) = split_words(r#"k="""#);
+        assert_eq!(words[0], ("k".to_string(), Some(String::new())));
+    }
+}

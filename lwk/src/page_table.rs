@@ -1,0 +1,249 @@
+//! x86-64 four-level page tables: mapping ranges with the largest pages alignment allows and
+//! translating addresses. Tables are reached through [`TableMemory`], so the kernel works on real
+//! frames through its direct map and host tests work on plain arrays.
+
+use bitflags::bitflags;
+
+bitflags! {
+    /// Bits of a page-table entry.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct PageFlags: u64 {
+        const PRESENT = 1 << 0;
+        const WRITABLE = 1 << 1;
+        const USER = 1 << 2;
+        const WRITE_THROUGH = 1 << 3;
+        const NO_CACHE = 1 << 4;
+        const ACCESSED = 1 << 5;
+        const DIRTY = 1 << 6;
+        /// In a PDPT or PD entry: this entry maps a 1 GiB or 2 MiB page.
+        const HUGE = 1 << 7;
+        const GLOBAL = 1 << 8;
+        const NO_EXECUTE = 1 << 63;
+    }
+}
+
+pub const PAGE_4K: u64 = 1 << 12;
+pub const PAGE_2M: u64 = 1 << 21;
+pub const PAGE_1G: u64 = 1 << 30;
+const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
+
+/// Access to page-table frames by physical address.
+pub trait TableMemory {
+    /// A zeroed 4 KiB frame for a new table, or `None` when memory is exhausted.
+    fn alloc_table(&mut self) -> Option<u64>;
+    fn table(&mut self, phys: u64) -> &mut [u64; 512];
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapError {
+    /// An address or length is not 4 KiB aligned.
+    Unaligned,
+    /// The virtual range is not canonical or wraps around.
+    NonCanonical(u64),
+    /// Something is already mapped at this virtual address.
+    AlreadyMapped(u64),
+    OutOfMemory,
+}
+
+/// Which page sizes the mapping may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageSizes {
+    pub use_2m: bool,
+    /// Needs CPUID 0x80000001 EDX bit 26 (pdpe1gb).
+    pub use_1g: bool,
+}
+
+/// A translated address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    pub phys: u64,
+    pub page_size: u64,
+    pub flags: PageFlags,
+}
+
+fn is_canonical(v: u64) -> bool {
+    let top = v >> 47;
+    top == 0 || top == 0x1ffff
+}
+
+fn index(virt: u64, level: u32) -> usize {
+    ((virt >> (12 + 9 * level)) & 0x1ff) as usize
+}
+
+/// Maps `[virt, virt + len)` to `[phys, phys + len)` with `flags` (PRESENT is added). Each step
+/// uses the largest page the alignment of both addresses, the remaining length and `sizes` allow.
+/// On error, the pages mapped before the error stay mapped.
+pub fn map<M: TableMemory>(
+    mem: &mut M,
+    root: u64,
+    virt: u64,
+    phys: u64,
+    len: u64,
+    flags: PageFlags,
+    sizes: PageSizes,
+) -> Result<(), MapError> {
+    if (virt | phys | len) & (PAGE_4K - 1) != 0 {
+        return Err(MapError::Unaligned);
+    }
+    let last = virt.checked_add(len.saturating_sub(1)).ok_or(MapError::NonCanonical(virt))?;
+    if !is_canonical(virt) || !is_canonical(last) || (virt >> 63) != (last >> 63) {
+        return Err(MapError::NonCanonical(virt));
+    }
+    let mut done = 0;
+    while done < len {
+        let (v, p, rest) = (virt + done, phys + done, len - done);
+        let fits = |size: u64| (v | p) & (size - 1) == 0 && rest >= size;
+        let (level, size) = if sizes.use_1g && fits(PAGE_1G) {
+            (2, PAGE_1G)
+        } else if sizes.use_2m && fits(PAGE_2M) {
+            (1, PAGE_2M)
+        } else {
+            (0, PAGE_4K)
+        };
+        map_one(mem, root, v, p, level, flags)?;
+        done += size;
+    }
+    Ok(())
+}
+
+/// Installs one leaf at `level` (0 = 4 KiB, 1 = 2 MiB, 2 = 1 GiB).
+fn map_one<M: TableMemory>(mem: &mut M, root: u64, virt: u64, phys: u64, level: u32, flags: PageFlags) -> Result<(), MapError> {
+    let table_flags = PageFlags::PRESENT | PageFlags::WRITABLE | (flags & PageFlags::USER);
+    let mut table = root;
+    for l in (level + 1..=3).rev() {
+        let i = index(virt, l);
+        let entry = mem.table(table)[i];
+        if entry & PageFlags::PRESENT.bits() == 0 {
+            let new = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
+            mem.table(table)[i] = new | table_flags.bits();
+            table = new;
+        } else if entry & PageFlags::HUGE.bits() != 0 {
+            return Err(MapError::AlreadyMapped(virt));
+        } else {
+            mem.table(table)[i] = entry | table_flags.bits();
+            table = entry & ADDRESS_MASK;
+        }
+    }
+    let i = index(virt, level);
+    let slot = &mut mem.table(table)[i];
+    if *slot & PageFlags::PRESENT.bits() != 0 {
+        return Err(MapError::AlreadyMapped(virt));
+    }
+    let huge = if level > 0 { PageFlags::HUGE } else { PageFlags::empty() };
+    *slot = phys | (flags | PageFlags::PRESENT | huge).bits();
+    Ok(())
+}
+
+/// Translates `virt`, or `None` if it is not mapped.
+pub fn translate<M: TableMemory>(mem: &mut M, root: u64, virt: u64) -> Option<Translation> {
+    if !is_canonical(virt) {
+        return None;
+    }
+    let mut table = root;
+    for level in (0..=3).rev() {
+        let entry = mem.table(table)[index(virt, level)];
+        if entry & PageFlags::PRESENT.bits() == 0 {
+            return None;
+        }
+        let page_size = PAGE_4K << (9 * level);
+        if level == 0 || (level <= 2 && entry & PageFlags::HUGE.bits() != 0) {
+            let flags = PageFlags::from_bits_truncate(entry) - PageFlags::HUGE;
+            let base = entry & ADDRESS_MASK & !(page_size - 1);
+            return Some(Translation { phys: base + (virt & (page_size - 1)), page_size, flags });
+        }
+        table = entry & ADDRESS_MASK;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tables in a vector; "physical" address = (index + 1) * 4 KiB.
+    #[derive(Default)]
+    struct Frames(Vec<Box<[u64; 512]>>);
+
+    impl TableMemory for Frames {
+        fn alloc_table(&mut self) -> Option<u64> {
+            if self.0.len() >= 64 {
+                return None;
+            }
+            self.0.push(Box::new([0; 512]));
+            Some(self.0.len() as u64 * PAGE_4K)
+        }
+        fn table(&mut self, phys: u64) -> &mut [u64; 512] {
+            &mut self.0[(phys / PAGE_4K - 1) as usize]
+        }
+    }
+
+    const ALL: PageSizes = PageSizes { use_2m: true, use_1g: true };
+    const RW: PageFlags = PageFlags::WRITABLE;
+
+    fn setup() -> (Frames, u64) {
+        let mut f = Frames::default();
+        let root = f.alloc_table().unwrap();
+        (f, root)
+    }
+
+    #[test]
+    fn direct_map_uses_the_largest_pages() {
+        let (mut f, root) = setup();
+        let base = 0xffff_8000_0000_0000;
+        // 0x1000..0x8020_0000: 4K pages up to 2M, 2M pages up to 1G, a 1G page, then one 2M page.
+        map(&mut f, root, base + 0x1000, 0x1000, 0x8020_0000 - 0x1000, RW, ALL).unwrap();
+        let t = |f: &mut Frames, v: u64| translate(f, root, base + v).unwrap();
+        assert_eq!(t(&mut f, 0x1234), Translation { phys: 0x1234, page_size: PAGE_4K, flags: RW | PageFlags::PRESENT });
+        assert_eq!(t(&mut f, 0x20_0000).page_size, PAGE_2M);
+        assert_eq!(t(&mut f, 0x4000_0123), Translation { phys: 0x4000_0123, page_size: PAGE_1G, flags: RW | PageFlags::PRESENT });
+        assert_eq!(t(&mut f, 0x8010_0000).page_size, PAGE_2M);
+        assert_eq!(translate(&mut f, root, base), None);
+        assert_eq!(translate(&mut f, root, base + 0x8020_0000), None);
+    }
+
+    #[test]
+    fn without_1g_pages_2m_pages_are_used() {
+        let (mut f, root) = setup();
+        let sizes = PageSizes { use_2m: true, use_1g: false };
+        map(&mut f, root, 0x4000_0000, 0x4000_0000, PAGE_1G, RW, sizes).unwrap();
+        assert_eq!(translate(&mut f, root, 0x7fff_ffff).unwrap().page_size, PAGE_2M);
+    }
+
+    #[test]
+    fn misaligned_physical_forces_small_pages() {
+        let (mut f, root) = setup();
+        map(&mut f, root, 0x20_0000, 0x1000, PAGE_2M, RW, ALL).unwrap();
+        let tr = translate(&mut f, root, 0x3f_ffff).unwrap();
+        assert_eq!((tr.phys, tr.page_size), (0x20_0fff, PAGE_4K));
+    }
+
+    #[test]
+    fn flags_reach_the_leaf_and_user_reaches_the_path() {
+        let (mut f, root) = setup();
+        let nx = PageFlags::NO_EXECUTE | PageFlags::USER;
+        map(&mut f, root, 0x40_0000, 0x9000, PAGE_4K, nx, ALL).unwrap();
+        let tr = translate(&mut f, root, 0x40_0000).unwrap();
+        assert_eq!(tr.flags, nx | PageFlags::PRESENT);
+        assert_ne!(f.table(root)[0] & PageFlags::USER.bits(), 0);
+    }
+
+    #[test]
+    fn errors_are_reported() {
+        let (mut f, root) = setup();
+        assert_eq!(map(&mut f, root, 0x1001, 0, PAGE_4K, RW, ALL), Err(MapError::Unaligned));
+        assert_eq!(map(&mut f, root, 0x8000_0000_0000, 0, PAGE_4K, RW, ALL), Err(MapError::NonCanonical(0x8000_0000_0000)));
+        assert_eq!(
+            map(&mut f, root, 0x7fff_ffff_f000, 0, 2 * PAGE_4K, RW, ALL),
+            Err(MapError::NonCanonical(0x7fff_ffff_f000))
+        );
+        map(&mut f, root, 0x20_0000, 0x20_0000, PAGE_2M, RW, ALL).unwrap();
+        assert_eq!(map(&mut f, root, 0x20_1000, 0, PAGE_4K, RW, ALL), Err(MapError::AlreadyMapped(0x20_1000)));
+        map(&mut f, root, 0x1000, 0, PAGE_4K, RW, ALL).unwrap();
+        assert_eq!(map(&mut f, root, 0x1000, 0, PAGE_4K, RW, ALL), Err(MapError::AlreadyMapped(0x1000)));
+        assert_eq!(
+            map(&mut f, root, 0x7f00_0000_0000, 0, 70 * PAGE_1G, RW, PageSizes { use_2m: false, use_1g: false }),
+            Err(MapError::OutOfMemory)
+        );
+        assert_eq!(translate(&mut f, root, 0x8000_0000_0000), None);
+    }
+}
