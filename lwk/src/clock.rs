@@ -1,0 +1,114 @@
+//! Time: the TSC as the clock (frequency from CPUID, or measured against the 8254 PIT), the
+//! local APIC timer's rate measured in the same window, and one-shot sleeps. There is no periodic
+//! tick: a CPU takes a timer interrupt only when something on it asked for one.
+
+use crate::cpu::{self, Features};
+use crate::{local_apic, per_cpu};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+const PIT_HZ: u64 = 1_193_182;
+const CALIBRATION_MS: u64 = 10;
+
+static BOOT_TSC: AtomicU64 = AtomicU64::new(0);
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+static APIC_TIMER_HZ: AtomicU64 = AtomicU64::new(0);
+
+/// Records the TSC at boot; uptime counts from here.
+pub fn mark_boot() {
+    BOOT_TSC.store(cpu::rdtsc(), Ordering::Relaxed);
+}
+
+/// How the TSC frequency was found.
+#[derive(Clone, Copy, Debug)]
+pub enum TscSource {
+    Cpuid,
+    Pit,
+}
+
+impl TscSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            TscSource::Cpuid => "cpuid",
+            TscSource::Pit => "pit",
+        }
+    }
+}
+
+/// Measures the TSC (unless CPUID states it) and the APIC timer against the PIT. The boot CPU's
+/// local APIC must be enabled.
+pub fn calibrate(features: &Features) -> TscSource {
+    // PIT channel 2, gated through port 0x61, mode 0 (interrupt on terminal count), counting
+    // CALIBRATION_MS down; bit 5 of port 0x61 rises when it reaches zero.
+    let latch = PIT_HZ * CALIBRATION_MS / 1000;
+    // SAFETY: the PIT and port 0x61 belong to the kernel; channel 2 only drives the speaker gate.
+    let (tsc0, tsc1, apic_ticks) = unsafe {
+        let gate = cpu::inb(0x61);
+        cpu::outb(0x61, (gate & !0x02) | 0x01);
+        cpu::outb(0x43, 0xb0);
+        cpu::outb(0x42, latch as u8);
+        cpu::outb(0x42, (latch >> 8) as u8);
+        local_apic::start_free_running();
+        let apic0 = local_apic::timer_current();
+        let tsc0 = cpu::rdtsc();
+        while cpu::inb(0x61) & 0x20 == 0 {
+            core::hint::spin_loop();
+        }
+        let tsc1 = cpu::rdtsc();
+        let apic1 = local_apic::timer_current();
+        local_apic::stop_timer();
+        cpu::outb(0x61, gate);
+        (tsc0, tsc1, apic0.wrapping_sub(apic1))
+    };
+    let per_second = |delta: u64| delta * 1000 / CALIBRATION_MS;
+    APIC_TIMER_HZ.store(per_second(apic_ticks as u64).max(1), Ordering::Relaxed);
+    match features.tsc_hz {
+        Some(hz) => {
+            TSC_HZ.store(hz, Ordering::Relaxed);
+            TscSource::Cpuid
+        }
+        None => {
+            TSC_HZ.store(per_second(tsc1 - tsc0).max(1), Ordering::Relaxed);
+            TscSource::Pit
+        }
+    }
+}
+
+pub fn tsc_hz() -> u64 {
+    TSC_HZ.load(Ordering::Relaxed)
+}
+
+pub fn apic_timer_hz() -> u64 {
+    APIC_TIMER_HZ.load(Ordering::Relaxed)
+}
+
+/// Nanoseconds since boot (0 until the TSC is calibrated).
+pub fn uptime_ns() -> u64 {
+    match tsc_hz() {
+        0 => 0,
+        hz => ((cpu::rdtsc().wrapping_sub(BOOT_TSC.load(Ordering::Relaxed))) as u128 * 1_000_000_000 / hz as u128) as u64,
+    }
+}
+
+/// Busy-waits (for device timing such as the INIT-SIPI delays).
+pub fn spin_ns(ns: u64) {
+    let end = cpu::rdtsc() + (ns as u128 * tsc_hz() as u128 / 1_000_000_000) as u64;
+    while cpu::rdtsc() < end {
+        core::hint::spin_loop();
+    }
+}
+
+/// Halts this CPU for `ns` nanoseconds with one timer interrupt at the end. Other interrupts
+/// (cross-CPU calls, console input) are served meanwhile.
+pub fn sleep_ns(ns: u64) {
+    let me = per_cpu::current();
+    let ticks = (ns as u128 * apic_timer_hz() as u128 / 1_000_000_000).clamp(1, u32::MAX as u128) as u32;
+    cpu::without_interrupts(|| {
+        me.timer_fired.store(false, Ordering::Relaxed);
+        local_apic::start_timer(ticks);
+        while !me.timer_fired.load(Ordering::Acquire) {
+            me.halts.fetch_add(1, Ordering::Relaxed);
+            cpu::wait_for_interrupt();
+        }
+        local_apic::stop_timer();
+    });
+}

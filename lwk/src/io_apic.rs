@@ -1,0 +1,88 @@
+//! The I/O APICs from the MADT: every input masked at start, then individual ISA interrupts
+//! routed (with the MADT's overrides) to a vector on one CPU. The legacy 8259 pair is remapped
+//! away from the exception vectors and masked for good.
+
+use crate::acpi_tables::Madt;
+use crate::{cpu, kernel_memory};
+use alloc::vec::Vec;
+
+const REG_VERSION: u32 = 1;
+const REG_REDIRECTION: u32 = 0x10;
+const MASKED: u32 = 1 << 16;
+
+struct IoApic {
+    base: u64,
+    gsi_base: u32,
+    inputs: u32,
+}
+
+impl IoApic {
+    fn read(&self, reg: u32) -> u32 {
+        // SAFETY: IOREGSEL/IOWIN of an I/O APIC mapped uncached by `init`.
+        unsafe {
+            core::ptr::write_volatile(self.base as *mut u32, reg);
+            core::ptr::read_volatile((self.base + 0x10) as *const u32)
+        }
+    }
+
+    fn write(&self, reg: u32, value: u32) {
+        // SAFETY: as in `read`.
+        unsafe {
+            core::ptr::write_volatile(self.base as *mut u32, reg);
+            core::ptr::write_volatile((self.base + 0x10) as *mut u32, value);
+        }
+    }
+}
+
+static IO_APICS: spin::Once<Vec<IoApic>> = spin::Once::new();
+
+/// Remaps the 8259 PICs to vectors 0x30-0x3f (so a stray legacy interrupt can never look like
+/// an exception) and masks every input.
+pub fn disable_legacy_pic() {
+    // SAFETY: the standard ICW1-4 initialisation of both 8259s, then OCW1 masks everything.
+    unsafe {
+        for (command, data, vector, cascade) in [(0x20, 0x21, 0x30, 0x04), (0xa0, 0xa1, 0x38, 0x02)] {
+            cpu::outb(command, 0x11);
+            cpu::outb(data, vector);
+            cpu::outb(data, cascade);
+            cpu::outb(data, 0x01);
+            cpu::outb(data, 0xff);
+        }
+    }
+}
+
+/// Maps every I/O APIC and masks all its inputs.
+pub fn init(madt: &Madt) -> Result<usize, crate::page_table::MapError> {
+    let mut apics = Vec::new();
+    for a in &madt.io_apics {
+        let base = kernel_memory::map_physical(a.address, 0x20, true)?;
+        let mut apic = IoApic { base, gsi_base: a.gsi_base, inputs: 0 };
+        apic.inputs = ((apic.read(REG_VERSION) >> 16) & 0xff) + 1;
+        for i in 0..apic.inputs {
+            apic.write(REG_REDIRECTION + 2 * i, MASKED);
+            apic.write(REG_REDIRECTION + 2 * i + 1, 0);
+        }
+        apics.push(apic);
+    }
+    let count = apics.len();
+    IO_APICS.call_once(|| apics);
+    Ok(count)
+}
+
+/// Routes ISA interrupt `irq` to `vector` on the CPU with `apic_id`. Returns the GSI used, or
+/// `None` if no I/O APIC serves it.
+pub fn route_isa_irq(madt: &Madt, irq: u8, vector: u8, apic_id: u32) -> Option<u32> {
+    let (gsi, over) = madt.isa_route(irq);
+    let apic = IO_APICS.get()?.iter().find(|a| gsi >= a.gsi_base && gsi < a.gsi_base + a.inputs)?;
+    let mut low = vector as u32;
+    if over.is_some_and(|o| o.active_low()) {
+        low |= 1 << 13;
+    }
+    if over.is_some_and(|o| o.level_triggered()) {
+        low |= 1 << 15;
+    }
+    let input = gsi - apic.gsi_base;
+    apic.write(REG_REDIRECTION + 2 * input + 1, apic_id << 24);
+    apic.write(REG_REDIRECTION + 2 * input, low);
+    Some(gsi)
+}

@@ -1,0 +1,98 @@
+//! The kernel heap behind `#[global_allocator]`: small objects (up to 2 KiB) from per-size-class
+//! free lists carved out of 4 KiB frames, larger ones straight from the buddy frame allocator in
+//! the direct map. It grows with demand; no fixed heap region limits it.
+
+use core::alloc::Layout;
+
+const CLASSES: usize = 8;
+const SMALLEST: usize = 16;
+const LARGEST: usize = SMALLEST << (CLASSES - 1); // 2 KiB
+
+/// The size class serving `layout`, or `None` if it goes to the frame allocator. Objects of a
+/// class are aligned to their size, so alignment is met by choosing a large enough class.
+pub fn size_class(layout: Layout) -> Option<usize> {
+    let need = layout.size().max(layout.align()).max(SMALLEST).next_power_of_two();
+    (need <= LARGEST).then(|| need.trailing_zeros() as usize - SMALLEST.trailing_zeros() as usize)
+}
+
+#[cfg(target_os = "none")]
+mod global {
+use super::{CLASSES, SMALLEST, size_class};
+use crate::cpu::IrqMutex;
+use crate::frame_allocator::FRAME_SIZE;
+use crate::kernel_memory::{alloc_frames, free_frames, phys_to_virt, virt_to_phys};
+use core::alloc::{GlobalAlloc, Layout};
+
+/// Head of each class's free list (virtual address, 0 = empty); each free object holds the next.
+static FREE: [IrqMutex<usize>; CLASSES] = [const { IrqMutex::new(0) }; CLASSES];
+
+struct KernelHeap;
+
+#[global_allocator]
+static HEAP: KernelHeap = KernelHeap;
+
+// SAFETY: every block handed out is either a size-class object that no one else holds, or
+// frames owned by the caller until dealloc; alignment follows from `size_class` (objects aligned
+// to their power-of-two size within page-aligned frames) and from the frame allocator's
+// alignment argument.
+unsafe impl GlobalAlloc for KernelHeap {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some(class) = size_class(layout) else {
+            let align = (layout.align() as u64).max(FRAME_SIZE);
+            return match alloc_frames(layout.size() as u64, align) {
+                Ok(phys) => phys_to_virt(phys) as *mut u8,
+                Err(_) => core::ptr::null_mut(),
+            };
+        };
+        let mut head = FREE[class].lock();
+        if *head == 0 {
+            let Ok(phys) = alloc_frames(FRAME_SIZE, FRAME_SIZE) else { return core::ptr::null_mut() };
+            let page = phys_to_virt(phys) as usize;
+            let size = SMALLEST << class;
+            // Thread the new page's objects onto the list.
+            for obj in (page..page + FRAME_SIZE as usize).step_by(size) {
+                let next = if obj + size < page + FRAME_SIZE as usize { obj + size } else { 0 };
+                // SAFETY: `obj` lies in the frame just allocated for this class.
+                unsafe { (obj as *mut usize).write(next) };
+            }
+            *head = page;
+        }
+        let obj = *head;
+        // SAFETY: `obj` is a free object of this class; its first word is the next free one.
+        *head = unsafe { (obj as *const usize).read() };
+        obj as *mut u8
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        match size_class(layout) {
+            Some(class) => {
+                let mut head = FREE[class].lock();
+                // SAFETY: the caller returns an object of this class it got from `alloc`.
+                unsafe { (ptr as *mut usize).write(*head) };
+                *head = ptr as usize;
+            }
+            None => {
+                let freed = free_frames(virt_to_phys(ptr as u64), layout.size() as u64);
+                debug_assert!(freed.is_ok(), "heap dealloc of {ptr:p} failed: {freed:?}");
+            }
+        }
+    }
+}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_cover_size_and_alignment() {
+        let l = |s, a| Layout::from_size_align(s, a).unwrap();
+        assert_eq!(size_class(l(1, 1)), Some(0));
+        assert_eq!(size_class(l(16, 8)), Some(0));
+        assert_eq!(size_class(l(17, 8)), Some(1));
+        assert_eq!(size_class(l(8, 256)), Some(4));
+        assert_eq!(size_class(l(2048, 8)), Some(7));
+        assert_eq!(size_class(l(2049, 8)), None);
+        assert_eq!(size_class(l(8, 4096)), None);
+    }
+}

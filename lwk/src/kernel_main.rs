@@ -1,0 +1,154 @@
+//! The boot sequence on the boot CPU, from the PVH entry to the `boot` event, and what follows
+//! it (a self-test, power-off, or the console).
+
+use crate::acpi_tables::{self, Madt};
+use crate::cmdline::{self, AfterBoot, SelfTest};
+use crate::kernel_memory::{BootIdentityReader, DirectMapReader, Stack};
+use crate::power::{ExitStatus, shutdown};
+use crate::pvh_entry::{BOOT_STACK, BOOT_STACK_SIZE};
+use crate::start_info::BootInfo;
+use crate::{
+    clock, console_commands, cpu, descriptor_tables, interrupt_entry, io_apic, kernel_memory, local_apic, logging,
+    per_cpu, println, serial_console, smp,
+};
+use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
+
+/// The address the `test=pagefault` self-test reads: mapped by nothing.
+const UNMAPPED_TEST_ADDRESS: u64 = 0xdead000;
+
+/// Reports a boot step that cannot go on and stops with the failure code.
+fn fail(step: &str, reason: impl core::fmt::Debug) -> ! {
+    log::error!("{step} failed: {reason:?}");
+    logging::emit_from_fault("boot_failed", |e| {
+        e.str("step", step).display("reason", format_args!("{reason:?}"));
+    });
+    shutdown(ExitStatus::Failure)
+}
+
+pub extern "C" fn kernel_main(start_info: u32) -> ! {
+    clock::mark_boot();
+    descriptor_tables::load_early_gdt();
+    serial_console::init();
+    logging::init();
+    interrupt_entry::load_idt();
+    println!("Manul LWK {} booting", env!("CARGO_PKG_VERSION"));
+
+    let boot = BootInfo::read(&BootIdentityReader, start_info as u64).unwrap_or_else(|e| fail("reading PVH start_info", e));
+    let features = cpu::Features::detect();
+    if features.nx {
+        // SAFETY: NX is supported (CPUID); the kernel's page tables use the NX bit from here on.
+        unsafe { cpu::wrmsr(cpu::MSR_EFER, cpu::rdmsr(cpu::MSR_EFER) | cpu::EFER_NXE) };
+    }
+    let memory = kernel_memory::init(&boot, &features).unwrap_or_else(|e| fail("memory set-up", e));
+
+    let (options, errors) = cmdline::parse(boot.cmdline());
+    logging::set_level(options.log);
+    log::info!("command line: \"{}\"", boot.cmdline());
+    for e in &errors {
+        log::warn!("command line: {}: {}", e.option, e.reason);
+        logging::emit("cmdline_error", |ev| {
+            ev.str("option", &e.option).str("reason", &e.reason);
+        });
+    }
+    if boot.cmdline_truncated {
+        logging::emit("cmdline_error", |ev| {
+            ev.str("option", "").str("reason", "command line longer than 4096 bytes was cut");
+        });
+    }
+    log::info!(
+        "memory: {} MiB RAM, {} MiB free for allocation, {} KiB used by early tables",
+        memory.ram_bytes >> 20,
+        memory.free_bytes >> 20,
+        memory.early_bytes >> 10
+    );
+
+    descriptor_tables::init_this_cpu().unwrap_or_else(|e| fail("boot CPU descriptor tables", e));
+    let madt = match acpi_tables::discover(&DirectMapReader, boot.rsdp) {
+        Ok(info) => {
+            let names: Vec<&str> = info.tables.iter().map(|t| core::str::from_utf8(t).unwrap_or("?")).collect();
+            log::info!("acpi: tables {names:?}, {} CPUs and {} I/O APICs in the MADT", info.madt.cpus.len(), info.madt.io_apics.len());
+            match info.power_off {
+                Some(p) => crate::power::set_acpi_power_off(p),
+                None => log::warn!("acpi: no FADT power-off information; ACPI power-off unavailable"),
+            }
+            info.madt
+        }
+        Err(e) => {
+            log::error!("acpi: {e}; running on the boot CPU only");
+            logging::emit("acpi_error", |ev| {
+                ev.display("reason", &e);
+            });
+            Madt { local_apic_address: 0xfee0_0000, ..Madt::default() }
+        }
+    };
+
+    io_apic::disable_legacy_pic();
+    let apic_mode = local_apic::choose_mode(&features, madt.local_apic_address).unwrap_or_else(|e| fail("local APIC", e));
+    local_apic::init_this_cpu();
+    let tsc_source = clock::calibrate(&features);
+    log::info!(
+        "clock: TSC {} MHz ({}), APIC timer {} kHz, {apic_mode}",
+        clock::tsc_hz() / 1_000_000,
+        tsc_source.name(),
+        clock::apic_timer_hz() / 1000
+    );
+
+    let boot_stack = (&raw const BOOT_STACK) as u64;
+    let boot_stack = Stack { bottom: boot_stack, top: boot_stack + BOOT_STACK_SIZE as u64 };
+    let me = smp::init_boot_cpu(&madt, boot_stack).unwrap_or_else(|e| fail("per-CPU data", e));
+    match io_apic::init(&madt) {
+        Ok(n) if n > 0 => match io_apic::route_isa_irq(&madt, serial_console::COM1_IRQ, interrupt_entry::SERIAL_VECTOR, me.apic_id) {
+            Some(_) => serial_console::enable_input_interrupts(),
+            None => log::warn!("no I/O APIC input for COM1: console input disabled"),
+        },
+        Ok(_) => log::warn!("no I/O APIC: console input disabled"),
+        Err(e) => log::error!("I/O APIC: {e:?}"),
+    }
+
+    let trampoline_ram = boot.memmap().iter().any(|e| e.kind == crate::memory_map::E820_RAM && e.addr <= 0x8000 && e.addr + e.size >= 0xc000);
+    let smp = smp::start_application_processors(trampoline_ram, &features).unwrap_or_else(|e| fail("starting CPUs", e));
+    // Every started CPU must answer a cross-CPU call with its own APIC ID.
+    let mut answering = 1;
+    for c in per_cpu::all().iter().skip(1).filter(|c| c.online.load(Ordering::Acquire)) {
+        match smp::call_on(c.index, 100_000_000, local_apic::id) {
+            Ok(id) if id == c.apic_id => answering += 1,
+            Ok(id) => log::error!("cpu {} answered with APIC ID {id}, expected {}", c.index, c.apic_id),
+            Err(e) => log::error!("cpu {} did not answer a cross-CPU call: {e}", c.index),
+        }
+    }
+    let (free, largest) = kernel_memory::frame_stats();
+    logging::emit("boot", |e| {
+        e.u64("cpus", answering)
+            .u64("cpus_failed", smp.failed.len() as u64 + (smp.started as u64 + 1 - answering))
+            .u64("mem_mib", memory.ram_bytes >> 20)
+            .u64("free_mib", free >> 20)
+            .u64("largest_block_mib", largest.map_or(0, |o| 4u64 << o >> 10))
+            .str("apic", apic_mode)
+            .u64("tsc_hz", clock::tsc_hz())
+            .str("tsc_source", tsc_source.name())
+            .bool("pages_1g", features.pages_1g)
+            .u64("boot_us", clock::uptime_ns() / 1000);
+    });
+
+    match options.test {
+        Some(SelfTest::PageFault) => {
+            log::info!("test=pagefault: reading {UNMAPPED_TEST_ADDRESS:#x}");
+            // SAFETY: deliberately not safe: the address is unmapped, and the page-fault report
+            // is what this self-test checks.
+            let v = unsafe { core::ptr::read_volatile(UNMAPPED_TEST_ADDRESS as *const u64) };
+            fail("test=pagefault", v)
+        }
+        Some(SelfTest::Panic) => panic!("deliberate panic (test=panic)"),
+        Some(SelfTest::Idle) => {
+            log::info!("test=idle: all CPUs idle for 200 ms");
+            clock::sleep_ns(200_000_000);
+            shutdown(ExitStatus::Success)
+        }
+        None => {}
+    }
+    match options.then {
+        AfterBoot::Poweroff => shutdown(ExitStatus::Success),
+        AfterBoot::Console => console_commands::run(),
+    }
+}

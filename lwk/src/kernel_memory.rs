@@ -1,0 +1,324 @@
+//! The kernel's address space and physical memory, set up once on the boot CPU:
+//!
+//! ```text
+//! 0x0000_0000_0000_0000 .. 0x0000_7fff_ffff_ffff   user jobs (empty in the kernel's own tables)
+//! 0xffff_8000_0000_0000 .. (+ top of RAM)          direct map of all physical memory
+//! 0xffff_c000_0000_0000 ..                         kernel stacks, each below an unmapped guard page
+//! 0xffff_ffff_8000_0000 + physical                 the kernel image (text RX, rodata R, data RW)
+//! ```
+//!
+//! Physical memory left after the kernel image, the first MiB, the boot modules and the early
+//! page tables goes to the buddy [`FrameAllocator`].
+
+use crate::cpu::{self, Features, IrqMutex};
+use crate::frame_allocator::{FRAME_SIZE, FrameAllocator, FrameError, FrameMetadata, Link};
+use crate::memory_map::{E820_RAM, MemoryMap, MemoryMapError, PhysRead};
+use crate::page_table::{self, MapError, PageFlags, PageSizes, TableMemory};
+use crate::start_info::BootInfo;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
+pub const STACKS_BASE: u64 = 0xffff_c000_0000_0000;
+pub const KERNEL_OFFSET: u64 = 0xffff_ffff_8000_0000;
+/// The boot page tables map only the first GiB.
+const BOOT_MAPPED_LIMIT: u64 = 1 << 30;
+/// E820 types that are memory (RAM, ACPI reclaimable, ACPI NVS) and belong in the direct map.
+const E820_ACPI: u32 = 3;
+const E820_NVS: u32 = 4;
+
+unsafe extern "C" {
+    static __kernel_phys_start: u8;
+    static __kernel_phys_end: u8;
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __data_start: u8;
+    static __data_end: u8;
+}
+
+/// The address of a linker-script symbol (only the address means anything).
+fn symbol(s: *const u8) -> u64 {
+    s as u64
+}
+
+pub fn phys_to_virt(phys: u64) -> u64 {
+    phys + DIRECT_MAP_BASE
+}
+
+/// The physical address of a kernel object in the direct map or the kernel image.
+pub fn virt_to_phys(virt: u64) -> u64 {
+    if virt >= KERNEL_OFFSET { virt - KERNEL_OFFSET } else { virt - DIRECT_MAP_BASE }
+}
+
+/// Where page-table frames come from: the boot memory map before the frame allocator exists,
+/// the frame allocator afterwards.
+enum TableSource<'a> {
+    Boot(&'a mut MemoryMap),
+    Frames,
+}
+
+/// Page-table frames seen through the boot identity map (`view` = 0) or the direct map.
+struct KernelTables<'a> {
+    source: TableSource<'a>,
+    view: u64,
+}
+
+impl TableMemory for KernelTables<'_> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        let phys = match &mut self.source {
+            TableSource::Boot(map) => map.take(FRAME_SIZE, FRAME_SIZE, BOOT_MAPPED_LIMIT).ok()?,
+            TableSource::Frames => FRAMES.lock().as_mut()?.alloc(0).ok()?,
+        };
+        self.table(phys).fill(0);
+        Some(phys)
+    }
+
+    fn table(&mut self, phys: u64) -> &mut [u64; 512] {
+        // SAFETY: `phys` is a page-table frame this module allocated; it is mapped at `view` +
+        // phys (identity during boot, the direct map afterwards) and only touched under
+        // KERNEL_TABLES' lock or by the boot CPU before other CPUs run.
+        unsafe { &mut *((phys + self.view) as *mut [u64; 512]) }
+    }
+}
+
+/// Frame allocator metadata: one tag byte per frame in the direct map; free-list links inside
+/// the free blocks themselves.
+pub struct KernelFrameMetadata {
+    tags: &'static mut [u8],
+}
+
+impl FrameMetadata for KernelFrameMetadata {
+    fn tag(&self, index: usize) -> u8 {
+        self.tags[index]
+    }
+    fn set_tag(&mut self, index: usize, tag: u8) {
+        self.tags[index] = tag;
+    }
+    fn link(&self, block: u64) -> Link {
+        // SAFETY: `block` is a free block owned by the allocator, mapped in the direct map.
+        unsafe { ((phys_to_virt(block)) as *const Link).read() }
+    }
+    fn set_link(&mut self, block: u64, link: Link) {
+        // SAFETY: as above; nobody else uses a free block's memory.
+        unsafe { ((phys_to_virt(block)) as *mut Link).write(link) }
+    }
+}
+
+static FRAMES: IrqMutex<Option<FrameAllocator<KernelFrameMetadata>>> = IrqMutex::new(None);
+/// Serialises changes to the kernel half of the page tables.
+static KERNEL_TABLES: IrqMutex<()> = IrqMutex::new(());
+static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
+static NEXT_STACK: AtomicU64 = AtomicU64::new(STACKS_BASE);
+static PAGE_SIZES: spin::Once<PageSizes> = spin::Once::new();
+static GLOBAL: AtomicU64 = AtomicU64::new(0);
+
+/// What memory set-up found.
+#[derive(Clone, Copy, Debug)]
+pub struct MemoryReport {
+    /// RAM in the firmware's map.
+    pub ram_bytes: u64,
+    /// Handed to the frame allocator.
+    pub free_bytes: u64,
+    pub early_bytes: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum MemoryError {
+    Map(MemoryMapError),
+    Paging(MapError),
+    Frames(FrameError),
+}
+
+impl From<MemoryMapError> for MemoryError {
+    fn from(e: MemoryMapError) -> Self {
+        MemoryError::Map(e)
+    }
+}
+impl From<MapError> for MemoryError {
+    fn from(e: MapError) -> Self {
+        MemoryError::Paging(e)
+    }
+}
+impl From<FrameError> for MemoryError {
+    fn from(e: FrameError) -> Self {
+        MemoryError::Frames(e)
+    }
+}
+
+/// Builds the kernel's page tables, switches to them and starts the frame allocator.
+pub fn init(boot: &BootInfo, features: &Features) -> Result<MemoryReport, MemoryError> {
+    let sizes = *PAGE_SIZES.call_once(|| PageSizes { use_2m: true, use_1g: features.pages_1g });
+    let global = if features.global_pages { PageFlags::GLOBAL } else { PageFlags::empty() };
+    GLOBAL.store(global.bits(), Ordering::Relaxed);
+    let nx = if features.nx { PageFlags::NO_EXECUTE } else { PageFlags::empty() };
+
+    let mut usable = MemoryMap::default();
+    let mut memory = MemoryMap::default();
+    for e in boot.memmap() {
+        let end = e.addr.saturating_add(e.size);
+        if e.kind == E820_RAM {
+            usable.add(e.addr, end)?;
+        }
+        if matches!(e.kind, E820_RAM | E820_ACPI | E820_NVS) {
+            memory.add(e.addr & !(FRAME_SIZE - 1), end.next_multiple_of(FRAME_SIZE))?;
+        }
+    }
+    memory.add(0, 1 << 20)?;
+    let ram_bytes = usable.total();
+    usable.reserve(0, 1 << 20)?;
+    let (kstart, kend) = (symbol(&raw const __kernel_phys_start), symbol(&raw const __kernel_phys_end));
+    usable.reserve(kstart, kend)?;
+    for m in boot.modules() {
+        usable.reserve(m.start & !(FRAME_SIZE - 1), m.end.next_multiple_of(FRAME_SIZE))?;
+    }
+    let before = usable.total();
+
+    let mut tables = KernelTables { source: TableSource::Boot(&mut usable), view: 0 };
+    let root = tables.alloc_table().ok_or(MapError::OutOfMemory)?;
+    let section = |s: *const u8, e: *const u8| (symbol(s), symbol(e) - symbol(s));
+    let text = section(&raw const __text_start, &raw const __text_end);
+    let rodata = section(&raw const __rodata_start, &raw const __rodata_end);
+    let data = section(&raw const __data_start, &raw const __data_end);
+    let small = PageSizes { use_2m: false, use_1g: false };
+    for ((virt, len), flags) in [
+        (text, global),
+        (rodata, global | nx),
+        (data, global | nx | PageFlags::WRITABLE),
+    ] {
+        page_table::map(&mut tables, root, virt, virt - KERNEL_OFFSET, len, flags, small)?;
+    }
+    for r in memory.ranges() {
+        let flags = global | nx | PageFlags::WRITABLE;
+        page_table::map(&mut tables, root, phys_to_virt(r.start), r.start, r.len(), flags, sizes)?;
+    }
+    // SAFETY: the new tables map the kernel image at the same virtual addresses as the boot
+    // tables, and the stack lives in the image's .bss; nothing in the lower half is used after
+    // this point (start_info was copied into `boot`).
+    unsafe { cpu::write_cr3(root) };
+    if features.global_pages {
+        // SAFETY: PGE is supported (CPUID) and makes global kernel mappings survive CR3 loads.
+        unsafe { cpu::write_cr4(cpu::read_cr4() | (1 << 7)) };
+    }
+    KERNEL_ROOT.store(root, Ordering::Relaxed);
+
+    // The frame allocator's tags cover every frame up to the end of usable RAM.
+    let frames = (usable.end() / FRAME_SIZE) as usize;
+    let tag_bytes = FrameAllocator::<KernelFrameMetadata>::tag_bytes(frames) as u64;
+    let tags_phys = usable.take(tag_bytes.next_multiple_of(FRAME_SIZE), FRAME_SIZE, u64::MAX)?;
+    // SAFETY: `tags_phys` was just taken out of usable RAM for this purpose only and is mapped
+    // in the direct map; it lives for the rest of the kernel's life.
+    let tags = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(tags_phys) as *mut u8, tag_bytes as usize) };
+    let mut allocator = FrameAllocator::new(KernelFrameMetadata { tags }, 0, frames);
+    for r in usable.ranges() {
+        allocator.add_range(r.start, r.end)?;
+    }
+    let free_bytes = allocator.free_total();
+    *FRAMES.lock() = Some(allocator);
+    Ok(MemoryReport { ram_bytes, free_bytes, early_bytes: before - free_bytes })
+}
+
+/// Physically contiguous memory from the frame allocator, `bytes` rounded up to frames.
+pub fn alloc_frames(bytes: u64, align: u64) -> Result<u64, FrameError> {
+    FRAMES.lock().as_mut().ok_or(FrameError::OutOfMemory)?.alloc_bytes(bytes, align)
+}
+
+pub fn free_frames(phys: u64, bytes: u64) -> Result<(), FrameError> {
+    FRAMES.lock().as_mut().ok_or(FrameError::BadAddress(phys))?.free_bytes(phys, bytes)
+}
+
+/// Free bytes in the frame allocator and its largest free block order.
+pub fn frame_stats() -> (u64, Option<usize>) {
+    FRAMES.lock().as_ref().map_or((0, None), |f| (f.free_total(), f.largest_free_order()))
+}
+
+pub fn kernel_root() -> u64 {
+    KERNEL_ROOT.load(Ordering::Relaxed)
+}
+
+fn map_kernel(virt: u64, phys: u64, len: u64, flags: PageFlags, sizes: PageSizes) -> Result<(), MapError> {
+    let _guard = KERNEL_TABLES.lock();
+    let mut tables = KernelTables { source: TableSource::Frames, view: DIRECT_MAP_BASE };
+    page_table::map(&mut tables, kernel_root(), virt, phys, len, flags, sizes)
+}
+
+fn translate_kernel(virt: u64) -> Option<page_table::Translation> {
+    let _guard = KERNEL_TABLES.lock();
+    let mut tables = KernelTables { source: TableSource::Frames, view: DIRECT_MAP_BASE };
+    page_table::translate(&mut tables, kernel_root(), virt)
+}
+
+/// Makes `[phys, phys + len)` reachable in the direct map, page by page where it is not yet
+/// (firmware tables outside RAM, device registers). `uncached` for device memory.
+pub fn map_physical(phys: u64, len: u64, uncached: bool) -> Result<u64, MapError> {
+    let start = phys & !(FRAME_SIZE - 1);
+    let end = phys.checked_add(len).ok_or(MapError::NonCanonical(phys))?.next_multiple_of(FRAME_SIZE);
+    let mut flags = PageFlags::from_bits_truncate(GLOBAL.load(Ordering::Relaxed)) | PageFlags::WRITABLE | PageFlags::NO_EXECUTE;
+    if uncached {
+        flags |= PageFlags::NO_CACHE | PageFlags::WRITE_THROUGH;
+    }
+    let small = PageSizes { use_2m: false, use_1g: false };
+    let mut p = start;
+    while p < end {
+        if translate_kernel(phys_to_virt(p)).is_none() {
+            map_kernel(phys_to_virt(p), p, FRAME_SIZE, flags, small)?;
+        }
+        p += FRAME_SIZE;
+    }
+    Ok(phys_to_virt(phys))
+}
+
+/// A kernel stack: `[bottom, top)`, with an unmapped guard page below `bottom`.
+#[derive(Clone, Copy, Debug)]
+pub struct Stack {
+    pub bottom: u64,
+    pub top: u64,
+}
+
+pub fn alloc_stack(bytes: u64) -> Result<Stack, MemoryError> {
+    let bytes = bytes.next_multiple_of(FRAME_SIZE);
+    let bottom = NEXT_STACK.fetch_add(bytes + FRAME_SIZE, Ordering::Relaxed) + FRAME_SIZE;
+    let phys = alloc_frames(bytes, FRAME_SIZE)?;
+    let flags = PageFlags::from_bits_truncate(GLOBAL.load(Ordering::Relaxed)) | PageFlags::WRITABLE | PageFlags::NO_EXECUTE;
+    let small = PageSizes { use_2m: false, use_1g: false };
+    if let Err(e) = map_kernel(bottom, phys, bytes, flags, small) {
+        let _ = free_frames(phys, bytes);
+        return Err(e.into());
+    }
+    Ok(Stack { bottom, top: bottom + bytes })
+}
+
+/// Physical memory read through the direct map, mapping pages on demand (for firmware tables).
+pub struct DirectMapReader;
+
+impl PhysRead for DirectMapReader {
+    fn read(&self, phys: u64, buf: &mut [u8]) -> bool {
+        match map_physical(phys, buf.len() as u64, false) {
+            Ok(virt) => {
+                // SAFETY: the range was just made present in the direct map; firmware tables are
+                // plain memory that nothing writes while the kernel reads them.
+                let src = unsafe { core::slice::from_raw_parts(virt as *const u8, buf.len()) };
+                buf.copy_from_slice(src);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// Early reads of the PVH handoff through the boot identity map (first GiB only).
+pub struct BootIdentityReader;
+
+impl PhysRead for BootIdentityReader {
+    fn read(&self, phys: u64, buf: &mut [u8]) -> bool {
+        let Some(end) = phys.checked_add(buf.len() as u64) else { return false };
+        if end > BOOT_MAPPED_LIMIT || phys == 0 {
+            return false;
+        }
+        // SAFETY: before the kernel switches page tables the first GiB is identity-mapped, and
+        // the loader's handoff data in it is not written by anyone else.
+        let src = unsafe { core::slice::from_raw_parts(phys as *const u8, buf.len()) };
+        buf.copy_from_slice(src);
+        true
+    }
+}

@@ -1,0 +1,87 @@
+//! Per-CPU data, reached through the GS base: identity, stack bounds, interrupt counters and the
+//! queue of cross-CPU calls.
+
+use crate::cpu::{self, IrqMutex, MSR_GS_BASE};
+use crate::kernel_memory::Stack;
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::arch::asm;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// A function another CPU asked this one to run.
+pub type CrossCall = Box<dyn FnOnce() + Send>;
+
+#[repr(C)]
+pub struct PerCpu {
+    /// Address of this structure; first, so `gs:[0]` finds it.
+    self_pointer: AtomicU64,
+    /// Dense CPU number: 0 is the boot CPU, then MADT order.
+    pub index: usize,
+    pub apic_id: u32,
+    /// The CPU's kernel stack, for backtraces that must not leave it.
+    pub stack: Stack,
+    pub online: AtomicBool,
+    pub timer_interrupts: AtomicU64,
+    pub cross_call_interrupts: AtomicU64,
+    pub spurious_interrupts: AtomicU64,
+    pub other_interrupts: AtomicU64,
+    /// Times the CPU halted waiting for work.
+    pub halts: AtomicU64,
+    /// Set by the timer interrupt; cleared by whoever armed the timer.
+    pub timer_fired: AtomicBool,
+    pub calls: IrqMutex<VecDeque<CrossCall>>,
+}
+
+impl PerCpu {
+    pub fn new(index: usize, apic_id: u32, stack: Stack) -> Self {
+        PerCpu {
+            self_pointer: AtomicU64::new(0),
+            index,
+            apic_id,
+            stack,
+            online: AtomicBool::new(false),
+            timer_interrupts: AtomicU64::new(0),
+            cross_call_interrupts: AtomicU64::new(0),
+            spurious_interrupts: AtomicU64::new(0),
+            other_interrupts: AtomicU64::new(0),
+            halts: AtomicU64::new(0),
+            timer_fired: AtomicBool::new(false),
+            calls: IrqMutex::new(VecDeque::new()),
+        }
+    }
+}
+
+static CPUS: spin::Once<&'static [PerCpu]> = spin::Once::new();
+
+/// Publishes the table of all CPUs (once, on the boot CPU, before any other CPU starts).
+pub fn set_all(cpus: Vec<PerCpu>) -> &'static [PerCpu] {
+    CPUS.call_once(|| Box::leak(cpus.into_boxed_slice()))
+}
+
+pub fn all() -> &'static [PerCpu] {
+    CPUS.get().copied().unwrap_or(&[])
+}
+
+/// Points this CPU's GS base at its entry.
+pub fn install(cpu: &'static PerCpu) {
+    let address = cpu as *const PerCpu as u64;
+    cpu.self_pointer.store(address, Ordering::Relaxed);
+    // SAFETY: GS base is the kernel's per-CPU pointer; `cpu` is in a leaked, never-freed table.
+    unsafe { cpu::wrmsr(MSR_GS_BASE, address) };
+}
+
+/// This CPU's entry. Only valid after [`install`] ran on this CPU.
+pub fn current() -> &'static PerCpu {
+    let address: u64;
+    // SAFETY: after `install`, gs:[0] holds the address of this CPU's PerCpu.
+    unsafe { asm!("mov {}, gs:[0]", out(reg) address, options(nostack, readonly, preserves_flags)) };
+    // SAFETY: the address points into the leaked CPU table.
+    unsafe { &*(address as *const PerCpu) }
+}
+
+/// This CPU's entry, or `None` before [`install`] (for fault paths that may run early).
+pub fn try_current() -> Option<&'static PerCpu> {
+    let address = cpu::rdmsr(MSR_GS_BASE);
+    all().iter().find(|c| core::ptr::eq(*c, address as *const PerCpu))
+}

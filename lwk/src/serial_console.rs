@@ -1,0 +1,148 @@
+//! The console: a 16550 UART on COM1. Output is polled (a line at a time under one lock, so lines
+//! of different CPUs never interleave); input arrives by interrupt (IRQ 4 through the I/O APIC)
+//! into a small ring the console command loop drains.
+
+use crate::cpu::{self, IrqMutex};
+use core::fmt::{self, Write};
+
+const COM1: u16 = 0x3f8;
+const DATA: u16 = 0;
+const INTERRUPT_ENABLE: u16 = 1;
+const FIFO_CONTROL: u16 = 2;
+const LINE_CONTROL: u16 = 3;
+const MODEM_CONTROL: u16 = 4;
+const LINE_STATUS: u16 = 5;
+const LSR_DATA_READY: u8 = 1 << 0;
+const LSR_TRANSMIT_EMPTY: u8 = 1 << 5;
+
+/// The ISA interrupt of COM1.
+pub const COM1_IRQ: u8 = 4;
+
+pub struct Uart {
+    base: u16,
+}
+
+impl Uart {
+    fn reg(&self, r: u16) -> u16 {
+        self.base + r
+    }
+
+    fn init(&mut self) {
+        // SAFETY: COM1 belongs to the console; this is the standard 115200 8N1 set-up with FIFOs.
+        unsafe {
+            cpu::outb(self.reg(INTERRUPT_ENABLE), 0);
+            cpu::outb(self.reg(LINE_CONTROL), 0x80); // divisor latch
+            cpu::outb(self.reg(DATA), 1); // 115200 baud
+            cpu::outb(self.reg(INTERRUPT_ENABLE), 0);
+            cpu::outb(self.reg(LINE_CONTROL), 0x03); // 8N1
+            cpu::outb(self.reg(FIFO_CONTROL), 0xc7); // enable, clear, 14-byte threshold
+            cpu::outb(self.reg(MODEM_CONTROL), 0x0b); // DTR, RTS, OUT2 (IRQ line enabled)
+        }
+    }
+
+    fn write_byte(&mut self, b: u8) {
+        // SAFETY: polling the line status and writing the data register of our own UART.
+        unsafe {
+            while cpu::inb(self.reg(LINE_STATUS)) & LSR_TRANSMIT_EMPTY == 0 {
+                core::hint::spin_loop();
+            }
+            cpu::outb(self.reg(DATA), b);
+        }
+    }
+
+    fn read_byte(&mut self) -> Option<u8> {
+        // SAFETY: reading our own UART's status and data registers.
+        unsafe { (cpu::inb(self.reg(LINE_STATUS)) & LSR_DATA_READY != 0).then(|| cpu::inb(self.reg(DATA))) }
+    }
+
+    fn enable_receive_interrupt(&mut self) {
+        // SAFETY: IER bit 0 = interrupt when data is available.
+        unsafe { cpu::outb(self.reg(INTERRUPT_ENABLE), 1) };
+    }
+}
+
+impl Write for Uart {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.write_byte(b'\r');
+            }
+            self.write_byte(b);
+        }
+        Ok(())
+    }
+}
+
+static UART: IrqMutex<Uart> = IrqMutex::new(Uart { base: COM1 });
+
+/// Input bytes waiting for the console command loop.
+static INPUT: IrqMutex<InputRing> = IrqMutex::new(InputRing { buf: [0; 256], head: 0, len: 0 });
+
+struct InputRing {
+    buf: [u8; 256],
+    head: usize,
+    len: usize,
+}
+
+pub fn init() {
+    UART.lock().init();
+}
+
+/// Writes formatted text under the console lock.
+pub fn write_fmt(args: fmt::Arguments) {
+    let _ = UART.lock().write_fmt(args);
+}
+
+/// Runs `f` with the console; on fault paths the lock is taken with a bounded wait and, if
+/// another CPU keeps it, the output goes to the UART regardless (garbling beats silence).
+pub fn with_console<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
+    f(&mut *UART.lock())
+}
+
+pub fn with_console_for_fault<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
+    match UART.try_lock_for(10_000_000) {
+        Some(mut g) => f(&mut *g),
+        None => f(&mut Uart { base: COM1 }),
+    }
+}
+
+/// Turns on receive interrupts (once the I/O APIC routes IRQ 4).
+pub fn enable_input_interrupts() {
+    UART.lock().enable_receive_interrupt();
+}
+
+/// Interrupt handler: moves every received byte into the input ring.
+pub fn on_receive_interrupt() {
+    let mut uart = UART.lock();
+    let mut ring = INPUT.lock();
+    while let Some(b) = uart.read_byte() {
+        if ring.len < ring.buf.len() {
+            let at = (ring.head + ring.len) % ring.buf.len();
+            ring.buf[at] = b;
+            ring.len += 1;
+        }
+    }
+}
+
+/// The next input byte, if one has arrived.
+pub fn read_input() -> Option<u8> {
+    let mut ring = INPUT.lock();
+    if ring.len == 0 {
+        return None;
+    }
+    let b = ring.buf[ring.head];
+    ring.head = (ring.head + 1) % ring.buf.len();
+    ring.len -= 1;
+    Some(b)
+}
+
+#[macro_export]
+macro_rules! println {
+    () => { $crate::serial_console::write_fmt(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::serial_console::write_fmt(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
+#[macro_export]
+macro_rules! print {
+    ($($arg:tt)*) => { $crate::serial_console::write_fmt(format_args!($($arg)*)) };
+}
