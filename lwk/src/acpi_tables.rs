@@ -22,12 +22,15 @@ pub enum AcpiError {
 
 impl fmt::Display for AcpiError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let name = |t: &[u8; 4]| core::str::from_utf8(t).unwrap_or("????").replace(|c: char| !c.is_ascii_graphic(), "?");
+        let name =
+            |t: &[u8; 4]| core::str::from_utf8(t).unwrap_or("????").replace(|c: char| !c.is_ascii_graphic(), "?");
         match self {
             AcpiError::Unreadable { what, phys } => write!(f, "cannot read the {what} at {phys:#x}"),
             AcpiError::BadSignature { what } => write!(f, "the {what} has a bad signature"),
             AcpiError::BadChecksum { table } => write!(f, "table {} has a bad checksum", name(table)),
-            AcpiError::BadLength { table, length } => write!(f, "table {} has an impossible length {length}", name(table)),
+            AcpiError::BadLength { table, length } => {
+                write!(f, "table {} has an impossible length {length}", name(table))
+            }
             AcpiError::Missing { table } => write!(f, "no {table} table"),
             AcpiError::BadMadtEntry { offset, entry_type, length } => {
                 write!(f, "MADT entry at offset {offset} (type {entry_type}) has a bad length {length}")
@@ -272,8 +275,8 @@ pub fn find_s5(aml: &[u8]) -> Option<(u8, u8)> {
     p = p.get(2 + extra + 1..)?; // skip PackageOp, PkgLength, NumElements
     let mut element = || -> Option<u8> {
         let (v, used) = match *p.first()? {
-            0x00 => (0, 1),         // ZeroOp
-            0x01 => (1, 1),         // OneOp
+            0x00 => (0, 1),          // ZeroOp
+            0x01 => (1, 1),          // OneOp
             0x0a => (*p.get(1)?, 2), // BytePrefix
             _ => return None,
         };

@@ -10,7 +10,8 @@ const MAX_FRAMES: usize = 32;
 /// The bounds of the stack that contains `rbp`, if it is a kernel stack the kernel knows.
 fn stack_bounds(rbp: u64) -> Option<(u64, u64)> {
     let boot = (&raw const BOOT_STACK) as u64;
-    let candidates = per_cpu::all().iter().map(|c| (c.stack.bottom, c.stack.top)).chain([(boot, boot + BOOT_STACK_SIZE as u64)]);
+    let candidates =
+        per_cpu::all().iter().map(|c| (c.stack.bottom, c.stack.top)).chain([(boot, boot + BOOT_STACK_SIZE as u64)]);
     candidates.into_iter().find(|&(lo, hi)| rbp >= lo && rbp < hi)
 }
 
@@ -23,7 +24,7 @@ pub fn write(out: &mut dyn Write, rip: u64, rbp: u64) {
     };
     let mut frame = rbp;
     for depth in 1..MAX_FRAMES {
-        if frame % 8 != 0 || frame < lo || frame + 16 > hi {
+        if !frame.is_multiple_of(8) || frame < lo || frame + 16 > hi {
             break;
         }
         // SAFETY: `frame` and `frame + 8` lie inside a mapped kernel stack (checked above).

@@ -85,7 +85,9 @@ pub fn apic_timer_hz() -> u64 {
 pub fn uptime_ns() -> u64 {
     match tsc_hz() {
         0 => 0,
-        hz => ((cpu::rdtsc().wrapping_sub(BOOT_TSC.load(Ordering::Relaxed))) as u128 * 1_000_000_000 / hz as u128) as u64,
+        hz => {
+            ((cpu::rdtsc().wrapping_sub(BOOT_TSC.load(Ordering::Relaxed))) as u128 * 1_000_000_000 / hz as u128) as u64
+        }
     }
 }
 

@@ -47,11 +47,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            log: LogLevel::Info,
-            then: AfterBoot::Console,
-            test: None,
-        }
+        Options { log: LogLevel::Info, then: AfterBoot::Console, test: None }
     }
 }
 
@@ -92,13 +88,8 @@ fn apply(options: &mut Options, key: &str, value: Option<&str>) -> Result<(), St
     };
     match key {
         "log" => {
-            const LEVELS: [LogLevel; 5] = [
-                LogLevel::Error,
-                LogLevel::Warn,
-                LogLevel::Info,
-                LogLevel::Debug,
-                LogLevel::Trace,
-            ];
+            const LEVELS: [LogLevel; 5] =
+                [LogLevel::Error, LogLevel::Warn, LogLevel::Info, LogLevel::Debug, LogLevel::Trace];
             options.log = LEVELS[choose(&["error", "warn", "info", "debug", "trace"])?];
         }
         "then" => {

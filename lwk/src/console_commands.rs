@@ -27,11 +27,7 @@ pub fn run() -> ! {
                     line.clear();
                     print!("manul> ");
                 }
-                0x08 | 0x7f => {
-                    if line.pop().is_some() {
-                        print!("\x08 \x08");
-                    }
-                }
+                0x08 | 0x7f if line.pop().is_some() => print!("\x08 \x08"),
                 b if (b.is_ascii_graphic() || b == b' ') && line.len() < 256 => {
                     line.push(b as char);
                     print!("{}", b as char);

@@ -88,13 +88,6 @@ pub fn read_cr2() -> u64 {
     v
 }
 
-pub fn read_cr3() -> u64 {
-    let v;
-    // SAFETY: reading CR3 has no side effect.
-    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
-}
-
 /// # Safety
 /// `root` must be a valid PML4 that maps the running code, its stack and its data.
 pub unsafe fn write_cr3(root: u64) {

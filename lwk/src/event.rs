@@ -34,12 +34,6 @@ impl<W: Write> Event<W> {
         self
     }
 
-    pub fn i64(&mut self, key: &str, value: i64) -> &mut Self {
-        let r = write!(self.key(key), "{value}");
-        self.result = self.result.and(r);
-        self
-    }
-
     pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
         let r = write!(self.key(key), "{value}");
         self.result = self.result.and(r);
@@ -100,13 +94,13 @@ mod tests {
     #[test]
     fn fields_in_order_with_escaping() {
         let mut e = Event::new(String::new(), "boot");
-        e.u64("cpus", 4).i64("delta", -3).bool("ok", true).str("msg", "a \"b\"\\\n\u{1}");
+        e.u64("cpus", 4).bool("ok", true).str("msg", "a \"b\"\\\n\u{1}");
         e.display("where", format_args!("{}:{}", "x.rs", 7));
         let (line, r) = e.finish();
         r.unwrap();
         assert_eq!(
             line,
-            "@manul {\"event\":\"boot\",\"cpus\":4,\"delta\":-3,\"ok\":true,\"msg\":\"a \\\"b\\\"\\\\\\n\\u0001\",\"where\":\"x.rs:7\"}\n"
+            "@manul {\"event\":\"boot\",\"cpus\":4,\"ok\":true,\"msg\":\"a \\\"b\\\"\\\\\\n\\u0001\",\"where\":\"x.rs:7\"}\n"
         );
     }
 }

@@ -78,13 +78,7 @@ impl<M: FrameMetadata> FrameAllocator<M> {
         for i in 0..frames {
             meta.set_tag(i, NOT_FREE);
         }
-        FrameAllocator {
-            meta,
-            base,
-            frames,
-            heads: [NIL; ORDERS],
-            free_blocks: [0; ORDERS],
-        }
+        FrameAllocator { meta, base, frames, heads: [NIL; ORDERS], free_blocks: [0; ORDERS] }
     }
 
     /// Metadata bytes needed for a span of `frames` frames.
@@ -116,9 +110,7 @@ impl<M: FrameMetadata> FrameAllocator<M> {
         if order > MAX_ORDER {
             return Err(FrameError::BadRequest);
         }
-        let found = (order..ORDERS)
-            .find(|&o| self.heads[o] != NIL)
-            .ok_or(FrameError::OutOfMemory)?;
+        let found = (order..ORDERS).find(|&o| self.heads[o] != NIL).ok_or(FrameError::OutOfMemory)?;
         let block = self.heads[found];
         self.unlink(block, found);
         // Split down to the requested order, keeping the lower half each time.
@@ -140,12 +132,10 @@ impl<M: FrameMetadata> FrameAllocator<M> {
 
     /// Returns memory from [`Self::alloc_bytes`] (`bytes` as it was requested).
     pub fn free_bytes(&mut self, addr: u64, bytes: u64) -> Result<(), FrameError> {
-        if bytes == 0 || addr % FRAME_SIZE != 0 {
+        if bytes == 0 || !addr.is_multiple_of(FRAME_SIZE) {
             return Err(FrameError::BadAddress(addr));
         }
-        let end = addr
-            .checked_add(bytes.next_multiple_of(FRAME_SIZE))
-            .ok_or(FrameError::BadAddress(addr))?;
+        let end = addr.checked_add(bytes.next_multiple_of(FRAME_SIZE)).ok_or(FrameError::BadAddress(addr))?;
         if !self.contains(addr, end - addr) {
             return Err(FrameError::BadAddress(addr));
         }
@@ -162,7 +152,7 @@ impl<M: FrameMetadata> FrameAllocator<M> {
 
     /// Returns a block of `order` from [`Self::alloc`].
     pub fn free(&mut self, block: u64, order: usize) -> Result<(), FrameError> {
-        if order > MAX_ORDER || block % order_size(order) != 0 || !self.contains(block, order_size(order)) {
+        if order > MAX_ORDER || !block.is_multiple_of(order_size(order)) || !self.contains(block, order_size(order)) {
             return Err(FrameError::BadAddress(block));
         }
         // The block must not overlap anything free: no free block contains it, and none lies
@@ -200,6 +190,7 @@ impl<M: FrameMetadata> FrameAllocator<M> {
     }
 
     /// Number of free blocks of each order.
+    #[cfg(test)]
     pub fn free_blocks(&self) -> [usize; ORDERS] {
         self.free_blocks
     }

@@ -17,67 +17,67 @@ pub fn size_class(layout: Layout) -> Option<usize> {
 
 #[cfg(target_os = "none")]
 mod global {
-use super::{CLASSES, SMALLEST, size_class};
-use crate::cpu::IrqMutex;
-use crate::frame_allocator::FRAME_SIZE;
-use crate::kernel_memory::{alloc_frames, free_frames, phys_to_virt, virt_to_phys};
-use core::alloc::{GlobalAlloc, Layout};
+    use super::{CLASSES, SMALLEST, size_class};
+    use crate::cpu::IrqMutex;
+    use crate::frame_allocator::FRAME_SIZE;
+    use crate::kernel_memory::{alloc_frames, free_frames, phys_to_virt, virt_to_phys};
+    use core::alloc::{GlobalAlloc, Layout};
 
-/// Head of each class's free list (virtual address, 0 = empty); each free object holds the next.
-static FREE: [IrqMutex<usize>; CLASSES] = [const { IrqMutex::new(0) }; CLASSES];
+    /// Head of each class's free list (virtual address, 0 = empty); each free object holds the next.
+    static FREE: [IrqMutex<usize>; CLASSES] = [const { IrqMutex::new(0) }; CLASSES];
 
-struct KernelHeap;
+    struct KernelHeap;
 
-#[global_allocator]
-static HEAP: KernelHeap = KernelHeap;
+    #[global_allocator]
+    static HEAP: KernelHeap = KernelHeap;
 
-// SAFETY: every block handed out is either a size-class object that no one else holds, or
-// frames owned by the caller until dealloc; alignment follows from `size_class` (objects aligned
-// to their power-of-two size within page-aligned frames) and from the frame allocator's
-// alignment argument.
-unsafe impl GlobalAlloc for KernelHeap {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some(class) = size_class(layout) else {
-            let align = (layout.align() as u64).max(FRAME_SIZE);
-            return match alloc_frames(layout.size() as u64, align) {
-                Ok(phys) => phys_to_virt(phys) as *mut u8,
-                Err(_) => core::ptr::null_mut(),
+    // SAFETY: every block handed out is either a size-class object that no one else holds, or
+    // frames owned by the caller until dealloc; alignment follows from `size_class` (objects aligned
+    // to their power-of-two size within page-aligned frames) and from the frame allocator's
+    // alignment argument.
+    unsafe impl GlobalAlloc for KernelHeap {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            let Some(class) = size_class(layout) else {
+                let align = (layout.align() as u64).max(FRAME_SIZE);
+                return match alloc_frames(layout.size() as u64, align) {
+                    Ok(phys) => phys_to_virt(phys) as *mut u8,
+                    Err(_) => core::ptr::null_mut(),
+                };
             };
-        };
-        let mut head = FREE[class].lock();
-        if *head == 0 {
-            let Ok(phys) = alloc_frames(FRAME_SIZE, FRAME_SIZE) else { return core::ptr::null_mut() };
-            let page = phys_to_virt(phys) as usize;
-            let size = SMALLEST << class;
-            // Thread the new page's objects onto the list.
-            for obj in (page..page + FRAME_SIZE as usize).step_by(size) {
-                let next = if obj + size < page + FRAME_SIZE as usize { obj + size } else { 0 };
-                // SAFETY: `obj` lies in the frame just allocated for this class.
-                unsafe { (obj as *mut usize).write(next) };
+            let mut head = FREE[class].lock();
+            if *head == 0 {
+                let Ok(phys) = alloc_frames(FRAME_SIZE, FRAME_SIZE) else { return core::ptr::null_mut() };
+                let page = phys_to_virt(phys) as usize;
+                let size = SMALLEST << class;
+                // Thread the new page's objects onto the list.
+                for obj in (page..page + FRAME_SIZE as usize).step_by(size) {
+                    let next = if obj + size < page + FRAME_SIZE as usize { obj + size } else { 0 };
+                    // SAFETY: `obj` lies in the frame just allocated for this class.
+                    unsafe { (obj as *mut usize).write(next) };
+                }
+                *head = page;
             }
-            *head = page;
+            let obj = *head;
+            // SAFETY: `obj` is a free object of this class; its first word is the next free one.
+            *head = unsafe { (obj as *const usize).read() };
+            obj as *mut u8
         }
-        let obj = *head;
-        // SAFETY: `obj` is a free object of this class; its first word is the next free one.
-        *head = unsafe { (obj as *const usize).read() };
-        obj as *mut u8
-    }
 
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        match size_class(layout) {
-            Some(class) => {
-                let mut head = FREE[class].lock();
-                // SAFETY: the caller returns an object of this class it got from `alloc`.
-                unsafe { (ptr as *mut usize).write(*head) };
-                *head = ptr as usize;
-            }
-            None => {
-                let freed = free_frames(virt_to_phys(ptr as u64), layout.size() as u64);
-                debug_assert!(freed.is_ok(), "heap dealloc of {ptr:p} failed: {freed:?}");
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            match size_class(layout) {
+                Some(class) => {
+                    let mut head = FREE[class].lock();
+                    // SAFETY: the caller returns an object of this class it got from `alloc`.
+                    unsafe { (ptr as *mut usize).write(*head) };
+                    *head = ptr as usize;
+                }
+                None => {
+                    let freed = free_frames(virt_to_phys(ptr as u64), layout.size() as u64);
+                    debug_assert!(freed.is_ok(), "heap dealloc of {ptr:p} failed: {freed:?}");
+                }
             }
         }
     }
-}
 }
 
 #[cfg(test)]

@@ -18,10 +18,10 @@ use core::sync::atomic::Ordering;
 const UNMAPPED_TEST_ADDRESS: u64 = 0xdead000;
 
 /// Reports a boot step that cannot go on and stops with the failure code.
-fn fail(step: &str, reason: impl core::fmt::Debug) -> ! {
-    log::error!("{step} failed: {reason:?}");
+fn fail(step: &str, reason: impl core::fmt::Display) -> ! {
+    log::error!("{step} failed: {reason}");
     logging::emit_from_fault("boot_failed", |e| {
-        e.str("step", step).display("reason", format_args!("{reason:?}"));
+        e.str("step", step).display("reason", &reason);
     });
     shutdown(ExitStatus::Failure)
 }
@@ -34,12 +34,23 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     interrupt_entry::load_idt();
     println!("Manul LWK {} booting", env!("CARGO_PKG_VERSION"));
 
-    let boot = BootInfo::read(&BootIdentityReader, start_info as u64).unwrap_or_else(|e| fail("reading PVH start_info", e));
+    let boot = BootInfo::read(&BootIdentityReader, start_info as u64)
+        .unwrap_or_else(|e| fail("reading PVH start_info", format_args!("{e:?}")));
     let features = cpu::Features::detect();
     if features.nx {
         // SAFETY: NX is supported (CPUID); the kernel's page tables use the NX bit from here on.
         unsafe { cpu::wrmsr(cpu::MSR_EFER, cpu::rdmsr(cpu::MSR_EFER) | cpu::EFER_NXE) };
     }
+    log::info!(
+        "cpu: x2apic {}, tsc-deadline {}, invariant tsc {}, nx {}, 1g pages {}, svm {}, hypervisor {}",
+        features.x2apic,
+        features.tsc_deadline,
+        features.invariant_tsc,
+        features.nx,
+        features.pages_1g,
+        features.svm,
+        features.hypervisor
+    );
     let memory = kernel_memory::init(&boot, &features).unwrap_or_else(|e| fail("memory set-up", e));
 
     let (options, errors) = cmdline::parse(boot.cmdline());
@@ -67,7 +78,11 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     let madt = match acpi_tables::discover(&DirectMapReader, boot.rsdp) {
         Ok(info) => {
             let names: Vec<&str> = info.tables.iter().map(|t| core::str::from_utf8(t).unwrap_or("?")).collect();
-            log::info!("acpi: tables {names:?}, {} CPUs and {} I/O APICs in the MADT", info.madt.cpus.len(), info.madt.io_apics.len());
+            log::info!(
+                "acpi: tables {names:?}, {} CPUs and {} I/O APICs in the MADT",
+                info.madt.cpus.len(),
+                info.madt.io_apics.len()
+            );
             match info.power_off {
                 Some(p) => crate::power::set_acpi_power_off(p),
                 None => log::warn!("acpi: no FADT power-off information; ACPI power-off unavailable"),
@@ -84,7 +99,8 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     };
 
     io_apic::disable_legacy_pic();
-    let apic_mode = local_apic::choose_mode(&features, madt.local_apic_address).unwrap_or_else(|e| fail("local APIC", e));
+    let apic_mode = local_apic::choose_mode(&features, madt.local_apic_address)
+        .unwrap_or_else(|e| fail("local APIC", format_args!("{e:?}")));
     local_apic::init_this_cpu();
     let tsc_source = clock::calibrate(&features);
     log::info!(
@@ -98,15 +114,20 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     let boot_stack = Stack { bottom: boot_stack, top: boot_stack + BOOT_STACK_SIZE as u64 };
     let me = smp::init_boot_cpu(&madt, boot_stack).unwrap_or_else(|e| fail("per-CPU data", e));
     match io_apic::init(&madt) {
-        Ok(n) if n > 0 => match io_apic::route_isa_irq(&madt, serial_console::COM1_IRQ, interrupt_entry::SERIAL_VECTOR, me.apic_id) {
-            Some(_) => serial_console::enable_input_interrupts(),
-            None => log::warn!("no I/O APIC input for COM1: console input disabled"),
-        },
+        Ok(n) if n > 0 => {
+            match io_apic::route_isa_irq(&madt, serial_console::COM1_IRQ, interrupt_entry::SERIAL_VECTOR, me.apic_id) {
+                Some(_) => serial_console::enable_input_interrupts(),
+                None => log::warn!("no I/O APIC input for COM1: console input disabled"),
+            }
+        }
         Ok(_) => log::warn!("no I/O APIC: console input disabled"),
         Err(e) => log::error!("I/O APIC: {e:?}"),
     }
 
-    let trampoline_ram = boot.memmap().iter().any(|e| e.kind == crate::memory_map::E820_RAM && e.addr <= 0x8000 && e.addr + e.size >= 0xc000);
+    let trampoline_ram = boot
+        .memmap()
+        .iter()
+        .any(|e| e.kind == crate::memory_map::E820_RAM && e.addr <= 0x8000 && e.addr + e.size >= 0xc000);
     let smp = smp::start_application_processors(trampoline_ram, &features).unwrap_or_else(|e| fail("starting CPUs", e));
     // Every started CPU must answer a cross-CPU call with its own APIC ID.
     let mut answering = 1;
@@ -137,7 +158,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
             // SAFETY: deliberately not safe: the address is unmapped, and the page-fault report
             // is what this self-test checks.
             let v = unsafe { core::ptr::read_volatile(UNMAPPED_TEST_ADDRESS as *const u64) };
-            fail("test=pagefault", v)
+            fail("test=pagefault", format_args!("read {v:#x} from an unmapped address"))
         }
         Some(SelfTest::Panic) => panic!("deliberate panic (test=panic)"),
         Some(SelfTest::Idle) => {

@@ -130,6 +130,16 @@ pub enum MemoryError {
     Frames(FrameError),
 }
 
+impl core::fmt::Display for MemoryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            MemoryError::Map(e) => write!(f, "boot memory map: {e:?}"),
+            MemoryError::Paging(e) => write!(f, "page tables: {e:?}"),
+            MemoryError::Frames(e) => write!(f, "frame allocator: {e:?}"),
+        }
+    }
+}
+
 impl From<MemoryMapError> for MemoryError {
     fn from(e: MemoryMapError) -> Self {
         MemoryError::Map(e)
@@ -181,11 +191,7 @@ pub fn init(boot: &BootInfo, features: &Features) -> Result<MemoryReport, Memory
     let rodata = section(&raw const __rodata_start, &raw const __rodata_end);
     let data = section(&raw const __data_start, &raw const __data_end);
     let small = PageSizes { use_2m: false, use_1g: false };
-    for ((virt, len), flags) in [
-        (text, global),
-        (rodata, global | nx),
-        (data, global | nx | PageFlags::WRITABLE),
-    ] {
+    for ((virt, len), flags) in [(text, global), (rodata, global | nx), (data, global | nx | PageFlags::WRITABLE)] {
         page_table::map(&mut tables, root, virt, virt - KERNEL_OFFSET, len, flags, small)?;
     }
     for r in memory.ranges() {
@@ -253,7 +259,8 @@ fn translate_kernel(virt: u64) -> Option<page_table::Translation> {
 pub fn map_physical(phys: u64, len: u64, uncached: bool) -> Result<u64, MapError> {
     let start = phys & !(FRAME_SIZE - 1);
     let end = phys.checked_add(len).ok_or(MapError::NonCanonical(phys))?.next_multiple_of(FRAME_SIZE);
-    let mut flags = PageFlags::from_bits_truncate(GLOBAL.load(Ordering::Relaxed)) | PageFlags::WRITABLE | PageFlags::NO_EXECUTE;
+    let mut flags =
+        PageFlags::from_bits_truncate(GLOBAL.load(Ordering::Relaxed)) | PageFlags::WRITABLE | PageFlags::NO_EXECUTE;
     if uncached {
         flags |= PageFlags::NO_CACHE | PageFlags::WRITE_THROUGH;
     }
@@ -279,7 +286,8 @@ pub fn alloc_stack(bytes: u64) -> Result<Stack, MemoryError> {
     let bytes = bytes.next_multiple_of(FRAME_SIZE);
     let bottom = NEXT_STACK.fetch_add(bytes + FRAME_SIZE, Ordering::Relaxed) + FRAME_SIZE;
     let phys = alloc_frames(bytes, FRAME_SIZE)?;
-    let flags = PageFlags::from_bits_truncate(GLOBAL.load(Ordering::Relaxed)) | PageFlags::WRITABLE | PageFlags::NO_EXECUTE;
+    let flags =
+        PageFlags::from_bits_truncate(GLOBAL.load(Ordering::Relaxed)) | PageFlags::WRITABLE | PageFlags::NO_EXECUTE;
     let small = PageSizes { use_2m: false, use_1g: false };
     if let Err(e) = map_kernel(bottom, phys, bytes, flags, small) {
         let _ = free_frames(phys, bytes);

@@ -107,7 +107,14 @@ pub fn map<M: TableMemory>(
 }
 
 /// Installs one leaf at `level` (0 = 4 KiB, 1 = 2 MiB, 2 = 1 GiB).
-fn map_one<M: TableMemory>(mem: &mut M, root: u64, virt: u64, phys: u64, level: u32, flags: PageFlags) -> Result<(), MapError> {
+fn map_one<M: TableMemory>(
+    mem: &mut M,
+    root: u64,
+    virt: u64,
+    phys: u64,
+    level: u32,
+    flags: PageFlags,
+) -> Result<(), MapError> {
     let table_flags = PageFlags::PRESENT | PageFlags::WRITABLE | (flags & PageFlags::USER);
     let mut table = root;
     for l in (level + 1..=3).rev() {
@@ -195,7 +202,10 @@ mod tests {
         let t = |f: &mut Frames, v: u64| translate(f, root, base + v).unwrap();
         assert_eq!(t(&mut f, 0x1234), Translation { phys: 0x1234, page_size: PAGE_4K, flags: RW | PageFlags::PRESENT });
         assert_eq!(t(&mut f, 0x20_0000).page_size, PAGE_2M);
-        assert_eq!(t(&mut f, 0x4000_0123), Translation { phys: 0x4000_0123, page_size: PAGE_1G, flags: RW | PageFlags::PRESENT });
+        assert_eq!(
+            t(&mut f, 0x4000_0123),
+            Translation { phys: 0x4000_0123, page_size: PAGE_1G, flags: RW | PageFlags::PRESENT }
+        );
         assert_eq!(t(&mut f, 0x8010_0000).page_size, PAGE_2M);
         assert_eq!(translate(&mut f, root, base), None);
         assert_eq!(translate(&mut f, root, base + 0x8020_0000), None);
@@ -231,7 +241,10 @@ mod tests {
     fn errors_are_reported() {
         let (mut f, root) = setup();
         assert_eq!(map(&mut f, root, 0x1001, 0, PAGE_4K, RW, ALL), Err(MapError::Unaligned));
-        assert_eq!(map(&mut f, root, 0x8000_0000_0000, 0, PAGE_4K, RW, ALL), Err(MapError::NonCanonical(0x8000_0000_0000)));
+        assert_eq!(
+            map(&mut f, root, 0x8000_0000_0000, 0, PAGE_4K, RW, ALL),
+            Err(MapError::NonCanonical(0x8000_0000_0000))
+        );
         assert_eq!(
             map(&mut f, root, 0x7fff_ffff_f000, 0, 2 * PAGE_4K, RW, ALL),
             Err(MapError::NonCanonical(0x7fff_ffff_f000))

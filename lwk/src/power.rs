@@ -76,6 +76,8 @@ pub fn shutdown(status: ExitStatus) -> ! {
             }
         }
     }
+    // The power-off takes effect asynchronously; give it time before declaring it failed.
+    crate::clock::spin_ns(500_000_000);
     crate::println!("shutdown: no way to power off; halting");
     cpu::halt_forever()
 }

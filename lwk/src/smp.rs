@@ -96,11 +96,19 @@ struct Mailbox {
     argument: u64,
 }
 
-#[derive(Debug)]
 pub enum SmpError {
     Memory(MemoryError),
     /// The trampoline pages are not RAM in the memory map.
     NoTrampolineMemory,
+}
+
+impl core::fmt::Display for SmpError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            SmpError::Memory(e) => write!(f, "{e}"),
+            SmpError::NoTrampolineMemory => write!(f, "no RAM at 0x8000-0xbfff for the start-up trampoline"),
+        }
+    }
 }
 
 /// Outcome of starting the application processors.
@@ -228,7 +236,11 @@ pub fn run_on(index: usize, f: impl FnOnce() + Send + 'static) -> Result<(), &'s
 }
 
 /// Runs `f` on CPU `index` and waits for its result (at most `timeout_ns`).
-pub fn call_on<R: Send + 'static>(index: usize, timeout_ns: u64, f: impl FnOnce() -> R + Send + 'static) -> Result<R, &'static str> {
+pub fn call_on<R: Send + 'static>(
+    index: usize,
+    timeout_ns: u64,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, &'static str> {
     let slot = Arc::new((AtomicBool::new(false), spin::Mutex::new(None)));
     let theirs = slot.clone();
     run_on(index, move || {
