@@ -1,0 +1,334 @@
+//! `cargo xtask test`: the host unit tests of every crate, the kernel build, then the QEMU boot
+//! scenarios, each a named item that passes or fails.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::events;
+use crate::kernel_build::{self, KERNEL_CRATE, Profile};
+use crate::prerequisites;
+use crate::process;
+use crate::qemu::{self, Completion, Machine};
+use crate::scenarios::{self, Scenario};
+use crate::workspace::{self, Workspace};
+
+/// The crates whose host unit tests run, in this order.
+const UNIT_TEST_CRATES: &[&str] = &["lwk", "embedded-vmm", "enclave", "xtask"];
+/// How much of a failed item's log is shown.
+const LOG_TAIL_LINES: usize = 30;
+
+enum Item<'a> {
+    Unit(&'static str),
+    Build,
+    Boot(&'a Scenario),
+}
+
+impl Item<'_> {
+    fn name(&self) -> String {
+        match self {
+            Item::Unit(krate) => format!("unit:{krate}"),
+            Item::Build => format!("build:{KERNEL_CRATE}"),
+            Item::Boot(scenario) => format!("boot:{}", scenario.name),
+        }
+    }
+}
+
+enum Outcome {
+    Pass,
+    Fail {
+        reason: String,
+        /// Shown after the reason, when the item got that far.
+        log: Option<PathBuf>,
+    },
+}
+
+#[derive(Default)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn record(&mut self, workspace: &Workspace, name: &str, started: Instant, outcome: Outcome) {
+        match outcome {
+            Outcome::Pass => {
+                self.passed += 1;
+                println!("PASS {name} ({:.1} s)", started.elapsed().as_secs_f64());
+            }
+            Outcome::Fail { reason, log } => {
+                self.failed += 1;
+                println!("FAIL {name}: {reason}");
+                if let Some(log) = log {
+                    print_log_tail(workspace, &log);
+                }
+            }
+        }
+    }
+}
+
+/// Runs the items whose name contains `filter` (all without one) and prints the summary.
+pub fn run(workspace: &Workspace, filter: Option<&str>) -> Result<ExitCode> {
+    let scenarios = scenarios::load(&workspace.root().join(scenarios::SCENARIOS_FILE))?;
+    let items: Vec<Item> = UNIT_TEST_CRATES
+        .iter()
+        .map(|&krate| Item::Unit(krate))
+        .chain([Item::Build])
+        .chain(scenarios.iter().map(Item::Boot))
+        .collect();
+    let selected = |item: &Item| filter.is_none_or(|filter| item.name().contains(filter));
+    let boots = items.iter().any(|item| matches!(item, Item::Boot(_)) && selected(item));
+    // The boot scenarios need the kernel, so selecting any of them selects its build.
+    let chosen: Vec<&Item> =
+        items.iter().filter(|item| selected(item) || (matches!(item, Item::Build) && boots)).collect();
+    if chosen.is_empty() {
+        let names: Vec<String> = items.iter().map(Item::name).collect();
+        bail!("no test item name contains \"{}\"; the items are: {}", filter.unwrap_or_default(), names.join(", "));
+    }
+    if boots {
+        prerequisites::ensure()?;
+    }
+    let logs = workspace.logs_dir();
+    fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+
+    let mut tally = Tally::default();
+    // The build comes before every boot item.
+    let mut built = true;
+    for item in chosen {
+        let started = Instant::now();
+        let outcome = match item {
+            Item::Unit(krate) => unit_tests(workspace, krate),
+            Item::Build => {
+                let outcome = build_kernel(workspace);
+                built = matches!(outcome, Outcome::Pass);
+                outcome
+            }
+            Item::Boot(scenario) if built => boot(workspace, scenario),
+            Item::Boot(_) => Outcome::Fail { reason: "skipped: the kernel did not build".into(), log: None },
+        };
+        tally.record(workspace, &item.name(), started, outcome);
+    }
+
+    println!("{} passed, {} failed", tally.passed, tally.failed);
+    Ok(if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn log_path(workspace: &Workspace, stem: &str) -> PathBuf {
+    workspace.logs_dir().join(format!("{stem}.log"))
+}
+
+/// Runs a command to completion with its output in `log`; passes when it succeeds.
+fn logged(mut command: Command, log: PathBuf) -> Outcome {
+    match process::run_logged(&mut command, &log) {
+        Ok(status) if status.success() => Outcome::Pass,
+        Ok(status) => {
+            Outcome::Fail { reason: format!("`{}` failed ({status})", process::describe(&command)), log: Some(log) }
+        }
+        Err(error) => Outcome::Fail { reason: format!("{error:#}"), log: None },
+    }
+}
+
+/// `cargo test -p CRATE` for the host.
+fn unit_tests(workspace: &Workspace, krate: &str) -> Outcome {
+    let mut command = Command::new(workspace::cargo());
+    command.current_dir(workspace.root()).args(["test", "-p", krate]);
+    logged(command, log_path(workspace, &format!("unit-{krate}")))
+}
+
+/// The release kernel, installed at `target/manul/lwk`.
+fn build_kernel(workspace: &Workspace) -> Outcome {
+    let command = kernel_build::cargo_build_command(workspace, Profile::Release);
+    let log = log_path(workspace, &format!("build-{KERNEL_CRATE}"));
+    match logged(command, log) {
+        Outcome::Pass => match kernel_build::install_image(workspace, Profile::Release) {
+            Ok(_) => Outcome::Pass,
+            Err(error) => Outcome::Fail { reason: format!("{error:#}"), log: None },
+        },
+        failed => failed,
+    }
+}
+
+/// Boots one scenario with its serial console in its log, then judges the log and exit status.
+fn boot(workspace: &Workspace, scenario: &Scenario) -> Outcome {
+    let kernel = workspace.kernel_image();
+    let mut command = qemu::command(&Machine {
+        kernel: &kernel,
+        smp: scenario.smp,
+        mem: scenario.mem,
+        cmdline: &scenario.cmdline,
+        debug_exit: scenario.exit.debug_exit(),
+    });
+    command.args(["-serial", "stdio", "-monitor", "none"]);
+    let log = log_path(workspace, &format!("boot-{}", scenario.name));
+    let fail = |reason: String, log: Option<PathBuf>| Outcome::Fail { reason, log };
+
+    let stdin = if scenario.input.is_some() { Stdio::piped() } else { Stdio::null() };
+    let started = Instant::now();
+    let timeout = Duration::from_secs(scenario.timeout_secs);
+    let completion = match process::spawn_logged(&mut command, stdin, &log) {
+        Ok(mut child) => type_after_boot(&mut child, scenario.input.as_deref(), &log, started + timeout)
+            .and_then(|()| qemu::wait_with_timeout(&mut child, timeout.saturating_sub(started.elapsed()))),
+        Err(error) => return fail(format!("QEMU failed to start: {error:#}"), None),
+    };
+    let completion = match completion {
+        Ok(completion) => completion,
+        Err(error) => return fail(format!("{error:#}"), Some(log)),
+    };
+    let text = match process::read_log(&log) {
+        Ok(text) => text,
+        Err(error) => return fail(format!("{error:#}"), None),
+    };
+
+    let failures = judge(scenario, &completion, &text);
+    if failures.is_empty() { Outcome::Pass } else { fail(failures.join("; "), Some(log)) }
+}
+
+/// Writes `input` to QEMU's serial console once the log shows the `boot` event (earlier input
+/// could be lost when the kernel resets its UART), then closes the console's input. Gives up
+/// quietly at `deadline` or when QEMU exits: the judgement then reports what is missing.
+fn type_after_boot(child: &mut Child, input: Option<&str>, log: &Path, deadline: Instant) -> Result<()> {
+    let Some(input) = input else { return Ok(()) };
+    while Instant::now() < deadline && child.try_wait().context("cannot poll QEMU")?.is_none() {
+        let booted = events::parse_log(&process::read_log(log)?).events.iter().any(|event| event.name == "boot");
+        if booted {
+            if let Some(mut stdin) = child.stdin.take() {
+                // QEMU may already be gone; the exit status and events then tell what happened.
+                let _ = stdin.write_all(input.as_bytes());
+            }
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Everything wrong with a finished boot, from how QEMU ended and the serial log.
+fn judge(scenario: &Scenario, completion: &Completion, log: &str) -> Vec<String> {
+    let parsed = events::parse_log(log);
+    if matches!(completion, Completion::Exited(Some(qemu::STATUS_QEMU_ERROR))) && parsed.events.is_empty() {
+        // QEMU's own complaint is the last thing it printed.
+        let complaint = log.lines().rev().find(|line| !line.trim().is_empty());
+        return vec![format!(
+            "QEMU failed to start (exit status {}): {}",
+            qemu::STATUS_QEMU_ERROR,
+            complaint.unwrap_or("it printed nothing")
+        )];
+    }
+    let mut failures = Vec::new();
+    let expected = scenario.exit.qemu_status();
+    match *completion {
+        Completion::TimedOut => {
+            failures.push(format!("timed out after {} s", scenario.timeout_secs));
+        }
+        Completion::Exited(status) if status != Some(expected) => {
+            failures.push(format!(
+                "QEMU exit status: expected {expected} ({}), got {} ({})",
+                qemu::describe_status(Some(expected)),
+                status.map_or_else(|| "none".to_owned(), |code| code.to_string()),
+                qemu::describe_status(status)
+            ));
+        }
+        Completion::Exited(_) => {}
+    }
+    if let Some(first) = parsed.malformed.first() {
+        failures.push(match parsed.malformed.len() - 1 {
+            0 => first.clone(),
+            more => format!("{first} (and {more} more malformed event lines)"),
+        });
+    }
+    failures.extend(events::check(&parsed.events, &scenario.expect, &scenario.reject));
+    failures
+}
+
+fn print_log_tail(workspace: &Workspace, log: &Path) {
+    match process::read_log(log) {
+        Ok(text) => {
+            println!("    --- last {LOG_TAIL_LINES} lines of {} ---", workspace.display(log));
+            for line in process::last_lines(&text, LOG_TAIL_LINES) {
+                println!("    {}", line.strip_suffix('\r').unwrap_or(line));
+            }
+        }
+        Err(error) => println!("    ({error:#})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(exit: &str) -> Scenario {
+        let text = format!(
+            "[[scenario]]\nname = \"s\"\nsmp = 1\nmem = \"128M\"\ntimeout = 5\nexit = \"{exit}\"\n\
+             expect = [{{ event = \"boot\" }}, {{ event = \"shutdown\" }}]\n"
+        );
+        scenarios::parse(&text, Path::new("test.toml")).unwrap().remove(0)
+    }
+
+    const CLEAN_LOG: &str = "$ qemu-system-x86_64 ...\n\
+                             @manul {\"event\":\"boot\"}\r\n\
+                             @manul {\"event\":\"shutdown\"}\r\n";
+
+    #[test]
+    fn a_clean_boot_passes() {
+        let success = Completion::Exited(Some(qemu::STATUS_KERNEL_SUCCESS));
+        assert!(judge(&scenario("success"), &success, CLEAN_LOG).is_empty());
+        let powered_off = Completion::Exited(Some(qemu::STATUS_POWERED_OFF));
+        assert!(judge(&scenario("poweroff"), &powered_off, CLEAN_LOG).is_empty());
+    }
+
+    #[test]
+    fn a_wrong_exit_status_is_explained() {
+        let failed = Completion::Exited(Some(qemu::STATUS_KERNEL_FAILURE));
+        let failures = judge(&scenario("success"), &failed, CLEAN_LOG);
+        assert_eq!(failures.len(), 1);
+        assert!(
+            failures[0].starts_with("QEMU exit status: expected 33 (the kernel reported success"),
+            "{}",
+            failures[0]
+        );
+        assert!(failures[0].contains("got 35 (the kernel reported failure"));
+        let killed = judge(&scenario("failure"), &Completion::Exited(None), CLEAN_LOG);
+        assert!(killed[0].contains("got none (QEMU was killed by a signal)"));
+    }
+
+    #[test]
+    fn qemu_failing_to_start_is_reported_with_its_complaint() {
+        let log = "$ qemu-system-x86_64 ...\n\
+                   qemu: could not open kernel file 'target/manul/lwk': No such file or directory\n";
+        let failures = judge(&scenario("success"), &Completion::Exited(Some(1)), log);
+        assert_eq!(
+            failures,
+            ["QEMU failed to start (exit status 1): qemu: could not open kernel file \
+              'target/manul/lwk': No such file or directory"]
+        );
+    }
+
+    #[test]
+    fn a_timeout_is_reported_with_what_the_log_lacks() {
+        let failures = judge(&scenario("success"), &Completion::TimedOut, "@manul {\"event\":\"boot\"}\n");
+        assert_eq!(failures[0], "timed out after 5 s");
+        assert!(failures[1].starts_with("expected event not found: { event = \"shutdown\" }"));
+    }
+
+    #[test]
+    fn bad_json_after_the_prefix_fails_the_scenario() {
+        let log = format!("{CLEAN_LOG}@manul {{\"event\":\"late\",\n@manul nonsense\n");
+        let success = Completion::Exited(Some(qemu::STATUS_KERNEL_SUCCESS));
+        let failures = judge(&scenario("success"), &success, &log);
+        assert_eq!(failures.len(), 1);
+        assert!(failures[0].starts_with("malformed event at log line 4: invalid JSON"), "{}", failures[0]);
+        assert!(failures[0].ends_with("(and 1 more malformed event lines)"));
+    }
+
+    #[test]
+    fn rejected_events_fail_a_clean_exit() {
+        let log = format!("{CLEAN_LOG}@manul {{\"event\":\"panic\",\"message\":\"x\"}}\n");
+        let success = Completion::Exited(Some(qemu::STATUS_KERNEL_SUCCESS));
+        let failures = judge(&scenario("success"), &success, &log);
+        assert_eq!(failures, ["rejected event at log line 4: @manul {\"event\":\"panic\",\"message\":\"x\"}"]);
+    }
+}

@@ -1,0 +1,63 @@
+//! Where things live: the workspace root, cargo's target directory and the files xtask writes
+//! under `target/manul/`.
+
+use std::env;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+pub struct Workspace {
+    root: PathBuf,
+    target_dir: PathBuf,
+}
+
+impl Workspace {
+    /// The workspace is the parent of this crate's directory. Cargo's target directory is
+    /// `target/` there unless `CARGO_TARGET_DIR` moves it.
+    pub fn locate() -> Result<Self> {
+        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest_dir
+            .parent()
+            .with_context(|| format!("{} has no parent directory", manifest_dir.display()))?
+            .to_path_buf();
+        let target_dir = match env::var_os("CARGO_TARGET_DIR") {
+            Some(dir) => root.join(dir),
+            None => root.join("target"),
+        };
+        Ok(Self { root, target_dir })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where cargo puts the artifacts of `target` built with `profile` (`debug` or `release`).
+    pub fn cargo_output_dir(&self, target: &str, profile: &str) -> PathBuf {
+        self.target_dir.join(target).join(profile)
+    }
+
+    /// The kernel image that `run` and `test` boot.
+    pub fn kernel_image(&self) -> PathBuf {
+        self.manul_dir().join("lwk")
+    }
+
+    pub fn logs_dir(&self) -> PathBuf {
+        self.manul_dir().join("logs")
+    }
+
+    /// A path as the user should read it: relative to the workspace root when it is inside it.
+    pub fn display(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root).unwrap_or(path).display().to_string()
+    }
+
+    fn manul_dir(&self) -> PathBuf {
+        self.target_dir.join("manul")
+    }
+}
+
+/// The cargo that runs xtask (cargo sets `CARGO` for `cargo run`), so nested builds use the same
+/// toolchain.
+pub fn cargo() -> OsString {
+    env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
