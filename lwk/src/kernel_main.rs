@@ -19,7 +19,7 @@ const UNMAPPED_TEST_ADDRESS: u64 = 0xdead000;
 
 /// Reports a boot step that cannot go on and stops with the failure code.
 fn fail(step: &str, reason: impl core::fmt::Display) -> ! {
-    log::error!("{step} failed: {reason}");
+    log::error!(target: "boot", "{step} failed: {reason}");
     logging::emit_from_fault("boot_failed", |e| {
         e.str("step", step).display("reason", &reason);
     });
@@ -41,8 +41,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         // SAFETY: NX is supported (CPUID); the kernel's page tables use the NX bit from here on.
         unsafe { cpu::wrmsr(cpu::MSR_EFER, cpu::rdmsr(cpu::MSR_EFER) | cpu::EFER_NXE) };
     }
-    log::info!(
-        "cpu: x2apic {}, tsc-deadline {}, invariant tsc {}, nx {}, 1g pages {}, svm {}, hypervisor {}",
+    log::info!(target: "cpu", "x2apic {}, tsc-deadline {}, invariant tsc {}, nx {}, 1g pages {}, svm {}, hypervisor {}",
         features.x2apic,
         features.tsc_deadline,
         features.invariant_tsc,
@@ -55,9 +54,9 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
 
     let (options, errors) = cmdline::parse(boot.cmdline());
     logging::set_level(options.log);
-    log::info!("command line: \"{}\"", boot.cmdline());
+    log::info!(target: "cmdline", "\"{}\"", boot.cmdline());
     for e in &errors {
-        log::warn!("command line: {}: {}", e.option, e.reason);
+        log::warn!(target: "cmdline", "{}: {}", e.option, e.reason);
         logging::emit("cmdline_error", |ev| {
             ev.str("option", &e.option).str("reason", &e.reason);
         });
@@ -67,8 +66,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
             ev.str("option", "").str("reason", "command line longer than 4096 bytes was cut");
         });
     }
-    log::info!(
-        "memory: {} MiB RAM, {} MiB free for allocation, {} KiB used by early tables",
+    log::info!(target: "memory", "{} MiB RAM, {} MiB free for allocation, {} KiB used by early tables",
         memory.ram_bytes >> 20,
         memory.free_bytes >> 20,
         memory.early_bytes >> 10
@@ -78,19 +76,18 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     let madt = match acpi_tables::discover(&DirectMapReader, boot.rsdp) {
         Ok(info) => {
             let names: Vec<&str> = info.tables.iter().map(|t| core::str::from_utf8(t).unwrap_or("?")).collect();
-            log::info!(
-                "acpi: tables {names:?}, {} CPUs and {} I/O APICs in the MADT",
+            log::info!(target: "acpi", "tables {names:?}, {} CPUs and {} I/O APICs in the MADT",
                 info.madt.cpus.len(),
                 info.madt.io_apics.len()
             );
             match info.power_off {
                 Some(p) => crate::power::set_acpi_power_off(p),
-                None => log::warn!("acpi: no FADT power-off information; ACPI power-off unavailable"),
+                None => log::warn!(target: "acpi", "no FADT power-off information; ACPI power-off unavailable"),
             }
             info.madt
         }
         Err(e) => {
-            log::error!("acpi: {e}; running on the boot CPU only");
+            log::error!(target: "acpi", "{e}; running on the boot CPU only");
             logging::emit("acpi_error", |ev| {
                 ev.display("reason", &e);
             });
@@ -103,8 +100,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         .unwrap_or_else(|e| fail("local APIC", format_args!("{e:?}")));
     local_apic::init_this_cpu();
     let tsc_source = clock::calibrate(&features);
-    log::info!(
-        "clock: TSC {} MHz ({}), APIC timer {} kHz, {apic_mode}",
+    log::info!(target: "clock", "TSC {} MHz ({}), APIC timer {} kHz, {apic_mode}",
         clock::tsc_hz() / 1_000_000,
         tsc_source.name(),
         clock::apic_timer_hz() / 1000
@@ -117,11 +113,11 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         Ok(n) if n > 0 => {
             match io_apic::route_isa_irq(&madt, serial_console::COM1_IRQ, interrupt_entry::SERIAL_VECTOR, me.apic_id) {
                 Some(_) => serial_console::enable_input_interrupts(),
-                None => log::warn!("no I/O APIC input for COM1: console input disabled"),
+                None => log::warn!(target: "io_apic", "no I/O APIC input for COM1: console input disabled"),
             }
         }
-        Ok(_) => log::warn!("no I/O APIC: console input disabled"),
-        Err(e) => log::error!("I/O APIC: {e:?}"),
+        Ok(_) => log::warn!(target: "io_apic", "no I/O APIC: console input disabled"),
+        Err(e) => log::error!(target: "io_apic", "{e:?}"),
     }
 
     let trampoline_ram = boot
@@ -134,8 +130,8 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     for c in per_cpu::all().iter().skip(1).filter(|c| c.online.load(Ordering::Acquire)) {
         match smp::call_on(c.index, 100_000_000, local_apic::id) {
             Ok(id) if id == c.apic_id => answering += 1,
-            Ok(id) => log::error!("cpu {} answered with APIC ID {id}, expected {}", c.index, c.apic_id),
-            Err(e) => log::error!("cpu {} did not answer a cross-CPU call: {e}", c.index),
+            Ok(id) => log::error!(target: "smp", "cpu {} answered with APIC ID {id}, expected {}", c.index, c.apic_id),
+            Err(e) => log::error!(target: "smp", "cpu {} did not answer a cross-CPU call: {e}", c.index),
         }
     }
     let (free, largest) = kernel_memory::frame_stats();
@@ -154,7 +150,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
 
     match options.test {
         Some(SelfTest::PageFault) => {
-            log::info!("test=pagefault: reading {UNMAPPED_TEST_ADDRESS:#x}");
+            log::info!(target: "selftest", "test=pagefault: reading {UNMAPPED_TEST_ADDRESS:#x}");
             // SAFETY: deliberately not safe: the address is unmapped, and the page-fault report
             // is what this self-test checks.
             let v = unsafe { core::ptr::read_volatile(UNMAPPED_TEST_ADDRESS as *const u64) };
@@ -162,7 +158,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         }
         Some(SelfTest::Panic) => panic!("deliberate panic (test=panic)"),
         Some(SelfTest::Idle) => {
-            log::info!("test=idle: all CPUs idle for 200 ms");
+            log::info!(target: "selftest", "test=idle: all CPUs idle for 200 ms");
             clock::sleep_ns(200_000_000);
             shutdown(ExitStatus::Success)
         }

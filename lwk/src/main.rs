@@ -5,6 +5,7 @@
 #![cfg_attr(target_os = "none", no_std, no_main)]
 // On the host the hardware-independent modules have no kernel to call them outside their tests.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
@@ -18,44 +19,34 @@ mod memory_map;
 mod page_table;
 mod start_info;
 
-// The kernel proper.
+/// Declares the modules that only exist in the kernel binary (they touch the hardware).
+macro_rules! kernel_modules {
+    ($($module:ident),* $(,)?) => { $( #[cfg(target_os = "none")] mod $module; )* };
+}
+
+// The kernel proper. The console is declared on its own: its `println!` macros are exported to
+// the crate root, which macro-declared modules cannot do.
 #[cfg(target_os = "none")]
-mod backtrace;
-#[cfg(target_os = "none")]
-mod clock;
-#[cfg(target_os = "none")]
-mod console_commands;
-#[cfg(target_os = "none")]
-mod cpu;
-#[cfg(target_os = "none")]
-mod descriptor_tables;
-#[cfg(target_os = "none")]
-mod exceptions;
-#[cfg(target_os = "none")]
-mod interrupt_entry;
-#[cfg(target_os = "none")]
-mod io_apic;
-#[cfg(target_os = "none")]
-mod kernel_main;
-#[cfg(target_os = "none")]
-mod kernel_memory;
-#[cfg(target_os = "none")]
-mod local_apic;
-#[cfg(target_os = "none")]
-mod logging;
-#[cfg(target_os = "none")]
-mod panic;
-#[cfg(target_os = "none")]
-mod per_cpu;
-#[cfg(target_os = "none")]
-mod power;
-#[cfg(target_os = "none")]
-mod pvh_entry;
-#[cfg(target_os = "none")]
-#[macro_use]
 mod serial_console;
-#[cfg(target_os = "none")]
-mod smp;
+kernel_modules!(
+    backtrace,
+    clock,
+    console_commands,
+    cpu,
+    descriptor_tables,
+    exceptions,
+    interrupt_entry,
+    io_apic,
+    kernel_main,
+    kernel_memory,
+    local_apic,
+    logging,
+    panic,
+    per_cpu,
+    power,
+    pvh_entry,
+    smp,
+);
 
 #[cfg(not(target_os = "none"))]
 fn main() {
