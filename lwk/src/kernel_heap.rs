@@ -1,23 +1,8 @@
-//! The kernel heap behind `#[global_allocator]`: small objects (up to 2 KiB) from per-size-class
-//! free lists carved out of 4 KiB frames, larger ones straight from the buddy frame allocator in
-//! the direct map. It grows with demand; no fixed heap region limits it.
+//! The kernel heap behind `#[global_allocator]`: small objects from per-size-class free lists
+//! carved out of 4 KiB frames, larger ones straight from the buddy frame allocator in the direct
+//! map (see `heap_classes`). It grows with demand; no fixed heap region limits it.
 
-use core::alloc::Layout;
-
-const CLASSES: usize = 8;
-const SMALLEST: usize = 16;
-const LARGEST: usize = SMALLEST << (CLASSES - 1); // 2 KiB
-
-/// The size class serving `layout`, or `None` if it goes to the frame allocator. Objects of a
-/// class are aligned to their size, so alignment is met by choosing a large enough class.
-pub fn size_class(layout: Layout) -> Option<usize> {
-    let need = layout.size().max(layout.align()).max(SMALLEST).next_power_of_two();
-    (need <= LARGEST).then(|| need.trailing_zeros() as usize - SMALLEST.trailing_zeros() as usize)
-}
-
-#[cfg(target_os = "none")]
-mod global {
-    use super::{CLASSES, SMALLEST, size_class};
+use lwk::heap_classes::{CLASSES, SMALLEST, size_class};
     use crate::cpu::IrqMutex;
     use crate::frame_allocator::FRAME_SIZE;
     use crate::kernel_memory::{alloc_frames, free_frames, phys_to_virt, virt_to_phys};
@@ -78,21 +63,3 @@ mod global {
             }
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn classes_cover_size_and_alignment() {
-        let l = |s, a| Layout::from_size_align(s, a).unwrap();
-        assert_eq!(size_class(l(1, 1)), Some(0));
-        assert_eq!(size_class(l(16, 8)), Some(0));
-        assert_eq!(size_class(l(17, 8)), Some(1));
-        assert_eq!(size_class(l(8, 256)), Some(4));
-        assert_eq!(size_class(l(2048, 8)), Some(7));
-        assert_eq!(size_class(l(2049, 8)), None);
-        assert_eq!(size_class(l(8, 4096)), None);
-    }
-}

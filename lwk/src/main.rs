@@ -1,23 +1,16 @@
 //! Manul's lightweight kernel.
 //!
-//! On `x86_64-unknown-none` this is the kernel itself, booted through PVH. On the host only the
-//! hardware-independent modules are built, for `cargo test`.
+//! On `x86_64-unknown-none` this is the kernel itself, booted through PVH. On the host it is a
+//! stub: the hardware-independent half is the library (`lib.rs`), tested with `cargo test`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
-// On the host the hardware-independent modules have no kernel to call them outside their tests.
-#![cfg_attr(not(target_os = "none"), allow(dead_code))]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 extern crate alloc;
 
-// Hardware-independent logic, tested on the host.
-mod acpi_tables;
-mod cmdline;
-mod event;
-mod frame_allocator;
-mod kernel_heap;
-mod memory_map;
-mod page_table;
-mod start_info;
+// The hardware-independent modules live in the library half of the crate (host-tested, fuzzed);
+// naming them here lets the kernel modules write `crate::page_table` and so on.
+#[cfg(target_os = "none")]
+use lwk::{acpi_tables, cmdline, event, frame_allocator, memory_map, page_table, start_info};
 
 /// Declares the modules that only exist in the kernel binary (they touch the hardware).
 macro_rules! kernel_modules {
@@ -36,6 +29,7 @@ kernel_modules!(
     descriptor_tables,
     exceptions,
     interrupt_entry,
+    kernel_heap,
     io_apic,
     kernel_main,
     kernel_memory,

@@ -20,6 +20,10 @@ impl Range {
     pub fn len(&self) -> u64 {
         self.end - self.start
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
 }
 
 /// Firmware memory types (E820 numbering, as PVH start_info uses).

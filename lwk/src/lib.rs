@@ -1,0 +1,17 @@
+//! The hardware-independent half of Manul's lightweight kernel: parsers of firmware and boot
+//! data, the physical memory allocator, page-table building, the command line, event lines. It is
+//! `no_std` + `alloc` in the kernel and plain Rust in host tests and fuzz targets; the kernel
+//! binary (`main.rs`) adds everything that touches the hardware.
+#![cfg_attr(not(test), no_std)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+pub mod acpi_tables;
+pub mod cmdline;
+pub mod event;
+pub mod frame_allocator;
+pub mod heap_classes;
+pub mod memory_map;
+pub mod page_table;
+pub mod start_info;
