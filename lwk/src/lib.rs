@@ -9,9 +9,12 @@ extern crate alloc;
 
 pub mod acpi_tables;
 pub mod cmdline;
+pub mod cpio;
+pub mod errno;
 pub mod event;
 pub mod frame_allocator;
 pub mod heap_classes;
 pub mod memory_map;
 pub mod page_table;
+pub mod ram_fs;
 pub mod start_info;

@@ -1,0 +1,1 @@
+//! (being written) The initrd: a cpio "newc" archive parser.
