@@ -114,3 +114,54 @@ pub fn sleep_ns(ns: u64) {
         local_apic::stop_timer();
     });
 }
+
+/// Unix time at boot, from the CMOS real-time clock (0 if it cannot be read).
+static BOOT_UNIX_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Reads the CMOS RTC (UTC, as QEMU and most firmware keep it) once at boot.
+pub fn read_real_time_clock() {
+    // SAFETY: CMOS index/data ports 0x70/0x71; reading the clock registers has no side effect
+    // beyond selecting the index (NMI stays enabled: bit 7 clear).
+    let read = |reg: u8| unsafe {
+        cpu::outb(0x70, reg);
+        cpu::inb(0x71)
+    };
+    // Wait out an update in progress, then read until two reads agree.
+    let snapshot = || {
+        let mut spins = 0;
+        while read(0x0a) & 0x80 != 0 && spins < 1_000_000 {
+            spins += 1;
+        }
+        [read(0x00), read(0x02), read(0x04), read(0x07), read(0x08), read(0x09), read(0x32)]
+    };
+    let mut regs = snapshot();
+    for _ in 0..5 {
+        let again = snapshot();
+        if again == regs {
+            break;
+        }
+        regs = again;
+    }
+    let status_b = read(0x0b);
+    let binary = status_b & 0x04 != 0;
+    let decode = |v: u8| if binary { v as u32 } else { (v & 0x0f) as u32 + (v >> 4) as u32 * 10 };
+    let [sec, min, hour_raw, day, month, year, century] = regs;
+    let mut hour = decode(hour_raw & 0x7f);
+    if status_b & 0x02 == 0 && hour_raw & 0x80 != 0 {
+        hour = (hour % 12) + 12; // 12-hour mode, PM
+    }
+    let century = match decode(century) {
+        19..=99 => decode(century),
+        _ => 20,
+    };
+    let year = century * 100 + decode(year);
+    match lwk::calendar::unix_seconds(year, decode(month), decode(day), hour, decode(min), decode(sec)) {
+        Some(s) => BOOT_UNIX_NS.store(s * 1_000_000_000 - uptime_ns().min(s * 1_000_000_000), Ordering::Relaxed),
+        None => log::warn!(target: "clock", "the real-time clock holds an impossible date; wall time starts at 1970"),
+    }
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn realtime_ns() -> u64 {
+    BOOT_UNIX_NS.load(Ordering::Relaxed) + uptime_ns()
+}

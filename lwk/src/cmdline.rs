@@ -4,6 +4,7 @@
 //! (`job.args="a b c"`). Every option the kernel does not know, and every bad value, is returned
 //! as a [`CmdlineError`] so the caller reports it instead of dropping it silently.
 
+use crate::job_options::{self, JobSpec, JobsExpect};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -43,11 +44,20 @@ pub struct Options {
     pub log: LogLevel,
     pub then: AfterBoot,
     pub test: Option<SelfTest>,
+    /// Jobs to launch after boot, in command-line order.
+    pub jobs: Vec<JobSpec>,
+    pub jobs_expect: JobsExpect,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { log: LogLevel::Info, then: AfterBoot::Console, test: None }
+        Options {
+            log: LogLevel::Info,
+            then: AfterBoot::Console,
+            test: None,
+            jobs: Vec::new(),
+            jobs_expect: JobsExpect::Zero,
+        }
     }
 }
 
@@ -71,9 +81,18 @@ pub fn parse(cmdline: &str) -> (Options, Vec<CmdlineError>) {
         });
     }
     for (key, value) in words {
-        if let Err(reason) = apply(&mut options, &key, value.as_deref()) {
+        let job = job_options::apply(&mut options.jobs, &mut options.jobs_expect, &key, value.as_deref());
+        let result = match job {
+            Ok(true) => Ok(()),
+            Ok(false) => apply(&mut options, &key, value.as_deref()),
+            Err(reason) => Err(reason),
+        };
+        if let Err(reason) = result {
             errors.push(CmdlineError { option: key, reason });
         }
+    }
+    for (job, reason) in job_options::validate(&options.jobs) {
+        errors.push(CmdlineError { option: alloc::format!("job.{job}"), reason });
     }
     (options, errors)
 }
@@ -177,6 +196,15 @@ mod tests {
         assert_eq!(e[0].reason, "unknown option");
         assert!(e[1].reason.contains("\"explode\""), "{}", e[1].reason);
         assert!(e[2].reason.contains("needs a value"), "{}", e[2].reason);
+    }
+
+    #[test]
+    fn job_options_are_parsed_and_checked() {
+        let (o, e) = parse(r#"job=/bin/hello job.args="a 'b c'" job.x.cores=1"#);
+        assert_eq!(o.jobs.len(), 2);
+        assert_eq!(o.jobs[0].args, ["a", "b c"]);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].option, "job.x");
     }
 
     #[test]

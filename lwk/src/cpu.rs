@@ -95,6 +95,19 @@ pub unsafe fn write_cr3(root: u64) {
     unsafe { asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) };
 }
 
+pub fn read_cr3() -> u64 {
+    let v;
+    // SAFETY: reading CR3 has no side effect.
+    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Drops every non-global TLB entry of this CPU (reloads CR3).
+pub fn flush_tlb() {
+    // SAFETY: writing back the current CR3 only flushes cached translations.
+    unsafe { write_cr3(read_cr3()) };
+}
+
 pub fn read_cr4() -> u64 {
     let v;
     // SAFETY: reading CR4 has no side effect.

@@ -34,14 +34,17 @@ pub fn load_early_gdt() {
     unsafe { x86_64::instructions::tables::lgdt(&pointer) };
 }
 
-/// Builds and loads this CPU's GDT and TSS. Called once per CPU.
-pub fn init_this_cpu() -> Result<(), MemoryError> {
+/// Builds and loads this CPU's GDT and TSS. Called once per CPU. Returns the TSS's address, for
+/// [`set_kernel_stack`].
+pub fn init_this_cpu() -> Result<u64, MemoryError> {
     let mut tss = TaskStateSegment::new();
     for ist in [IST_NMI, IST_DOUBLE_FAULT, IST_MACHINE_CHECK] {
         let stack = alloc_stack(IST_STACK_BYTES)?;
         tss.interrupt_stack_table[ist as usize - 1] = VirtAddr::new(stack.top);
     }
-    let tss: &'static TaskStateSegment = Box::leak(Box::new(tss));
+    let tss: &'static mut TaskStateSegment = Box::leak(Box::new(tss));
+    let tss_address = tss as *mut TaskStateSegment as u64;
+    let tss: &'static TaskStateSegment = tss;
     let gdt: &'static mut GlobalDescriptorTable = Box::leak(Box::new(GlobalDescriptorTable::new()));
     let code = gdt.append(Descriptor::kernel_code_segment());
     let data = gdt.append(Descriptor::kernel_data_segment());
@@ -60,5 +63,16 @@ pub fn init_this_cpu() -> Result<(), MemoryError> {
         ES::set_reg(SegmentSelector(0));
         load_tss(tss_selector);
     }
-    Ok(())
+    Ok(tss_address)
 }
+
+/// Sets the stack the CPU switches to on an interrupt from user mode (TSS RSP0).
+pub fn set_kernel_stack(tss: u64, top: u64) {
+    let tss = tss as *mut TaskStateSegment;
+    // SAFETY: `tss` is this CPU's leaked TSS (from `init_this_cpu`); only this CPU writes it, and
+    // the CPU reads RSP0 only on a privilege change, which cannot happen during this write.
+    unsafe { core::ptr::addr_of_mut!((*tss).privilege_stack_table[0]).write_volatile(VirtAddr::new(top)) };
+}
+
+pub const USER_DATA: u16 = 0x18 | 3;
+pub const USER_CODE: u16 = 0x20 | 3;

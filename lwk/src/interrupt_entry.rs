@@ -4,7 +4,7 @@
 //! shared by all CPUs.
 
 use crate::descriptor_tables::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI, KERNEL_CODE};
-use crate::{exceptions, local_apic, per_cpu, serial_console, smp};
+use crate::{exceptions, local_apic, per_cpu, scheduler, serial_console, signals, smp};
 use core::arch::global_asm;
 use core::sync::atomic::Ordering;
 use static_assertions::const_assert_eq;
@@ -12,6 +12,8 @@ use static_assertions::const_assert_eq;
 pub const TIMER_VECTOR: u8 = 0x20;
 pub const SERIAL_VECTOR: u8 = 0x24;
 pub const CROSS_CALL_VECTOR: u8 = 0xf0;
+/// Wakes a CPU whose run queue gained a thread.
+pub const RESCHEDULE_VECTOR: u8 = 0xf1;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 /// The interrupted context, as the entry stubs leave it on the stack.
@@ -83,6 +85,8 @@ interrupt_common:
     movq %rsp, %rdi
     cld
     call {dispatch}
+    .global trap_return
+trap_return:
     popq %r15
     popq %r14
     popq %r13
@@ -166,12 +170,19 @@ pub fn load_idt() {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     match vector {
+        0..=31 if frame.cs & 3 == 3 => signals::user_fault(frame),
         0..=31 => exceptions::fatal(frame),
         TIMER_VECTOR => {
             let cpu = per_cpu::current();
             cpu.timer_interrupts.fetch_add(1, Ordering::Relaxed);
             cpu.timer_fired.store(true, Ordering::Release);
             local_apic::end_of_interrupt();
+            scheduler::preempt(frame);
+        }
+        RESCHEDULE_VECTOR => {
+            per_cpu::current().cross_call_interrupts.fetch_add(1, Ordering::Relaxed);
+            local_apic::end_of_interrupt();
+            scheduler::preempt(frame);
         }
         CROSS_CALL_VECTOR => {
             per_cpu::current().cross_call_interrupts.fetch_add(1, Ordering::Relaxed);

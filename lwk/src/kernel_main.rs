@@ -8,7 +8,7 @@ use crate::power::{ExitStatus, shutdown};
 use crate::pvh_entry::{BOOT_STACK, BOOT_STACK_SIZE};
 use crate::start_info::BootInfo;
 use crate::{
-    clock, console_commands, cpu, descriptor_tables, interrupt_entry, io_apic, kernel_memory, local_apic, logging,
+    clock, console_commands, cpu, descriptor_tables, files, fpu_state, interrupt_entry, jobs, user_entry, io_apic, kernel_memory, local_apic, logging,
     per_cpu, println, serial_console, smp,
 };
 use alloc::vec::Vec;
@@ -72,7 +72,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         memory.early_bytes >> 10
     );
 
-    descriptor_tables::init_this_cpu().unwrap_or_else(|e| fail("boot CPU descriptor tables", e));
+    let tss = descriptor_tables::init_this_cpu().unwrap_or_else(|e| fail("boot CPU descriptor tables", e));
     let madt = match acpi_tables::discover(&DirectMapReader, boot.rsdp) {
         Ok(info) => {
             let names: Vec<&str> = info.tables.iter().map(|t| core::str::from_utf8(t).unwrap_or("?")).collect();
@@ -100,6 +100,9 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         .unwrap_or_else(|e| fail("local APIC", format_args!("{e:?}")));
     local_apic::init_this_cpu();
     let tsc_source = clock::calibrate(&features);
+    clock::read_real_time_clock();
+    user_entry::init_this_cpu();
+    fpu_state::init_this_cpu();
     log::info!(target: "clock", "TSC {} MHz ({}), APIC timer {} kHz, {apic_mode}",
         clock::tsc_hz() / 1_000_000,
         tsc_source.name(),
@@ -109,6 +112,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     let boot_stack = (&raw const BOOT_STACK) as u64;
     let boot_stack = Stack { bottom: boot_stack, top: boot_stack + BOOT_STACK_SIZE as u64 };
     let me = smp::init_boot_cpu(&madt, boot_stack).unwrap_or_else(|e| fail("per-CPU data", e));
+    me.tss.store(tss, Ordering::Relaxed);
     match io_apic::init(&madt) {
         Ok(n) if n > 0 => {
             match io_apic::route_isa_irq(&madt, serial_console::COM1_IRQ, interrupt_entry::SERIAL_VECTOR, me.apic_id) {
@@ -163,6 +167,22 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
             shutdown(ExitStatus::Success)
         }
         None => {}
+    }
+    match files::init(&boot) {
+        Ok(n) => log::info!(target: "files", "initrd: {n} entries"),
+        Err(reason) => {
+            log::error!(target: "files", "{reason}");
+            logging::emit("initrd_error", |e| {
+                e.str("reason", &reason);
+            });
+        }
+    }
+    if !options.jobs.is_empty() {
+        if jobs::launch_all(&options) == 0 {
+            jobs::all_done();
+        }
+        // The jobs power the machine off when the last one ends; meanwhile the console works.
+        console_commands::run();
     }
     match options.then {
         AfterBoot::Poweroff => shutdown(ExitStatus::Success),

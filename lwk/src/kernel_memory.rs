@@ -74,6 +74,13 @@ impl TableMemory for KernelTables<'_> {
         Some(phys)
     }
 
+    fn free_table(&mut self, phys: u64) {
+        // Boot-time tables are never unmapped; later ones go back to the frame allocator.
+        if let TableSource::Frames = self.source {
+            let _ = free_frames(phys, FRAME_SIZE);
+        }
+    }
+
     fn table(&mut self, phys: u64) -> &mut [u64; 512] {
         // SAFETY: `phys` is a page-table frame this module allocated; it is mapped at `view` +
         // phys (identity during boot, the direct map afterwards) and only touched under
@@ -82,18 +89,19 @@ impl TableMemory for KernelTables<'_> {
     }
 }
 
-/// Frame allocator metadata: one tag byte per frame in the direct map; free-list links inside
+/// Frame allocator metadata for memory in the direct map: one tag byte per frame in `tags`
+/// (a static slice for the kernel's allocator, a vector for a job's pool); free-list links inside
 /// the free blocks themselves.
-pub struct KernelFrameMetadata {
-    tags: &'static mut [u8],
+pub struct DirectMapMetadata<T> {
+    pub tags: T,
 }
 
-impl FrameMetadata for KernelFrameMetadata {
+impl<T: AsRef<[u8]> + AsMut<[u8]>> FrameMetadata for DirectMapMetadata<T> {
     fn tag(&self, index: usize) -> u8 {
-        self.tags[index]
+        self.tags.as_ref()[index]
     }
     fn set_tag(&mut self, index: usize, tag: u8) {
-        self.tags[index] = tag;
+        self.tags.as_mut()[index] = tag;
     }
     fn link(&self, block: u64) -> Link {
         // SAFETY: `block` is a free block owned by the allocator, mapped in the direct map.
@@ -105,7 +113,7 @@ impl FrameMetadata for KernelFrameMetadata {
     }
 }
 
-static FRAMES: IrqMutex<Option<FrameAllocator<KernelFrameMetadata>>> = IrqMutex::new(None);
+static FRAMES: IrqMutex<Option<FrameAllocator<DirectMapMetadata<&'static mut [u8]>>>> = IrqMutex::new(None);
 /// Serialises changes to the kernel half of the page tables.
 static KERNEL_TABLES: IrqMutex<()> = IrqMutex::new(());
 static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
@@ -210,18 +218,73 @@ pub fn init(boot: &BootInfo, features: &Features) -> Result<MemoryReport, Memory
 
     // The frame allocator's tags cover every frame up to the end of usable RAM.
     let frames = (usable.end() / FRAME_SIZE) as usize;
-    let tag_bytes = FrameAllocator::<KernelFrameMetadata>::tag_bytes(frames) as u64;
+    let tag_bytes = FrameAllocator::<DirectMapMetadata<&'static mut [u8]>>::tag_bytes(frames) as u64;
     let tags_phys = usable.take(tag_bytes.next_multiple_of(FRAME_SIZE), FRAME_SIZE, u64::MAX)?;
     // SAFETY: `tags_phys` was just taken out of usable RAM for this purpose only and is mapped
     // in the direct map; it lives for the rest of the kernel's life.
     let tags = unsafe { core::slice::from_raw_parts_mut(phys_to_virt(tags_phys) as *mut u8, tag_bytes as usize) };
-    let mut allocator = FrameAllocator::new(KernelFrameMetadata { tags }, 0, frames);
+    let mut allocator = FrameAllocator::new(DirectMapMetadata { tags }, 0, frames);
     for r in usable.ranges() {
         allocator.add_range(r.start, r.end)?;
     }
     let free_bytes = allocator.free_total();
     *FRAMES.lock() = Some(allocator);
+    // Every upper-half slot the kernel uses gets its PDPT now, so the kernel half that user
+    // address spaces copy at creation never misses a later kernel mapping.
+    let direct_end = phys_to_virt(usable.end().max(1 << 32) - 1);
+    let mut tables = KernelTables { source: TableSource::Frames, view: DIRECT_MAP_BASE };
+    for slot in (pml4_slot(DIRECT_MAP_BASE)..=pml4_slot(direct_end)).chain([pml4_slot(STACKS_BASE)]) {
+        if tables.table(root)[slot] & PageFlags::PRESENT.bits() == 0 {
+            let pdpt = tables.alloc_table().ok_or(MapError::OutOfMemory)?;
+            tables.table(root)[slot] = pdpt | (PageFlags::PRESENT | PageFlags::WRITABLE).bits();
+        }
+    }
     Ok(MemoryReport { ram_bytes, free_bytes, early_bytes: before - free_bytes })
+}
+
+fn pml4_slot(virt: u64) -> usize {
+    ((virt >> 39) & 0x1ff) as usize
+}
+
+/// A new top-level table for a user address space: the lower half empty, the kernel half shared.
+pub fn new_user_root() -> Result<u64, FrameError> {
+    let root = alloc_frames(FRAME_SIZE, FRAME_SIZE)?;
+    let mut tables = KernelTables { source: TableSource::Frames, view: DIRECT_MAP_BASE };
+    let kernel = *tables.table(kernel_root());
+    let user = tables.table(root);
+    user[..256].fill(0);
+    user[256..].copy_from_slice(&kernel[256..]);
+    Ok(root)
+}
+
+/// Page-table access for user address spaces (tables from the kernel's frame allocator).
+pub fn user_tables() -> impl TableMemory {
+    KernelTables { source: TableSource::Frames, view: DIRECT_MAP_BASE }
+}
+
+/// Takes `bytes` from the kernel's allocator as a few large contiguous blocks (largest first,
+/// 2 MiB aligned where possible), for a job's memory pool. All or nothing.
+pub fn reserve_blocks(bytes: u64) -> Result<alloc::vec::Vec<(u64, u64)>, FrameError> {
+    let mut blocks = alloc::vec::Vec::new();
+    let mut left = bytes.next_multiple_of(FRAME_SIZE);
+    while left > 0 {
+        let largest = frame_stats().1.map_or(0, crate::frame_allocator::order_size);
+        let take = left.min(largest);
+        let align = if take >= 1 << 21 { 1 << 21 } else { FRAME_SIZE };
+        match (take > 0).then(|| alloc_frames(take, align)) {
+            Some(Ok(phys)) => {
+                blocks.push((phys, take));
+                left -= take;
+            }
+            _ => {
+                for (phys, len) in blocks {
+                    let _ = free_frames(phys, len);
+                }
+                return Err(FrameError::OutOfMemory);
+            }
+        }
+    }
+    Ok(blocks)
 }
 
 /// Physically contiguous memory from the frame allocator, `bytes` rounded up to frames.
@@ -294,6 +357,18 @@ pub fn alloc_stack(bytes: u64) -> Result<Stack, MemoryError> {
         return Err(e.into());
     }
     Ok(Stack { bottom, top: bottom + bytes })
+}
+
+/// Unmaps a stack from [`alloc_stack`] and frees its frames (its virtual range is not reused).
+pub fn free_stack(stack: Stack) {
+    let _guard = KERNEL_TABLES.lock();
+    let mut tables = KernelTables { source: TableSource::Frames, view: DIRECT_MAP_BASE };
+    let mut release = |phys, size| {
+        let _ = free_frames(phys, size);
+    };
+    let _ = page_table::unmap(&mut tables, kernel_root(), stack.bottom, stack.top - stack.bottom, &mut release);
+    // Other CPUs may have cached the mapping; nothing uses the range again, so a stale entry is
+    // harmless except for reads of freed memory by a buggy kernel path.
 }
 
 /// Physical memory read through the direct map, mapping pages on demand (for firmware tables).

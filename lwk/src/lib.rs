@@ -8,13 +8,18 @@
 extern crate alloc;
 
 pub mod acpi_tables;
+pub mod calendar;
 pub mod cmdline;
 pub mod cpio;
+pub mod elf_loader;
 pub mod errno;
 pub mod event;
 pub mod frame_allocator;
 pub mod heap_classes;
+pub mod job_options;
 pub mod memory_map;
 pub mod page_table;
 pub mod ram_fs;
 pub mod start_info;
+pub mod user_stack;
+pub mod vm_areas;

@@ -22,15 +22,20 @@ macro_rules! kernel_modules {
 #[cfg(target_os = "none")]
 mod serial_console;
 kernel_modules!(
+    address_space,
     backtrace,
     clock,
     console_commands,
     cpu,
     descriptor_tables,
     exceptions,
+    files,
+    fpu_state,
     interrupt_entry,
     kernel_heap,
     io_apic,
+    job_memory,
+    jobs,
     kernel_main,
     kernel_memory,
     local_apic,
@@ -38,8 +43,15 @@ kernel_modules!(
     panic,
     per_cpu,
     power,
+    process,
     pvh_entry,
+    random,
+    scheduler,
+    signals,
     smp,
+    syscalls,
+    thread,
+    user_entry,
 );
 
 #[cfg(not(target_os = "none"))]

@@ -32,6 +32,8 @@ pub trait TableMemory {
     /// A zeroed 4 KiB frame for a new table, or `None` when memory is exhausted.
     fn alloc_table(&mut self) -> Option<u64>;
     fn table(&mut self, phys: u64) -> &mut [u64; 512];
+    /// Takes back a table frame that [`unmap`] emptied.
+    fn free_table(&mut self, phys: u64);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +143,133 @@ fn map_one<M: TableMemory>(
     Ok(())
 }
 
+/// Size of the region one entry at `level` maps (0 = 4 KiB page ... 3 = 512 GiB).
+fn entry_size(level: u32) -> u64 {
+    PAGE_4K << (9 * level)
+}
+
+fn canonical(v: u64) -> u64 {
+    (((v << 16) as i64) >> 16) as u64
+}
+
+/// Replaces the huge leaf at `table[i]` (at `level` 1 or 2) by a table of smaller leaves with
+/// the same flags.
+fn split<M: TableMemory>(mem: &mut M, table: u64, i: usize, level: u32) -> Result<(), MapError> {
+    let entry = mem.table(table)[i];
+    let child = mem.alloc_table().ok_or(MapError::OutOfMemory)?;
+    let size = entry_size(level - 1);
+    let base = entry & ADDRESS_MASK & !(entry_size(level) - 1);
+    let mut flags = PageFlags::from_bits_truncate(entry);
+    if level == 1 {
+        flags -= PageFlags::HUGE;
+    }
+    let children = mem.table(child);
+    for (k, slot) in children.iter_mut().enumerate() {
+        *slot = (base + k as u64 * size) | flags.bits();
+    }
+    let keep = PageFlags::PRESENT | PageFlags::WRITABLE | PageFlags::USER;
+    mem.table(table)[i] = child | (PageFlags::from_bits_truncate(entry) & keep).bits();
+    Ok(())
+}
+
+/// What [`walk`] does to each leaf wholly inside the range.
+enum LeafAction<'a> {
+    /// Remove it, reporting `(phys, size)` to the callback.
+    Unmap(&'a mut dyn FnMut(u64, u64)),
+    /// Replace its flags (HUGE is kept as the entry needs).
+    Protect(PageFlags),
+}
+
+/// Applies `action` to `[start, end)` under `table` (which maps from `base` at `level`), splitting
+/// huge pages that the range covers only in part. Returns whether `table` is now empty.
+fn walk<M: TableMemory>(
+    mem: &mut M,
+    table: u64,
+    level: u32,
+    base: u64,
+    start: u64,
+    end: u64,
+    action: &mut LeafAction,
+) -> Result<bool, MapError> {
+    let size = entry_size(level);
+    let first = ((start - base) / size) as usize;
+    let last = ((end - 1 - base) / size) as usize;
+    for i in first..=last {
+        let entry = mem.table(table)[i];
+        if entry & PageFlags::PRESENT.bits() == 0 {
+            continue;
+        }
+        let lo = base + i as u64 * size;
+        let hi = lo + size;
+        let whole = start <= lo && hi <= end;
+        let leaf = level == 0 || entry & PageFlags::HUGE.bits() != 0;
+        if leaf && whole {
+            match action {
+                LeafAction::Unmap(release) => {
+                    mem.table(table)[i] = 0;
+                    release(entry & ADDRESS_MASK & !(size - 1), size);
+                }
+                LeafAction::Protect(flags) => {
+                    let huge = entry & PageFlags::HUGE.bits();
+                    let phys = entry & ADDRESS_MASK;
+                    mem.table(table)[i] = phys | (*flags | PageFlags::PRESENT).bits() | huge;
+                }
+            }
+            continue;
+        }
+        if leaf {
+            split(mem, table, i, level)?;
+        }
+        let child = mem.table(table)[i] & ADDRESS_MASK;
+        let empty = walk(mem, child, level - 1, lo, start.max(lo), end.min(hi), action)?;
+        if empty {
+            mem.table(table)[i] = 0;
+            mem.free_table(child);
+        }
+    }
+    Ok(mem.table(table).iter().all(|e| e & PageFlags::PRESENT.bits() == 0))
+}
+
+fn check_range(virt: u64, len: u64) -> Result<u64, MapError> {
+    if (virt | len) & (PAGE_4K - 1) != 0 {
+        return Err(MapError::Unaligned);
+    }
+    let end = virt.checked_add(len).ok_or(MapError::NonCanonical(virt))?;
+    if !is_canonical(virt) || (len > 0 && !is_canonical(end - 1)) || (len > 0 && (virt >> 63) != ((end - 1) >> 63)) {
+        return Err(MapError::NonCanonical(virt));
+    }
+    Ok(end)
+}
+
+/// Removes every mapping in `[virt, virt + len)` (holes are fine), calling `release(phys, size)`
+/// for each piece of physical memory unmapped, and frees the tables that become empty (never the
+/// root). A huge page covered only in part is split first, so only the covered part goes.
+pub fn unmap<M: TableMemory>(
+    mem: &mut M,
+    root: u64,
+    virt: u64,
+    len: u64,
+    release: &mut dyn FnMut(u64, u64),
+) -> Result<(), MapError> {
+    let end = check_range(virt, len)?;
+    if len == 0 {
+        return Ok(());
+    }
+    let base = canonical(virt & !(entry_size(4) - 1));
+    walk(mem, root, 3, base, virt, end, &mut LeafAction::Unmap(release)).map(|_| ())
+}
+
+/// Sets the flags of every page mapped in `[virt, virt + len)` to `flags` (PRESENT is added);
+/// huge pages covered only in part are split.
+pub fn protect<M: TableMemory>(mem: &mut M, root: u64, virt: u64, len: u64, flags: PageFlags) -> Result<(), MapError> {
+    let end = check_range(virt, len)?;
+    if len == 0 {
+        return Ok(());
+    }
+    let base = canonical(virt & !(entry_size(4) - 1));
+    walk(mem, root, 3, base, virt, end, &mut LeafAction::Protect(flags)).map(|_| ())
+}
+
 /// Translates `virt`, or `None` if it is not mapped.
 pub fn translate<M: TableMemory>(mem: &mut M, root: u64, virt: u64) -> Option<Translation> {
     if !is_canonical(virt) {
@@ -181,6 +310,10 @@ mod tests {
         }
         fn table(&mut self, phys: u64) -> &mut [u64; 512] {
             &mut self.0[(phys / PAGE_4K - 1) as usize]
+        }
+        fn free_table(&mut self, phys: u64) {
+            // Mark freed tables so a use after free shows up as garbage entries.
+            self.table(phys).fill(0xdead_0000_0001);
         }
     }
 
@@ -235,6 +368,43 @@ mod tests {
         let tr = translate(&mut f, root, 0x40_0000).unwrap();
         assert_eq!(tr.flags, nx | PageFlags::PRESENT);
         assert_ne!(f.table(root)[0] & PageFlags::USER.bits(), 0);
+    }
+
+    #[test]
+    fn unmap_splits_huge_pages_and_reports_what_it_frees() {
+        let (mut f, root) = setup();
+        map(&mut f, root, 0x4000_0000, 0x4000_0000, PAGE_1G, RW, ALL).unwrap();
+        let mut freed = Vec::new();
+        unmap(&mut f, root, 0x4020_1000, 0x3000, &mut |p, s| freed.push((p, s))).unwrap();
+        assert_eq!(freed, [(0x4020_1000, PAGE_4K), (0x4020_2000, PAGE_4K), (0x4020_3000, PAGE_4K)]);
+        assert_eq!(translate(&mut f, root, 0x4020_2000), None);
+        let t = translate(&mut f, root, 0x4020_4000).unwrap();
+        assert_eq!((t.phys, t.page_size), (0x4020_4000, PAGE_4K));
+        assert_eq!(translate(&mut f, root, 0x4040_0000).unwrap().page_size, PAGE_2M);
+        assert_eq!(translate(&mut f, root, 0x4000_0000).unwrap().page_size, PAGE_2M);
+        // Unmapping everything frees every piece once and leaves no table behind.
+        let mut total = 0;
+        unmap(&mut f, root, 0, 0x8000_0000, &mut |_, s| total += s).unwrap();
+        assert_eq!(total, PAGE_1G - 3 * PAGE_4K);
+        assert!(f.table(root).iter().all(|&e| e == 0));
+        assert_eq!(translate(&mut f, root, 0x4040_0000), None);
+    }
+
+    #[test]
+    fn protect_changes_only_the_range() {
+        let (mut f, root) = setup();
+        let user_rw = PageFlags::USER | PageFlags::WRITABLE;
+        map(&mut f, root, 0x20_0000, 0x20_0000, PAGE_2M, user_rw, ALL).unwrap();
+        protect(&mut f, root, 0x20_0000, PAGE_4K, PageFlags::USER).unwrap();
+        assert_eq!(translate(&mut f, root, 0x20_0000).unwrap().flags, PageFlags::USER | PageFlags::PRESENT);
+        let rest = translate(&mut f, root, 0x20_1000).unwrap();
+        assert_eq!((rest.flags, rest.page_size), (user_rw | PageFlags::PRESENT, PAGE_4K));
+        // A whole huge page keeps its size.
+        map(&mut f, root, 0x40_0000, 0x40_0000, PAGE_2M, user_rw, ALL).unwrap();
+        protect(&mut f, root, 0x40_0000, PAGE_2M, PageFlags::USER | PageFlags::NO_EXECUTE).unwrap();
+        let t = translate(&mut f, root, 0x40_0000).unwrap();
+        assert_eq!((t.page_size, t.flags), (PAGE_2M, PageFlags::USER | PageFlags::NO_EXECUTE | PageFlags::PRESENT));
+        assert_eq!(protect(&mut f, root, 0x1001, PAGE_4K, RW), Err(MapError::Unaligned));
     }
 
     #[test]

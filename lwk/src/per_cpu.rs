@@ -3,6 +3,9 @@
 
 use crate::cpu::{self, IrqMutex, MSR_GS_BASE};
 use crate::kernel_memory::Stack;
+use crate::scheduler::Scheduler;
+use crate::thread::Thread;
+use alloc::sync::Arc;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -12,10 +15,26 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 /// A function another CPU asked this one to run.
 pub type CrossCall = Box<dyn FnOnce() + Send>;
 
+/// Offsets the assembly entry stubs use (checked below against the struct).
+pub const OFFSET_KERNEL_STACK_TOP: usize = 8;
+pub const OFFSET_USER_RSP: usize = 16;
+
 #[repr(C)]
 pub struct PerCpu {
     /// Address of this structure; first, so `gs:[0]` finds it.
     self_pointer: AtomicU64,
+    /// Top of the running thread's kernel stack (the `syscall` entry switches to it).
+    pub kernel_stack_top: AtomicU64,
+    /// Scratch slot for the user stack pointer during `syscall` entry.
+    pub user_rsp: AtomicU64,
+    /// This CPU's TSS (its RSP0 is set to the running thread's kernel stack).
+    pub tss: AtomicU64,
+    /// Threads of this CPU and the one running.
+    pub scheduler: IrqMutex<Scheduler>,
+    /// The idle context's saved stack pointer while a thread runs.
+    pub idle_rsp: AtomicU64,
+    /// A thread that ended on this CPU; dropped by whatever runs next (not on its own stack).
+    pub dead: IrqMutex<Option<Arc<Thread>>>,
     /// Dense CPU number: 0 is the boot CPU, then MADT order.
     pub index: usize,
     pub apic_id: u32,
@@ -33,10 +52,19 @@ pub struct PerCpu {
     pub calls: IrqMutex<VecDeque<CrossCall>>,
 }
 
+static_assertions::const_assert_eq!(core::mem::offset_of!(PerCpu, kernel_stack_top), OFFSET_KERNEL_STACK_TOP);
+static_assertions::const_assert_eq!(core::mem::offset_of!(PerCpu, user_rsp), OFFSET_USER_RSP);
+
 impl PerCpu {
     pub fn new(index: usize, apic_id: u32, stack: Stack) -> Self {
         PerCpu {
             self_pointer: AtomicU64::new(0),
+            kernel_stack_top: AtomicU64::new(0),
+            user_rsp: AtomicU64::new(0),
+            tss: AtomicU64::new(0),
+            scheduler: IrqMutex::new(Scheduler::default()),
+            idle_rsp: AtomicU64::new(0),
+            dead: IrqMutex::new(None),
             index,
             apic_id,
             stack,

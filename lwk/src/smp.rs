@@ -6,7 +6,7 @@ use crate::acpi_tables::Madt;
 use crate::interrupt_entry::CROSS_CALL_VECTOR;
 use crate::kernel_memory::{self, MemoryError, Stack, alloc_stack, phys_to_virt};
 use crate::per_cpu::{self, PerCpu};
-use crate::{clock, cpu, descriptor_tables, interrupt_entry, local_apic};
+use crate::{clock, cpu, descriptor_tables, fpu_state, interrupt_entry, local_apic, scheduler, user_entry};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -200,23 +200,35 @@ pub fn start_application_processors(ram_below_1m: bool, features: &cpu::Features
 extern "C" fn ap_entry(cpu: &'static PerCpu) -> ! {
     // SAFETY: the kernel's tables map everything the trampoline tables map in the upper half.
     unsafe { cpu::write_cr3(kernel_memory::kernel_root()) };
-    if let Err(e) = descriptor_tables::init_this_cpu() {
-        log::error!("cpu {}: no memory for its TSS stacks: {e:?}", cpu.index);
-        cpu::halt_forever();
-    }
+    let tss = match descriptor_tables::init_this_cpu() {
+        Ok(tss) => tss,
+        Err(e) => {
+            log::error!("cpu {}: no memory for its TSS stacks: {e}", cpu.index);
+            cpu::halt_forever();
+        }
+    };
     interrupt_entry::load_idt();
     per_cpu::install(cpu);
+    cpu.tss.store(tss, Ordering::Relaxed);
     local_apic::init_this_cpu();
+    user_entry::init_this_cpu();
+    fpu_state::init_this_cpu();
     cpu.online.store(true, Ordering::Release);
     idle()
 }
 
-/// Halts until interrupted, forever: cross-CPU calls run in their interrupt handler.
+/// The idle loop of an application processor: runs threads when its queue has some, halts
+/// otherwise. Cross-CPU calls run in their interrupt handler.
 pub fn idle() -> ! {
     let me = per_cpu::current();
     loop {
-        me.halts.fetch_add(1, Ordering::Relaxed);
-        cpu::wait_for_interrupt();
+        cpu::disable_interrupts();
+        if scheduler::has_runnable() {
+            scheduler::schedule();
+        } else {
+            me.halts.fetch_add(1, Ordering::Relaxed);
+            cpu::wait_for_interrupt();
+        }
     }
 }
 

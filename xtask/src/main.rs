@@ -1,20 +1,28 @@
 //! `cargo xtask`: build the Manul kernel, boot it under QEMU, and run the project's tests.
 
+mod busybox;
+mod cpio;
 mod events;
+mod initrd;
+mod job_command;
 mod kernel_build;
 mod prerequisites;
 mod process;
 mod qemu;
 mod scenarios;
+mod test_programs;
 mod test_runner;
 mod workspace;
 
+use std::io;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use clap::{Args, Parser, Subcommand};
 
 use crate::kernel_build::Profile;
+use crate::prerequisites::Purpose;
 use crate::qemu::{Machine, MemSize};
 use crate::workspace::Workspace;
 
@@ -27,16 +35,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Build the kernel for x86_64-unknown-none and copy it to target/manul/lwk
+    /// Build the kernel for x86_64-unknown-none and copy it to target/manul/lwk, and the initrd
+    /// (busybox and the test programs of tests/jobs) at target/manul/initrd.cpio
     Build {
         /// Build the debug profile instead of release
         #[arg(long)]
         debug: bool,
     },
-    /// Build the kernel and boot it under QEMU with the serial console here (Ctrl-A X quits)
+    /// Build the kernel and the initrd and boot them under QEMU with the serial console here
+    /// (Ctrl-A X quits)
     Run(RunArgs),
-    /// Run the host unit tests, build the kernel and run the QEMU boot scenarios of
-    /// tests/boot-scenarios.toml
+    /// Run the host unit tests, build the kernel and the initrd and run the QEMU boot scenarios
+    /// of tests/boot-scenarios.toml
     Test {
         /// Run only the items whose name contains this text (e.g. `unit:`, `smp8`)
         filter: Option<String>,
@@ -60,6 +70,14 @@ struct RunArgs {
     /// Leave out the isa-debug-exit device, so the kernel powers off through ACPI
     #[arg(long)]
     no_debug_exit: bool,
+    /// Boot with this directory packed as the initrd (recursively, keeping symbolic links and
+    /// permissions; into target/manul/user-initrd.cpio) instead of the project's initrd
+    #[arg(long, value_name = "DIR")]
+    initrd_dir: Option<PathBuf>,
+    /// Start this command as the job: split like a shell would (quotes respected, nothing
+    /// expanded), it adds `job=PROGRAM job.args="ARGS"` to the kernel command line
+    #[arg(long, value_name = "CMD")]
+    job: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -78,7 +96,9 @@ fn run_task(task: Task) -> Result<ExitCode> {
     match task {
         Task::Build { debug } => {
             let profile = if debug { Profile::Debug } else { Profile::Release };
+            prerequisites::ensure(&[Purpose::Initrd])?;
             kernel_build::build(&workspace, profile)?;
+            build_initrd(&workspace)?;
             Ok(ExitCode::SUCCESS)
         }
         Task::Run(args) => run_kernel(&workspace, &args),
@@ -86,15 +106,61 @@ fn run_task(task: Task) -> Result<ExitCode> {
     }
 }
 
+/// Builds the project's initrd, with progress and notes on stderr and a summary line.
+fn build_initrd(workspace: &Workspace) -> Result<PathBuf> {
+    let summary = initrd::build(workspace, &mut io::stderr()).context("cannot build the initrd")?;
+    for note in &summary.notes {
+        eprintln!("note: {note}");
+    }
+    print_initrd(workspace, &summary);
+    Ok(summary.path)
+}
+
+fn print_initrd(workspace: &Workspace, summary: &initrd::Summary) {
+    // Lossy only for display: the archive is a few MiB.
+    let mib = summary.bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "initrd: {} ({} entries, {} bytes, {mib:.1} MiB{})",
+        workspace.display(&summary.path),
+        summary.entries,
+        summary.bytes,
+        if summary.written { "" } else { ", up to date" }
+    );
+}
+
 /// Boots the kernel in the foreground and exits according to what QEMU's status means.
 fn run_kernel(workspace: &Workspace, args: &RunArgs) -> Result<ExitCode> {
-    prerequisites::ensure()?;
+    // A bad --job is reported before anything is built.
+    let job_options = args.job.as_deref().map(job_command::kernel_options).transpose()?;
+    if let Some(dir) = &args.initrd_dir {
+        ensure!(dir.is_dir(), "--initrd-dir {}: not a directory", dir.display());
+    }
+    let cmdline = match job_options {
+        Some(options) if args.cmdline.trim().is_empty() => options,
+        Some(options) => format!("{} {options}", args.cmdline.trim_end()),
+        None => args.cmdline.clone(),
+    };
+    prerequisites::ensure(if args.initrd_dir.is_some() {
+        &[Purpose::Boot]
+    } else {
+        &[Purpose::Boot, Purpose::Initrd]
+    })?;
     let kernel = kernel_build::build(workspace, Profile::Release)?;
+    let initrd = match &args.initrd_dir {
+        Some(dir) => {
+            let summary = initrd::pack_directory(dir, &workspace.user_initrd())
+                .with_context(|| format!("cannot pack {} as the initrd", dir.display()))?;
+            print_initrd(workspace, &summary);
+            summary.path
+        }
+        None => build_initrd(workspace)?,
+    };
     let mut command = qemu::command(&Machine {
         kernel: &kernel,
+        initrd: Some(&initrd),
         smp: args.smp,
         mem: args.mem,
-        cmdline: &args.cmdline,
+        cmdline: &cmdline,
         debug_exit: !args.no_debug_exit,
     });
     command.args(["-serial", "mon:stdio"]);

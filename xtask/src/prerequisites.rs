@@ -1,4 +1,4 @@
-//! The host programs `run` and `test` need, and installing them on Debian when we may.
+//! The host programs `build`, `run` and `test` need, and installing them on Debian when we may.
 
 use std::fs;
 use std::process::{Command, Stdio};
@@ -8,46 +8,89 @@ use anyhow::{Result, bail};
 use crate::process;
 use crate::qemu::QEMU;
 
+/// What a prerequisite is needed for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Booting the kernel under QEMU.
+    Boot,
+    /// Building the initrd: compiling the test programs and fetching busybox.
+    Initrd,
+}
+
 struct Prerequisite {
     /// A program that must answer `--version`.
     command: &'static str,
     /// The Debian package that provides it.
     debian_package: &'static str,
+    purpose: Purpose,
+    /// Whether the work goes on without it (leaving out what needs it).
+    optional: bool,
 }
 
-const PREREQUISITES: &[Prerequisite] = &[Prerequisite { command: QEMU, debian_package: "qemu-system-x86" }];
+/// The compiler of the musl variants of the test programs.
+pub const MUSL_GCC: &str = "musl-gcc";
 
-/// Makes sure every prerequisite runs: as root, missing ones are installed with apt-get;
-/// otherwise the error says what to install.
-pub fn ensure() -> Result<()> {
-    let absent = missing();
-    if absent.is_empty() {
+const PREREQUISITES: &[Prerequisite] = &[
+    Prerequisite { command: QEMU, debian_package: "qemu-system-x86", purpose: Purpose::Boot, optional: false },
+    Prerequisite { command: "gcc", debian_package: "gcc", purpose: Purpose::Initrd, optional: false },
+    Prerequisite { command: "dpkg", debian_package: "dpkg", purpose: Purpose::Initrd, optional: false },
+    Prerequisite { command: "apt-get", debian_package: "apt", purpose: Purpose::Initrd, optional: false },
+    Prerequisite { command: MUSL_GCC, debian_package: "musl-tools", purpose: Purpose::Initrd, optional: true },
+];
+
+/// Makes sure every prerequisite for `purposes` runs: as root, missing ones are installed with
+/// apt-get; otherwise the error says what to install. A missing optional prerequisite is
+/// installed when we are root, and otherwise left to the code that uses it to report.
+pub fn ensure(purposes: &[Purpose]) -> Result<()> {
+    let (optional, required): (Vec<_>, Vec<_>) = missing(purposes).into_iter().partition(|p| p.optional);
+    let names = |prerequisites: &[&Prerequisite]| -> (String, String) {
+        let commands: Vec<&str> = prerequisites.iter().map(|p| p.command).collect();
+        let packages: Vec<&str> = prerequisites.iter().map(|p| p.debian_package).collect();
+        (commands.join(", "), packages.join(" "))
+    };
+    if !running_as_root() {
+        if !required.is_empty() {
+            let (commands, packages) = names(&required);
+            bail!("missing {commands}: install with `sudo apt-get install {packages}`");
+        }
         return Ok(());
     }
-    let packages: Vec<&str> = absent.iter().map(|p| p.debian_package).collect();
-    let commands: Vec<&str> = absent.iter().map(|p| p.command).collect();
-    if !running_as_root() {
-        bail!("missing {}: install with `sudo apt-get install {}`", commands.join(", "), packages.join(" "));
-    }
-    eprintln!("missing {}: installing {} with apt-get", commands.join(", "), packages.join(" "));
-    if !apt_get(&["install", "-y"], &packages)? {
-        eprintln!("apt-get install failed; updating the package lists and retrying");
-        if !apt_get(&["update"], &[])? || !apt_get(&["install", "-y"], &packages)? {
-            bail!("could not install {} with apt-get (missing {})", packages.join(" "), commands.join(", "));
+    if !required.is_empty() {
+        let (commands, packages) = names(&required);
+        eprintln!("missing {commands}: installing {packages} with apt-get");
+        if !install(&required)? {
+            bail!("could not install {packages} with apt-get, or {commands} still does not run after it");
         }
     }
-    let still_missing: Vec<&str> = missing().iter().map(|p| p.command).collect();
-    if !still_missing.is_empty() {
-        bail!("{} still does not run after installing {}", still_missing.join(", "), packages.join(" "));
+    if !optional.is_empty() {
+        let (commands, packages) = names(&optional);
+        eprintln!("missing {commands} (optional): installing {packages} with apt-get");
+        if !install(&optional)? {
+            eprintln!("could not install {packages}: going on without {commands}");
+        }
     }
     Ok(())
 }
 
-fn missing() -> Vec<&'static Prerequisite> {
-    PREREQUISITES.iter().filter(|p| !runs(p.command)).collect()
+/// Installs the packages of `prerequisites`, updating the package lists and retrying once if
+/// that fails; returns whether every command now runs.
+fn install(prerequisites: &[&Prerequisite]) -> Result<bool> {
+    let packages: Vec<&str> = prerequisites.iter().map(|p| p.debian_package).collect();
+    if !apt_get(&["install", "-y"], &packages)? {
+        eprintln!("apt-get install failed; updating the package lists and retrying");
+        if !apt_get(&["update"], &[])? || !apt_get(&["install", "-y"], &packages)? {
+            return Ok(false);
+        }
+    }
+    Ok(prerequisites.iter().all(|p| runs(p.command)))
 }
 
-fn runs(command: &str) -> bool {
+fn missing(purposes: &[Purpose]) -> Vec<&'static Prerequisite> {
+    PREREQUISITES.iter().filter(|p| purposes.contains(&p.purpose) && !runs(p.command)).collect()
+}
+
+/// Whether `command --version` runs and succeeds.
+pub fn runs(command: &str) -> bool {
     Command::new(command)
         .arg("--version")
         .stdin(Stdio::null())
@@ -68,7 +111,7 @@ fn apt_get(args: &[&str], packages: &[&str]) -> Result<bool> {
     }
 }
 
-fn running_as_root() -> bool {
+pub fn running_as_root() -> bool {
     fs::read_to_string("/proc/self/status").ok().and_then(|status| effective_uid(&status)) == Some(0)
 }
 

@@ -72,6 +72,8 @@ impl fmt::Display for MemSize {
 /// One guest: what `run` and every boot scenario configure.
 pub struct Machine<'a> {
     pub kernel: &'a Path,
+    /// The cpio archive passed with `-initrd`, if any.
+    pub initrd: Option<&'a Path>,
     pub smp: u32,
     pub mem: MemSize,
     pub cmdline: &'a str,
@@ -90,10 +92,19 @@ pub fn command(machine: &Machine<'_>) -> Command {
         .arg("-m")
         .arg(machine.mem.to_string())
         .arg("-kernel")
-        .arg(machine.kernel)
-        .arg("-append")
-        .arg(machine.cmdline)
-        .args(["-no-reboot", "-nic", "none", "-vga", "none", "-display", "none"]);
+        .arg(machine.kernel);
+    if let Some(initrd) = machine.initrd {
+        command.arg("-initrd").arg(initrd);
+    }
+    command.arg("-append").arg(machine.cmdline).args([
+        "-no-reboot",
+        "-nic",
+        "none",
+        "-vga",
+        "none",
+        "-display",
+        "none",
+    ]);
     if machine.debug_exit {
         command.arg("-device").arg(format!("isa-debug-exit,iobase={DEBUG_EXIT_PORT:#x},iosize=0x04"));
     }
@@ -169,22 +180,33 @@ mod tests {
     #[test]
     fn the_debug_exit_device_is_present_unless_disabled() {
         let kernel = Path::new("target/manul/lwk");
-        let machine =
-            |debug_exit| Machine { kernel, smp: 2, mem: "256M".parse().unwrap(), cmdline: "then=poweroff", debug_exit };
-        let args = |debug_exit| {
-            command(&machine(debug_exit))
+        let machine = |debug_exit, initrd| Machine {
+            kernel,
+            initrd,
+            smp: 2,
+            mem: "256M".parse().unwrap(),
+            cmdline: "then=poweroff",
+            debug_exit,
+        };
+        let args = |debug_exit, initrd| {
+            command(&machine(debug_exit, initrd))
                 .get_args()
                 .map(|arg| arg.to_string_lossy().into_owned())
                 .collect::<Vec<_>>()
                 .join(" ")
         };
         assert_eq!(
-            args(true),
+            args(true, None),
             "-machine q35 -accel tcg -cpu max -smp 2 -m 256M -kernel target/manul/lwk \
              -append then=poweroff -no-reboot -nic none -vga none -display none \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04"
         );
-        assert!(!args(false).contains("isa-debug-exit"));
+        assert!(!args(false, None).contains("isa-debug-exit"));
+        let initrd = Path::new("target/manul/initrd.cpio");
+        assert!(
+            args(true, Some(initrd))
+                .contains("-kernel target/manul/lwk -initrd target/manul/initrd.cpio -append then=poweroff")
+        );
     }
 
     #[test]

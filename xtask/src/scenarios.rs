@@ -57,6 +57,8 @@ pub struct Scenario {
     pub reject: Vec<String>,
     /// Typed on the serial console once the `boot` event has appeared.
     pub input: Option<String>,
+    /// Whether QEMU passes `target/manul/initrd.cpio` with `-initrd`.
+    pub initrd: bool,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +82,7 @@ struct RawScenario {
     expect: Vec<Table>,
     reject: Option<Vec<String>>,
     input: Option<String>,
+    initrd: Option<bool>,
 }
 
 pub fn load(path: &Path) -> Result<Vec<Scenario>> {
@@ -134,6 +137,7 @@ fn validate(raw: RawScenario) -> Result<Scenario> {
         expect,
         reject,
         input: raw.input,
+        initrd: raw.initrd.unwrap_or(true),
     })
 }
 
@@ -259,10 +263,13 @@ mod tests {
             smp = 2
             mem = "1G"
             exit = "failure"
+            initrd = false
             "#,
         );
         let a = &scenarios[0];
         assert_eq!((a.cmdline.as_str(), a.timeout_secs), ("", 60));
+        assert!(a.initrd, "the initrd is passed by default");
+        assert!(!scenarios[1].initrd);
         assert!(a.expect.is_empty());
         assert_eq!(a.reject, ["panic", "exception"]);
         assert!(!a.exit.debug_exit());
@@ -284,6 +291,7 @@ mod tests {
             (&base.replace("smp = 1", "smp = 0"), "smp must be at least 1"),
             (&base.replace("\"a\"", "\"a b\""), "the name must be"),
             (&format!("{base}timeout = 0\n"), "timeout must be at least 1 second"),
+            (&format!("{base}initrd = \"no\"\n"), "invalid type: string \"no\", expected a boolean"),
             (&format!("{base}{base}"), "scenario 2 (\"a\"): the name is used twice"),
             (&format!("{base}expect = [{{ cpus = 1 }}]\n"), "expect entry 1: it has no \"event\" key"),
             (&format!("{base}expect = [{{ event = 1 }}]\n"), "\"event\" must be a string"),
@@ -322,5 +330,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(SCENARIOS_FILE);
         let scenarios = load(&path).unwrap_or_else(|error| panic!("{error:#}"));
         assert!(scenarios.iter().any(|s| s.name == "smp1-128m"));
+        // Both ways of booting stay tested.
+        assert!(scenarios.iter().any(|s| s.initrd) && scenarios.iter().any(|s| !s.initrd));
     }
 }

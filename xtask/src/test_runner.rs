@@ -1,7 +1,7 @@
-//! `cargo xtask test`: the host unit tests of every crate, the kernel build, then the QEMU boot
-//! scenarios, each a named item that passes or fails.
+//! `cargo xtask test`: the host unit tests of every crate, the kernel and initrd builds, then the
+//! QEMU boot scenarios, each a named item that passes or fails.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::events;
+use crate::initrd;
 use crate::kernel_build::{self, KERNEL_CRATE, Profile};
-use crate::prerequisites;
+use crate::prerequisites::{self, Purpose};
 use crate::process;
 use crate::qemu::{self, Completion, Machine};
 use crate::scenarios::{self, Scenario};
@@ -25,6 +26,7 @@ const LOG_TAIL_LINES: usize = 30;
 enum Item<'a> {
     Unit(&'static str),
     Build,
+    Initrd,
     Boot(&'a Scenario),
 }
 
@@ -33,13 +35,17 @@ impl Item<'_> {
         match self {
             Item::Unit(krate) => format!("unit:{krate}"),
             Item::Build => format!("build:{KERNEL_CRATE}"),
+            Item::Initrd => "build:initrd".into(),
             Item::Boot(scenario) => format!("boot:{}", scenario.name),
         }
     }
 }
 
 enum Outcome {
-    Pass,
+    Pass {
+        /// Worth telling although the item passed (what a build left out, ...).
+        notes: Vec<String>,
+    },
     Fail {
         reason: String,
         /// Shown after the reason, when the item got that far.
@@ -56,9 +62,12 @@ struct Tally {
 impl Tally {
     fn record(&mut self, workspace: &Workspace, name: &str, started: Instant, outcome: Outcome) {
         match outcome {
-            Outcome::Pass => {
+            Outcome::Pass { notes } => {
                 self.passed += 1;
                 println!("PASS {name} ({:.1} s)", started.elapsed().as_secs_f64());
+                for note in notes {
+                    println!("    note: {note}");
+                }
             }
             Outcome::Fail { reason, log } => {
                 self.failed += 1;
@@ -77,38 +86,55 @@ pub fn run(workspace: &Workspace, filter: Option<&str>) -> Result<ExitCode> {
     let items: Vec<Item> = UNIT_TEST_CRATES
         .iter()
         .map(|&krate| Item::Unit(krate))
-        .chain([Item::Build])
+        .chain([Item::Build, Item::Initrd])
         .chain(scenarios.iter().map(Item::Boot))
         .collect();
     let selected = |item: &Item| filter.is_none_or(|filter| item.name().contains(filter));
     let boots = items.iter().any(|item| matches!(item, Item::Boot(_)) && selected(item));
-    // The boot scenarios need the kernel, so selecting any of them selects its build.
-    let chosen: Vec<&Item> =
-        items.iter().filter(|item| selected(item) || (matches!(item, Item::Build) && boots)).collect();
+    let boots_with_initrd =
+        items.iter().any(|item| matches!(item, Item::Boot(scenario) if scenario.initrd) && selected(item));
+    // A boot scenario needs the kernel and, unless it says otherwise, the initrd: selecting it
+    // selects their builds.
+    let chosen: Vec<&Item> = items
+        .iter()
+        .filter(|item| {
+            selected(item)
+                || (matches!(item, Item::Build) && boots)
+                || (matches!(item, Item::Initrd) && boots_with_initrd)
+        })
+        .collect();
     if chosen.is_empty() {
         let names: Vec<String> = items.iter().map(Item::name).collect();
         bail!("no test item name contains \"{}\"; the items are: {}", filter.unwrap_or_default(), names.join(", "));
     }
     if boots {
-        prerequisites::ensure()?;
+        prerequisites::ensure(&[Purpose::Boot])?;
     }
     let logs = workspace.logs_dir();
     fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
 
     let mut tally = Tally::default();
-    // The build comes before every boot item.
-    let mut built = true;
+    // The builds come before every boot item.
+    let (mut built, mut initrd_built) = (true, true);
     for item in chosen {
         let started = Instant::now();
         let outcome = match item {
             Item::Unit(krate) => unit_tests(workspace, krate),
             Item::Build => {
                 let outcome = build_kernel(workspace);
-                built = matches!(outcome, Outcome::Pass);
+                built = matches!(outcome, Outcome::Pass { .. });
                 outcome
             }
-            Item::Boot(scenario) if built => boot(workspace, scenario),
-            Item::Boot(_) => Outcome::Fail { reason: "skipped: the kernel did not build".into(), log: None },
+            Item::Initrd => {
+                let outcome = build_initrd(workspace);
+                initrd_built = matches!(outcome, Outcome::Pass { .. });
+                outcome
+            }
+            Item::Boot(_) if !built => Outcome::Fail { reason: "skipped: the kernel did not build".into(), log: None },
+            Item::Boot(scenario) if scenario.initrd && !initrd_built => {
+                Outcome::Fail { reason: "skipped: the initrd did not build".into(), log: None }
+            }
+            Item::Boot(scenario) => boot(workspace, scenario),
         };
         tally.record(workspace, &item.name(), started, outcome);
     }
@@ -124,7 +150,7 @@ fn log_path(workspace: &Workspace, stem: &str) -> PathBuf {
 /// Runs a command to completion with its output in `log`; passes when it succeeds.
 fn logged(mut command: Command, log: PathBuf) -> Outcome {
     match process::run_logged(&mut command, &log) {
-        Ok(status) if status.success() => Outcome::Pass,
+        Ok(status) if status.success() => Outcome::Pass { notes: Vec::new() },
         Ok(status) => {
             Outcome::Fail { reason: format!("`{}` failed ({status})", process::describe(&command)), log: Some(log) }
         }
@@ -144,19 +170,40 @@ fn build_kernel(workspace: &Workspace) -> Outcome {
     let command = kernel_build::cargo_build_command(workspace, Profile::Release);
     let log = log_path(workspace, &format!("build-{KERNEL_CRATE}"));
     match logged(command, log) {
-        Outcome::Pass => match kernel_build::install_image(workspace, Profile::Release) {
-            Ok(_) => Outcome::Pass,
+        Outcome::Pass { notes } => match kernel_build::install_image(workspace, Profile::Release) {
+            Ok(_) => Outcome::Pass { notes },
             Err(error) => Outcome::Fail { reason: format!("{error:#}"), log: None },
         },
         failed => failed,
     }
 }
 
+/// The test programs, busybox and `target/manul/initrd.cpio`, with the progress in a log.
+fn build_initrd(workspace: &Workspace) -> Outcome {
+    let log = log_path(workspace, "build-initrd");
+    let mut file = match File::create(&log) {
+        Ok(file) => file,
+        Err(error) => {
+            return Outcome::Fail { reason: format!("cannot create log file {}: {error}", log.display()), log: None };
+        }
+    };
+    match prerequisites::ensure(&[Purpose::Initrd]).and_then(|()| initrd::build(workspace, &mut file)) {
+        Ok(summary) => Outcome::Pass { notes: summary.notes },
+        Err(error) => {
+            // The log holds the progress before the failure, if any.
+            let worth_showing = fs::metadata(&log).is_ok_and(|metadata| metadata.len() > 0);
+            Outcome::Fail { reason: format!("{error:#}"), log: worth_showing.then_some(log) }
+        }
+    }
+}
+
 /// Boots one scenario with its serial console in its log, then judges the log and exit status.
 fn boot(workspace: &Workspace, scenario: &Scenario) -> Outcome {
     let kernel = workspace.kernel_image();
+    let initrd = workspace.initrd();
     let mut command = qemu::command(&Machine {
         kernel: &kernel,
+        initrd: scenario.initrd.then_some(initrd.as_path()),
         smp: scenario.smp,
         mem: scenario.mem,
         cmdline: &scenario.cmdline,
@@ -184,7 +231,7 @@ fn boot(workspace: &Workspace, scenario: &Scenario) -> Outcome {
     };
 
     let failures = judge(scenario, &completion, &text);
-    if failures.is_empty() { Outcome::Pass } else { fail(failures.join("; "), Some(log)) }
+    if failures.is_empty() { Outcome::Pass { notes: Vec::new() } } else { fail(failures.join("; "), Some(log)) }
 }
 
 /// Writes `input` to QEMU's serial console once the log shows the `boot` event (earlier input

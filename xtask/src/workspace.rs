@@ -42,6 +42,26 @@ impl Workspace {
         self.manul_dir().join("lwk")
     }
 
+    /// The initrd that `run` and `test` boot with.
+    pub fn initrd(&self) -> PathBuf {
+        self.manul_dir().join("initrd.cpio")
+    }
+
+    /// The initrd `run --initrd-dir` packs.
+    pub fn user_initrd(&self) -> PathBuf {
+        self.manul_dir().join("user-initrd.cpio")
+    }
+
+    /// Where the test programs of `tests/jobs/` are compiled to.
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.manul_dir().join("jobs")
+    }
+
+    /// Downloads kept between builds.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.manul_dir().join("cache")
+    }
+
     pub fn logs_dir(&self) -> PathBuf {
         self.manul_dir().join("logs")
     }

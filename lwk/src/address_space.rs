@@ -1,0 +1,216 @@
+//! A process's user address space: its page tables (the kernel half shared with every other
+//! space), the map of its areas, and the job memory pool its pages come from. Memory is mapped
+//! populated (no demand paging) with the largest pages the alignment allows.
+//!
+//! User memory is only ever reached through [`AddressSpace::read`] and [`AddressSpace::write`]:
+//! they walk the page tables, check the user and write permissions, and copy through the
+//! direct map, so a bad user pointer is `EFAULT` and never a kernel fault.
+
+use crate::job_memory::JobMemory;
+use crate::kernel_memory::{self, phys_to_virt};
+use crate::page_table::{self, PageFlags, PageSizes, TableMemory};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use lwk::elf_loader::{PAGE, Protection, USER_END};
+use lwk::errno::Errno;
+use lwk::vm_areas::{Area, AreaKind, VmAreas};
+
+const LARGE_PAGES: PageSizes = PageSizes { use_2m: true, use_1g: true };
+
+pub struct AddressSpace {
+    root: u64,
+    pub areas: VmAreas,
+    pub memory: Arc<JobMemory>,
+    /// Program break: start (end of the loaded image) and current end.
+    pub brk_start: u64,
+    pub brk: u64,
+}
+
+/// Page-table flags for a protection. PROT_NONE pages stay mapped but without the user bit.
+pub fn page_flags(p: Protection) -> PageFlags {
+    let mut f = PageFlags::empty();
+    if p.read || p.write || p.execute {
+        f |= PageFlags::USER;
+    }
+    if p.write {
+        f |= PageFlags::WRITABLE;
+    }
+    if !p.execute {
+        f |= PageFlags::NO_EXECUTE;
+    }
+    f
+}
+
+impl AddressSpace {
+    pub fn new(memory: Arc<JobMemory>) -> Result<AddressSpace, Errno> {
+        let root = kernel_memory::new_user_root().map_err(|_| Errno::ENOMEM)?;
+        Ok(AddressSpace { root, areas: VmAreas::default(), memory, brk_start: 0, brk: 0 })
+    }
+
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// Maps `[start, start + len)` to fresh zeroed memory from the job's pool.
+    pub fn map_anonymous(&mut self, start: u64, len: u64, protection: Protection, shared: bool, kind: AreaKind) -> Result<(), Errno> {
+        check_user_range(start, len)?;
+        if self.areas.overlaps(start, start + len) {
+            return Err(Errno::EEXIST);
+        }
+        let pieces = self.memory.alloc(len)?;
+        let mut tables = kernel_memory::user_tables();
+        let mut at = start;
+        for (i, &(phys, plen)) in pieces.iter().enumerate() {
+            if let Err(e) = page_table::map(&mut tables, self.root, at, phys, plen, page_flags(protection), LARGE_PAGES) {
+                log::warn!("mapping user memory at {at:#x}: {e:?}");
+                // Undo: unmap what was mapped, give the rest back.
+                self.unmap_pages(start, at - start);
+                for &(p, l) in &pieces[i..] {
+                    self.memory.free(p, l);
+                }
+                return Err(Errno::ENOMEM);
+            }
+            at += plen;
+        }
+        self.areas
+            .insert(Area { start, end: start + len, protection, shared, kind })
+            .map_err(|_| Errno::EEXIST)?;
+        Ok(())
+    }
+
+    fn unmap_pages(&mut self, start: u64, len: u64) {
+        let memory = self.memory.clone();
+        let mut release = |phys, size| memory.free(phys, size);
+        let mut tables = kernel_memory::user_tables();
+        if let Err(e) = page_table::unmap(&mut tables, self.root, start, len, &mut release) {
+            log::error!("unmapping user memory at {start:#x}: {e:?}");
+        }
+    }
+
+    /// Unmaps `[start, start + len)`; the memory goes back to the job's pool.
+    pub fn unmap(&mut self, start: u64, len: u64) -> Result<(), Errno> {
+        check_user_range(start, len)?;
+        self.areas.remove(start, start + len);
+        self.unmap_pages(start, len);
+        flush_tlb();
+        Ok(())
+    }
+
+    /// Changes the protection of a fully mapped range.
+    pub fn protect(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno> {
+        check_user_range(start, len)?;
+        self.areas.protect(start, start + len, protection).map_err(|_| Errno::ENOMEM)?;
+        let mut tables = kernel_memory::user_tables();
+        page_table::protect(&mut tables, self.root, start, len, page_flags(protection)).map_err(|_| Errno::ENOMEM)?;
+        flush_tlb();
+        Ok(())
+    }
+
+    /// Calls `f(direct-map address, length)` for each piece of `[addr, addr + len)`, checking
+    /// that every page is mapped for user access (and writable when `write`).
+    fn each_piece(&self, addr: u64, len: usize, write: bool, mut f: impl FnMut(u64, usize, usize)) -> Result<(), Errno> {
+        let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
+        if end > USER_END {
+            return Err(Errno::EFAULT);
+        }
+        let mut tables = kernel_memory::user_tables();
+        let mut at = addr;
+        let mut done = 0usize;
+        while at < end {
+            let t = page_table::translate(&mut tables, self.root, at).ok_or(Errno::EFAULT)?;
+            if !t.flags.contains(PageFlags::USER) || (write && !t.flags.contains(PageFlags::WRITABLE)) {
+                return Err(Errno::EFAULT);
+            }
+            let page_end = (at & !(t.page_size - 1)) + t.page_size;
+            let n = (page_end.min(end) - at) as usize;
+            f(phys_to_virt(t.phys), n, done);
+            at += n as u64;
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Copies user memory at `addr` into `buf`.
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        self.each_piece(addr, buf.len(), false, |src, n, done| {
+            // SAFETY: `src` is the direct-map address of `n` bytes of a mapped user page.
+            let s = unsafe { core::slice::from_raw_parts(src as *const u8, n) };
+            buf[done..done + n].copy_from_slice(s);
+        })
+    }
+
+    /// Copies `data` into user memory at `addr` (which must be writable by the user).
+    pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.write_checked(addr, data, true)
+    }
+
+    /// Like [`Self::write`] but ignores the user's write permission (loading a program image).
+    pub fn write_initial(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
+        self.write_checked(addr, data, false)
+    }
+
+    fn write_checked(&self, addr: u64, data: &[u8], user_writable: bool) -> Result<(), Errno> {
+        self.each_piece(addr, data.len(), user_writable, |dst, n, done| {
+            // SAFETY: `dst` is the direct-map address of `n` bytes of a mapped user page, owned
+            // by this address space; no Rust reference to it exists.
+            unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), dst as *mut u8, n) };
+        })
+    }
+
+    /// A NUL-terminated string from user memory, at most `max` bytes (ENAMETOOLONG beyond).
+    pub fn read_string(&self, addr: u64, max: usize) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        loop {
+            let mut chunk = [0u8; 64];
+            let n = (64 - (at % 64)) as usize;
+            self.read(at, &mut chunk[..n])?;
+            if let Some(z) = chunk[..n].iter().position(|&b| b == 0) {
+                out.extend_from_slice(&chunk[..z]);
+                return Ok(out);
+            }
+            out.extend_from_slice(&chunk[..n]);
+            if out.len() > max {
+                return Err(Errno::ENAMETOOLONG);
+            }
+            at += n as u64;
+        }
+    }
+
+    pub fn read_u64(&self, addr: u64) -> Result<u64, Errno> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+impl AddressSpace {
+    /// Unmaps the whole user half (process exit); the tables stay until the space is dropped.
+    pub fn release_all(&mut self) {
+        self.areas = VmAreas::default();
+        self.unmap_pages(0, USER_END);
+    }
+}
+
+impl Drop for AddressSpace {
+    fn drop(&mut self) {
+        self.unmap_pages(0, USER_END);
+        let mut tables = kernel_memory::user_tables();
+        tables.free_table(self.root);
+    }
+}
+
+fn check_user_range(start: u64, len: u64) -> Result<(), Errno> {
+    let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+    if start % PAGE != 0 || len == 0 || len % PAGE != 0 || end > USER_END {
+        return Err(Errno::EINVAL);
+    }
+    Ok(())
+}
+
+/// Drops this CPU's cached translations for the user half (a job's threads on other CPUs get
+/// theirs dropped when those CPUs switch address spaces; shared address spaces across CPUs
+/// need a shootdown, which arrives with threads).
+pub fn flush_tlb() {
+    crate::cpu::flush_tlb();
+}

@@ -1,0 +1,122 @@
+//! Floating-point and vector state (x87, SSE, AVX, AVX-512 as the CPU has them). The kernel
+//! itself never uses these registers, so a thread's state stays in the CPU across system calls
+//! and interrupts and is saved and restored only when the CPU switches threads (XSAVE when
+//! available, FXSAVE otherwise).
+
+use crate::cpu;
+use alloc::alloc::{Layout, alloc_zeroed, dealloc};
+use core::arch::asm;
+use core::arch::x86_64::__cpuid_count;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// XCR0 bits the kernel enables when present: x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM).
+const WANTED_XCR0: u64 = 0b1110_0111;
+static XCR0: AtomicU64 = AtomicU64::new(0);
+/// Bytes of a save area (512 for FXSAVE).
+static AREA_BYTES: AtomicU64 = AtomicU64::new(512);
+
+fn has_xsave() -> bool {
+    __cpuid_count(1, 0).ecx & (1 << 26) != 0
+}
+
+/// Enables SSE and, when present, XSAVE with every supported component. Same on every CPU.
+pub fn init_this_cpu() {
+    // SAFETY: CR0.MP set and CR0.EM clear (no FPU emulation); CR4.OSFXSR and OSXMMEXCPT tell the
+    // CPU the OS saves SSE state; OSXSAVE only when CPUID reports XSAVE, and XCR0 only gets
+    // components CPUID 0xD reports.
+    unsafe {
+        let mut cr0: u64;
+        asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags));
+        cr0 = (cr0 | (1 << 1)) & !(1 << 2);
+        asm!("mov cr0, {}", in(reg) cr0, options(nostack, preserves_flags));
+        let mut cr4 = cpu::read_cr4() | (1 << 9) | (1 << 10);
+        if has_xsave() {
+            cr4 |= 1 << 18;
+        }
+        cpu::write_cr4(cr4);
+        if has_xsave() {
+            let supported = __cpuid_count(0xd, 0);
+            let xcr0 = (supported.eax as u64 | (supported.edx as u64) << 32) & WANTED_XCR0;
+            asm!("xsetbv", in("ecx") 0, in("eax") xcr0 as u32, in("edx") (xcr0 >> 32) as u32, options(nomem, nostack));
+            XCR0.store(xcr0, Ordering::Relaxed);
+            // EBX: bytes needed for the components now enabled in XCR0.
+            AREA_BYTES.store(__cpuid_count(0xd, 0).ebx as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The enabled XSAVE components (0 without XSAVE).
+pub fn xcr0() -> u64 {
+    XCR0.load(Ordering::Relaxed)
+}
+
+/// One thread's saved registers: a 64-byte aligned save area.
+pub struct FpuState {
+    area: *mut u8,
+    layout: Layout,
+}
+
+// SAFETY: the area is owned by one thread's state and only touched by the CPU running it.
+unsafe impl Send for FpuState {}
+// SAFETY: as above; shared references never touch the area.
+unsafe impl Sync for FpuState {}
+
+impl FpuState {
+    /// The initial state of a new program: x87 control word 0x37f, MXCSR 0x1f80, the rest zero.
+    pub fn new() -> Option<FpuState> {
+        let layout = Layout::from_size_align(AREA_BYTES.load(Ordering::Relaxed) as usize, 64).ok()?;
+        // SAFETY: the layout has a non-zero size.
+        let area = unsafe { alloc_zeroed(layout) };
+        if area.is_null() {
+            return None;
+        }
+        // SAFETY: the area has at least the 512-byte legacy region: FCW at 0, MXCSR at 24.
+        unsafe {
+            (area as *mut u16).write(0x37f);
+            (area.add(24) as *mut u32).write(0x1f80);
+        }
+        Some(FpuState { area, layout })
+    }
+
+    /// A copy (for fork).
+    pub fn duplicate(&self) -> Option<FpuState> {
+        let copy = FpuState::new()?;
+        // SAFETY: both areas have `layout.size()` bytes and do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(self.area, copy.area, self.layout.size()) };
+        Some(copy)
+    }
+
+    /// Saves this CPU's registers into the area.
+    pub fn save(&mut self) {
+        let mask = xcr0();
+        // SAFETY: the area is 64-byte aligned and large enough for the enabled components.
+        unsafe {
+            if mask != 0 {
+                asm!("xsave64 [{}]", in(reg) self.area, in("eax") mask as u32, in("edx") (mask >> 32) as u32, options(nostack));
+            } else {
+                asm!("fxsave64 [{}]", in(reg) self.area, options(nostack));
+            }
+        }
+    }
+
+    /// Loads the area into this CPU's registers.
+    pub fn restore(&self) {
+        let mask = xcr0();
+        // SAFETY: the area holds a state saved by `save` or built by `new` (a zero XSAVE header
+        // means "initial state" for every component).
+        unsafe {
+            if mask != 0 {
+                asm!("xrstor64 [{}]", in(reg) self.area, in("eax") mask as u32, in("edx") (mask >> 32) as u32, options(nostack));
+            } else {
+                asm!("fxrstor64 [{}]", in(reg) self.area, options(nostack));
+            }
+        }
+    }
+}
+
+impl Drop for FpuState {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { dealloc(self.area, self.layout) };
+    }
+}

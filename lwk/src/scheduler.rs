@@ -1,0 +1,168 @@
+//! Per-CPU scheduling. Space sharing by default: a job's threads are spread over its cores, one
+//! per core, and a core with one thread never takes a timer interrupt. A core with more than one
+//! runnable thread round-robins them with a coarse quantum, armed only while that is the case.
+//! Threads run in the kernel without preemption (they block or return to user mode).
+
+use crate::interrupt_entry::{RESCHEDULE_VECTOR, TrapFrame};
+use crate::thread::{Thread, ThreadState, switch_stacks};
+use crate::{clock, cpu, descriptor_tables, kernel_memory, local_apic, per_cpu};
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use core::sync::atomic::Ordering;
+
+/// Time slice when a core is shared.
+const QUANTUM_NS: u64 = 10_000_000;
+const MSR_FS_BASE: u32 = 0xc000_0100;
+const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
+
+#[derive(Default)]
+pub struct Scheduler {
+    queue: VecDeque<Arc<Thread>>,
+    current: Option<Arc<Thread>>,
+    /// When `current` started running (uptime ns).
+    since: u64,
+}
+
+/// The thread running on this CPU.
+pub fn current() -> Option<Arc<Thread>> {
+    per_cpu::current().scheduler.lock().current.clone()
+}
+
+pub fn has_runnable() -> bool {
+    !per_cpu::current().scheduler.lock().queue.is_empty()
+}
+
+/// Nanoseconds the running thread has been on this CPU since it was last switched in.
+pub fn current_slice_ns() -> u64 {
+    clock::uptime_ns().saturating_sub(per_cpu::current().scheduler.lock().since)
+}
+
+/// Puts a runnable thread on its CPU's queue and wakes that CPU.
+pub fn enqueue(thread: Arc<Thread>) {
+    let index = thread.cpu.load(Ordering::Relaxed);
+    let Some(target) = per_cpu::all().get(index) else { return };
+    target.scheduler.lock().queue.push_back(thread);
+    if index != per_cpu::current().index {
+        local_apic::send_ipi(target.apic_id, RESCHEDULE_VECTOR);
+    }
+}
+
+/// Wakes a blocked thread (or leaves the wake-up pending if it has not blocked yet).
+pub fn wake(thread: &Arc<Thread>) {
+    if thread.try_unblock() {
+        enqueue(thread.clone());
+    }
+}
+
+/// Blocks the running thread until [`wake`]; returns at once if a wake-up is pending.
+pub fn block_current() {
+    let Some(me) = current() else { return };
+    cpu::without_interrupts(|| {
+        if me.prepare_block() {
+            drop(me);
+            schedule();
+        }
+    });
+}
+
+/// From the timer or reschedule interrupt: rotate when threads wait and the CPU is in user
+/// mode (or idle).
+pub fn preempt(frame: &TrapFrame) {
+    if frame.cs & 3 == 3 && has_runnable() {
+        schedule();
+    }
+}
+
+/// Ends the running thread for good: switches away and never returns. Its memory is freed by
+/// whatever runs next.
+pub fn exit_current() -> ! {
+    cpu::disable_interrupts();
+    if let Some(me) = current() {
+        me.set_state(ThreadState::Exited);
+    }
+    schedule();
+    unreachable!("an exited thread was scheduled again");
+}
+
+/// Picks the next thread for this CPU and switches to it (or to the idle loop). Interrupts must
+/// be disabled.
+pub fn schedule() {
+    let me = per_cpu::current();
+    let now = clock::uptime_ns();
+    let (prev, next) = {
+        let mut s = me.scheduler.lock();
+        let prev = s.current.take();
+        if let Some(p) = &prev {
+            p.cpu_ns.fetch_add(now.saturating_sub(s.since), Ordering::Relaxed);
+            p.process.cpu_ns.fetch_add(now.saturating_sub(s.since), Ordering::Relaxed);
+            if p.state() == ThreadState::Running {
+                p.set_state(ThreadState::Runnable);
+                s.queue.push_back(p.clone());
+            }
+        }
+        let next = s.queue.pop_front();
+        if let Some(n) = &next {
+            n.set_state(ThreadState::Running);
+        }
+        s.current = next.clone();
+        s.since = now;
+        if s.queue.is_empty() {
+            local_apic::stop_timer();
+        } else {
+            local_apic::start_timer((QUANTUM_NS * clock::apic_timer_hz() / 1_000_000_000) as u32);
+        }
+        (prev, next)
+    };
+    match (&prev, &next) {
+        (Some(p), Some(n)) if Arc::ptr_eq(p, n) => return,
+        (None, None) => return,
+        _ => {}
+    }
+    let save: *mut u64 = match &prev {
+        Some(p) => {
+            p.fpu.lock().save();
+            p.fs_base.store(cpu::rdmsr(MSR_FS_BASE), Ordering::Relaxed);
+            if p.state() == ThreadState::Exited {
+                *me.dead.lock() = Some(p.clone());
+            }
+            p.saved_rsp.as_ptr()
+        }
+        None => me.idle_rsp.as_ptr(),
+    };
+    let load = match &next {
+        Some(n) => {
+            let space_root = n.process.page_table_root();
+            if cpu::read_cr3() != space_root {
+                // SAFETY: the process's tables share the kernel half with every address space.
+                unsafe { cpu::write_cr3(space_root) };
+            }
+            n.fpu.lock().restore();
+            // SAFETY: FS base and the inactive GS base belong to the thread being switched in.
+            unsafe {
+                cpu::wrmsr(MSR_FS_BASE, n.fs_base.load(Ordering::Relaxed));
+                cpu::wrmsr(MSR_KERNEL_GS_BASE, n.gs_base.load(Ordering::Relaxed));
+            }
+            me.kernel_stack_top.store(n.kernel_stack.top, Ordering::Relaxed);
+            descriptor_tables::set_kernel_stack(me.tss.load(Ordering::Relaxed), n.kernel_stack.top);
+            n.saved_rsp.load(Ordering::Relaxed)
+        }
+        None => {
+            // SAFETY: the kernel's own tables map everything the idle loop uses.
+            unsafe { cpu::write_cr3(kernel_memory::kernel_root()) };
+            me.idle_rsp.load(Ordering::Relaxed)
+        }
+    };
+    drop(prev);
+    drop(next);
+    // SAFETY: `save` points at the outgoing context's slot, which stays alive (a dead thread is
+    // kept in `me.dead` until the next context drops it); `load` is a stack pointer saved by
+    // `switch_stacks` or prepared by `Thread::new`.
+    unsafe { switch_stacks(save, load) };
+    finish_switch();
+}
+
+/// First thing after a switch, in the new context: free a thread that ended here.
+pub extern "C" fn finish_switch() {
+    let dead = per_cpu::current().dead.lock().take();
+    drop(dead);
+}

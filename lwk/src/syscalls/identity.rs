@@ -1,0 +1,179 @@
+//! Who and where the caller is (uname, limits, affinity, CPU), its console output for now, and
+//! the thread-level calls of program start-up: arch_prctl, set_tid_address, exit.
+
+use super::{Call, SysResult};
+use crate::{jobs, per_cpu, random};
+use alloc::vec;
+use core::sync::atomic::Ordering;
+use lwk::errno::Errno;
+
+const ARCH_SET_GS: u64 = 0x1001;
+const ARCH_SET_FS: u64 = 0x1002;
+const ARCH_GET_FS: u64 = 0x1003;
+const ARCH_GET_GS: u64 = 0x1004;
+const USER_END: u64 = 0x0000_8000_0000_0000;
+/// Most bytes one write or getrandom moves at once.
+const IO_CHUNK: usize = 64 * 1024;
+
+pub fn write(c: &mut Call) -> SysResult {
+    let [fd, buf, len, ..] = c.args;
+    if fd != 1 && fd != 2 {
+        return Err(Errno::EBADF);
+    }
+    let len = (len as usize).min(IO_CHUNK);
+    let mut data = vec![0u8; len];
+    c.process.space.lock().read(buf, &mut data)?;
+    jobs::console_write(&c.process.job, &data);
+    Ok(len as u64)
+}
+
+pub fn writev(c: &mut Call) -> SysResult {
+    let [fd, iov, count, ..] = c.args;
+    if count > 1024 {
+        return Err(Errno::EINVAL);
+    }
+    let mut total = 0u64;
+    for i in 0..count {
+        let (base, len) = {
+            let space = c.process.space.lock();
+            (space.read_u64(iov + 16 * i)?, space.read_u64(iov + 16 * i + 8)?)
+        };
+        if len == 0 {
+            continue;
+        }
+        c.args = [fd, base, len, 0, 0, 0];
+        total += write(c)?;
+    }
+    Ok(total)
+}
+
+pub fn ioctl(c: &mut Call) -> SysResult {
+    let [fd, ..] = c.args;
+    // The terminal queries arrive with the file table; until then no descriptor is a terminal.
+    if fd <= 2 { Err(Errno::ENOTTY) } else { Err(Errno::EBADF) }
+}
+
+pub fn exit(c: &mut Call) -> SysResult {
+    // One thread per process for now: exit is exit_group.
+    exit_group(c)
+}
+
+pub fn exit_group(c: &mut Call) -> SysResult {
+    let status = (c.args[0] & 0xff) as i32;
+    let process = c.process.clone();
+    jobs::exit_process(&process, status)
+}
+
+pub fn uname(c: &mut Call) -> SysResult {
+    let mut buf = [0u8; 6 * 65];
+    let fields: [&[u8]; 6] = [b"Linux", b"manul", b"6.1.0-manul", b"#1 SMP Manul LWK", b"x86_64", b"(none)"];
+    for (i, f) in fields.iter().enumerate() {
+        buf[i * 65..i * 65 + f.len()].copy_from_slice(f);
+    }
+    c.process.space.lock().write(c.args[0], &buf)?;
+    Ok(0)
+}
+
+/// Limits as Linux reports them by default, with the stack at its real size.
+fn limit(resource: u64) -> Result<(u64, u64), Errno> {
+    const INFINITY: u64 = u64::MAX;
+    Ok(match resource {
+        3 => (jobs::STACK_BYTES, INFINITY), // RLIMIT_STACK
+        7 => (1024, 4096),                   // RLIMIT_NOFILE
+        0..=15 => (INFINITY, INFINITY),
+        _ => return Err(Errno::EINVAL),
+    })
+}
+
+pub fn getrlimit(c: &mut Call) -> SysResult {
+    let (cur, max) = limit(c.args[0])?;
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&cur.to_le_bytes());
+    b[8..].copy_from_slice(&max.to_le_bytes());
+    c.process.space.lock().write(c.args[1], &b)?;
+    Ok(0)
+}
+
+pub fn prlimit64(c: &mut Call) -> SysResult {
+    let [pid, resource, new, old, ..] = c.args;
+    if pid != 0 && pid != c.process.pid as u64 {
+        return Err(Errno::ESRCH);
+    }
+    let (cur, max) = limit(resource)?;
+    if old != 0 {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&cur.to_le_bytes());
+        b[8..].copy_from_slice(&max.to_le_bytes());
+        c.process.space.lock().write(old, &b)?;
+    }
+    // Setting limits is accepted and ignored: the LWK's limits are the job's reservation.
+    let _ = new;
+    Ok(0)
+}
+
+pub fn arch_prctl(c: &mut Call) -> SysResult {
+    let [code, addr, ..] = c.args;
+    match code {
+        ARCH_SET_FS | ARCH_SET_GS => {
+            if addr >= USER_END {
+                return Err(Errno::EPERM);
+            }
+            let (slot, msr) = if code == ARCH_SET_FS { (&c.thread.fs_base, 0xc000_0100) } else { (&c.thread.gs_base, 0xc000_0102) };
+            slot.store(addr, Ordering::Relaxed);
+            // SAFETY: a canonical user address into FS base / the inactive GS base of this thread.
+            unsafe { crate::cpu::wrmsr(msr, addr) };
+            Ok(0)
+        }
+        ARCH_GET_FS | ARCH_GET_GS => {
+            let v = if code == ARCH_GET_FS { crate::cpu::rdmsr(0xc000_0100) } else { c.thread.gs_base.load(Ordering::Relaxed) };
+            c.process.space.lock().write(addr, &v.to_le_bytes())?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn set_tid_address(c: &mut Call) -> SysResult {
+    c.thread.clear_child_tid.store(c.args[0], Ordering::Relaxed);
+    Ok(c.thread.tid as u64)
+}
+
+pub fn getrandom(c: &mut Call) -> SysResult {
+    let [buf, len, ..] = c.args;
+    let len = (len as usize).min(IO_CHUNK);
+    let mut data = vec![0u8; len];
+    random::fill(&mut data);
+    c.process.space.lock().write(buf, &data)?;
+    Ok(len as u64)
+}
+
+pub fn sched_getaffinity(c: &mut Call) -> SysResult {
+    let [pid, size, mask, ..] = c.args;
+    if pid != 0 && pid != c.thread.tid as u64 && pid != c.process.pid as u64 {
+        return Err(Errno::ESRCH);
+    }
+    let cpus = per_cpu::all().len();
+    let bytes = cpus.div_ceil(64) * 8;
+    if (size as usize) < bytes || size % 8 != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let mut set = vec![0u8; bytes];
+    for &core in &c.process.job.cores {
+        set[core / 8] |= 1 << (core % 8);
+    }
+    c.process.space.lock().write(mask, &set)?;
+    Ok(bytes as u64)
+}
+
+pub fn getcpu(c: &mut Call) -> SysResult {
+    let [cpu, node, ..] = c.args;
+    let here = per_cpu::current().index as u32;
+    let space = c.process.space.lock();
+    if cpu != 0 {
+        space.write(cpu, &here.to_le_bytes())?;
+    }
+    if node != 0 {
+        space.write(node, &0u32.to_le_bytes())?;
+    }
+    Ok(0)
+}

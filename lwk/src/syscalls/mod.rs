@@ -1,0 +1,156 @@
+//! The Linux system-call interface of native jobs: one dispatch on the x86-64 system-call
+//! number, then the subsystem that owns the call. Arguments are untrusted: every pointer goes
+//! through the address space's checked copies (EFAULT), every number is range-checked. A call
+//! the kernel does not implement returns ENOSYS and is logged once with its name.
+
+mod identity;
+mod memory;
+mod time;
+
+use crate::interrupt_entry::TrapFrame;
+use crate::process::Process;
+use crate::scheduler;
+use crate::thread::Thread;
+use alloc::sync::Arc;
+use core::sync::atomic::{AtomicU64, Ordering};
+use lwk::errno::Errno;
+
+pub type SysResult = Result<u64, Errno>;
+
+/// What a system-call handler gets: the caller and its six arguments.
+pub struct Call<'a> {
+    pub thread: &'a Arc<Thread>,
+    pub process: &'a Arc<Process>,
+    pub frame: &'a mut TrapFrame,
+    pub args: [u64; 6],
+}
+
+/// Runs the system call in `frame`; the result goes into RAX. Returns true when the return to
+/// user mode must restore every register (`iretq`).
+pub fn dispatch(frame: &mut TrapFrame) -> bool {
+    let Some(thread) = scheduler::current() else {
+        frame.rax = (-(Errno::ENOSYS.0 as i64)) as u64;
+        return false;
+    };
+    let process = thread.process.clone();
+    let nr = frame.rax;
+    let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
+    let mut call = Call { thread: &thread, process: &process, frame, args };
+    let result = route(nr, &mut call);
+    frame_result(call.frame, result);
+    false
+}
+
+fn frame_result(frame: &mut TrapFrame, result: SysResult) {
+    frame.rax = match result {
+        Ok(v) => v,
+        Err(e) => (-(e.0 as i64)) as u64,
+    };
+}
+
+fn route(nr: u64, c: &mut Call) -> SysResult {
+    match nr {
+        1 => identity::write(c),
+        20 => identity::writev(c),
+        9 => memory::mmap(c),
+        10 => memory::mprotect(c),
+        11 => memory::munmap(c),
+        12 => memory::brk(c),
+        25 => memory::mremap(c),
+        28 => memory::madvise(c),
+        16 => identity::ioctl(c),
+        24 => Ok(0), // sched_yield: a thread alone on its core has nobody to yield to
+        39 => Ok(c.process.pid as u64),
+        110 => Ok(c.process.parent as u64),
+        186 => Ok(c.thread.tid as u64),
+        102 | 104 | 107 | 108 => Ok(0), // getuid, getgid, geteuid, getegid: everything runs as root
+        60 => identity::exit(c),
+        231 => identity::exit_group(c),
+        63 => identity::uname(c),
+        97 => identity::getrlimit(c),
+        302 => identity::prlimit64(c),
+        158 => identity::arch_prctl(c),
+        218 => identity::set_tid_address(c),
+        273 => Ok(0), // set_robust_list: kept by glibc; the kernel walks it only on exit (later)
+        318 => identity::getrandom(c),
+        204 => identity::sched_getaffinity(c),
+        309 => identity::getcpu(c),
+        96 => time::gettimeofday(c),
+        201 => time::time(c),
+        228 => time::clock_gettime(c),
+        229 => time::clock_getres(c),
+        334 => Err(Errno::ENOSYS), // rseq: glibc works without it
+        _ => unimplemented(nr),
+    }
+}
+
+/// Bit set of calls already reported as missing (numbers below 512).
+static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
+
+fn unimplemented(nr: u64) -> SysResult {
+    let (word, bit) = ((nr / 64) as usize, 1 << (nr % 64));
+    let first = REPORTED.get(word).is_none_or(|w| w.fetch_or(bit, Ordering::Relaxed) & bit == 0);
+    if first {
+        log::warn!(target: "syscalls", "{} ({nr}) is not implemented: ENOSYS", name(nr));
+    }
+    Err(Errno::ENOSYS)
+}
+
+/// The name of an x86-64 system call, for the log.
+pub fn name(nr: u64) -> &'static str {
+    const NAMES: &[&str] = &[
+        "read", "write", "open", "close", "stat", "fstat", "lstat", "poll", "lseek", "mmap", "mprotect", "munmap",
+        "brk", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "ioctl", "pread64", "pwrite64", "readv", "writev",
+        "access", "pipe", "select", "sched_yield", "mremap", "msync", "mincore", "madvise", "shmget", "shmat",
+        "shmctl", "dup", "dup2", "pause", "nanosleep", "getitimer", "alarm", "setitimer", "getpid", "sendfile",
+        "socket", "connect", "accept", "sendto", "recvfrom", "sendmsg", "recvmsg", "shutdown", "bind", "listen",
+        "getsockname", "getpeername", "socketpair", "setsockopt", "getsockopt", "clone", "fork", "vfork", "execve",
+        "exit", "wait4", "kill", "uname", "semget", "semop", "semctl", "shmdt", "msgget", "msgsnd", "msgrcv",
+        "msgctl", "fcntl", "flock", "fsync", "fdatasync", "truncate", "ftruncate", "getdents", "getcwd", "chdir",
+        "fchdir", "rename", "mkdir", "rmdir", "creat", "link", "unlink", "symlink", "readlink", "chmod", "fchmod",
+        "chown", "fchown", "lchown", "umask", "gettimeofday", "getrlimit", "getrusage", "sysinfo", "times",
+        "ptrace", "getuid", "syslog", "getgid", "setuid", "setgid", "geteuid", "getegid", "setpgid", "getppid",
+        "getpgrp", "setsid", "setreuid", "setregid", "getgroups", "setgroups", "setresuid", "getresuid",
+        "setresgid", "getresgid", "getpgid", "setfsuid", "setfsgid", "getsid", "capget", "capset",
+        "rt_sigpending", "rt_sigtimedwait", "rt_sigqueueinfo", "rt_sigsuspend", "sigaltstack", "utime", "mknod",
+        "uselib", "personality", "ustat", "statfs", "fstatfs", "sysfs", "getpriority", "setpriority",
+        "sched_setparam", "sched_getparam", "sched_setscheduler", "sched_getscheduler", "sched_get_priority_max",
+        "sched_get_priority_min", "sched_rr_get_interval", "mlock", "munlock", "mlockall", "munlockall",
+        "vhangup", "modify_ldt", "pivot_root", "_sysctl", "prctl", "arch_prctl",
+    ];
+    match nr {
+        0..=158 => NAMES.get(nr as usize).copied().unwrap_or("?"),
+        186 => "gettid",
+        200 => "tkill",
+        201 => "time",
+        202 => "futex",
+        203 => "sched_setaffinity",
+        204 => "sched_getaffinity",
+        217 => "getdents64",
+        218 => "set_tid_address",
+        228 => "clock_gettime",
+        229 => "clock_getres",
+        230 => "clock_nanosleep",
+        231 => "exit_group",
+        234 => "tgkill",
+        247 => "waitid",
+        257 => "openat",
+        262 => "newfstatat",
+        267 => "readlinkat",
+        269 => "faccessat",
+        270 => "pselect6",
+        271 => "ppoll",
+        273 => "set_robust_list",
+        274 => "get_robust_list",
+        292 => "dup3",
+        293 => "pipe2",
+        302 => "prlimit64",
+        309 => "getcpu",
+        318 => "getrandom",
+        332 => "statx",
+        334 => "rseq",
+        435 => "clone3",
+        439 => "faccessat2",
+        _ => "an unknown system call",
+    }
+}

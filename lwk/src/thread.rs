@@ -1,0 +1,158 @@
+//! Threads: a kernel stack (with the user context on it while in the kernel), the saved kernel
+//! stack pointer while switched out, FS/GS bases, floating-point state, and scheduling state.
+
+use crate::descriptor_tables::{USER_CODE, USER_DATA};
+use crate::fpu_state::FpuState;
+use crate::interrupt_entry::TrapFrame;
+use crate::kernel_memory::{self, MemoryError, Stack};
+use crate::process::Process;
+use crate::user_entry::{self, SYSCALL_FRAME, USER_RFLAGS};
+use alloc::sync::Arc;
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+pub const KERNEL_STACK_BYTES: u64 = 32 * 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ThreadState {
+    Runnable = 0,
+    Running = 1,
+    Blocked = 2,
+    Exited = 3,
+}
+
+pub struct Thread {
+    pub tid: u32,
+    pub process: Arc<Process>,
+    pub kernel_stack: Stack,
+    /// Kernel RSP while switched out (see `switch_stacks`).
+    pub saved_rsp: AtomicU64,
+    pub fs_base: AtomicU64,
+    pub gs_base: AtomicU64,
+    pub fpu: spin::Mutex<FpuState>,
+    state: AtomicU8,
+    /// A wake-up arrived while the thread was not blocked; its next block returns at once.
+    wake_pending: AtomicBool,
+    /// The CPU whose run queue holds this thread.
+    pub cpu: AtomicUsize,
+    /// `set_tid_address`: zeroed and futex-woken when the thread exits.
+    pub clear_child_tid: AtomicU64,
+    /// Nanoseconds on a CPU.
+    pub cpu_ns: AtomicU64,
+}
+
+impl Thread {
+    /// A thread that will enter user mode at `rip` with stack `rsp` and the given registers
+    /// (zero elsewhere). It runs once a scheduler picks it.
+    pub fn new(tid: u32, process: Arc<Process>, cpu: usize, user: &TrapFrame) -> Result<Arc<Thread>, MemoryError> {
+        let kernel_stack = kernel_memory::alloc_stack(KERNEL_STACK_BYTES)?;
+        let fpu = FpuState::new().ok_or(MemoryError::Frames(crate::frame_allocator::FrameError::OutOfMemory))?;
+        let frame_at = kernel_stack.top - size_of::<TrapFrame>() as u64;
+        // Below the frame: the return address for `switch_stacks` and its six saved registers.
+        let entry_at = frame_at - 8;
+        let saved_rsp = entry_at - 6 * 8;
+        // SAFETY: the stack was just mapped for this thread and nobody else uses it yet.
+        unsafe {
+            let mut frame = core::ptr::read(user);
+            frame.cs = USER_CODE as u64;
+            frame.ss = USER_DATA as u64;
+            frame.rflags = USER_RFLAGS;
+            frame.vector = SYSCALL_FRAME;
+            (frame_at as *mut TrapFrame).write(frame);
+            (entry_at as *mut u64).write(user_entry::thread_first_entry as *const () as u64);
+            core::ptr::write_bytes(saved_rsp as *mut u64, 0, 6);
+        }
+        Ok(Arc::new(Thread {
+            tid,
+            process,
+            kernel_stack,
+            saved_rsp: AtomicU64::new(saved_rsp),
+            fs_base: AtomicU64::new(0),
+            gs_base: AtomicU64::new(0),
+            fpu: spin::Mutex::new(fpu),
+            state: AtomicU8::new(ThreadState::Runnable as u8),
+            wake_pending: AtomicBool::new(false),
+            cpu: AtomicUsize::new(cpu),
+            clear_child_tid: AtomicU64::new(0),
+            cpu_ns: AtomicU64::new(0),
+        }))
+    }
+
+    pub fn state(&self) -> ThreadState {
+        match self.state.load(Ordering::Acquire) {
+            0 => ThreadState::Runnable,
+            1 => ThreadState::Running,
+            2 => ThreadState::Blocked,
+            _ => ThreadState::Exited,
+        }
+    }
+
+    pub fn set_state(&self, s: ThreadState) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+
+    /// Blocked -> Runnable; `false` if the thread was not blocked (the wake-up is kept pending).
+    pub fn try_unblock(&self) -> bool {
+        self.wake_pending.store(true, Ordering::SeqCst);
+        let woke = self
+            .state
+            .compare_exchange(ThreadState::Blocked as u8, ThreadState::Runnable as u8, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if woke {
+            self.wake_pending.store(false, Ordering::SeqCst);
+        }
+        woke
+    }
+
+    /// Marks the thread blocked unless a wake-up is pending (then returns `false`).
+    pub fn prepare_block(&self) -> bool {
+        self.set_state(ThreadState::Blocked);
+        if self.wake_pending.swap(false, Ordering::SeqCst) {
+            self.set_state(ThreadState::Running);
+            return false;
+        }
+        true
+    }
+
+    /// The user context saved at the top of the kernel stack (valid while in the kernel).
+    pub fn user_frame(&self) -> *mut TrapFrame {
+        (self.kernel_stack.top - size_of::<TrapFrame>() as u64) as *mut TrapFrame
+    }
+}
+
+impl Drop for Thread {
+    fn drop(&mut self) {
+        kernel_memory::free_stack(self.kernel_stack);
+    }
+}
+
+global_asm!(
+    r#"
+    .section .text.switch_stacks, "ax"
+    .global switch_stacks
+switch_stacks:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    "#,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    /// Saves the callee-saved registers and RSP into `*save`, loads RSP from `load` and returns
+    /// into the context saved there.
+    pub fn switch_stacks(save: *mut u64, load: u64);
+}

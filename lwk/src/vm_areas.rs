@@ -1,0 +1,239 @@
+//! The map of a process's user address space: which ranges are in use, with what protection and
+//! what they hold. Page tables hold the physical truth; this map answers "where is room for a new
+//! mapping", "is this range mapped" and `/proc/self/maps`.
+
+use crate::elf_loader::{PAGE, Protection, USER_END};
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::Write;
+
+/// What a range holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AreaKind {
+    /// Loaded from the program file.
+    Image(String),
+    Heap,
+    Stack,
+    Anonymous,
+    /// A private copy of a file's contents.
+    File {
+        path: String,
+        offset: u64,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Area {
+    pub start: u64,
+    pub end: u64,
+    pub protection: Protection,
+    pub shared: bool,
+    pub kind: AreaKind,
+}
+
+impl Area {
+    /// The part of this area inside `[start, end)`, with the file offset moved along.
+    fn clip(&self, start: u64, end: u64) -> Area {
+        let (s, e) = (self.start.max(start), self.end.min(end));
+        let kind = match &self.kind {
+            AreaKind::File { path, offset } => AreaKind::File { path: path.clone(), offset: offset + (s - self.start) },
+            k => k.clone(),
+        };
+        Area { start: s, end: e, kind, ..self.clone() }
+    }
+}
+
+/// Lowest address `mmap` hands out without a hint, and where the search starts (top down).
+pub const MMAP_BOTTOM: u64 = 0x1_0000_0000;
+pub const MMAP_TOP: u64 = 0x7f00_0000_0000;
+
+#[derive(Clone, Debug, Default)]
+pub struct VmAreas {
+    areas: BTreeMap<u64, Area>,
+}
+
+impl VmAreas {
+    pub fn iter(&self) -> impl Iterator<Item = &Area> {
+        self.areas.values()
+    }
+
+    /// The area containing `addr`.
+    pub fn find(&self, addr: u64) -> Option<&Area> {
+        self.areas.range(..=addr).next_back().map(|(_, a)| a).filter(|a| addr < a.end)
+    }
+
+    /// True when some area overlaps `[start, end)`.
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.areas.range(..end).next_back().is_some_and(|(_, a)| a.end > start)
+    }
+
+    /// True when `[start, end)` is entirely covered by areas.
+    pub fn covers(&self, start: u64, end: u64) -> bool {
+        let mut at = start;
+        while at < end {
+            match self.find(at) {
+                Some(a) => at = a.end,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Adds an area; the caller has made room (see [`Self::remove`]).
+    pub fn insert(&mut self, area: Area) -> Result<(), ()> {
+        if area.start >= area.end || self.overlaps(area.start, area.end) {
+            return Err(());
+        }
+        self.areas.insert(area.start, area);
+        Ok(())
+    }
+
+    /// Removes `[start, end)` from every area it touches, splitting areas at the edges. Returns
+    /// the removed pieces.
+    pub fn remove(&mut self, start: u64, end: u64) -> Vec<Area> {
+        let touched: Vec<u64> = self.areas.range(..end).filter(|(_, a)| a.end > start).map(|(&k, _)| k).collect();
+        let mut removed = Vec::new();
+        for k in touched {
+            let a = self.areas.remove(&k).expect("key from the map");
+            if a.start < start {
+                self.areas.insert(a.start, a.clip(a.start, start));
+            }
+            if a.end > end {
+                self.areas.insert(end, a.clip(end, a.end));
+            }
+            removed.push(a.clip(start, end));
+        }
+        removed
+    }
+
+    /// Changes the protection of `[start, end)`, which must be covered by areas.
+    pub fn protect(&mut self, start: u64, end: u64, protection: Protection) -> Result<(), ()> {
+        if !self.covers(start, end) {
+            return Err(());
+        }
+        for mut piece in self.remove(start, end) {
+            piece.protection = protection;
+            self.areas.insert(piece.start, piece);
+        }
+        Ok(())
+    }
+
+    /// A free range of `len` bytes: top-down below [`MMAP_TOP`], or at `hint` if it is free.
+    pub fn find_free(&self, len: u64, align: u64, hint: u64) -> Option<u64> {
+        if hint != 0 && hint % PAGE == 0 && hint >= PAGE {
+            if let Some(end) = hint.checked_add(len) {
+                if end <= USER_END && !self.overlaps(hint, end) {
+                    return Some(hint);
+                }
+            }
+        }
+        let mut top = MMAP_TOP;
+        // Walk the areas downward from the top, trying the gap above each one.
+        for (_, a) in self.areas.range(..MMAP_TOP).rev().chain(core::iter::once((&0, &Area::floor()))) {
+            let floor = a.end.max(MMAP_BOTTOM);
+            if top >= floor + len {
+                let start = (top - len) & !(align - 1);
+                if start >= floor {
+                    return Some(start);
+                }
+            }
+            top = top.min(a.start);
+            if top <= MMAP_BOTTOM {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// `/proc/self/maps` text.
+    pub fn maps_text(&self) -> String {
+        let mut s = String::new();
+        for a in self.areas.values() {
+            let p = a.protection;
+            let (offset, name) = match &a.kind {
+                AreaKind::Image(path) => (0, path.as_str()),
+                AreaKind::Heap => (0, "[heap]"),
+                AreaKind::Stack => (0, "[stack]"),
+                AreaKind::Anonymous => (0, ""),
+                AreaKind::File { path, offset } => (*offset, path.as_str()),
+            };
+            let _ = writeln!(
+                s,
+                "{:08x}-{:08x} {}{}{}{} {offset:08x} 00:00 0 {name}",
+                a.start,
+                a.end,
+                if p.read { 'r' } else { '-' },
+                if p.write { 'w' } else { '-' },
+                if p.execute { 'x' } else { '-' },
+                if a.shared { 's' } else { 'p' },
+            );
+        }
+        s
+    }
+}
+
+impl Area {
+    /// A sentinel below every real area, ending the top-down search.
+    fn floor() -> Area {
+        Area {
+            start: 0,
+            end: 0,
+            protection: Protection { read: false, write: false, execute: false },
+            shared: false,
+            kind: AreaKind::Anonymous,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RW: Protection = Protection { read: true, write: true, execute: false };
+    const R: Protection = Protection { read: true, write: false, execute: false };
+
+    fn anon(start: u64, end: u64) -> Area {
+        Area { start, end, protection: RW, shared: false, kind: AreaKind::Anonymous }
+    }
+
+    #[test]
+    fn remove_splits_and_reports() {
+        let mut v = VmAreas::default();
+        v.insert(anon(0x1000, 0x9000)).unwrap();
+        let file = Area { kind: AreaKind::File { path: "/f".into(), offset: 0 }, ..anon(0x10000, 0x14000) };
+        v.insert(file).unwrap();
+        assert!(v.insert(anon(0x8000, 0xa000)).is_err());
+        let removed = v.remove(0x3000, 0x12000);
+        assert_eq!(removed.len(), 2);
+        assert_eq!((removed[0].start, removed[0].end), (0x3000, 0x9000));
+        let spans: Vec<_> = v.iter().map(|a| (a.start, a.end)).collect();
+        assert_eq!(spans, [(0x1000, 0x3000), (0x12000, 0x14000)]);
+        assert_eq!(v.find(0x12000).unwrap().kind, AreaKind::File { path: "/f".into(), offset: 0x2000 });
+        assert!(v.find(0x5000).is_none());
+    }
+
+    #[test]
+    fn protect_needs_full_coverage() {
+        let mut v = VmAreas::default();
+        v.insert(anon(0x1000, 0x5000)).unwrap();
+        assert!(v.protect(0x2000, 0x6000, R).is_err());
+        v.protect(0x2000, 0x3000, R).unwrap();
+        let prots: Vec<_> = v.iter().map(|a| (a.start, a.protection.write)).collect();
+        assert_eq!(prots, [(0x1000, true), (0x2000, false), (0x3000, true)]);
+        assert!(v.maps_text().contains("00002000-00003000 r--p"));
+    }
+
+    #[test]
+    fn free_ranges_top_down_with_hints() {
+        let mut v = VmAreas::default();
+        let a = v.find_free(0x200000, 0x200000, 0).unwrap();
+        assert_eq!(a, MMAP_TOP - 0x200000);
+        v.insert(anon(a, a + 0x200000)).unwrap();
+        let b = v.find_free(0x1000, PAGE, 0).unwrap();
+        assert_eq!(b, a - 0x1000);
+        assert_eq!(v.find_free(0x1000, PAGE, 0x40_0000), Some(0x40_0000));
+        assert_ne!(v.find_free(0x1000, PAGE, a), Some(a), "a taken hint is not used");
+        assert_eq!(v.find_free(MMAP_TOP, PAGE, 0), None);
+    }
+}

@@ -1,0 +1,259 @@
+//! The C test programs of `tests/jobs/`, compiled into `target/manul/jobs/` for the initrd, and
+//! the deliberately bad files made from them. Adding a program is adding its source file and a
+//! row to [`PROGRAMS`]. A program is recompiled only when its source is newer than the binary
+//! or its compiler command changed.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::prerequisites::{self, MUSL_GCC};
+use crate::process;
+use crate::workspace::Workspace;
+
+/// The sources, relative to the workspace root.
+pub const SOURCE_DIR: &str = "tests/jobs";
+/// The flags of every program, before its own.
+const COMMON_FLAGS: &[&str] = &["-O2", "-Wall", "-Werror"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Compiler {
+    Gcc,
+    /// Optional: without it, its programs are left out (with a note).
+    MuslGcc,
+}
+
+use Compiler::{Gcc, MuslGcc};
+
+struct Program {
+    /// Its path in the initrd, and under `target/manul/jobs/`.
+    path: &'static str,
+    /// Its source file in `tests/jobs/`.
+    source: &'static str,
+    compiler: Compiler,
+    /// Its flags after [`COMMON_FLAGS`].
+    flags: &'static [&'static str],
+    /// Whether a failed build just leaves it out, quietly.
+    optional: bool,
+}
+
+const fn gcc(path: &'static str, source: &'static str, flags: &'static [&'static str]) -> Program {
+    Program { path, source, compiler: Gcc, flags, optional: false }
+}
+
+const fn musl_gcc(path: &'static str, source: &'static str, flags: &'static [&'static str]) -> Program {
+    Program { path, source, compiler: MuslGcc, flags, optional: false }
+}
+
+impl Program {
+    const fn optional(self) -> Self {
+        Self { optional: true, ..self }
+    }
+}
+
+const PROGRAMS: &[Program] = &[
+    gcc("bin/hello", "hello.c", &["-static"]),
+    gcc("bin/hello-pie", "hello.c", &["-static-pie"]),
+    musl_gcc("bin/hello-musl", "hello.c", &["-static"]),
+    gcc("bin/null_deref", "null_deref.c", &["-static"]),
+    gcc("bin/kernel_pointer", "kernel_pointer.c", &["-static"]),
+    gcc("bin/illegal_instruction", "illegal_instruction.c", &["-static"]),
+    // Executables the kernel must refuse: one needing a dynamic loader, one for 32-bit x86
+    // (optional: not every gcc can target it).
+    gcc("bad/dynamic", "hello.c", &[]),
+    gcc("bad/elf32", "elf32.c", &["-m32", "-static", "-nostdlib", "-ffreestanding"]).optional(),
+];
+
+/// A file made of the first `length` bytes of the compiled program at `from`.
+struct Truncated {
+    path: &'static str,
+    from: &'static str,
+    length: usize,
+}
+
+const TRUNCATED: &[Truncated] = &[
+    // An ELF header whose program headers and segments are cut off.
+    Truncated { path: "bad/corrupt-elf", from: "bin/hello", length: 200 },
+];
+
+/// What [`build`] made.
+#[derive(Default)]
+pub struct Built {
+    /// (path in the initrd, file on the host), in the order of the tables.
+    pub files: Vec<(String, PathBuf)>,
+    /// What was left out and why, for the user.
+    pub notes: Vec<String>,
+}
+
+/// Compiles what is out of date and makes the truncated files; progress goes to `log`.
+pub fn build(workspace: &Workspace, log: &mut dyn Write) -> Result<Built> {
+    let sources = workspace.root().join(SOURCE_DIR);
+    let out_dir = workspace.jobs_dir();
+    let mut built = Built::default();
+    let musl = prerequisites::runs(MUSL_GCC);
+    if !musl {
+        let left_out: Vec<&str> = PROGRAMS.iter().filter(|p| p.compiler == MuslGcc).map(|p| p.path).collect();
+        built.notes.push(format!(
+            "{MUSL_GCC} is not installed: leaving out {} (install the Debian package musl-tools)",
+            left_out.join(", ")
+        ));
+    }
+    for program in PROGRAMS.iter().filter(|p| musl || p.compiler != MuslGcc) {
+        if let Some(file) = compile(program, &sources, &out_dir, log)? {
+            built.files.push((program.path.to_owned(), file));
+        }
+    }
+    for truncated in TRUNCATED {
+        let from = built
+            .files
+            .iter()
+            .find(|(path, _)| path == truncated.from)
+            .map(|(_, file)| file)
+            .with_context(|| format!("{} is made from {}, which was not built", truncated.path, truncated.from))?;
+        let file = out_dir.join(truncated.path);
+        truncate(from, truncated.length, &file).with_context(|| format!("cannot make {}", truncated.path))?;
+        built.files.push((truncated.path.to_owned(), file));
+    }
+    Ok(built)
+}
+
+/// Compiles `program` unless it is up to date; returns the binary, or `None` for an optional
+/// program that did not compile.
+fn compile(program: &Program, sources: &Path, out_dir: &Path, log: &mut dyn Write) -> Result<Option<PathBuf>> {
+    let source = sources.join(program.source);
+    ensure!(source.is_file(), "{} does not exist (it is the source of {})", source.display(), program.path);
+    let binary = out_dir.join(program.path);
+    let mut command = Command::new(match program.compiler {
+        Gcc => "gcc",
+        MuslGcc => MUSL_GCC,
+    });
+    command.args(COMMON_FLAGS).args(program.flags).arg("-o").arg(&binary).arg(&source);
+    let description = process::describe(&command);
+    let stamp = stamp_path(&binary);
+    if is_current(&binary, &source, &stamp, &description) {
+        return Ok(Some(binary));
+    }
+    if let Some(dir) = binary.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let output = process::captured(&mut command)?;
+    if !output.status.success() {
+        let report = process::failure_report(&command, &output);
+        if program.optional {
+            writeln!(log, "left out {} (optional): {report}", program.path)?;
+            remove_if_present(&binary)?;
+            remove_if_present(&stamp)?;
+            return Ok(None);
+        }
+        bail!("cannot compile {}: {report}", program.path);
+    }
+    fs::write(&stamp, &description).with_context(|| format!("cannot write {}", stamp.display()))?;
+    writeln!(log, "compiled {}: {description}", program.path)?;
+    Ok(Some(binary))
+}
+
+/// The file next to a binary that records the command that compiled it.
+fn stamp_path(binary: &Path) -> PathBuf {
+    let mut name = binary.as_os_str().to_owned();
+    name.push(".cmd");
+    PathBuf::from(name)
+}
+
+/// Whether `binary` is newer than `source` and was compiled by the command `description`.
+fn is_current(binary: &Path, source: &Path, stamp: &Path, description: &str) -> bool {
+    let modified = |path: &Path| fs::metadata(path).and_then(|metadata| metadata.modified()).ok();
+    match (modified(binary), modified(source)) {
+        (Some(built), Some(edited)) if built >= edited => {
+            fs::read_to_string(stamp).is_ok_and(|recorded| recorded == description)
+        }
+        _ => false,
+    }
+}
+
+/// Writes the first `length` bytes of `from` to `to`, unless `to` holds them already (so its
+/// modification time tells when they last changed).
+fn truncate(from: &Path, length: usize, to: &Path) -> Result<()> {
+    let bytes = fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    ensure!(bytes.len() >= length, "{} has only {} bytes, fewer than {length}", from.display(), bytes.len());
+    let prefix = &bytes[..length];
+    if fs::read(to).is_ok_and(|existing| existing == prefix) {
+        return Ok(());
+    }
+    if let Some(dir) = to.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    fs::write(to, prefix).with_context(|| format!("cannot write {}", to.display()))
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Err(error) if error.kind() != io::ErrorKind::NotFound => {
+            Err(error).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn the_tables_are_consistent_with_tests_jobs() {
+        let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(SOURCE_DIR);
+        let mut paths = HashSet::new();
+        for program in PROGRAMS {
+            assert!(sources.join(program.source).is_file(), "{} has no source {}", program.path, program.source);
+            assert!(paths.insert(program.path), "{} appears twice", program.path);
+            assert!(matches!(program.path.split_once('/'), Some(("bin" | "bad", _))), "{}", program.path);
+        }
+        for truncated in TRUNCATED {
+            assert!(paths.insert(truncated.path), "{} appears twice", truncated.path);
+            let from = PROGRAMS.iter().find(|p| p.path == truncated.from).expect(truncated.from);
+            assert!(from.compiler == Gcc && !from.optional, "{} must always be built", truncated.from);
+        }
+    }
+
+    #[test]
+    fn a_binary_is_current_when_newer_than_its_source_and_built_by_the_same_command() {
+        let dir = std::env::temp_dir().join(format!("manul-xtask-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (source, binary) = (dir.join("p.c"), dir.join("p"));
+        let stamp = stamp_path(&binary);
+        assert_eq!(stamp, dir.join("p.cmd"));
+        fs::write(&source, "int main(void) { return 0; }").unwrap();
+        assert!(!is_current(&binary, &source, &stamp, "gcc p.c"), "no binary yet");
+        fs::write(&binary, "elf").unwrap();
+        assert!(!is_current(&binary, &source, &stamp, "gcc p.c"), "no stamp yet");
+        fs::write(&stamp, "gcc p.c").unwrap();
+        assert!(is_current(&binary, &source, &stamp, "gcc p.c"));
+        assert!(!is_current(&binary, &source, &stamp, "gcc -static p.c"), "another command");
+        let later = SystemTime::now() + Duration::from_secs(10);
+        fs::File::options().write(true).open(&source).unwrap().set_modified(later).unwrap();
+        assert!(!is_current(&binary, &source, &stamp, "gcc p.c"), "the source is newer");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn truncating_rewrites_only_when_the_bytes_change() {
+        let dir = std::env::temp_dir().join(format!("manul-xtask-truncate-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let (from, to) = (dir.join("full"), dir.join("bad").join("cut"));
+        fs::write(&from, b"0123456789").unwrap();
+        truncate(&from, 4, &to).unwrap();
+        assert_eq!(fs::read(&to).unwrap(), b"0123");
+        let earlier = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        fs::File::options().write(true).open(&to).unwrap().set_modified(earlier).unwrap();
+        truncate(&from, 4, &to).unwrap();
+        assert_eq!(fs::metadata(&to).unwrap().modified().unwrap(), earlier, "rewritten although unchanged");
+        let error = truncate(&from, 11, &to).unwrap_err();
+        assert!(error.to_string().ends_with("has only 10 bytes, fewer than 11"), "{error}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
