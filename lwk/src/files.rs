@@ -26,7 +26,7 @@ pub fn init(boot: &BootInfo) -> Result<usize, String> {
     Ok(entries)
 }
 
-pub fn with_fs<R>(f: impl FnOnce(&mut FileSystem) -> R) -> R {
+pub fn with_fs<R>(f: impl FnOnce(&mut FileSystem<'static>) -> R) -> R {
     let fs = FS.call_once(|| spin::Mutex::new(FileSystem::new()));
     f(&mut fs.lock())
 }

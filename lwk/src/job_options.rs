@@ -101,12 +101,11 @@ pub fn validate(jobs: &[JobSpec]) -> Vec<(String, String)> {
         if j.path.is_empty() {
             errors.push((j.name.clone(), "settings without a program (job.NAME=/path)".to_string()));
         }
-        if let Some(cores) = &j.cores {
-            if let Some(other) =
+        if let Some(cores) = &j.cores
+            && let Some(other) =
                 jobs[..i].iter().find(|o| o.cores.as_ref().is_some_and(|c| c.iter().any(|x| cores.contains(x))))
-            {
-                errors.push((j.name.clone(), alloc::format!("shares cores with job {}", other.name)));
-            }
+        {
+            errors.push((j.name.clone(), alloc::format!("shares cores with job {}", other.name)));
         }
     }
     errors

@@ -4,6 +4,8 @@
 use crate::address_space::AddressSpace;
 use crate::interrupt_entry::TrapFrame;
 use crate::job_memory::JobMemory;
+use crate::open_files::FdTable;
+use lwk::ram_fs::ROOT;
 use crate::power::{ExitStatus, shutdown};
 use crate::process::{Job, Process};
 use crate::thread::Thread;
@@ -11,7 +13,6 @@ use crate::{clock, cpu, files, kernel_memory, logging, per_cpu, random, schedule
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use lwk::cmdline::Options;
 use lwk::elf_loader::{self, Protection};
@@ -30,26 +31,25 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static ALL_ZERO: AtomicBool = AtomicBool::new(true);
 static EXPECT_ANY: AtomicBool = AtomicBool::new(false);
 
-/// Launches every job; returns how many started. Jobs that cannot start get a `job_error`
-/// event and count as failed.
-pub fn launch_all(options: &Options) -> usize {
+/// Launches every job. Jobs that cannot start get a `job_error` event and count as failed. When
+/// no job is left running (at once, if none could start) the machine powers off.
+pub fn launch_all(options: &Options) {
     EXPECT_ANY.store(options.jobs_expect == JobsExpect::Any, Ordering::Relaxed);
+    // Launching counts as a running job, so early endings cannot power off mid-launch.
+    RUNNING.fetch_add(1, Ordering::SeqCst);
     let plans = plan(&options.jobs);
-    let mut started = 0;
     for (spec, plan) in options.jobs.iter().zip(plans) {
-        let result = plan.and_then(|(cores, mem)| launch(spec, cores, mem));
-        match result {
-            Ok(()) => started += 1,
-            Err(reason) => {
-                ALL_ZERO.store(false, Ordering::Relaxed);
-                log::error!(target: "jobs", "job {}: {reason}", spec.name);
-                logging::emit("job_error", |e| {
-                    e.str("job", &spec.name).str("path", &spec.path).str("reason", &reason);
-                });
-            }
+        if let Err(reason) = plan.and_then(|(cores, mem)| launch(spec, cores, mem)) {
+            ALL_ZERO.store(false, Ordering::Relaxed);
+            log::error!(target: "jobs", "job {}: {reason}", spec.name);
+            logging::emit("job_error", |e| {
+                e.str("job", &spec.name).str("path", &spec.path).str("reason", &reason);
+            });
         }
     }
-    started
+    if RUNNING.fetch_sub(1, Ordering::SeqCst) == 1 {
+        all_done();
+    }
 }
 
 /// Cores and memory for each job: the ones asked for, else a fair share of what is left.
@@ -130,7 +130,8 @@ fn launch(spec: &JobSpec, cores: Vec<usize>, mem: u64) -> Result<(), String> {
     space.write(rsp, &image).map_err(load_error)?;
 
     let pid = job.new_id();
-    let process = Arc::new(Process::new(pid, 0, job.clone(), space, spec.path.clone()));
+    let files = FdTable::with_console(&job);
+    let process = Arc::new(Process::new(pid, 0, job.clone(), space, spec.path.clone(), files, ROOT));
     let mut regs = empty_frame();
     regs.rip = exe.entry;
     regs.rsp = rsp;
@@ -165,6 +166,7 @@ pub fn exit_process(process: &Arc<Process>, status: i32) -> ! {
     // SAFETY: the kernel's own tables map everything this path uses.
     unsafe { cpu::write_cr3(kernel_memory::kernel_root()) };
     process.space.lock().release_all();
+    process.files.lock().clear();
     process.threads.lock().clear();
     job.cpu_ns.fetch_add(process.cpu_ns.load(Ordering::Relaxed) + scheduler::current_slice_ns(), Ordering::Relaxed);
     if job.live_processes.fetch_sub(1, Ordering::SeqCst) == 1 {

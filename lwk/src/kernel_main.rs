@@ -178,9 +178,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         }
     }
     if !options.jobs.is_empty() {
-        if jobs::launch_all(&options) == 0 {
-            jobs::all_done();
-        }
+        jobs::launch_all(&options);
         // The jobs power the machine off when the last one ends; meanwhile the console works.
         console_commands::run();
     }

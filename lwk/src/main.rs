@@ -39,9 +39,11 @@ kernel_modules!(
     kernel_main,
     kernel_memory,
     local_apic,
+    open_files,
     logging,
     panic,
     per_cpu,
+    pipe,
     power,
     process,
     pvh_entry,
@@ -50,8 +52,10 @@ kernel_modules!(
     signals,
     smp,
     syscalls,
+    synthetic_files,
     thread,
     user_entry,
+    wait_queue,
 );
 
 #[cfg(not(target_os = "none"))]

@@ -148,10 +148,6 @@ fn entry_size(level: u32) -> u64 {
     PAGE_4K << (9 * level)
 }
 
-fn canonical(v: u64) -> u64 {
-    (((v << 16) as i64) >> 16) as u64
-}
-
 /// Replaces the huge leaf at `table[i]` (at `level` 1 or 2) by a table of smaller leaves with
 /// the same flags.
 fn split<M: TableMemory>(mem: &mut M, table: u64, i: usize, level: u32) -> Result<(), MapError> {
@@ -255,7 +251,9 @@ pub fn unmap<M: TableMemory>(
     if len == 0 {
         return Ok(());
     }
-    let base = canonical(virt & !(entry_size(4) - 1));
+    // The root's entry 0 would map from here: 0 for the lower half, 0xffff_0000_0000_0000 for
+    // the upper half (whose entries are 256..512).
+    let base = virt & !(entry_size(4) - 1);
     walk(mem, root, 3, base, virt, end, &mut LeafAction::Unmap(release)).map(|_| ())
 }
 
@@ -266,7 +264,7 @@ pub fn protect<M: TableMemory>(mem: &mut M, root: u64, virt: u64, len: u64, flag
     if len == 0 {
         return Ok(());
     }
-    let base = canonical(virt & !(entry_size(4) - 1));
+    let base = virt & !(entry_size(4) - 1);
     walk(mem, root, 3, base, virt, end, &mut LeafAction::Protect(flags)).map(|_| ())
 }
 
@@ -388,6 +386,20 @@ mod tests {
         assert_eq!(total, PAGE_1G - 3 * PAGE_4K);
         assert!(f.table(root).iter().all(|&e| e == 0));
         assert_eq!(translate(&mut f, root, 0x4040_0000), None);
+    }
+
+    #[test]
+    fn unmap_in_the_upper_half() {
+        let (mut f, root) = setup();
+        let stack = 0xffff_c000_0000_1000;
+        map(&mut f, root, stack, 0x7000, 4 * PAGE_4K, RW, ALL).unwrap();
+        map(&mut f, root, 0xffff_ffff_8000_0000, 0x20_0000, PAGE_2M, RW, ALL).unwrap();
+        let mut freed = Vec::new();
+        unmap(&mut f, root, stack, 4 * PAGE_4K, &mut |p, s| freed.push((p, s))).unwrap();
+        assert_eq!(freed.len(), 4);
+        assert_eq!(freed[0], (0x7000, PAGE_4K));
+        assert_eq!(translate(&mut f, root, stack), None);
+        assert_eq!(translate(&mut f, root, 0xffff_ffff_8000_1000).unwrap().phys, 0x20_1000);
     }
 
     #[test]

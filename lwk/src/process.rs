@@ -4,6 +4,8 @@
 
 use crate::address_space::AddressSpace;
 use crate::job_memory::JobMemory;
+use crate::open_files::FdTable;
+use lwk::ram_fs::Ino;
 use crate::thread::Thread;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -50,14 +52,26 @@ pub struct Process {
     pub space: spin::Mutex<AddressSpace>,
     root: AtomicU64,
     pub exe: spin::Mutex<String>,
+    pub files: spin::Mutex<FdTable>,
+    /// Working directory (its inode is held in the file system while it is the cwd).
+    pub cwd: spin::Mutex<Ino>,
+    pub umask: AtomicU32,
     pub threads: spin::Mutex<Vec<Arc<Thread>>>,
     pub cpu_ns: AtomicU64,
     /// Set by the first `exit_group` or fatal signal: the status the process ends with.
     pub exit_status: spin::Mutex<Option<i32>>,
 }
 
+impl Drop for Process {
+    fn drop(&mut self) {
+        let cwd = *self.cwd.lock();
+        crate::files::with_fs(|fs| fs.release(cwd));
+    }
+}
+
 impl Process {
-    pub fn new(pid: u32, parent: u32, job: Arc<Job>, space: AddressSpace, exe: String) -> Process {
+    pub fn new(pid: u32, parent: u32, job: Arc<Job>, space: AddressSpace, exe: String, files: FdTable, cwd: Ino) -> Process {
+        crate::files::with_fs(|fs| fs.hold(cwd));
         Process {
             pid,
             parent,
@@ -65,10 +79,20 @@ impl Process {
             root: AtomicU64::new(space.root()),
             space: spin::Mutex::new(space),
             exe: spin::Mutex::new(exe),
+            files: spin::Mutex::new(files),
+            cwd: spin::Mutex::new(cwd),
+            umask: AtomicU32::new(0o022),
             threads: spin::Mutex::new(Vec::new()),
             cpu_ns: AtomicU64::new(0),
             exit_status: spin::Mutex::new(None),
         }
+    }
+
+    /// A path lookup from this process's point of view.
+    pub fn with_lookup<R>(&self, f: impl FnOnce(&lwk::ram_fs::Lookup) -> R) -> R {
+        let exe = self.exe.lock().clone();
+        let at = lwk::ram_fs::Lookup { cwd: *self.cwd.lock(), exe: &exe };
+        f(&at)
     }
 
     /// The page-table root to load when a thread of this process runs (read without the lock:

@@ -65,6 +65,16 @@ pub fn block_current() {
     });
 }
 
+/// Lets another runnable thread of this CPU run (sched_yield, polling loops).
+pub fn yield_now() {
+    cpu::without_interrupts(|| {
+        if has_runnable() {
+            schedule();
+        }
+    });
+    core::hint::spin_loop();
+}
+
 /// From the timer or reschedule interrupt: rotate when threads wait and the CPU is in user
 /// mode (or idle).
 pub fn preempt(frame: &TrapFrame) {

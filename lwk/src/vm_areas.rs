@@ -44,6 +44,15 @@ impl Area {
     }
 }
 
+/// Why a change to the map was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AreaError {
+    /// The new area overlaps an existing one (or is empty).
+    Overlap,
+    /// Part of the range is not mapped.
+    NotMapped,
+}
+
 /// Lowest address `mmap` hands out without a hint, and where the search starts (top down).
 pub const MMAP_BOTTOM: u64 = 0x1_0000_0000;
 pub const MMAP_TOP: u64 = 0x7f00_0000_0000;
@@ -81,9 +90,9 @@ impl VmAreas {
     }
 
     /// Adds an area; the caller has made room (see [`Self::remove`]).
-    pub fn insert(&mut self, area: Area) -> Result<(), ()> {
+    pub fn insert(&mut self, area: Area) -> Result<(), AreaError> {
         if area.start >= area.end || self.overlaps(area.start, area.end) {
-            return Err(());
+            return Err(AreaError::Overlap);
         }
         self.areas.insert(area.start, area);
         Ok(())
@@ -108,9 +117,9 @@ impl VmAreas {
     }
 
     /// Changes the protection of `[start, end)`, which must be covered by areas.
-    pub fn protect(&mut self, start: u64, end: u64, protection: Protection) -> Result<(), ()> {
+    pub fn protect(&mut self, start: u64, end: u64, protection: Protection) -> Result<(), AreaError> {
         if !self.covers(start, end) {
-            return Err(());
+            return Err(AreaError::NotMapped);
         }
         for mut piece in self.remove(start, end) {
             piece.protection = protection;
@@ -121,12 +130,13 @@ impl VmAreas {
 
     /// A free range of `len` bytes: top-down below [`MMAP_TOP`], or at `hint` if it is free.
     pub fn find_free(&self, len: u64, align: u64, hint: u64) -> Option<u64> {
-        if hint != 0 && hint % PAGE == 0 && hint >= PAGE {
-            if let Some(end) = hint.checked_add(len) {
-                if end <= USER_END && !self.overlaps(hint, end) {
-                    return Some(hint);
-                }
-            }
+        if hint >= PAGE
+            && hint.is_multiple_of(PAGE)
+            && let Some(end) = hint.checked_add(len)
+            && end <= USER_END
+            && !self.overlaps(hint, end)
+        {
+            return Some(hint);
         }
         let mut top = MMAP_TOP;
         // Walk the areas downward from the top, trying the gap above each one.

@@ -154,7 +154,7 @@ impl fmt::Display for Expectation {
 
 /// Everything wrong with `events`: a rejected event, or the first expectation that has no
 /// match after the matches of the ones before it.
-pub fn check(events: &[Event], expect: &[Expectation], reject: &[String]) -> Vec<String> {
+pub fn check(events: &[Event], expect: &[Expectation], any_order: &[Expectation], reject: &[String]) -> Vec<String> {
     let mut failures = Vec::new();
     let rejected: Vec<&Event> = events.iter().filter(|event| reject.contains(&event.name)).collect();
     if let Some(first) = rejected.first() {
@@ -163,6 +163,14 @@ pub fn check(events: &[Event], expect: &[Expectation], reject: &[String]) -> Vec
             n => format!(" (and {n} more rejected events)"),
         };
         failures.push(format!("rejected event at log line {}: {}{more}", first.line_number, first.line));
+    }
+    // Each unordered entry needs an event of its own, anywhere in the log.
+    let mut used = vec![false; events.len()];
+    for expectation in any_order {
+        match events.iter().enumerate().position(|(i, event)| !used[i] && expectation.matches(event)) {
+            Some(i) => used[i] = true,
+            None => failures.push(format!("expected event (in any order) not found: {expectation}")),
+        }
     }
     let mut position = 0;
     for (index, expectation) in expect.iter().enumerate() {
@@ -285,11 +293,11 @@ mod tests {
         let cpu = |n| expectation("irq_stats", vec![("cpu", Matcher::Integer(n))]);
         let shutdown = || expectation("shutdown", vec![]);
         let none: &[String] = &[];
-        assert!(check(&log, &[boot(), cpu(0), cpu(1), shutdown()], none).is_empty());
-        assert!(check(&log, &[cpu(1), shutdown()], none).is_empty());
-        assert!(check(&log, &[], none).is_empty());
+        assert!(check(&log, &[boot(), cpu(0), cpu(1), shutdown()], &[], none).is_empty());
+        assert!(check(&log, &[cpu(1), shutdown()], &[], none).is_empty());
+        assert!(check(&log, &[], &[], none).is_empty());
 
-        let failures = check(&log, &[boot(), cpu(1), cpu(0), shutdown()], none);
+        let failures = check(&log, &[boot(), cpu(1), cpu(0), shutdown()], &[], none);
         assert_eq!(failures.len(), 1);
         assert!(
             failures[0].starts_with(
@@ -299,10 +307,23 @@ mod tests {
             "{}",
             failures[0]
         );
-        let failures = check(&log, &[shutdown(), boot()], none);
+        let failures = check(&log, &[shutdown(), boot()], &[], none);
         assert!(failures[0].contains("appears only earlier, line 1"), "{}", failures[0]);
-        let failures = check(&log, &[expectation("panic", vec![])], none);
+        let failures = check(&log, &[expectation("panic", vec![])], &[], none);
         assert!(failures[0].ends_with("no \"panic\" event at all"), "{}", failures[0]);
+    }
+
+    #[test]
+    fn unordered_expectations_each_need_their_own_event() {
+        let log = events(concat!(
+            "@manul {\"event\":\"job_exit\",\"job\":\"b\",\"status\":0}\n",
+            "@manul {\"event\":\"job_exit\",\"job\":\"a\",\"status\":139}\n",
+        ));
+        let exit = |job: &str| expectation("job_exit", vec![("job", Matcher::String(job.into()))]);
+        assert!(check(&log, &[], &[exit("a"), exit("b")], &[]).is_empty());
+        let failures = check(&log, &[], &[exit("a"), exit("a")], &[]);
+        assert_eq!(failures.len(), 1);
+        assert!(failures[0].starts_with("expected event (in any order) not found"), "{}", failures[0]);
     }
 
     #[test]
@@ -314,11 +335,11 @@ mod tests {
         ));
         let reject = ["panic".to_owned(), "exception".to_owned()];
         assert_eq!(
-            check(&log, &[], &reject),
+            check(&log, &[], &[], &reject),
             ["rejected event at log line 2: @manul {\"event\":\"exception\",\"vector\":14} \
                  (and 1 more rejected events)"]
         );
-        assert!(check(&log, &[], &[]).is_empty());
+        assert!(check(&log, &[], &[], &[]).is_empty());
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub struct Scenario {
     pub timeout_secs: u64,
     pub exit: ExpectedExit,
     pub expect: Vec<Expectation>,
+    /// Events that must each appear once, in any order (jobs ending on different cores).
+    pub expect_any_order: Vec<Expectation>,
     pub reject: Vec<String>,
     /// Typed on the serial console once the `boot` event has appeared.
     pub input: Option<String>,
@@ -80,6 +82,8 @@ struct RawScenario {
     exit: ExpectedExit,
     #[serde(default)]
     expect: Vec<Table>,
+    #[serde(default)]
+    expect_any_order: Vec<Table>,
     reject: Option<Vec<String>>,
     input: Option<String>,
     initrd: Option<bool>,
@@ -123,6 +127,12 @@ fn validate(raw: RawScenario) -> Result<Scenario> {
         .enumerate()
         .map(|(index, entry)| expectation(entry).with_context(|| format!("expect entry {}", index + 1)))
         .collect::<Result<_>>()?;
+    let expect_any_order = raw
+        .expect_any_order
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| expectation(entry).with_context(|| format!("expect_any_order entry {}", index + 1)))
+        .collect::<Result<_>>()?;
     let reject = raw.reject.unwrap_or_else(|| match raw.exit {
         ExpectedExit::Success | ExpectedExit::Poweroff => DEFAULT_REJECT.iter().map(|&name| name.to_owned()).collect(),
         ExpectedExit::Failure => Vec::new(),
@@ -135,6 +145,7 @@ fn validate(raw: RawScenario) -> Result<Scenario> {
         timeout_secs,
         exit: raw.exit,
         expect,
+        expect_any_order,
         reject,
         input: raw.input,
         initrd: raw.initrd.unwrap_or(true),

@@ -287,7 +287,7 @@ fn judge(scenario: &Scenario, completion: &Completion, log: &str) -> Vec<String>
             more => format!("{first} (and {more} more malformed event lines)"),
         });
     }
-    failures.extend(events::check(&parsed.events, &scenario.expect, &scenario.reject));
+    failures.extend(events::check(&parsed.events, &scenario.expect, &scenario.expect_any_order, &scenario.reject));
     failures
 }
 

@@ -1,5 +1,4 @@
-//! Who and where the caller is (uname, limits, affinity, CPU), its console output for now, and
-//! the thread-level calls of program start-up: arch_prctl, set_tid_address, exit.
+//! Who and where the caller is (uname, limits, affinity, CPU), and the thread-level calls of program start-up: arch_prctl, set_tid_address, exit.
 
 use super::{Call, SysResult};
 use crate::{jobs, per_cpu, random};
@@ -12,46 +11,8 @@ const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
 const ARCH_GET_GS: u64 = 0x1004;
 const USER_END: u64 = 0x0000_8000_0000_0000;
-/// Most bytes one write or getrandom moves at once.
+/// Most bytes one getrandom moves at once.
 const IO_CHUNK: usize = 64 * 1024;
-
-pub fn write(c: &mut Call) -> SysResult {
-    let [fd, buf, len, ..] = c.args;
-    if fd != 1 && fd != 2 {
-        return Err(Errno::EBADF);
-    }
-    let len = (len as usize).min(IO_CHUNK);
-    let mut data = vec![0u8; len];
-    c.process.space.lock().read(buf, &mut data)?;
-    jobs::console_write(&c.process.job, &data);
-    Ok(len as u64)
-}
-
-pub fn writev(c: &mut Call) -> SysResult {
-    let [fd, iov, count, ..] = c.args;
-    if count > 1024 {
-        return Err(Errno::EINVAL);
-    }
-    let mut total = 0u64;
-    for i in 0..count {
-        let (base, len) = {
-            let space = c.process.space.lock();
-            (space.read_u64(iov + 16 * i)?, space.read_u64(iov + 16 * i + 8)?)
-        };
-        if len == 0 {
-            continue;
-        }
-        c.args = [fd, base, len, 0, 0, 0];
-        total += write(c)?;
-    }
-    Ok(total)
-}
-
-pub fn ioctl(c: &mut Call) -> SysResult {
-    let [fd, ..] = c.args;
-    // The terminal queries arrive with the file table; until then no descriptor is a terminal.
-    if fd <= 2 { Err(Errno::ENOTTY) } else { Err(Errno::EBADF) }
-}
 
 pub fn exit(c: &mut Call) -> SysResult {
     // One thread per process for now: exit is exit_group.

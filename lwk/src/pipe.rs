@@ -1,0 +1,102 @@
+//! Pipes: a 64 KiB ring between writers and readers. A read blocks while the pipe is empty and
+//! has writers; a write blocks while it is full and has readers; writing with no reader left is
+//! EPIPE (and SIGPIPE).
+
+use crate::wait_queue::WaitQueue;
+use alloc::collections::VecDeque;
+use core::sync::atomic::{AtomicUsize, Ordering};
+use lwk::errno::Errno;
+
+pub const CAPACITY: usize = 64 * 1024;
+
+pub struct Pipe {
+    buffer: spin::Mutex<VecDeque<u8>>,
+    readers: AtomicUsize,
+    writers: AtomicUsize,
+    readable: WaitQueue,
+    writable: WaitQueue,
+}
+
+impl Pipe {
+    pub fn new() -> Pipe {
+        Pipe {
+            buffer: spin::Mutex::new(VecDeque::new()),
+            readers: AtomicUsize::new(0),
+            writers: AtomicUsize::new(0),
+            readable: WaitQueue::new(),
+            writable: WaitQueue::new(),
+        }
+    }
+
+    pub fn open_end(&self, write: bool) {
+        let count = if write { &self.writers } else { &self.readers };
+        count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn close_end(&self, write: bool) {
+        let count = if write { &self.writers } else { &self.readers };
+        if count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // The other side must notice: readers see EOF, writers see EPIPE.
+            self.readable.wake_all();
+            self.writable.wake_all();
+        }
+    }
+
+    /// Reads what is there (at least one byte), 0 at end of file, EAGAIN if non-blocking.
+    pub fn read(&self, buf: &mut [u8], nonblocking: bool) -> Result<usize, Errno> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let n = self.readable.wait_until(|| {
+            let mut b = self.buffer.lock();
+            if !b.is_empty() {
+                let n = buf.len().min(b.len());
+                for (dst, src) in buf.iter_mut().zip(b.drain(..n)) {
+                    *dst = src;
+                }
+                return Some(Ok(n));
+            }
+            if self.writers.load(Ordering::SeqCst) == 0 {
+                return Some(Ok(0));
+            }
+            nonblocking.then_some(Err(Errno::EAGAIN))
+        })?;
+        self.writable.wake_all();
+        Ok(n)
+    }
+
+    /// Writes all of `data` (blocking as needed) unless the readers go away.
+    pub fn write(&self, data: &[u8], nonblocking: bool) -> Result<usize, Errno> {
+        let mut done = 0;
+        while done < data.len() {
+            let n = self.writable.wait_until(|| {
+                if self.readers.load(Ordering::SeqCst) == 0 {
+                    return Some(Err(Errno::EPIPE));
+                }
+                let mut b = self.buffer.lock();
+                let room = CAPACITY - b.len();
+                if room > 0 {
+                    let n = room.min(data.len() - done);
+                    b.extend(&data[done..done + n]);
+                    return Some(Ok(n));
+                }
+                nonblocking.then_some(Err(Errno::EAGAIN))
+            });
+            match n {
+                Ok(n) => done += n,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            }
+            self.readable.wake_all();
+        }
+        Ok(done)
+    }
+
+    /// For poll: (readable now, writable now).
+    pub fn ready(&self) -> (bool, bool) {
+        let len = self.buffer.lock().len();
+        let readable = len > 0 || self.writers.load(Ordering::SeqCst) == 0;
+        let writable = len < CAPACITY || self.readers.load(Ordering::SeqCst) == 0;
+        (readable, writable)
+    }
+}
