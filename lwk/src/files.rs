@@ -5,7 +5,7 @@ use crate::kernel_memory;
 use alloc::string::String;
 use alloc::vec::Vec;
 use lwk::errno::Errno;
-use lwk::ram_fs::{FileSystem, Lookup, ROOT};
+use lwk::ram_fs::{FileSystem, Lookup};
 use lwk::start_info::BootInfo;
 
 static FS: spin::Once<spin::Mutex<FileSystem>> = spin::Once::new();
@@ -32,10 +32,12 @@ pub fn with_fs<R>(f: impl FnOnce(&mut FileSystem<'static>) -> R) -> R {
 }
 
 /// The bytes of an executable file, for the program loader.
-pub fn read_program(path: &str) -> Result<Vec<u8>, Errno> {
+pub fn read_program(at: &Lookup, path: &str) -> Result<Vec<u8>, Errno> {
     with_fs(|fs| {
-        let at = Lookup { cwd: ROOT, exe: "" };
-        let ino = fs.resolve(&at, path, true)?;
+        let ino = fs.resolve(at, path, true)?;
+        if fs.kind(ino) != lwk::ram_fs::NodeKind::File {
+            return Err(Errno::EACCES);
+        }
         fs.file_data(ino).map(|d| d.to_vec())
     })
 }

@@ -86,6 +86,39 @@ impl FpuState {
         Some(copy)
     }
 
+    /// The saved registers as bytes (for a signal frame).
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the area holds `layout.size()` initialised bytes owned by `self`.
+        unsafe { core::slice::from_raw_parts(self.area, self.layout.size()) }
+    }
+
+    /// Replaces the saved registers with `bytes` from user memory (rt_sigreturn), after checking
+    /// everything that would make the CPU fault when loading them: XRSTOR faults in the kernel
+    /// on a bad header or reserved MXCSR bits, and user memory must never be able to do that.
+    pub fn load_checked(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        if bytes.len() != self.layout.size() {
+            return Err(());
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap_or_default());
+        let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap_or_default());
+        // MXCSR_MASK (offset 28) as the CPU wrote it on the last save; 0 means the default.
+        let mask = match u32::from_le_bytes(self.bytes()[28..32].try_into().unwrap_or_default()) {
+            0 => 0xffbf,
+            m => m,
+        };
+        if u32_at(24) & !mask != 0 {
+            return Err(());
+        }
+        let bad_header =
+            bytes.len() < 576 || u64_at(512) & !xcr0() != 0 || u64_at(520) != 0 || bytes[528..576].iter().any(|&b| b != 0);
+        if xcr0() != 0 && bad_header {
+            return Err(());
+        }
+        // SAFETY: the area has exactly `bytes.len()` bytes and does not overlap `bytes`.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.area, bytes.len()) };
+        Ok(())
+    }
+
     /// Saves this CPU's registers into the area.
     pub fn save(&mut self) {
         let mask = xcr0();

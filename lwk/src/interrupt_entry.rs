@@ -168,6 +168,13 @@ pub fn load_idt() {
 }
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    handle(frame);
+    if frame.cs & 3 == 3 {
+        signals::on_return_to_user(frame);
+    }
+}
+
+fn handle(frame: &mut TrapFrame) {
     let vector = frame.vector as u8;
     match vector {
         0..=31 if frame.cs & 3 == 3 => signals::user_fault(frame),
@@ -177,7 +184,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
             cpu.timer_interrupts.fetch_add(1, Ordering::Relaxed);
             cpu.timer_fired.store(true, Ordering::Release);
             local_apic::end_of_interrupt();
-            scheduler::preempt(frame);
+            scheduler::on_timer(frame);
         }
         RESCHEDULE_VECTOR => {
             per_cpu::current().cross_call_interrupts.fetch_add(1, Ordering::Relaxed);

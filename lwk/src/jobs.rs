@@ -1,31 +1,21 @@
 //! Launching the jobs the command line names, watching them end, and powering off when the last
 //! one has: `job_launch`, `job_exit` and `job_error` events.
 
-use crate::address_space::AddressSpace;
 use crate::interrupt_entry::TrapFrame;
 use crate::job_memory::JobMemory;
 use crate::open_files::FdTable;
-use lwk::ram_fs::ROOT;
 use crate::power::{ExitStatus, shutdown};
 use crate::process::{Job, Process};
 use crate::thread::Thread;
-use crate::{clock, cpu, files, kernel_memory, logging, per_cpu, random, scheduler, serial_console};
+use crate::{clock, kernel_memory, logging, per_cpu, program_loader, scheduler, serial_console};
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use lwk::cmdline::Options;
-use lwk::elf_loader::{self, Protection};
-use lwk::errno::Errno;
+use lwk::elf_loader::ExecutableKind;
 use lwk::job_options::{JobSpec, JobsExpect};
-use lwk::user_stack::{self, StackParameters};
-use lwk::vm_areas::AreaKind;
-
-/// Top of the main thread's stack and its size.
-pub const STACK_TOP: u64 = 0x7fff_ffe0_0000;
-pub const STACK_BYTES: u64 = 8 << 20;
-/// Room for arguments and environment at the top of the stack.
-const ARGS_LIMIT: usize = 256 * 1024;
+use lwk::ram_fs::{Lookup, ROOT};
 
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static ALL_ZERO: AtomicBool = AtomicBool::new(true);
@@ -90,62 +80,33 @@ fn plan(specs: &[JobSpec]) -> Vec<Result<(Vec<usize>, u64), String>> {
 }
 
 fn launch(spec: &JobSpec, cores: Vec<usize>, mem: u64) -> Result<(), String> {
-    let program = files::read_program(&spec.path).map_err(|e| alloc::format!("{}: {e}", spec.path))?;
-    let exe = elf_loader::inspect(&program).map_err(|e| alloc::format!("{}: {e}", spec.path))?;
     let memory = JobMemory::reserve(mem).map_err(|_| alloc::format!("cannot reserve {} MiB for the job", mem >> 20))?;
     let job = Arc::new(Job::new(spec.name.clone(), cores, memory, clock::uptime_ns()));
-    let mut space = AddressSpace::new(job.memory.clone()).map_err(|e| alloc::format!("address space: {e}"))?;
-    let load_error = |e: Errno| alloc::format!("loading {}: {e}", spec.path);
-    for s in &exe.segments {
-        let (start, end) = s.pages();
-        space
-            .map_anonymous(start, end - start, s.protection, false, AreaKind::Image(spec.path.clone()))
-            .map_err(load_error)?;
-        let bytes = &program[s.file_offset as usize..(s.file_offset + s.file_size) as usize];
-        space.write_initial(s.vaddr, bytes).map_err(load_error)?;
-    }
-    space.brk_start = exe.end;
-    space.brk = exe.end;
-    let rw = Protection { read: true, write: true, execute: false };
-    space.map_anonymous(STACK_TOP - STACK_BYTES, STACK_BYTES, rw, false, AreaKind::Stack).map_err(load_error)?;
-    let mut argv: Vec<&[u8]> = Vec::with_capacity(spec.args.len() + 1);
-    argv.push(spec.path.as_bytes());
-    argv.extend(spec.args.iter().map(|a| a.as_bytes()));
-    let envp: Vec<&[u8]> = spec.env.iter().map(|e| e.as_bytes()).collect();
-    let mut random_bytes = [0u8; 16];
-    random::fill(&mut random_bytes);
-    let params = StackParameters {
-        argv: &argv,
-        envp: &envp,
-        execfn: spec.path.as_bytes(),
-        random: random_bytes,
-        phdr: exe.phdr,
-        phent: exe.phent,
-        phnum: exe.phnum,
-        entry: exe.entry,
-        hwcap: core::arch::x86_64::__cpuid_count(1, 0).edx as u64,
-    };
-    let image = user_stack::build(STACK_TOP, &params, ARGS_LIMIT).map_err(|e| alloc::format!("arguments: {e:?}"))?;
-    let rsp = STACK_TOP - image.len() as u64;
-    space.write(rsp, &image).map_err(load_error)?;
-
+    let mut argv: Vec<Vec<u8>> = Vec::with_capacity(spec.args.len() + 1);
+    argv.push(spec.path.as_bytes().to_vec());
+    argv.extend(spec.args.iter().map(|a| a.as_bytes().to_vec()));
+    let envp: Vec<Vec<u8>> = spec.env.iter().map(|e| e.as_bytes().to_vec()).collect();
+    let at = Lookup { cwd: ROOT, exe: "" };
+    let program = program_loader::load(job.memory.clone(), &at, &spec.path, &argv, &envp)
+        .map_err(|e| alloc::format!("{}: {e}", spec.path))?;
     let pid = job.new_id();
     let files = FdTable::with_console(&job);
-    let process = Arc::new(Process::new(pid, 0, job.clone(), space, spec.path.clone(), files, ROOT));
+    let kind = program.kind;
+    let process = Arc::new(Process::new(pid, 0, job.clone(), program.space, program.path, files, ROOT, (pid, pid)));
     let mut regs = empty_frame();
-    regs.rip = exe.entry;
-    regs.rsp = rsp;
-    let first_core = job.cores[0];
-    let thread = Thread::new(pid, process.clone(), first_core, &regs).map_err(|e| alloc::format!("thread: {e}"))?;
+    regs.rip = program.entry;
+    regs.rsp = program.rsp;
+    let core = job.place_thread();
+    let thread = Thread::new(pid, process.clone(), core, &regs).map_err(|e| alloc::format!("thread: {e}"))?;
     process.threads.lock().push(thread.clone());
-    job.live_processes.fetch_add(1, Ordering::Relaxed);
+    job.processes.lock().insert(pid, process);
     RUNNING.fetch_add(1, Ordering::SeqCst);
     logging::emit("job_launch", |e| {
         e.str("job", &job.name)
             .str("path", &spec.path)
             .display("cores", format_args!("{:?}", job.cores))
             .u64("mem_mib", job.memory.bytes >> 20)
-            .str("kind", if exe.kind == elf_loader::ExecutableKind::StaticPie { "static-pie" } else { "static" });
+            .str("kind", if kind == ExecutableKind::StaticPie { "static-pie" } else { "static" });
     });
     scheduler::enqueue(thread);
     Ok(())
@@ -157,25 +118,8 @@ pub fn empty_frame() -> TrapFrame {
     unsafe { core::mem::zeroed() }
 }
 
-/// Ends the calling thread's process with `status` (exit code, or 128 + signal) and switches
-/// away. The last process of a job ends the job; the last job powers the machine off.
-pub fn exit_process(process: &Arc<Process>, status: i32) -> ! {
-    let status = *process.exit_status.lock().get_or_insert(status);
-    let job = process.job.clone();
-    // The memory goes back to the job's pool now; the tables go with the process.
-    // SAFETY: the kernel's own tables map everything this path uses.
-    unsafe { cpu::write_cr3(kernel_memory::kernel_root()) };
-    process.space.lock().release_all();
-    process.files.lock().clear();
-    process.threads.lock().clear();
-    job.cpu_ns.fetch_add(process.cpu_ns.load(Ordering::Relaxed) + scheduler::current_slice_ns(), Ordering::Relaxed);
-    if job.live_processes.fetch_sub(1, Ordering::SeqCst) == 1 {
-        end_job(&job, status);
-    }
-    scheduler::exit_current()
-}
-
-fn end_job(job: &Job, status: i32) {
+/// The job's first process has ended: report it, and power off after the last job.
+pub fn end_job(job: &Job, status: i32) {
     let wall = clock::uptime_ns().saturating_sub(job.started_ns);
     logging::emit("job_exit", |e| {
         e.str("job", &job.name)
@@ -186,6 +130,7 @@ fn end_job(job: &Job, status: i32) {
     if status != 0 {
         ALL_ZERO.store(false, Ordering::Relaxed);
     }
+    job.ended.store(true, Ordering::SeqCst);
     if RUNNING.fetch_sub(1, Ordering::SeqCst) == 1 {
         all_done();
     }

@@ -216,6 +216,11 @@ fn walk<M: TableMemory>(
         if leaf {
             split(mem, table, i, level)?;
         }
+        if let LeafAction::Protect(flags) = action {
+            // A table's entry limits every page below it: pages made user-accessible need the
+            // user bit on the way down too (a range first mapped PROT_NONE was mapped without).
+            mem.table(table)[i] |= (*flags & PageFlags::USER).bits();
+        }
         let child = mem.table(table)[i] & ADDRESS_MASK;
         let empty = walk(mem, child, level - 1, lo, start.max(lo), end.min(hi), action)?;
         if empty {
@@ -266,6 +271,45 @@ pub fn protect<M: TableMemory>(mem: &mut M, root: u64, virt: u64, len: u64, flag
     }
     let base = virt & !(entry_size(4) - 1);
     walk(mem, root, 3, base, virt, end, &mut LeafAction::Protect(flags)).map(|_| ())
+}
+
+/// Moves the pages mapped in `[from, from + len)` to `[to, to + len)` (which must not overlap it
+/// and must be unmapped), keeping their physical memory and flags; holes stay holes. The target
+/// uses the largest pages the alignment allows. On error nothing has changed: what was mapped at
+/// the target is unmapped again and the source is left as it was.
+pub fn move_range<M: TableMemory>(
+    mem: &mut M,
+    root: u64,
+    from: u64,
+    to: u64,
+    len: u64,
+    sizes: PageSizes,
+) -> Result<(), MapError> {
+    let from_end = check_range(from, len)?;
+    let to_end = check_range(to, len)?;
+    if len == 0 {
+        return Ok(());
+    }
+    if from < to_end && to < from_end {
+        return Err(MapError::AlreadyMapped(to));
+    }
+    let mut done = 0;
+    while done < len {
+        let at = from + done;
+        let Some(t) = translate(mem, root, at) else {
+            done += PAGE_4K;
+            continue;
+        };
+        let piece = (t.page_size - (at & (t.page_size - 1))).min(len - done);
+        let flags = t.flags - (PageFlags::PRESENT | PageFlags::ACCESSED | PageFlags::DIRTY);
+        if let Err(e) = map(mem, root, to + done, t.phys, piece, flags, sizes) {
+            // Take back what was mapped at the target; the frames still belong to the source.
+            let _ = unmap(mem, root, to, done + piece, &mut |_, _| {});
+            return Err(e);
+        }
+        done += piece;
+    }
+    unmap(mem, root, from, len, &mut |_, _| {})
 }
 
 /// Translates `virt`, or `None` if it is not mapped.
@@ -417,6 +461,66 @@ mod tests {
         let t = translate(&mut f, root, 0x40_0000).unwrap();
         assert_eq!((t.page_size, t.flags), (PAGE_2M, PageFlags::USER | PageFlags::NO_EXECUTE | PageFlags::PRESENT));
         assert_eq!(protect(&mut f, root, 0x1001, PAGE_4K, RW), Err(MapError::Unaligned));
+    }
+
+    #[test]
+    fn protect_opens_the_path_to_pages_mapped_without_the_user_bit() {
+        let (mut f, root) = setup();
+        // PROT_NONE: mapped, but without the user bit, so the tables above lack it too.
+        map(&mut f, root, 0x100_0000_0000, 0x40_0000, 2 * PAGE_2M, PageFlags::NO_EXECUTE, ALL).unwrap();
+        assert_eq!(f.table(root)[index(0x100_0000_0000, 3)] & PageFlags::USER.bits(), 0);
+        let user_rw = PageFlags::USER | PageFlags::WRITABLE | PageFlags::NO_EXECUTE;
+        protect(&mut f, root, 0x100_0010_0000, PAGE_2M, user_rw).unwrap();
+        // Every entry on the way to a page made accessible has the user bit.
+        let virt = 0x100_0010_0000;
+        let mut table = root;
+        for level in (1..=3).rev() {
+            let entry = f.table(table)[index(virt, level)];
+            assert_ne!(entry & PageFlags::USER.bits(), 0, "level {level}");
+            table = entry & ADDRESS_MASK;
+        }
+        assert_eq!(translate(&mut f, root, virt).unwrap().flags, user_rw | PageFlags::PRESENT);
+        assert_eq!(translate(&mut f, root, 0x100_0000_0000).unwrap().flags, PageFlags::NO_EXECUTE | PageFlags::PRESENT);
+    }
+
+    #[test]
+    fn move_range_keeps_frames_and_flags() {
+        let (mut f, root) = setup();
+        let user_rw = PageFlags::USER | PageFlags::WRITABLE;
+        // A 2 MiB page, a hole, then two 4 KiB pages, one read-only.
+        map(&mut f, root, 0x20_0000, 0x80_0000, PAGE_2M, user_rw, ALL).unwrap();
+        map(&mut f, root, 0x40_1000, 0x9000, PAGE_4K, user_rw, ALL).unwrap();
+        map(&mut f, root, 0x40_2000, 0xa000, PAGE_4K, PageFlags::USER, ALL).unwrap();
+        // To a target aligned like the source: the 2 MiB page stays one.
+        move_range(&mut f, root, 0x20_0000, 0x1000_0000, 0x20_3000, ALL).unwrap();
+        assert_eq!(translate(&mut f, root, 0x20_0000), None);
+        assert_eq!(translate(&mut f, root, 0x40_1000), None);
+        let big = translate(&mut f, root, 0x1000_1234).unwrap();
+        assert_eq!((big.phys, big.page_size, big.flags), (0x80_1234, PAGE_2M, user_rw | PageFlags::PRESENT));
+        assert_eq!(translate(&mut f, root, 0x1020_0000), None, "the hole stays a hole");
+        assert_eq!(translate(&mut f, root, 0x1020_1000).unwrap().phys, 0x9000);
+        assert_eq!(translate(&mut f, root, 0x1020_2000).unwrap().flags, PageFlags::USER | PageFlags::PRESENT);
+        // To a target that is not 2 MiB aligned: 4 KiB pages of the same frames.
+        move_range(&mut f, root, 0x1000_0000, 0x3000_3000, PAGE_2M, ALL).unwrap();
+        let small = translate(&mut f, root, 0x3000_3000 + 0x1f_f000).unwrap();
+        assert_eq!((small.phys, small.page_size), (0x80_0000 + 0x1f_f000, PAGE_4K));
+        // Overlapping ranges are refused, and nothing moves.
+        assert_eq!(
+            move_range(&mut f, root, 0x3000_3000, 0x3000_4000, PAGE_2M, ALL),
+            Err(MapError::AlreadyMapped(0x3000_4000))
+        );
+        assert_eq!(translate(&mut f, root, 0x3000_3000).unwrap().phys, 0x80_0000);
+    }
+
+    #[test]
+    fn a_failed_move_changes_nothing() {
+        let (mut f, root) = setup();
+        map(&mut f, root, 0x1000, 0x5000, 4 * PAGE_4K, RW, ALL).unwrap();
+        // Leave no table for the target's path.
+        while f.alloc_table().is_some() {}
+        assert_eq!(move_range(&mut f, root, 0x1000, 0x7f00_0000_0000, 4 * PAGE_4K, ALL), Err(MapError::OutOfMemory));
+        assert_eq!(translate(&mut f, root, 0x4000).unwrap().phys, 0x8000);
+        assert_eq!(translate(&mut f, root, 0x7f00_0000_0000), None);
     }
 
     #[test]

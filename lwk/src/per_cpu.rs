@@ -35,6 +35,8 @@ pub struct PerCpu {
     pub idle_rsp: AtomicU64,
     /// A thread that ended on this CPU; dropped by whatever runs next (not on its own stack).
     pub dead: IrqMutex<Option<Arc<Thread>>>,
+    /// A thread leaving this CPU; queued on its new CPU after the switch away from it.
+    pub migrating: IrqMutex<Option<Arc<Thread>>>,
     /// Dense CPU number: 0 is the boot CPU, then MADT order.
     pub index: usize,
     pub apic_id: u32,
@@ -65,6 +67,7 @@ impl PerCpu {
             scheduler: IrqMutex::new(Scheduler::default()),
             idle_rsp: AtomicU64::new(0),
             dead: IrqMutex::new(None),
+            migrating: IrqMutex::new(None),
             index,
             apic_id,
             stack,

@@ -60,7 +60,7 @@ impl Pipe {
                 return Some(Ok(0));
             }
             nonblocking.then_some(Err(Errno::EAGAIN))
-        })?;
+        })??;
         self.writable.wake_all();
         Ok(n)
     }
@@ -82,7 +82,7 @@ impl Pipe {
                 }
                 nonblocking.then_some(Err(Errno::EAGAIN))
             });
-            match n {
+            match n.and_then(|r| r) {
                 Ok(n) => done += n,
                 Err(e) if done == 0 => return Err(e),
                 Err(_) => break,

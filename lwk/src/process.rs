@@ -1,16 +1,19 @@
 //! Processes and jobs. A job is what the command line launches: a name, its cores, its memory
-//! pool, and the processes it runs (its first process and, later, whatever that one forks). A
-//! process owns an address space and its threads share it.
+//! pool, and its processes (the first one and whatever it forks, with per-job process ids). A
+//! process owns an address space, descriptors, signal actions and threads that share them.
 
 use crate::address_space::AddressSpace;
 use crate::job_memory::JobMemory;
 use crate::open_files::FdTable;
-use lwk::ram_fs::Ino;
 use crate::thread::Thread;
+use crate::wait_queue::WaitQueue;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use lwk::ram_fs::{Ino, Lookup};
 
 pub struct Job {
     pub name: String,
@@ -20,13 +23,17 @@ pub struct Job {
     next_id: AtomicU32,
     /// Whether the job's console output is at the start of a line (for the name prefix).
     pub console_line_start: AtomicBool,
-    /// Processes not yet reaped.
-    pub live_processes: AtomicU32,
+    /// Every process not yet reaped, by pid.
+    pub processes: spin::Mutex<BTreeMap<u32, Arc<Process>>>,
+    /// Threads placed on each of `cores` (same order), for spreading new ones.
+    core_load: spin::Mutex<Vec<usize>>,
     pub cpu_ns: AtomicU64,
+    pub ended: AtomicBool,
 }
 
 impl Job {
     pub fn new(name: String, cores: Vec<usize>, memory: JobMemory, started_ns: u64) -> Job {
+        let n = cores.len();
         Job {
             name,
             cores,
@@ -34,8 +41,10 @@ impl Job {
             started_ns,
             next_id: AtomicU32::new(1),
             console_line_start: AtomicBool::new(true),
-            live_processes: AtomicU32::new(0),
+            processes: spin::Mutex::new(BTreeMap::new()),
+            core_load: spin::Mutex::new(vec![0; n]),
             cpu_ns: AtomicU64::new(0),
+            ended: AtomicBool::new(false),
         }
     }
 
@@ -43,11 +52,77 @@ impl Job {
     pub fn new_id(&self) -> u32 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
+
+    /// The job core with the fewest threads (space sharing), now counted with one more.
+    pub fn place_thread(&self) -> usize {
+        let mut load = self.core_load.lock();
+        let (i, _) = load.iter().enumerate().min_by_key(|&(_, n)| *n).unwrap_or((0, &0));
+        if let Some(n) = load.get_mut(i) {
+            *n += 1;
+        }
+        self.cores.get(i).copied().unwrap_or(0)
+    }
+
+    /// A thread moves between two of the job's cores.
+    pub fn thread_moved(&self, from: usize, to: usize) {
+        self.thread_left(from);
+        if let Some(i) = self.cores.iter().position(|&c| c == to) {
+            self.core_load.lock()[i] += 1;
+        }
+    }
+
+    /// A thread placed on `core` has ended.
+    pub fn thread_left(&self, core: usize) {
+        if let Some(i) = self.cores.iter().position(|&c| c == core) {
+            let mut load = self.core_load.lock();
+            load[i] = load[i].saturating_sub(1);
+        }
+    }
+
+    pub fn process(&self, pid: u32) -> Option<Arc<Process>> {
+        self.processes.lock().get(&pid).cloned()
+    }
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl ExitReason {
+    /// The status word `wait4` reports.
+    pub fn wait_status(self) -> u32 {
+        match self {
+            ExitReason::Exited(code) => ((code & 0xff) as u32) << 8,
+            ExitReason::Signaled(sig) => (sig & 0x7f) as u32,
+        }
+    }
+
+    /// The status a shell would show (and `job_exit` reports): the code, or 128 + signal.
+    pub fn shell_status(self) -> i32 {
+        match self {
+            ExitReason::Exited(code) => code & 0xff,
+            ExitReason::Signaled(sig) => 128 + sig,
+        }
+    }
+}
+
+/// A signal's disposition (`struct k_sigaction`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SignalAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
 }
 
 pub struct Process {
     pub pid: u32,
-    pub parent: u32,
+    pub parent: AtomicU32,
+    pub pgid: AtomicU32,
+    pub sid: AtomicU32,
     pub job: Arc<Job>,
     pub space: spin::Mutex<AddressSpace>,
     root: AtomicU64,
@@ -57,24 +132,39 @@ pub struct Process {
     pub cwd: spin::Mutex<Ino>,
     pub umask: AtomicU32,
     pub threads: spin::Mutex<Vec<Arc<Thread>>>,
+    pub children: spin::Mutex<Vec<Arc<Process>>>,
+    /// Woken when a child ends (the parent waits here in wait4).
+    pub child_events: WaitQueue,
+    pub exit: spin::Mutex<Option<ExitReason>>,
+    /// Torn down and waiting to be reaped.
+    pub zombie: AtomicBool,
+    pub actions: spin::Mutex<[SignalAction; 64]>,
+    /// Signals sent to the process as a whole.
+    pub pending_signals: AtomicU64,
+    /// A vfork parent waits here until the child execs or exits.
+    pub vfork_done: WaitQueue,
+    pub vfork_released: AtomicBool,
     pub cpu_ns: AtomicU64,
-    /// Set by the first `exit_group` or fatal signal: the status the process ends with.
-    pub exit_status: spin::Mutex<Option<i32>>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let cwd = *self.cwd.lock();
-        crate::files::with_fs(|fs| fs.release(cwd));
-    }
 }
 
 impl Process {
-    pub fn new(pid: u32, parent: u32, job: Arc<Job>, space: AddressSpace, exe: String, files: FdTable, cwd: Ino) -> Process {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        pid: u32,
+        parent: u32,
+        job: Arc<Job>,
+        space: AddressSpace,
+        exe: String,
+        files: FdTable,
+        cwd: Ino,
+        group: (u32, u32),
+    ) -> Process {
         crate::files::with_fs(|fs| fs.hold(cwd));
         Process {
             pid,
-            parent,
+            parent: AtomicU32::new(parent),
+            pgid: AtomicU32::new(group.0),
+            sid: AtomicU32::new(group.1),
             job,
             root: AtomicU64::new(space.root()),
             space: spin::Mutex::new(space),
@@ -83,15 +173,22 @@ impl Process {
             cwd: spin::Mutex::new(cwd),
             umask: AtomicU32::new(0o022),
             threads: spin::Mutex::new(Vec::new()),
+            children: spin::Mutex::new(Vec::new()),
+            child_events: WaitQueue::new(),
+            exit: spin::Mutex::new(None),
+            zombie: AtomicBool::new(false),
+            actions: spin::Mutex::new([SignalAction::default(); 64]),
+            pending_signals: AtomicU64::new(0),
+            vfork_done: WaitQueue::new(),
+            vfork_released: AtomicBool::new(false),
             cpu_ns: AtomicU64::new(0),
-            exit_status: spin::Mutex::new(None),
         }
     }
 
     /// A path lookup from this process's point of view.
-    pub fn with_lookup<R>(&self, f: impl FnOnce(&lwk::ram_fs::Lookup) -> R) -> R {
+    pub fn with_lookup<R>(&self, f: impl FnOnce(&Lookup) -> R) -> R {
         let exe = self.exe.lock().clone();
-        let at = lwk::ram_fs::Lookup { cwd: *self.cwd.lock(), exe: &exe };
+        let at = Lookup { cwd: *self.cwd.lock(), exe: &exe };
         f(&at)
     }
 
@@ -99,5 +196,19 @@ impl Process {
     /// the scheduler needs it while switching).
     pub fn page_table_root(&self) -> u64 {
         self.root.load(Ordering::Relaxed)
+    }
+
+    /// Installs a new address space (execve); the old one is returned to be dropped.
+    pub fn replace_space(&self, space: AddressSpace) -> AddressSpace {
+        let mut current = self.space.lock();
+        self.root.store(space.root(), Ordering::Relaxed);
+        core::mem::replace(&mut *current, space)
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let cwd = *self.cwd.lock();
+        crate::files::with_fs(|fs| fs.release(cwd));
     }
 }

@@ -1,12 +1,13 @@
 //! Per-CPU scheduling. Space sharing by default: a job's threads are spread over its cores, one
 //! per core, and a core with one thread never takes a timer interrupt. A core with more than one
-//! runnable thread round-robins them with a coarse quantum, armed only while that is the case.
+//! runnable thread round-robins them with a coarse quantum, armed only while that is the case;
+//! threads sleeping with a deadline (nanosleep, futex timeouts) arm the timer for the earliest.
 //! Threads run in the kernel without preemption (they block or return to user mode).
 
 use crate::interrupt_entry::{RESCHEDULE_VECTOR, TrapFrame};
 use crate::thread::{Thread, ThreadState, switch_stacks};
 use crate::{clock, cpu, descriptor_tables, kernel_memory, local_apic, per_cpu};
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
 
@@ -21,6 +22,25 @@ pub struct Scheduler {
     current: Option<Arc<Thread>>,
     /// When `current` started running (uptime ns).
     since: u64,
+    /// Threads blocked with a deadline, by (deadline, tid).
+    sleepers: BTreeMap<(u64, u32), Arc<Thread>>,
+}
+
+impl Scheduler {
+    /// Arms this CPU's timer for the next thing that needs it: the earliest sleeper, and the
+    /// quantum when threads wait for the CPU. Stops it when nothing does.
+    fn arm_timer(&self, now: u64) {
+        let quantum = (!self.queue.is_empty()).then_some(now + QUANTUM_NS);
+        let sleeper = self.sleepers.keys().next().map(|&(d, _)| d);
+        match [quantum, sleeper].into_iter().flatten().min() {
+            Some(deadline) => {
+                let ns = deadline.saturating_sub(now).max(1000);
+                let ticks = (ns as u128 * clock::apic_timer_hz() as u128 / 1_000_000_000).clamp(1, u32::MAX as u128);
+                local_apic::start_timer(ticks as u32);
+            }
+            None => local_apic::stop_timer(),
+        }
+    }
 }
 
 /// The thread running on this CPU.
@@ -44,6 +64,9 @@ pub fn enqueue(thread: Arc<Thread>) {
     target.scheduler.lock().queue.push_back(thread);
     if index != per_cpu::current().index {
         local_apic::send_ipi(target.apic_id, RESCHEDULE_VECTOR);
+    } else {
+        let s = target.scheduler.lock();
+        s.arm_timer(clock::uptime_ns());
     }
 }
 
@@ -51,6 +74,16 @@ pub fn enqueue(thread: Arc<Thread>) {
 pub fn wake(thread: &Arc<Thread>) {
     if thread.try_unblock() {
         enqueue(thread.clone());
+    }
+}
+
+/// Interrupts a thread that runs user code on another CPU so it notices a signal or a kill.
+pub fn kick(thread: &Arc<Thread>) {
+    let index = thread.cpu.load(Ordering::Relaxed);
+    if index != per_cpu::current().index
+        && let Some(target) = per_cpu::all().get(index)
+    {
+        local_apic::send_ipi(target.apic_id, RESCHEDULE_VECTOR);
     }
 }
 
@@ -65,6 +98,45 @@ pub fn block_current() {
     });
 }
 
+/// Blocks until [`wake`] or until uptime reaches `deadline_ns`; true if the deadline passed.
+pub fn block_current_until(deadline_ns: u64) -> bool {
+    let Some(me) = current() else { return true };
+    let key = (deadline_ns, me.tid);
+    cpu::without_interrupts(|| {
+        let here = per_cpu::current();
+        if clock::uptime_ns() >= deadline_ns {
+            return;
+        }
+        {
+            let mut s = here.scheduler.lock();
+            s.sleepers.insert(key, me.clone());
+            s.arm_timer(clock::uptime_ns());
+        }
+        if me.prepare_block() {
+            schedule();
+        }
+        here.scheduler.lock().sleepers.remove(&key);
+    });
+    clock::uptime_ns() >= deadline_ns
+}
+
+/// From the timer interrupt: wake the sleepers whose deadline has passed, then rotate.
+pub fn on_timer(frame: &TrapFrame) {
+    let now = clock::uptime_ns();
+    let me = per_cpu::current();
+    let due: alloc::vec::Vec<Arc<Thread>> = {
+        let mut s = me.scheduler.lock();
+        let later = s.sleepers.split_off(&(now + 1, 0));
+        let due = core::mem::replace(&mut s.sleepers, later);
+        due.into_values().collect()
+    };
+    for t in &due {
+        wake(t);
+    }
+    me.scheduler.lock().arm_timer(now);
+    preempt(frame);
+}
+
 /// Lets another runnable thread of this CPU run (sched_yield, polling loops).
 pub fn yield_now() {
     cpu::without_interrupts(|| {
@@ -75,8 +147,7 @@ pub fn yield_now() {
     core::hint::spin_loop();
 }
 
-/// From the timer or reschedule interrupt: rotate when threads wait and the CPU is in user
-/// mode (or idle).
+/// From an interrupt: rotate when threads wait and the CPU was in user mode (or idle).
 pub fn preempt(frame: &TrapFrame) {
     if frame.cs & 3 == 3 && has_runnable() {
         schedule();
@@ -103,11 +174,17 @@ pub fn schedule() {
         let mut s = me.scheduler.lock();
         let prev = s.current.take();
         if let Some(p) = &prev {
-            p.cpu_ns.fetch_add(now.saturating_sub(s.since), Ordering::Relaxed);
-            p.process.cpu_ns.fetch_add(now.saturating_sub(s.since), Ordering::Relaxed);
+            let ran = now.saturating_sub(s.since);
+            p.cpu_ns.fetch_add(ran, Ordering::Relaxed);
+            p.process.cpu_ns.fetch_add(ran, Ordering::Relaxed);
             if p.state() == ThreadState::Running {
                 p.set_state(ThreadState::Runnable);
-                s.queue.push_back(p.clone());
+                if p.cpu.load(Ordering::Relaxed) == me.index {
+                    s.queue.push_back(p.clone());
+                } else {
+                    // Moving to another CPU: queued there once this CPU has left its stack.
+                    *me.migrating.lock() = Some(p.clone());
+                }
             }
         }
         let next = s.queue.pop_front();
@@ -116,11 +193,7 @@ pub fn schedule() {
         }
         s.current = next.clone();
         s.since = now;
-        if s.queue.is_empty() {
-            local_apic::stop_timer();
-        } else {
-            local_apic::start_timer((QUANTUM_NS * clock::apic_timer_hz() / 1_000_000_000) as u32);
-        }
+        s.arm_timer(now);
         (prev, next)
     };
     match (&prev, &next) {
@@ -171,8 +244,22 @@ pub fn schedule() {
     finish_switch();
 }
 
-/// First thing after a switch, in the new context: free a thread that ended here.
+/// First thing after a switch, in the new context: free a thread that ended here, and hand a
+/// migrating thread to its new CPU (only now is it safe for another CPU to run it).
 pub extern "C" fn finish_switch() {
-    let dead = per_cpu::current().dead.lock().take();
+    let me = per_cpu::current();
+    let dead = me.dead.lock().take();
     drop(dead);
+    if let Some(t) = me.migrating.lock().take() {
+        enqueue(t);
+    }
+}
+
+/// Moves the calling thread to `cpu` (sched_setaffinity); returns when it runs there.
+pub fn migrate_current(cpu: usize) {
+    let Some(me) = current() else { return };
+    if me.cpu.swap(cpu, Ordering::SeqCst) != cpu {
+        drop(me);
+        cpu::without_interrupts(schedule);
+    }
 }

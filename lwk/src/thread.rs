@@ -40,6 +40,15 @@ pub struct Thread {
     pub clear_child_tid: AtomicU64,
     /// Nanoseconds on a CPU.
     pub cpu_ns: AtomicU64,
+    /// Signals blocked by this thread, and signals sent to it (bit n-1 for signal n).
+    pub signal_mask: AtomicU64,
+    pub pending_signals: AtomicU64,
+    /// The alternate signal stack: (base, size); size 0 = none.
+    pub alt_stack: spin::Mutex<(u64, u64)>,
+    /// The thread must end at its next return to user mode (exit_group, a fatal signal).
+    pub killed: AtomicBool,
+    /// `set_robust_list`: the list head and its size, for `get_robust_list`.
+    pub robust_list: spin::Mutex<(u64, u64)>,
 }
 
 impl Thread {
@@ -76,6 +85,11 @@ impl Thread {
             cpu: AtomicUsize::new(cpu),
             clear_child_tid: AtomicU64::new(0),
             cpu_ns: AtomicU64::new(0),
+            signal_mask: AtomicU64::new(0),
+            pending_signals: AtomicU64::new(0),
+            alt_stack: spin::Mutex::new((0, 0)),
+            killed: AtomicBool::new(false),
+            robust_list: spin::Mutex::new((0, 0)),
         }))
     }
 
@@ -115,10 +129,6 @@ impl Thread {
         true
     }
 
-    /// The user context saved at the top of the kernel stack (valid while in the kernel).
-    pub fn user_frame(&self) -> *mut TrapFrame {
-        (self.kernel_stack.top - size_of::<TrapFrame>() as u64) as *mut TrapFrame
-    }
 }
 
 impl Drop for Thread {

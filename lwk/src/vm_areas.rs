@@ -89,13 +89,39 @@ impl VmAreas {
         true
     }
 
-    /// Adds an area; the caller has made room (see [`Self::remove`]).
+    /// Adds an area; the caller has made room (see [`Self::remove`]). Like Linux, it merges with
+    /// a neighbour that continues it (same protection and contents, private), so that a range
+    /// grown piece by piece (brk, `mremap` in place) is one area again.
     pub fn insert(&mut self, area: Area) -> Result<(), AreaError> {
         if area.start >= area.end || self.overlaps(area.start, area.end) {
             return Err(AreaError::Overlap);
         }
-        self.areas.insert(area.start, area);
+        let (start, end) = (area.start, area.end);
+        self.areas.insert(start, area);
+        self.coalesce(start, end);
         Ok(())
+    }
+
+    /// Merges the areas touching `[start, end)` (its edges included) with the neighbours that
+    /// continue them.
+    fn coalesce(&mut self, start: u64, end: u64) {
+        // Areas are sorted and disjoint, so their ends grow with their starts.
+        let mut keys: Vec<u64> =
+            self.areas.range(..=end).rev().take_while(|(_, a)| a.end >= start).map(|(&k, _)| k).collect();
+        keys.reverse();
+        let mut current: Option<u64> = None;
+        for k in keys {
+            if let Some(c) = current
+                && let (Some(a), Some(b)) = (self.areas.get(&c), self.areas.get(&k))
+                && continues(a, b)
+                && let Some(next) = self.areas.remove(&k)
+                && let Some(merged) = self.areas.get_mut(&c)
+            {
+                merged.end = next.end;
+                continue;
+            }
+            current = Some(k);
+        }
     }
 
     /// Removes `[start, end)` from every area it touches, splitting areas at the edges. Returns
@@ -125,6 +151,7 @@ impl VmAreas {
             piece.protection = protection;
             self.areas.insert(piece.start, piece);
         }
+        self.coalesce(start, end);
         Ok(())
     }
 
@@ -183,6 +210,22 @@ impl VmAreas {
     }
 }
 
+/// Whether `b` continues `a` so that the two can be one area: adjacent, private, same protection,
+/// same contents (for a file, the next bytes of it). Shared areas stay apart, as Linux keeps
+/// separate shared mappings apart.
+fn continues(a: &Area, b: &Area) -> bool {
+    a.end == b.start
+        && a.protection == b.protection
+        && !a.shared
+        && !b.shared
+        && match (&a.kind, &b.kind) {
+            (AreaKind::File { path, offset }, AreaKind::File { path: next_path, offset: next_offset }) => {
+                path == next_path && offset.checked_add(a.end - a.start) == Some(*next_offset)
+            }
+            (kind, next_kind) => kind == next_kind,
+        }
+}
+
 impl Area {
     /// A sentinel below every real area, ending the top-down search.
     fn floor() -> Area {
@@ -232,6 +275,48 @@ mod tests {
         let prots: Vec<_> = v.iter().map(|a| (a.start, a.protection.write)).collect();
         assert_eq!(prots, [(0x1000, true), (0x2000, false), (0x3000, true)]);
         assert!(v.maps_text().contains("00002000-00003000 r--p"));
+    }
+
+    #[test]
+    fn neighbours_that_continue_each_other_merge() {
+        let mut v = VmAreas::default();
+        v.insert(anon(0x1000, 0x3000)).unwrap();
+        // Growing piece by piece (brk, mremap in place) gives one area.
+        v.insert(anon(0x3000, 0x4000)).unwrap();
+        v.insert(Area { kind: AreaKind::Heap, ..anon(0x4000, 0x5000) }).unwrap();
+        v.insert(Area { kind: AreaKind::Heap, ..anon(0x5000, 0x6000) }).unwrap();
+        let spans: Vec<_> = v.iter().map(|a| (a.start, a.end)).collect();
+        assert_eq!(spans, [(0x1000, 0x4000), (0x4000, 0x6000)], "different kinds stay apart");
+        // Filling a gap between two areas merges all three.
+        v.insert(anon(0x8000, 0x9000)).unwrap();
+        v.insert(anon(0x6000, 0x8000)).unwrap_err();
+        v.insert(anon(0x7000, 0x8000)).unwrap();
+        v.insert(anon(0x6000, 0x7000)).unwrap();
+        assert_eq!(v.find(0x6000).map(|a| (a.start, a.end)), Some((0x6000, 0x9000)));
+        // Shared areas, other protections and discontinuous file offsets stay apart.
+        v.insert(Area { shared: true, ..anon(0x9000, 0xa000) }).unwrap();
+        v.insert(Area { shared: true, ..anon(0xa000, 0xb000) }).unwrap();
+        v.insert(Area { protection: R, ..anon(0xb000, 0xc000) }).unwrap();
+        let file = |start, end, offset| Area { kind: AreaKind::File { path: "/f".into(), offset }, ..anon(start, end) };
+        v.insert(file(0x10000, 0x11000, 0)).unwrap();
+        v.insert(file(0x11000, 0x12000, 0x1000)).unwrap();
+        v.insert(file(0x12000, 0x13000, 0x5000)).unwrap();
+        let spans: Vec<_> = v.iter().filter(|a| a.start >= 0x9000).map(|a| (a.start, a.end)).collect();
+        assert_eq!(
+            spans,
+            [(0x9000, 0xa000), (0xa000, 0xb000), (0xb000, 0xc000), (0x10000, 0x12000), (0x12000, 0x13000)]
+        );
+    }
+
+    #[test]
+    fn protecting_back_merges_again() {
+        let mut v = VmAreas::default();
+        v.insert(anon(0x1000, 0x5000)).unwrap();
+        v.protect(0x2000, 0x3000, R).unwrap();
+        assert_eq!(v.iter().count(), 3);
+        v.protect(0x2000, 0x3000, RW).unwrap();
+        let spans: Vec<_> = v.iter().map(|a| (a.start, a.end)).collect();
+        assert_eq!(spans, [(0x1000, 0x5000)]);
     }
 
     #[test]

@@ -61,6 +61,8 @@ const PROGRAMS: &[Program] = &[
     gcc("bin/null_deref", "null_deref.c", &["-static"]),
     gcc("bin/kernel_pointer", "kernel_pointer.c", &["-static"]),
     gcc("bin/illegal_instruction", "illegal_instruction.c", &["-static"]),
+    gcc("bin/files", "files.c", &["-static"]),
+    gcc("bin/memory", "memory.c", &["-static"]),
     // Executables the kernel must refuse: one needing a dynamic loader, one for 32-bit x86
     // (optional: not every gcc can target it).
     gcc("bad/dynamic", "hello.c", &[]),

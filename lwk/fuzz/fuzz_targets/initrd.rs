@@ -25,7 +25,9 @@ fuzz_target!(|data: &[u8]| {
         }
         (Ok(_), Err(load_error)) => assert!(matches!(
             load_error.kind,
-            CpioErrorKind::ReplacesBuiltin | CpioErrorKind::ParentNotDirectory | CpioErrorKind::ReplacesNonEmptyDirectory
+            CpioErrorKind::ReplacesBuiltin
+                | CpioErrorKind::ParentNotDirectory
+                | CpioErrorKind::ReplacesNonEmptyDirectory
         )),
     }
     let at = Lookup { cwd: ROOT, exe: "/bin/prog" };

@@ -633,8 +633,9 @@ pub fn ioctl(c: &mut Call) -> SysResult {
     let space = c.process.space.lock();
     match request {
         TCGETS => {
-            // A cooked terminal: ICRNL, OPOST|ONLCR, B38400|CS8|CREAD, ISIG|ICANON|ECHO...
-            let mut t = [0u8; 60];
+            // The kernel's `struct termios` (36 bytes: four flag words, c_line, 19 control
+            // characters), as a cooked terminal: ICRNL, OPOST|ONLCR, B38400|CS8|CREAD, ISIG|ICANON|ECHO...
+            let mut t = [0u8; 36];
             t[0..4].copy_from_slice(&0o400u32.to_le_bytes());
             t[4..8].copy_from_slice(&0o5u32.to_le_bytes());
             t[8..12].copy_from_slice(&0o277u32.to_le_bytes());

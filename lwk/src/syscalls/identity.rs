@@ -1,7 +1,7 @@
 //! Who and where the caller is (uname, limits, affinity, CPU), and the thread-level calls of program start-up: arch_prctl, set_tid_address, exit.
 
 use super::{Call, SysResult};
-use crate::{jobs, per_cpu, random};
+use crate::{per_cpu, random};
 use alloc::vec;
 use core::sync::atomic::Ordering;
 use lwk::errno::Errno;
@@ -13,17 +13,6 @@ const ARCH_GET_GS: u64 = 0x1004;
 const USER_END: u64 = 0x0000_8000_0000_0000;
 /// Most bytes one getrandom moves at once.
 const IO_CHUNK: usize = 64 * 1024;
-
-pub fn exit(c: &mut Call) -> SysResult {
-    // One thread per process for now: exit is exit_group.
-    exit_group(c)
-}
-
-pub fn exit_group(c: &mut Call) -> SysResult {
-    let status = (c.args[0] & 0xff) as i32;
-    let process = c.process.clone();
-    jobs::exit_process(&process, status)
-}
 
 pub fn uname(c: &mut Call) -> SysResult {
     let mut buf = [0u8; 6 * 65];
@@ -39,7 +28,7 @@ pub fn uname(c: &mut Call) -> SysResult {
 fn limit(resource: u64) -> Result<(u64, u64), Errno> {
     const INFINITY: u64 = u64::MAX;
     Ok(match resource {
-        3 => (jobs::STACK_BYTES, INFINITY), // RLIMIT_STACK
+        3 => (crate::program_loader::STACK_BYTES, INFINITY), // RLIMIT_STACK
         7 => (1024, 4096),                   // RLIMIT_NOFILE
         0..=15 => (INFINITY, INFINITY),
         _ => return Err(Errno::EINVAL),
@@ -136,5 +125,47 @@ pub fn getcpu(c: &mut Call) -> SysResult {
     if node != 0 {
         space.write(node, &0u32.to_le_bytes())?;
     }
+    Ok(0)
+}
+
+pub fn sched_setaffinity(c: &mut Call) -> SysResult {
+    let [pid, size, mask, ..] = c.args;
+    if pid != 0 && pid != c.thread.tid as u64 {
+        return Err(Errno::ESRCH);
+    }
+    let len = (size as usize).min(512);
+    let mut set = vec![0u8; len];
+    c.process.space.lock().read(mask, &mut set)?;
+    let allowed = |core: usize| set.get(core / 8).is_some_and(|b| b & (1 << (core % 8)) != 0);
+    let job = &c.process.job;
+    let here = c.thread.cpu.load(Ordering::Relaxed);
+    if allowed(here) && job.cores.contains(&here) {
+        return Ok(0);
+    }
+    // Threads stay on their job's cores: the new core is the first allowed one among them.
+    let target = job.cores.iter().copied().find(|&core| allowed(core)).ok_or(Errno::EINVAL)?;
+    job.thread_moved(here, target);
+    crate::scheduler::migrate_current(target);
+    Ok(0)
+}
+
+pub fn set_robust_list(c: &mut Call) -> SysResult {
+    let [head, len, ..] = c.args;
+    if len != 24 {
+        return Err(Errno::EINVAL);
+    }
+    *c.thread.robust_list.lock() = (head, len);
+    Ok(0)
+}
+
+pub fn get_robust_list(c: &mut Call) -> SysResult {
+    let [tid, head_out, len_out, ..] = c.args;
+    if tid != 0 && tid != c.thread.tid as u64 {
+        return Err(Errno::EPERM);
+    }
+    let (head, len) = *c.thread.robust_list.lock();
+    let space = c.process.space.lock();
+    space.write(head_out, &head.to_le_bytes())?;
+    space.write(len_out, &len.to_le_bytes())?;
     Ok(0)
 }

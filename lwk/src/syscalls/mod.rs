@@ -4,13 +4,15 @@
 //! the kernel does not implement returns ENOSYS and is logged once with its name.
 
 mod files;
+pub mod futex;
 mod identity;
 mod memory;
+mod process;
 mod time;
 
 use crate::interrupt_entry::TrapFrame;
 use crate::process::Process;
-use crate::scheduler;
+use crate::{scheduler, signals};
 use crate::thread::Thread;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +26,9 @@ pub struct Call<'a> {
     pub process: &'a Arc<Process>,
     pub frame: &'a mut TrapFrame,
     pub args: [u64; 6],
+    /// Set by calls that rewrite the user context (execve, rt_sigreturn): the way back restores
+    /// every register, and RAX is the handler's result as it stands in the frame.
+    pub full_restore: bool,
 }
 
 /// Runs the system call in `frame`; the result goes into RAX. Returns true when the return to
@@ -36,10 +41,29 @@ pub fn dispatch(frame: &mut TrapFrame) -> bool {
     let process = thread.process.clone();
     let nr = frame.rax;
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
-    let mut call = Call { thread: &thread, process: &process, frame, args };
+    let mut call = Call { thread: &thread, process: &process, frame, args, full_restore: false };
     let result = route(nr, &mut call);
-    frame_result(call.frame, result);
-    false
+    log::trace!(
+        target: "syscalls",
+        "pid {} tid {}: {}({:#x}, {:#x}, {:#x}, {:#x}) = {:x?}",
+        process.pid,
+        thread.tid,
+        name(nr),
+        args[0],
+        args[1],
+        args[2],
+        args[3],
+        result
+    );
+    let full_restore = call.full_restore;
+    if result == Err(Errno::EPIPE) {
+        // Writing to a pipe nobody reads: SIGPIPE too (by default it ends the process).
+        signals::send_to_thread(&thread, signals::SIGPIPE);
+    }
+    frame_result(frame, result);
+    drop(thread);
+    drop(process);
+    signals::on_return_to_user(frame) || full_restore
 }
 
 fn frame_result(frame: &mut TrapFrame, result: SysResult) {
@@ -105,17 +129,45 @@ fn route(nr: u64, c: &mut Call) -> SysResult {
             Ok(0)
         }
         39 => Ok(c.process.pid as u64),
-        110 => Ok(c.process.parent as u64),
+        110 => Ok(c.process.parent.load(core::sync::atomic::Ordering::Relaxed) as u64),
+        13 => process::rt_sigaction(c),
+        14 => process::rt_sigprocmask(c),
+        15 => process::rt_sigreturn(c),
+        127 => process::rt_sigpending(c),
+        131 => process::sigaltstack(c),
+        56 => process::clone(c),
+        57 => process::fork(c),
+        58 => process::vfork(c),
+        59 => process::execve(c),
+        61 => process::wait4(c),
+        62 => process::kill(c),
+        109 => process::setpgid(c),
+        111 => process::getpgrp(c),
+        112 => process::setsid(c),
+        121 => process::getpgid(c),
+        124 => process::getsid(c),
+        200 => process::tkill(c),
+        234 => process::tgkill(c),
+        247 => process::waitid(c),
+        435 => process::clone3(c),
+        202 => futex::futex(c),
+        35 => time::nanosleep(c),
+        230 => time::clock_nanosleep(c),
+        98 => time::getrusage(c),
+        99 => time::sysinfo(c),
+        100 => time::times(c),
+        203 => identity::sched_setaffinity(c),
+        274 => identity::get_robust_list(c),
         186 => Ok(c.thread.tid as u64),
         102 | 104 | 107 | 108 => Ok(0), // getuid, getgid, geteuid, getegid: everything runs as root
-        60 => identity::exit(c),
-        231 => identity::exit_group(c),
+        60 => process::exit(c),
+        231 => process::exit_group(c),
         63 => identity::uname(c),
         97 => identity::getrlimit(c),
         302 => identity::prlimit64(c),
         158 => identity::arch_prctl(c),
         218 => identity::set_tid_address(c),
-        273 => Ok(0), // set_robust_list: kept by glibc; the kernel walks it only on exit (later)
+        273 => identity::set_robust_list(c),
         318 => identity::getrandom(c),
         204 => identity::sched_getaffinity(c),
         309 => identity::getcpu(c),

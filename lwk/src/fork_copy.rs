@@ -1,0 +1,43 @@
+//! The eager copy `fork` makes: every area of the parent's address space mapped afresh from the
+//! job's pool and filled with the parent's bytes. There is no demand paging in the LWK, hence no
+//! copy-on-write either; a fork costs what it copies, once, and never faults later.
+
+use crate::address_space::AddressSpace;
+use crate::kernel_memory::{self, phys_to_virt};
+use crate::page_table;
+use lwk::errno::Errno;
+use lwk::vm_areas::{Area, VmAreas};
+
+/// A new address space with the same areas and contents as `parent`.
+pub fn duplicate(parent: &AddressSpace) -> Result<AddressSpace, Errno> {
+    let mut child = AddressSpace::new(parent.memory.clone())?;
+    let areas: VmAreas = parent.areas.clone();
+    for Area { start, end, protection, shared, kind } in areas.iter().cloned() {
+        child.map_anonymous(start, end - start, protection, shared, kind)?;
+        copy_range(parent.root(), child.root(), start, end)?;
+    }
+    child.brk_start = parent.brk_start;
+    child.brk = parent.brk;
+    Ok(child)
+}
+
+/// Copies `[start, end)` between two address spaces through the direct map, whatever the
+/// protection (PROT_NONE pages too).
+fn copy_range(from_root: u64, to_root: u64, start: u64, end: u64) -> Result<(), Errno> {
+    let mut tables = kernel_memory::user_tables();
+    let mut at = start;
+    while at < end {
+        let src = page_table::translate(&mut tables, from_root, at).ok_or(Errno::EFAULT)?;
+        let dst = page_table::translate(&mut tables, to_root, at).ok_or(Errno::EFAULT)?;
+        let left_src = src.page_size - (at & (src.page_size - 1));
+        let left_dst = dst.page_size - (at & (dst.page_size - 1));
+        let n = left_src.min(left_dst).min(end - at);
+        // SAFETY: both ranges are mapped user memory of the two spaces (just translated), seen
+        // through the direct map; they are different frames, so they do not overlap.
+        unsafe {
+            core::ptr::copy_nonoverlapping(phys_to_virt(src.phys) as *const u8, phys_to_virt(dst.phys) as *mut u8, n as usize)
+        };
+        at += n;
+    }
+    Ok(())
+}
