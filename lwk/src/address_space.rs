@@ -17,6 +17,17 @@ use lwk::vm_areas::{Area, AreaKind, VmAreas};
 
 const LARGE_PAGES: PageSizes = PageSizes { use_2m: true, use_1g: true };
 
+/// What a copy to or from user memory needs of each page.
+#[derive(Clone, Copy)]
+enum Access {
+    /// Readable by the user.
+    Read,
+    /// Writable by the user.
+    Write,
+    /// Mapped, whatever the protection (the kernel's own work on the space).
+    Any,
+}
+
 pub struct AddressSpace {
     root: u64,
     pub areas: VmAreas,
@@ -96,6 +107,38 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Moves the pages of `[from, from + len)` to `[to, to + len)`, which must be free and apart
+    /// from it: the same memory, now at `to` (for `mremap`), its areas moved along. Nothing is
+    /// copied and nothing is allocated but page tables.
+    pub fn move_pages(&mut self, from: u64, len: u64, to: u64) -> Result<(), Errno> {
+        check_user_range(from, len)?;
+        check_user_range(to, len)?;
+        if self.areas.overlaps(to, to + len) || (from < to + len && to < from + len) {
+            return Err(Errno::EINVAL);
+        }
+        let mut tables = kernel_memory::user_tables();
+        page_table::move_range(&mut tables, self.root, from, to, len, LARGE_PAGES).map_err(|_| Errno::ENOMEM)?;
+        for piece in self.areas.remove(from, from + len) {
+            let moved = Area { start: piece.start - from + to, end: piece.end - from + to, ..piece };
+            if self.areas.insert(moved).is_err() {
+                log::error!("moving user memory to {to:#x}: the target range was taken");
+            }
+        }
+        flush_tlb();
+        Ok(())
+    }
+
+    /// Zeroes `[addr, addr + len)` whatever its protection (`MADV_DONTNEED`); EFAULT if part of
+    /// it is not mapped.
+    pub fn zero(&self, addr: u64, len: u64) -> Result<(), Errno> {
+        let len = usize::try_from(len).map_err(|_| Errno::EFAULT)?;
+        self.each_piece(addr, len, Access::Any, |dst, n, _| {
+            // SAFETY: `dst` is the direct-map address of `n` bytes of a mapped user page, owned
+            // by this address space; no Rust reference to it exists.
+            unsafe { core::ptr::write_bytes(dst as *mut u8, 0, n) };
+        })
+    }
+
     /// Changes the protection of a fully mapped range.
     pub fn protect(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno> {
         check_user_range(start, len)?;
@@ -106,9 +149,9 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Calls `f(direct-map address, length)` for each piece of `[addr, addr + len)`, checking
-    /// that every page is mapped for user access (and writable when `write`).
-    fn each_piece(&self, addr: u64, len: usize, write: bool, mut f: impl FnMut(u64, usize, usize)) -> Result<(), Errno> {
+    /// Calls `f(direct-map address, length, bytes done before)` for each piece of
+    /// `[addr, addr + len)`, checking that every page is mapped and allows `access`.
+    fn each_piece(&self, addr: u64, len: usize, access: Access, mut f: impl FnMut(u64, usize, usize)) -> Result<(), Errno> {
         let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         if end > USER_END {
             return Err(Errno::EFAULT);
@@ -118,7 +161,12 @@ impl AddressSpace {
         let mut done = 0usize;
         while at < end {
             let t = page_table::translate(&mut tables, self.root, at).ok_or(Errno::EFAULT)?;
-            if !t.flags.contains(PageFlags::USER) || (write && !t.flags.contains(PageFlags::WRITABLE)) {
+            let allowed = match access {
+                Access::Read => t.flags.contains(PageFlags::USER),
+                Access::Write => t.flags.contains(PageFlags::USER | PageFlags::WRITABLE),
+                Access::Any => true,
+            };
+            if !allowed {
                 return Err(Errno::EFAULT);
             }
             let page_end = (at & !(t.page_size - 1)) + t.page_size;
@@ -132,7 +180,7 @@ impl AddressSpace {
 
     /// Copies user memory at `addr` into `buf`.
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        self.each_piece(addr, buf.len(), false, |src, n, done| {
+        self.each_piece(addr, buf.len(), Access::Read, |src, n, done| {
             // SAFETY: `src` is the direct-map address of `n` bytes of a mapped user page.
             let s = unsafe { core::slice::from_raw_parts(src as *const u8, n) };
             buf[done..done + n].copy_from_slice(s);
@@ -141,16 +189,17 @@ impl AddressSpace {
 
     /// Copies `data` into user memory at `addr` (which must be writable by the user).
     pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        self.write_checked(addr, data, true)
+        self.write_checked(addr, data, Access::Write)
     }
 
-    /// Like [`Self::write`] but ignores the user's write permission (loading a program image).
+    /// Like [`Self::write`] but ignores the user's permissions (loading a program image, filling
+    /// a file mapping, which may be read-only or PROT_NONE).
     pub fn write_initial(&self, addr: u64, data: &[u8]) -> Result<(), Errno> {
-        self.write_checked(addr, data, false)
+        self.write_checked(addr, data, Access::Any)
     }
 
-    fn write_checked(&self, addr: u64, data: &[u8], user_writable: bool) -> Result<(), Errno> {
-        self.each_piece(addr, data.len(), user_writable, |dst, n, done| {
+    fn write_checked(&self, addr: u64, data: &[u8], access: Access) -> Result<(), Errno> {
+        self.each_piece(addr, data.len(), access, |dst, n, done| {
             // SAFETY: `dst` is the direct-map address of `n` bytes of a mapped user page, owned
             // by this address space; no Rust reference to it exists.
             unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), dst as *mut u8, n) };

@@ -6,15 +6,22 @@ use crate::address_space::AddressSpace;
 use crate::kernel_memory::{self, phys_to_virt};
 use crate::page_table;
 use lwk::errno::Errno;
-use lwk::vm_areas::{Area, VmAreas};
+use lwk::vm_areas::{Area, AreaKind, VmAreas};
 
-/// A new address space with the same areas and contents as `parent`.
-pub fn duplicate(parent: &AddressSpace) -> Result<AddressSpace, Errno> {
+/// A new address space with the same areas and contents as `parent`, whose calling thread's
+/// stack pointer is `rsp`: below it (and its 128-byte red zone) the stack holds nothing live, so
+/// only the part above is copied; the rest of the child's stack starts zeroed.
+pub fn duplicate(parent: &AddressSpace, rsp: u64) -> Result<AddressSpace, Errno> {
     let mut child = AddressSpace::new(parent.memory.clone())?;
     let areas: VmAreas = parent.areas.clone();
     for Area { start, end, protection, shared, kind } in areas.iter().cloned() {
+        let live_from = if kind == AreaKind::Stack && (start..end).contains(&rsp) {
+            rsp.saturating_sub(128) & !(lwk::elf_loader::PAGE - 1)
+        } else {
+            start
+        };
         child.map_anonymous(start, end - start, protection, shared, kind)?;
-        copy_range(parent.root(), child.root(), start, end)?;
+        copy_range(parent.root(), child.root(), live_from.max(start), end)?;
     }
     child.brk_start = parent.brk_start;
     child.brk = parent.brk;

@@ -14,6 +14,7 @@ use lwk::errno::Errno;
 use lwk::ram_fs::{DeviceKind, Ino};
 
 pub const O_ACCMODE: u32 = 3;
+pub const O_RDONLY: u32 = 0;
 pub const O_WRONLY: u32 = 1;
 pub const O_RDWR: u32 = 2;
 pub const O_APPEND: u32 = 0o2000;
@@ -21,11 +22,14 @@ pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_CLOEXEC: u32 = 0o2000000;
 /// Most descriptors a process may hold (RLIMIT_NOFILE).
 pub const MAX_FDS: usize = 1024;
+/// Most bytes moved between a file and user memory in one step (the kernel buffer's size).
+pub const IO_CHUNK: usize = 1 << 20;
 
 pub enum FileObject {
     /// A file or directory of the RAM file system.
     Node(Ino),
-    Device(DeviceKind),
+    /// A device of `/dev`, and its node (built in: never freed, so not held).
+    Device(DeviceKind, Ino),
     /// `/proc` and `/sys` contents, generated at open.
     Snapshot(Vec<u8>),
     /// The serial console as the job sees it: output prefixed with the job's name, no input.
@@ -63,73 +67,151 @@ impl OpenFile {
         self.flags.load(Ordering::Relaxed) & O_NONBLOCK != 0
     }
 
-    /// Reads at `offset` (`None`: at the file offset, which advances).
-    pub fn read(&self, buf: &mut [u8], offset: Option<u64>) -> Result<usize, Errno> {
+    /// Reads up to `len` bytes at `offset` (`None`: at the file offset) and hands them to
+    /// `deliver` in order, in pieces of at most [`IO_CHUNK`] bytes. Only what `deliver` accepts
+    /// is read: the file offset advances by that much, and a pipe gives up only those bytes (so
+    /// a bad user buffer loses nothing). Returns the bytes delivered, or the error of the first
+    /// piece when none was.
+    pub fn read_to(&self, len: usize, offset: Option<u64>, deliver: &mut dyn FnMut(&[u8]) -> Result<(), Errno>) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
-        let at = offset.unwrap_or_else(|| self.offset.load(Ordering::Relaxed));
-        let n = match &self.object {
-            FileObject::Node(ino) => files::with_fs(|fs| fs.read(*ino, at, buf))?,
-            FileObject::Snapshot(data) => {
-                let start = (at as usize).min(data.len());
-                let n = buf.len().min(data.len() - start);
-                buf[..n].copy_from_slice(&data[start..start + n]);
-                n
-            }
-            FileObject::Device(DeviceKind::Zero) => {
-                buf.fill(0);
-                buf.len()
-            }
-            FileObject::Device(DeviceKind::Urandom) => {
-                random::fill(buf);
-                buf.len()
-            }
-            FileObject::Device(DeviceKind::Null | DeviceKind::Console) | FileObject::Console(_) => 0,
-            FileObject::PipeRead(p) => return p.read(buf, self.nonblocking()),
+        match &self.object {
+            FileObject::PipeRead(p) => return p.read_to(len, self.nonblocking(), deliver),
             FileObject::PipeWrite(_) => return Err(Errno::EBADF),
+            _ => {}
+        }
+        let start = offset.unwrap_or_else(|| self.offset.load(Ordering::Relaxed));
+        let mut buf = Vec::new();
+        let mut done = 0usize;
+        let result = loop {
+            let want = (len - done).min(IO_CHUNK);
+            if want == 0 {
+                break Ok(());
+            }
+            let at = start.saturating_add(done as u64);
+            let piece: &[u8] = match &self.object {
+                FileObject::Node(ino) => {
+                    buf.resize(want, 0);
+                    match files::with_fs(|fs| fs.read(*ino, at, &mut buf)) {
+                        Ok(n) => &buf[..n],
+                        Err(e) => break Err(e),
+                    }
+                }
+                FileObject::Snapshot(data) => {
+                    let from = usize::try_from(at).unwrap_or(usize::MAX).min(data.len());
+                    &data[from..from + want.min(data.len() - from)]
+                }
+                FileObject::Device(DeviceKind::Zero, _) => {
+                    buf.clear();
+                    buf.resize(want, 0);
+                    &buf
+                }
+                FileObject::Device(DeviceKind::Urandom, _) => {
+                    buf.resize(want, 0);
+                    random::fill(&mut buf);
+                    &buf
+                }
+                FileObject::Device(DeviceKind::Null | DeviceKind::Console, _)
+                | FileObject::Console(_)
+                | FileObject::PipeRead(_)
+                | FileObject::PipeWrite(_) => &[],
+            };
+            if piece.is_empty() {
+                break Ok(());
+            }
+            if let Err(e) = deliver(piece) {
+                break Err(e);
+            }
+            done += piece.len();
+            if piece.len() < want {
+                break Ok(()); // The end of the file.
+            }
         };
         if offset.is_none() {
-            self.offset.store(at + n as u64, Ordering::Relaxed);
+            self.offset.store(start.saturating_add(done as u64), Ordering::Relaxed);
         }
-        Ok(n)
+        match result {
+            Err(e) if done == 0 => Err(e),
+            _ => Ok(done),
+        }
     }
 
-    /// Writes at `offset` (`None`: at the file offset, or the end with O_APPEND).
-    pub fn write(&self, data: &[u8], offset: Option<u64>, job: &Job) -> Result<usize, Errno> {
+    /// Writes `len` bytes at `offset` (`None`: at the file offset, or the end with O_APPEND),
+    /// getting them from `fetch(position, buffer)`, which fills `buffer` with the bytes from
+    /// `position` on, in pieces of at most [`IO_CHUNK`] bytes. Returns the bytes written (fewer
+    /// when an error cuts the write short), or the error when nothing was written.
+    pub fn write_from(
+        &self,
+        len: usize,
+        offset: Option<u64>,
+        job: &Job,
+        fetch: &mut dyn FnMut(usize, &mut [u8]) -> Result<(), Errno>,
+    ) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }
         match &self.object {
-            FileObject::Node(ino) => {
-                let ino = *ino;
-                let n = files::with_fs(|fs| {
-                    let at = match offset {
-                        Some(o) => o,
-                        None if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 => fs.stat(ino).size,
-                        None => self.offset.load(Ordering::Relaxed),
-                    };
-                    let n = fs.write(ino, at, data)?;
-                    if offset.is_none() {
-                        self.offset.store(at + n as u64, Ordering::Relaxed);
-                    }
-                    Ok::<usize, Errno>(n)
-                })?;
-                Ok(n)
-            }
-            FileObject::Console(owner) => {
-                jobs::console_write(owner, data);
-                Ok(data.len())
-            }
-            FileObject::Device(DeviceKind::Console) => {
-                jobs::console_write(job, data);
-                Ok(data.len())
-            }
-            FileObject::Device(_) => Ok(data.len()),
-            FileObject::Snapshot(_) => Err(Errno::EACCES),
-            FileObject::PipeWrite(p) => p.write(data, self.nonblocking()),
-            FileObject::PipeRead(_) => Err(Errno::EBADF),
+            // Discarded unread, as Linux does.
+            FileObject::Device(DeviceKind::Null | DeviceKind::Zero | DeviceKind::Urandom, _) => return Ok(len),
+            FileObject::Snapshot(_) => return Err(Errno::EACCES),
+            FileObject::PipeRead(_) => return Err(Errno::EBADF),
+            _ => {}
         }
+        let mut buf = vec![0u8; len.min(IO_CHUNK)];
+        let mut done = 0usize;
+        let result = loop {
+            let want = (len - done).min(IO_CHUNK);
+            if want == 0 {
+                break Ok(());
+            }
+            if let Err(e) = fetch(done, &mut buf[..want]) {
+                break Err(e);
+            }
+            let data = &buf[..want];
+            let written = match &self.object {
+                FileObject::Node(ino) => self.write_node(*ino, data, offset.map(|o| o.saturating_add(done as u64))),
+                FileObject::Console(owner) => {
+                    jobs::console_write(owner, data);
+                    Ok(want)
+                }
+                FileObject::Device(DeviceKind::Console, _) => {
+                    jobs::console_write(job, data);
+                    Ok(want)
+                }
+                FileObject::PipeWrite(p) => p.write(data, self.nonblocking()),
+                _ => Err(Errno::EBADF),
+            };
+            match written {
+                Ok(n) => {
+                    done += n;
+                    if n < want {
+                        break Ok(());
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        match result {
+            Err(e) if done == 0 => Err(e),
+            _ => Ok(done),
+        }
+    }
+
+    /// One write to a file of the RAM file system, moving the file offset unless `offset`.
+    fn write_node(&self, ino: Ino, data: &[u8], offset: Option<u64>) -> Result<usize, Errno> {
+        files::with_fs(|fs| {
+            let at = match offset {
+                Some(o) => o,
+                None if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 => fs.stat(ino).size,
+                None => self.offset.load(Ordering::Relaxed),
+            };
+            let n = fs.write(ino, at, data)?;
+            if offset.is_none() {
+                self.offset.store(at + n as u64, Ordering::Relaxed);
+            }
+            Ok(n)
+        })
     }
 }
 

@@ -163,8 +163,12 @@ fn split<M: TableMemory>(mem: &mut M, table: u64, i: usize, level: u32) -> Resul
     for (k, slot) in children.iter_mut().enumerate() {
         *slot = (base + k as u64 * size) | flags.bits();
     }
-    let keep = PageFlags::PRESENT | PageFlags::WRITABLE | PageFlags::USER;
-    mem.table(table)[i] = child | (PageFlags::from_bits_truncate(entry) & keep).bits();
+    // The new table's entry limits nothing the leaves do not (as a table entry from `map_one`):
+    // a split read-only or PROT_NONE page must not keep its parts read-only once `protect`
+    // opens them.
+    let table_flags =
+        PageFlags::PRESENT | PageFlags::WRITABLE | (PageFlags::from_bits_truncate(entry) & PageFlags::USER);
+    mem.table(table)[i] = child | table_flags.bits();
     Ok(())
 }
 
@@ -219,7 +223,7 @@ fn walk<M: TableMemory>(
         if let LeafAction::Protect(flags) = action {
             // A table's entry limits every page below it: pages made user-accessible need the
             // user bit on the way down too (a range first mapped PROT_NONE was mapped without).
-            mem.table(table)[i] |= (*flags & PageFlags::USER).bits();
+            mem.table(table)[i] |= (PageFlags::WRITABLE | (*flags & PageFlags::USER)).bits();
         }
         let child = mem.table(table)[i] & ADDRESS_MASK;
         let empty = walk(mem, child, level - 1, lo, start.max(lo), end.min(hi), action)?;
@@ -471,14 +475,17 @@ mod tests {
         assert_eq!(f.table(root)[index(0x100_0000_0000, 3)] & PageFlags::USER.bits(), 0);
         let user_rw = PageFlags::USER | PageFlags::WRITABLE | PageFlags::NO_EXECUTE;
         protect(&mut f, root, 0x100_0010_0000, PAGE_2M, user_rw).unwrap();
-        // Every entry on the way to a page made accessible has the user bit.
+        // Every entry on the way to a page made accessible (through the 2 MiB pages split) has
+        // the user and the writable bit.
         let virt = 0x100_0010_0000;
         let mut table = root;
         for level in (1..=3).rev() {
             let entry = f.table(table)[index(virt, level)];
             assert_ne!(entry & PageFlags::USER.bits(), 0, "level {level}");
+            assert_ne!(entry & PageFlags::WRITABLE.bits(), 0, "level {level}");
             table = entry & ADDRESS_MASK;
         }
+        assert_eq!(translate(&mut f, root, virt).unwrap().page_size, PAGE_4K);
         assert_eq!(translate(&mut f, root, virt).unwrap().flags, user_rw | PageFlags::PRESENT);
         assert_eq!(translate(&mut f, root, 0x100_0000_0000).unwrap().flags, PageFlags::NO_EXECUTE | PageFlags::PRESENT);
     }

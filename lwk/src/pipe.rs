@@ -42,18 +42,21 @@ impl Pipe {
         }
     }
 
-    /// Reads what is there (at least one byte), 0 at end of file, EAGAIN if non-blocking.
-    pub fn read(&self, buf: &mut [u8], nonblocking: bool) -> Result<usize, Errno> {
-        if buf.is_empty() {
+    /// Reads what is there (at least one byte, at most `max`), handing it to `deliver` before
+    /// taking it out of the pipe: bytes `deliver` refuses (a bad user buffer) stay for the next
+    /// read. 0 at end of file, EAGAIN if non-blocking and empty.
+    pub fn read_to(&self, max: usize, nonblocking: bool, deliver: &mut dyn FnMut(&[u8]) -> Result<(), Errno>) -> Result<usize, Errno> {
+        if max == 0 {
             return Ok(0);
         }
         let n = self.readable.wait_until(|| {
             let mut b = self.buffer.lock();
             if !b.is_empty() {
-                let n = buf.len().min(b.len());
-                for (dst, src) in buf.iter_mut().zip(b.drain(..n)) {
-                    *dst = src;
+                let n = max.min(b.len());
+                if let Err(e) = deliver(&b.make_contiguous()[..n]) {
+                    return Some(Err(e));
                 }
+                b.drain(..n);
                 return Some(Ok(n));
             }
             if self.writers.load(Ordering::SeqCst) == 0 {

@@ -624,6 +624,16 @@ impl<'a> FileSystem<'a> {
         Ok(())
     }
 
+    /// Whether a node may be opened for writing: `EROFS` for a file of the read-only part (the
+    /// initrd), `EISDIR` for a directory; devices and the others are for their drivers to judge.
+    pub fn check_writable(&self, ino: Ino) -> Result<(), Errno> {
+        match &self.node(ino).body {
+            Body::File(FileData::Static(_)) => Err(Errno::EROFS),
+            Body::Directory(_) => Err(Errno::EISDIR),
+            _ => Ok(()),
+        }
+    }
+
     /// A file's whole contents (for loading programs and mapping files).
     pub fn file_data(&self, ino: Ino) -> Result<&[u8], Errno> {
         self.node(ino).body.file()
@@ -982,6 +992,12 @@ mod tests {
         assert_eq!(fs.write(get(&fs, "/proc/cpuinfo").unwrap(), 0, b"x"), Err(Errno::EINVAL));
         assert_eq!(fs.truncate(tmp, 0), Err(Errno::EISDIR));
         assert_eq!(contents(&fs, "/bin/prog"), PROG);
+        // What may be opened for writing.
+        assert_eq!(fs.check_writable(prog), Err(Errno::EROFS));
+        assert_eq!(fs.check_writable(tmp), Err(Errno::EISDIR));
+        assert_eq!(fs.check_writable(get(&fs, "/dev/null").unwrap()), Ok(()));
+        let new = fs.create(tmp, "new", 0o644).unwrap();
+        assert_eq!(fs.check_writable(new), Ok(()));
     }
 
     #[test]

@@ -166,6 +166,10 @@ pub fn on_return_to_user(frame: &mut TrapFrame) -> bool {
         let shared = thread.process.pending_signals.load(Ordering::SeqCst) & !mask;
         let (set, source) = if mine != 0 { (mine, &thread.pending_signals) } else { (shared, &thread.process.pending_signals) };
         if set == 0 {
+            // An rt_sigsuspend that delivered nothing puts its caller's mask back.
+            if let Some(mask) = thread.suspend_mask.lock().take() {
+                thread.signal_mask.store(mask, Ordering::Relaxed);
+            }
             return false;
         }
         let sig = set.trailing_zeros() as i32 + 1;
@@ -234,10 +238,12 @@ fn deliver(frame: &mut TrapFrame, t: &Arc<Thread>, sig: i32, action: &SignalActi
     uc[m + 150..m + 152].copy_from_slice(&(frame.ss as u16).to_le_bytes());
     put(&mut uc, m + 152, frame.error_code);
     put(&mut uc, m + 160, frame.vector);
-    put(&mut uc, m + 168, t.signal_mask.load(Ordering::Relaxed));
+    // After the handler, sigreturn restores the mask from before an rt_sigsuspend, if any.
+    let restore_mask = t.suspend_mask.lock().take().unwrap_or_else(|| t.signal_mask.load(Ordering::Relaxed));
+    put(&mut uc, m + 168, restore_mask);
     put(&mut uc, m + 176, address);
     put(&mut uc, m + 184, fpu_at);
-    put(&mut uc, 296, t.signal_mask.load(Ordering::Relaxed));
+    put(&mut uc, 296, restore_mask);
     {
         let space = t.process.space.lock();
         space.write(fpu_at, &fpu)?;

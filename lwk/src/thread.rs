@@ -47,6 +47,8 @@ pub struct Thread {
     pub alt_stack: spin::Mutex<(u64, u64)>,
     /// The thread must end at its next return to user mode (exit_group, a fatal signal).
     pub killed: AtomicBool,
+    /// The mask to restore after a signal handler that interrupted `rt_sigsuspend`.
+    pub suspend_mask: spin::Mutex<Option<u64>>,
     /// `set_robust_list`: the list head and its size, for `get_robust_list`.
     pub robust_list: spin::Mutex<(u64, u64)>,
 }
@@ -89,6 +91,7 @@ impl Thread {
             pending_signals: AtomicU64::new(0),
             alt_stack: spin::Mutex::new((0, 0)),
             killed: AtomicBool::new(false),
+            suspend_mask: spin::Mutex::new(None),
             robust_list: spin::Mutex::new((0, 0)),
         }))
     }

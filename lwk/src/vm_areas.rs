@@ -36,11 +36,18 @@ impl Area {
     /// The part of this area inside `[start, end)`, with the file offset moved along.
     fn clip(&self, start: u64, end: u64) -> Area {
         let (s, e) = (self.start.max(start), self.end.min(end));
-        let kind = match &self.kind {
-            AreaKind::File { path, offset } => AreaKind::File { path: path.clone(), offset: offset + (s - self.start) },
+        Area { start: s, end: e, kind: self.kind_at(s), ..self.clone() }
+    }
+
+    /// What the area holds from `addr` on (`addr` may lie at or past its end, for the
+    /// continuation of a growing area): for a file, the offset at `addr`.
+    pub fn kind_at(&self, addr: u64) -> AreaKind {
+        match &self.kind {
+            AreaKind::File { path, offset } => {
+                AreaKind::File { path: path.clone(), offset: offset.saturating_add(addr.saturating_sub(self.start)) }
+            }
             k => k.clone(),
-        };
-        Area { start: s, end: e, kind, ..self.clone() }
+        }
     }
 }
 
@@ -289,7 +296,7 @@ mod tests {
         assert_eq!(spans, [(0x1000, 0x4000), (0x4000, 0x6000)], "different kinds stay apart");
         // Filling a gap between two areas merges all three.
         v.insert(anon(0x8000, 0x9000)).unwrap();
-        v.insert(anon(0x6000, 0x8000)).unwrap_err();
+        v.insert(anon(0x6000, 0x8800)).unwrap_err();
         v.insert(anon(0x7000, 0x8000)).unwrap();
         v.insert(anon(0x6000, 0x7000)).unwrap();
         assert_eq!(v.find(0x6000).map(|a| (a.start, a.end)), Some((0x6000, 0x9000)));

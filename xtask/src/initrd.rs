@@ -6,7 +6,8 @@
 //! - `bin/busybox`, and `bin/APPLET -> busybox` for each of its applets;
 //! - `bin/hello`, `bin/hello-pie`, `bin/hello-musl`, `bin/null_deref`, ... (the test programs);
 //! - `bad/corrupt-elf`, `bad/dynamic`, `bad/elf32`: files the kernel must refuse to run;
-//! - `data/known.txt`: a small text file whose checksum `tests/jobs/README.md` records.
+//! - `data/`: the files of `tests/jobs/data/` (`known.txt`, whose checksum `tests/jobs/README.md`
+//!   records); `scripts/`: the shell scripts of `tests/jobs/scripts/`, executable.
 
 use std::collections::BTreeMap;
 use std::env;
@@ -23,8 +24,10 @@ use crate::cpio::{self, Attributes, CpioWriter};
 use crate::test_programs;
 use crate::workspace::Workspace;
 
-/// The known data file: its source relative to the workspace root, and its path in the initrd.
-const KNOWN_DATA: (&str, &str) = ("tests/jobs/data/known.txt", "data/known.txt");
+/// Directories of `tests/jobs/` copied into the initrd as they are: source, initrd directory,
+/// permissions of the files (data files readable, scripts executable).
+const COPIED_DIRECTORIES: [(&str, &str, u32); 2] =
+    [("tests/jobs/data", "data", READABLE), ("tests/jobs/scripts", "scripts", EXECUTABLE)];
 const EXECUTABLE: u32 = 0o755;
 const READABLE: u32 = 0o644;
 
@@ -62,8 +65,11 @@ pub struct Summary {
 pub fn build(workspace: &Workspace, log: &mut dyn Write) -> Result<Summary> {
     let programs = test_programs::build(workspace, log)?;
     let busybox = busybox::fetch(workspace, log)?;
-    let known_data = workspace.root().join(KNOWN_DATA.0);
-    let entries = layout(&programs.files, &busybox, &known_data)?;
+    let mut copied = Vec::new();
+    for (source, target, permissions) in COPIED_DIRECTORIES {
+        copied.extend(files_of(&workspace.root().join(source), target, permissions)?);
+    }
+    let entries = layout(&programs.files, &busybox, &copied)?;
     let manifest = manifest(&entries)?;
 
     let path = workspace.initrd();
@@ -93,8 +99,31 @@ pub fn pack_directory(dir: &Path, archive: &Path) -> Result<Summary> {
     Ok(Summary { path: archive.to_owned(), entries: entries.len(), bytes, written: true, notes: Vec::new() })
 }
 
+/// The regular files directly in `dir` (none if it does not exist), as (initrd name, source,
+/// permissions), sorted by name.
+fn files_of(dir: &Path, target: &str, permissions: u32) -> Result<Vec<(String, PathBuf, u32)>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
+        let name =
+            entry.file_name().into_string().map_err(|n| anyhow::anyhow!("{n:?} in {} is not UTF-8", dir.display()))?;
+        if entry.file_type().with_context(|| format!("cannot read {name}"))?.is_file() {
+            out.push((format!("{target}/{name}"), entry.path(), permissions));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The entries of the initrd, every directory before its contents.
-fn layout(programs: &[(String, PathBuf)], busybox: &busybox::Busybox, known_data: &Path) -> Result<Vec<Entry>> {
+fn layout(
+    programs: &[(String, PathBuf)],
+    busybox: &busybox::Busybox,
+    copied: &[(String, PathBuf, u32)],
+) -> Result<Vec<Entry>> {
     let mut files: BTreeMap<String, Entry> = BTreeMap::new();
     let mut add_file = |name: &str, source: &Path, permissions: u32| -> Result<()> {
         let mtime = mtime(&fs::metadata(source).with_context(|| format!("cannot read {}", source.display()))?);
@@ -106,7 +135,9 @@ fn layout(programs: &[(String, PathBuf)], busybox: &busybox::Busybox, known_data
     for (name, binary) in programs {
         add_file(name, binary, EXECUTABLE)?;
     }
-    add_file(KNOWN_DATA.1, known_data, READABLE)?;
+    for (name, source, permissions) in copied {
+        add_file(name, source, *permissions)?;
+    }
     // A test program of the same name wins over an applet.
     for applet in &busybox.applets {
         let name = format!("bin/{applet}");
@@ -262,7 +293,8 @@ mod tests {
             notes: Vec::new(),
         };
         let programs = [("bin/hello".to_owned(), file("hello")), ("bad/corrupt-elf".to_owned(), file("corrupt"))];
-        let entries = layout(&programs, &busybox, &file("known.txt")).unwrap();
+        let copied = [("data/known.txt".to_owned(), file("known.txt"), READABLE)];
+        let entries = layout(&programs, &busybox, &copied).unwrap();
         assert_eq!(
             names(&entries),
             ["bad", "bad/corrupt-elf", "bin", "bin/[", "bin/busybox", "bin/hello", "bin/sh", "data", "data/known.txt"]
@@ -279,7 +311,7 @@ mod tests {
         assert!(manifest.contains("\nfile data/known.txt 644 9 "), "{manifest}");
 
         let twice = [("bin/busybox".to_owned(), file("hello"))];
-        let error = layout(&twice, &busybox, &dir.join("known.txt")).unwrap_err();
+        let error = layout(&twice, &busybox, &copied).unwrap_err();
         assert_eq!(error.to_string(), "bin/busybox would be in the initrd twice");
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -3,7 +3,7 @@
 //! pipes, fcntl, ioctl (terminal queries on the console), poll.
 
 use super::{Call, SysResult};
-use crate::open_files::{FileObject, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_WRONLY, OpenFile};
+use crate::open_files::{FileObject, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, OpenFile};
 use crate::pipe::Pipe;
 use crate::synthetic_files;
 use crate::{files, process::Process};
@@ -24,19 +24,23 @@ const O_EXCL: u32 = 0o200;
 const O_TRUNC: u32 = 0o1000;
 const O_DIRECTORY: u32 = 0o200000;
 const O_NOFOLLOW: u32 = 0o400000;
+const O_NOCTTY: u32 = 0o400;
+const O_LARGEFILE: u32 = 0o100000;
 const O_PATH: u32 = 0o10000000;
 const PATH_MAX: usize = 4096;
-/// Most bytes one read or write moves at once.
-const IO_CHUNK: usize = 1 << 20;
+/// Most bytes one read or write moves (Linux's MAX_RW_COUNT: a larger count is cut to it).
+const MAX_RW_COUNT: u64 = 0x7fff_f000;
 
 fn path_arg(c: &Call, addr: u64) -> Result<String, Errno> {
     let bytes = c.process.space.lock().read_string(addr, PATH_MAX)?;
     String::from_utf8(bytes).map_err(|_| Errno::ENOENT)
 }
 
-/// The directory a `*at` call resolves relative paths from.
+/// The directory a `*at` call resolves relative paths from. `dirfd` is a C `int`: only its low
+/// 32 bits count (glibc passes AT_FDCWD zero-extended).
 fn base_dir(c: &Call, dirfd: u64, path: &str) -> Result<Ino, Errno> {
-    if path.starts_with('/') || dirfd == AT_FDCWD {
+    let dirfd = dirfd as u32 as u64;
+    if path.starts_with('/') || dirfd == AT_FDCWD as u32 as u64 {
         return Ok(*c.process.cwd.lock());
     }
     match c.process.files.lock().get(dirfd)?.object {
@@ -67,18 +71,30 @@ fn open_node(process: &Process, ino: Ino, flags: u32) -> Result<Arc<OpenFile>, E
     if flags & O_DIRECTORY != 0 && kind != NodeKind::Directory {
         return Err(Errno::ENOTDIR);
     }
-    if kind == NodeKind::Directory && flags & O_ACCMODE != 0 {
-        return Err(Errno::EISDIR);
+    let path_only = flags & O_PATH != 0;
+    if !path_only {
+        if kind == NodeKind::Directory && (flags & O_ACCMODE != O_RDONLY || flags & O_CREAT != 0) {
+            return Err(Errno::EISDIR);
+        }
+        if flags & O_ACCMODE != O_RDONLY {
+            // Writing a file of the read-only part (the initrd) fails now, not at the first write.
+            files::with_fs(|fs| fs.check_writable(ino))?;
+        }
     }
     let object = match kind {
-        NodeKind::Device(d) => FileObject::Device(d),
+        _ if path_only => FileObject::Node(ino),
+        NodeKind::Device(d) => FileObject::Device(d, ino),
         NodeKind::Synthetic(s) => FileObject::Snapshot(synthetic_files::generate(s, process)),
         _ => FileObject::Node(ino),
     };
-    if flags & O_TRUNC != 0 && kind == NodeKind::File && flags & O_ACCMODE != 0 {
+    if !path_only && flags & O_TRUNC != 0 && kind == NodeKind::File && flags & O_ACCMODE != O_RDONLY {
         files::with_fs(|fs| fs.truncate(ino, 0))?;
     }
-    Ok(OpenFile::new(object, flags))
+    // What F_GETFL reports: Linux drops the flags that only mean something to open, and adds
+    // O_LARGEFILE on 64-bit machines. An O_PATH descriptor can be neither read nor written.
+    let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) | O_LARGEFILE;
+    let kept = if path_only { kept | O_ACCMODE } else { kept };
+    Ok(OpenFile::new(object, kept))
 }
 
 fn do_open(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> SysResult {
@@ -125,18 +141,28 @@ pub fn close(c: &mut Call) -> SysResult {
     Ok(0)
 }
 
+/// Reads from `file` into user memory at `buf`. Nothing is consumed that cannot be delivered:
+/// a bad buffer is EFAULT with the file offset (or the pipe's contents) unchanged, and a buffer
+/// that turns bad part-way gives the bytes delivered before.
 fn read_into_user(c: &Call, file: &OpenFile, buf: u64, len: u64, offset: Option<u64>) -> SysResult {
-    let mut data = vec![0u8; (len as usize).min(IO_CHUNK)];
-    let n = file.read(&mut data, offset)?;
-    c.process.space.lock().write(buf, &data[..n])?;
+    let space = &c.process.space;
+    let mut at = buf;
+    let n = file.read_to(len.min(MAX_RW_COUNT) as usize, offset, &mut |piece| {
+        space.lock().write(at, piece)?;
+        at += piece.len() as u64;
+        Ok(())
+    })?;
     Ok(n as u64)
 }
 
+/// Writes `len` bytes of user memory at `buf` to `file`. A write to a pipe without readers is
+/// EPIPE (the dispatcher adds SIGPIPE).
 fn write_from_user(c: &Call, file: &OpenFile, buf: u64, len: u64, offset: Option<u64>) -> SysResult {
-    let mut data = vec![0u8; (len as usize).min(IO_CHUNK)];
-    c.process.space.lock().read(buf, &mut data)?;
-    // A write to a pipe without readers is EPIPE; SIGPIPE arrives with signal delivery.
-    file.write(&data, offset, &c.process.job).map(|n| n as u64)
+    let space = &c.process.space;
+    let n = file.write_from(len.min(MAX_RW_COUNT) as usize, offset, &c.process.job, &mut |done, piece| {
+        space.lock().read(buf.wrapping_add(done as u64), piece)
+    })?;
+    Ok(n as u64)
 }
 
 pub fn read(c: &mut Call) -> SysResult {
@@ -190,12 +216,23 @@ fn iovecs(c: &Call, iov: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno> {
         .collect())
 }
 
+/// The bytes so far, or the error if there are none (how Linux ends a vector transfer).
+fn so_far(total: u64, error: Errno) -> SysResult {
+    if total > 0 { Ok(total) } else { Err(error) }
+}
+
 pub fn readv(c: &mut Call) -> SysResult {
     let [fd, iov, count, ..] = c.args;
     let file = c.process.files.lock().get(fd)?;
     let mut total = 0;
     for (base, len) in iovecs(c, iov, count)? {
-        let n = read_into_user(c, &file, base, len, None)?;
+        if len == 0 {
+            continue;
+        }
+        let n = match read_into_user(c, &file, base, len, None) {
+            Ok(n) => n,
+            Err(e) => return so_far(total, e),
+        };
         total += n;
         if n < len {
             break;
@@ -212,7 +249,14 @@ pub fn writev(c: &mut Call) -> SysResult {
         if len == 0 {
             continue;
         }
-        total += write_from_user(c, &file, base, len, None)?;
+        let n = match write_from_user(c, &file, base, len, None) {
+            Ok(n) => n,
+            Err(e) => return so_far(total, e),
+        };
+        total += n;
+        if n < len {
+            break;
+        }
     }
     Ok(total)
 }
@@ -224,7 +268,7 @@ pub fn lseek(c: &mut Call) -> SysResult {
         FileObject::Node(ino) => files::with_fs(|fs| fs.stat(*ino).size),
         FileObject::Snapshot(d) => d.len() as u64,
         FileObject::PipeRead(_) | FileObject::PipeWrite(_) | FileObject::Console(_) => return Err(Errno::ESPIPE),
-        FileObject::Device(_) => 0,
+        FileObject::Device(..) => 0,
     };
     let base = match whence {
         0 => 0,
@@ -242,7 +286,8 @@ fn file_stat(file: &OpenFile) -> Stat {
     match &file.object {
         FileObject::Node(ino) => files::with_fs(|fs| fs.stat(*ino)),
         FileObject::Snapshot(d) => Stat { ino: 1, mode: 0o100444, nlink: 1, uid: 0, gid: 0, size: d.len() as u64, mtime: 0, rdev: 0 },
-        FileObject::Device(_) | FileObject::Console(_) => {
+        FileObject::Device(_, ino) => files::with_fs(|fs| fs.stat(*ino)),
+        FileObject::Console(_) => {
             Stat { ino: 2, mode: 0o020620, nlink: 1, uid: 0, gid: 0, size: 0, mtime: 0, rdev: (5 << 8) | 1 }
         }
         FileObject::PipeRead(_) | FileObject::PipeWrite(_) => {
@@ -519,8 +564,9 @@ pub fn symlink(c: &mut Call) -> SysResult {
 pub fn ftruncate(c: &mut Call) -> SysResult {
     let [fd, len, ..] = c.args;
     let file = c.process.files.lock().get(fd)?;
+    let writable = matches!(file.flags.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR);
     match file.object {
-        FileObject::Node(ino) => files::with_fs(|fs| fs.truncate(ino, check_offset(len)?))?,
+        FileObject::Node(ino) if writable => files::with_fs(|fs| fs.truncate(ino, check_offset(len)?))?,
         _ => return Err(Errno::EINVAL),
     }
     Ok(0)
@@ -627,7 +673,7 @@ pub fn ioctl(c: &mut Call) -> SysResult {
     const TIOCGWINSZ: u64 = 0x5413;
     let [fd, request, arg, ..] = c.args;
     let file = c.process.files.lock().get(fd)?;
-    if !matches!(file.object, FileObject::Console(_) | FileObject::Device(lwk::ram_fs::DeviceKind::Console)) {
+    if !matches!(file.object, FileObject::Console(_) | FileObject::Device(lwk::ram_fs::DeviceKind::Console, _)) {
         return Err(Errno::ENOTTY);
     }
     let space = c.process.space.lock();
@@ -711,3 +757,4 @@ pub fn poll(c: &mut Call) -> SysResult {
         crate::scheduler::yield_now();
     }
 }
+

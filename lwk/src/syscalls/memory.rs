@@ -1,18 +1,32 @@
 //! mmap, munmap, mprotect, mremap, brk, madvise. Memory comes populated from the job's pool (no
-//! demand paging); what is unmapped goes back to the pool.
+//! demand paging); what is unmapped goes back to the pool. A file mapping is a copy of the
+//! file's bytes made at `mmap` (private, or shared but read-only: nothing can tell the two apart
+//! while the file does not change); `mremap` moves pages without copying them.
 
 use super::{Call, SysResult};
 use crate::address_space::AddressSpace;
+use crate::files;
+use crate::open_files::{FileObject, O_ACCMODE, O_WRONLY};
+use alloc::string::String;
 use alloc::vec;
 use lwk::elf_loader::{PAGE, Protection, USER_END};
 use lwk::errno::Errno;
+use lwk::ram_fs::{DeviceKind, Ino, NodeKind};
 use lwk::vm_areas::AreaKind;
 
 const PROT_READ: u64 = 1;
 const PROT_WRITE: u64 = 2;
 const PROT_EXEC: u64 = 4;
+/// Accepted and ignored, as Linux does on x86-64.
+const PROT_SEM: u64 = 8;
+/// mprotect only: extend the change to the start or end of a stack area (ignored: stacks are
+/// mapped whole).
+const PROT_GROWSDOWN: u64 = 0x0100_0000;
+const PROT_GROWSUP: u64 = 0x0200_0000;
 const MAP_SHARED: u64 = 0x01;
 const MAP_PRIVATE: u64 = 0x02;
+const MAP_SHARED_VALIDATE: u64 = 0x03;
+const MAP_TYPE: u64 = 0x0f;
 const MAP_FIXED: u64 = 0x10;
 const MAP_ANONYMOUS: u64 = 0x20;
 const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
@@ -20,9 +34,13 @@ const MREMAP_MAYMOVE: u64 = 1;
 const MREMAP_FIXED: u64 = 2;
 const MADV_DONTNEED: u64 = 4;
 const LARGE_PAGE: u64 = 1 << 21;
+/// Lowest address a fixed mapping may take (Linux's default `vm.mmap_min_addr`).
+const MMAP_MIN_ADDR: u64 = 0x1_0000;
+/// Bytes of a file copied into a mapping at once.
+const FILE_CHUNK: usize = 256 * 1024;
 
-pub fn protection(prot: u64) -> Result<Protection, Errno> {
-    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
+fn protection(prot: u64, extra: u64) -> Result<Protection, Errno> {
+    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | extra) != 0 {
         return Err(Errno::EINVAL);
     }
     Ok(Protection { read: prot & PROT_READ != 0, write: prot & PROT_WRITE != 0, execute: prot & PROT_EXEC != 0 })
@@ -35,42 +53,114 @@ fn page_len(len: u64) -> Result<u64, Errno> {
     len.checked_next_multiple_of(PAGE).filter(|&l| l < USER_END).ok_or(Errno::ENOMEM)
 }
 
-/// Where a new mapping of `len` bytes goes: `addr` if fixed, else a free range (2 MiB aligned
-/// when large enough for large pages).
-fn place(space: &mut AddressSpace, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
-    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0 {
-        if addr % PAGE != 0 || addr.checked_add(len).is_none_or(|e| e > USER_END) || addr < PAGE {
-            return Err(Errno::EINVAL);
-        }
-        if space.areas.overlaps(addr, addr + len) {
-            if flags & MAP_FIXED_NOREPLACE != 0 {
-                return Err(Errno::EEXIST);
-            }
-            space.unmap(addr, len)?;
-        }
-        return Ok(addr);
-    }
+/// A free range of `len` bytes, preferably at `hint`; 2 MiB aligned when large enough for large
+/// pages.
+fn free_range(space: &AddressSpace, len: u64, hint: u64) -> Result<u64, Errno> {
     let align = if len >= LARGE_PAGE { LARGE_PAGE } else { PAGE };
-    space.areas.find_free(len, align, addr & !(PAGE - 1)).ok_or(Errno::ENOMEM)
+    space.areas.find_free(len, align, hint & !(PAGE - 1)).ok_or(Errno::ENOMEM)
+}
+
+/// Where a new mapping of `len` bytes goes: `addr` if fixed (unmapping what is there, unless
+/// MAP_FIXED_NOREPLACE), else a free range.
+fn place(space: &mut AddressSpace, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
+    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) == 0 {
+        return free_range(space, len, addr);
+    }
+    if addr % PAGE != 0 || addr.checked_add(len).is_none_or(|e| e > USER_END) {
+        return Err(Errno::EINVAL);
+    }
+    if addr < MMAP_MIN_ADDR {
+        return Err(Errno::EPERM);
+    }
+    if space.areas.overlaps(addr, addr + len) {
+        if flags & MAP_FIXED_NOREPLACE != 0 {
+            return Err(Errno::EEXIST);
+        }
+        space.unmap(addr, len)?;
+    }
+    Ok(addr)
+}
+
+/// What a file mapping copies: a regular file from `offset`, with its path for the area.
+struct FileSource {
+    ino: Ino,
+    offset: u64,
+    path: String,
+}
+
+/// What mapping descriptor `fd` means: `None` for anonymous memory (`/dev/zero`), else the file
+/// to copy. Errors as Linux where it refuses too; ENODEV where only this kernel does (writable
+/// shared file mappings, whose writes would not reach the file).
+fn file_source(c: &Call, fd: u64, offset: u64, len: u64, shared: bool, protection: Protection) -> Result<Option<FileSource>, Errno> {
+    let file = c.process.files.lock().get(fd as u32 as u64)?;
+    if offset % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if offset.checked_add(len).is_none_or(|end| end > i64::MAX as u64) {
+        return Err(Errno::EOVERFLOW);
+    }
+    let access = file.flags.load(core::sync::atomic::Ordering::Relaxed) & O_ACCMODE;
+    if access == O_WRONLY {
+        return Err(Errno::EACCES);
+    }
+    match &file.object {
+        FileObject::Device(DeviceKind::Zero, _) => Ok(None),
+        FileObject::Node(ino) => {
+            let ino = *ino;
+            if files::with_fs(|fs| fs.kind(ino)) != NodeKind::File {
+                return Err(Errno::ENODEV);
+            }
+            if shared && protection.write {
+                log::warn!(target: "memory", "a writable shared file mapping is not supported: ENODEV");
+                return Err(Errno::ENODEV);
+            }
+            let path = files::with_fs(|fs| fs.path_of(ino)).unwrap_or_else(|_| String::from("(deleted)"));
+            Ok(Some(FileSource { ino, offset, path }))
+        }
+        _ => Err(Errno::ENODEV),
+    }
+}
+
+/// Copies the file's bytes into the new mapping at `at` (beyond the end of the file it stays
+/// zero).
+fn fill_from_file(space: &AddressSpace, at: u64, len: u64, source: &FileSource) -> Result<(), Errno> {
+    let mut buf = vec![0u8; FILE_CHUNK.min(len as usize)];
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min(buf.len() as u64) as usize;
+        let n = files::with_fs(|fs| fs.read(source.ino, source.offset + done, &mut buf[..want]))?;
+        if n == 0 {
+            break;
+        }
+        space.write_initial(at + done, &buf[..n])?;
+        done += n as u64;
+    }
+    Ok(())
 }
 
 pub fn mmap(c: &mut Call) -> SysResult {
-    let [addr, len, prot, flags, _fd, offset] = c.args;
-    let len = page_len(len)?;
-    let protection = protection(prot)?;
-    let shared = match flags & (MAP_SHARED | MAP_PRIVATE) {
-        MAP_SHARED => true,
+    let [addr, len, prot, flags, fd, offset] = c.args;
+    let shared = match flags & MAP_TYPE {
+        MAP_SHARED | MAP_SHARED_VALIDATE => true,
         MAP_PRIVATE => false,
         _ => return Err(Errno::EINVAL),
     };
-    if flags & MAP_ANONYMOUS == 0 {
-        // File mappings arrive with the file system calls.
-        let _ = offset;
-        return Err(Errno::ENODEV);
-    }
+    let len = page_len(len)?;
+    let protection = protection(prot, 0)?;
+    let source = if flags & MAP_ANONYMOUS != 0 { None } else { file_source(c, fd, offset, len, shared, protection)? };
     let mut space = c.process.space.lock();
     let at = place(&mut space, addr, len, flags)?;
-    space.map_anonymous(at, len, protection, shared, AreaKind::Anonymous)?;
+    let kind = match &source {
+        Some(s) => AreaKind::File { path: s.path.clone(), offset: s.offset },
+        None => AreaKind::Anonymous,
+    };
+    space.map_anonymous(at, len, protection, shared, kind)?;
+    if let Some(source) = source
+        && let Err(e) = fill_from_file(&space, at, len, &source)
+    {
+        let _ = space.unmap(at, len);
+        return Err(e);
+    }
     Ok(at)
 }
 
@@ -79,13 +169,17 @@ pub fn munmap(c: &mut Call) -> SysResult {
     if addr % PAGE != 0 {
         return Err(Errno::EINVAL);
     }
-    let len = page_len(len)?;
+    let len = page_len(len).map_err(|_| Errno::EINVAL)?;
     c.process.space.lock().unmap(addr, len)?;
     Ok(0)
 }
 
 pub fn mprotect(c: &mut Call) -> SysResult {
     let [addr, len, prot, ..] = c.args;
+    let protection = protection(prot, PROT_GROWSDOWN | PROT_GROWSUP)?;
+    if prot & PROT_GROWSDOWN != 0 && prot & PROT_GROWSUP != 0 {
+        return Err(Errno::EINVAL);
+    }
     if addr % PAGE != 0 {
         return Err(Errno::EINVAL);
     }
@@ -93,7 +187,10 @@ pub fn mprotect(c: &mut Call) -> SysResult {
         return Ok(0);
     }
     let len = page_len(len)?;
-    c.process.space.lock().protect(addr, len, protection(prot)?)?;
+    if addr.checked_add(len).is_none_or(|end| end > USER_END) {
+        return Err(Errno::ENOMEM);
+    }
+    c.process.space.lock().protect(addr, len, protection)?;
     Ok(0)
 }
 
@@ -107,7 +204,8 @@ pub fn brk(c: &mut Call) -> SysResult {
     let (old_top, new_top) = (cur.next_multiple_of(PAGE), want.next_multiple_of(PAGE));
     if new_top > old_top {
         let rw = Protection { read: true, write: true, execute: false };
-        if space.areas.overlaps(old_top, new_top) || space.map_anonymous(old_top, new_top - old_top, rw, false, AreaKind::Heap).is_err()
+        if space.areas.overlaps(old_top, new_top)
+            || space.map_anonymous(old_top, new_top - old_top, rw, false, AreaKind::Heap).is_err()
         {
             return Ok(cur);
         }
@@ -123,53 +221,75 @@ pub fn mremap(c: &mut Call) -> SysResult {
     if old % PAGE != 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 {
         return Err(Errno::EINVAL);
     }
-    let (old_len, new_len) = (page_len(old_len)?, page_len(new_len)?);
+    if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
+        return Err(Errno::EINVAL);
+    }
+    // old_len 0 (a second mapping of shared memory) is not supported.
+    let old_len = page_len(old_len).map_err(|_| Errno::EINVAL)?;
+    let new_len = page_len(new_len).map_err(|_| Errno::EINVAL)?;
     let mut space = c.process.space.lock();
+    // The whole old range must lie in one area (adjacent mappings alike are one area).
     let area = space.areas.find(old).cloned().ok_or(Errno::EFAULT)?;
     if old.checked_add(old_len).is_none_or(|e| e > area.end) {
         return Err(Errno::EFAULT);
     }
-    if flags & MREMAP_FIXED == 0 && new_len <= old_len {
+    let old_end = old + old_len;
+
+    if flags & MREMAP_FIXED != 0 {
+        let target_end = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
+        if new_addr % PAGE != 0 || target_end > USER_END || (new_addr < old_end && old < target_end) {
+            return Err(Errno::EINVAL);
+        }
+        place(&mut space, new_addr, new_len, MAP_FIXED)?;
+        if new_len < old_len {
+            space.unmap(old + new_len, old_len - new_len)?;
+            space.move_pages(old, new_len, new_addr)?;
+        } else {
+            grow_by_moving(&mut space, old, old_len, new_len, new_addr)?;
+        }
+        return Ok(new_addr);
+    }
+
+    if new_len <= old_len {
         if new_len < old_len {
             space.unmap(old + new_len, old_len - new_len)?;
         }
         return Ok(old);
     }
-    // Grow in place when the range above is free.
-    if flags & MREMAP_FIXED == 0 && !space.areas.overlaps(old + old_len, old + new_len) && old + new_len <= USER_END {
-        let kind = area.kind.clone();
-        space.map_anonymous(old + old_len, new_len - old_len, area.protection, area.shared, kind)?;
+    // Grow in place when the range is the end of its area and the room above is free.
+    let grow = new_len - old_len;
+    if old_end == area.end && old_end.checked_add(grow).is_some_and(|e| e <= USER_END) && !space.areas.overlaps(old_end, old_end + grow) {
+        space.map_anonymous(old_end, grow, area.protection, area.shared, area.kind_at(old_end))?;
         return Ok(old);
     }
     if flags & MREMAP_MAYMOVE == 0 {
         return Err(Errno::ENOMEM);
     }
-    let target = if flags & MREMAP_FIXED != 0 {
-        if new_addr % PAGE != 0 || (new_addr < old + old_len && old < new_addr + new_len) {
-            return Err(Errno::EINVAL);
-        }
-        place(&mut space, new_addr, new_len, MAP_FIXED)?
+    // Keep the offset within a large page, so large pages stay large after the move.
+    let target = if new_len >= LARGE_PAGE {
+        let room = new_len.checked_add(LARGE_PAGE).ok_or(Errno::ENOMEM)?;
+        free_range(&space, room, 0)? + (old & (LARGE_PAGE - 1))
     } else {
-        place(&mut space, 0, new_len, 0)?
+        free_range(&space, new_len, 0)?
     };
-    space.map_anonymous(target, new_len, area.protection, area.shared, area.kind.clone())?;
-    // Copy the old contents through a bounce buffer, then drop the old range.
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut done = 0;
-    let keep = old_len.min(new_len);
-    while done < keep {
-        let n = (keep - done).min(buf.len() as u64) as usize;
-        space.read(old + done, &mut buf[..n]).or_else(|_| read_any(&space, old + done, &mut buf[..n]))?;
-        space.write_initial(target + done, &buf[..n])?;
-        done += n as u64;
-    }
-    space.unmap(old, old_len)?;
+    grow_by_moving(&mut space, old, old_len, new_len, target)?;
     Ok(target)
 }
 
-/// Reads memory the user may not read (a PROT_NONE range being moved): zeros.
-fn read_any(_space: &AddressSpace, _addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-    buf.fill(0);
+/// Moves `[old, old + old_len)` to the free range at `target` and extends it to `new_len` with
+/// fresh memory. Either all of it happens or (on ENOMEM) nothing.
+fn grow_by_moving(space: &mut AddressSpace, old: u64, old_len: u64, new_len: u64, target: u64) -> Result<(), Errno> {
+    let area = space.areas.find(old).cloned().ok_or(Errno::EFAULT)?;
+    let grow = new_len - old_len;
+    if grow > 0 {
+        space.map_anonymous(target + old_len, grow, area.protection, area.shared, area.kind_at(old + old_len))?;
+    }
+    if let Err(e) = space.move_pages(old, old_len, target) {
+        if grow > 0 {
+            let _ = space.unmap(target + old_len, grow);
+        }
+        return Err(e);
+    }
     Ok(())
 }
 
@@ -178,20 +298,27 @@ pub fn madvise(c: &mut Call) -> SysResult {
     if addr % PAGE != 0 {
         return Err(Errno::EINVAL);
     }
-    if advice == MADV_DONTNEED && len > 0 {
-        // Private anonymous memory reads back as zeros after DONTNEED.
-        let len = page_len(len)?;
-        let space = c.process.space.lock();
-        if !space.areas.covers(addr, addr + len) {
-            return Err(Errno::ENOMEM);
-        }
-        let zeros = vec![0u8; PAGE as usize];
-        let mut at = addr;
-        while at < addr + len {
-            if space.areas.find(at).is_some_and(|a| !a.shared && a.protection.write) {
-                space.write(at, &zeros)?;
-            }
-            at += PAGE;
+    if len == 0 {
+        return Ok(0);
+    }
+    let len = page_len(len).map_err(|_| Errno::EINVAL)?;
+    let end = addr.checked_add(len).filter(|&e| e <= USER_END).ok_or(Errno::EINVAL)?;
+    let space = c.process.space.lock();
+    if !space.areas.covers(addr, end) {
+        return Err(Errno::ENOMEM);
+    }
+    if advice == MADV_DONTNEED {
+        // Private anonymous memory reads back as zeros. Shared memory keeps its contents, and so
+        // do file copies (Linux would read the file again; they still hold its bytes unless the
+        // program wrote them).
+        let private: vec::Vec<(u64, u64)> = space
+            .areas
+            .iter()
+            .filter(|a| a.start < end && a.end > addr && !a.shared && !matches!(a.kind, AreaKind::File { .. }))
+            .map(|a| (a.start.max(addr), a.end.min(end)))
+            .collect();
+        for (start, stop) in private {
+            space.zero(start, stop - start)?;
         }
     }
     Ok(0)

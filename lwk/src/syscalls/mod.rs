@@ -134,6 +134,8 @@ fn route(nr: u64, c: &mut Call) -> SysResult {
         14 => process::rt_sigprocmask(c),
         15 => process::rt_sigreturn(c),
         127 => process::rt_sigpending(c),
+        130 => process::rt_sigsuspend(c),
+        157 => process::prctl(c),
         131 => process::sigaltstack(c),
         56 => process::clone(c),
         57 => process::fork(c),

@@ -114,7 +114,7 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
     let process = if thread_clone {
         c.process.clone()
     } else {
-        let space = fork_copy::duplicate(&c.process.space.lock())?;
+        let space = fork_copy::duplicate(&c.process.space.lock(), c.frame.rsp)?;
         let files = c.process.files.lock().clone();
         let parent_pid = if a.flags & CLONE_PARENT != 0 { c.process.parent.load(Ordering::Relaxed) } else { c.process.pid };
         let group = (c.process.pgid.load(Ordering::Relaxed), c.process.sid.load(Ordering::Relaxed));
@@ -522,4 +522,45 @@ pub fn rt_sigpending(c: &mut Call) -> SysResult {
     let pending = c.thread.pending_signals.load(Ordering::SeqCst) | c.process.pending_signals.load(Ordering::SeqCst);
     c.process.space.lock().write(c.args[0], &pending.to_le_bytes())?;
     Ok(0)
+}
+
+/// Waits with a temporary mask until a signal arrives; the handler then runs with that mask and
+/// the old one comes back after it.
+pub fn rt_sigsuspend(c: &mut Call) -> SysResult {
+    let [set, size, ..] = c.args;
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    let mask = c.process.space.lock().read_u64(set)?;
+    let old = c.thread.signal_mask.swap(mask & !signals::unblockable(), Ordering::Relaxed);
+    *c.thread.suspend_mask.lock() = Some(old);
+    while !signals::deliverable(c.thread) {
+        scheduler::block_current();
+    }
+    Err(Errno::EINTR)
+}
+
+/// prctl: the calls programs make in passing (names, dumpability, the parent-death signal) are
+/// accepted; anything else is EINVAL.
+pub fn prctl(c: &mut Call) -> SysResult {
+    const PR_SET_PDEATHSIG: u64 = 1;
+    const PR_GET_DUMPABLE: u64 = 3;
+    const PR_SET_DUMPABLE: u64 = 4;
+    const PR_SET_NAME: u64 = 15;
+    const PR_GET_NAME: u64 = 16;
+    let [option, arg, ..] = c.args;
+    match option {
+        PR_SET_PDEATHSIG | PR_SET_DUMPABLE | PR_SET_NAME => Ok(0),
+        PR_GET_DUMPABLE => Ok(1),
+        PR_GET_NAME => {
+            let exe = c.process.exe.lock().clone();
+            let base = exe.rsplit('/').next().unwrap_or("");
+            let mut name = [0u8; 16];
+            let n = base.len().min(15);
+            name[..n].copy_from_slice(&base.as_bytes()[..n]);
+            c.process.space.lock().write(arg, &name)?;
+            Ok(0)
+        }
+        _ => Err(Errno::EINVAL),
+    }
 }
