@@ -63,6 +63,9 @@ const PROGRAMS: &[Program] = &[
     gcc("bin/illegal_instruction", "illegal_instruction.c", &["-static"]),
     gcc("bin/files", "files.c", &["-static"]),
     gcc("bin/memory", "memory.c", &["-static"]),
+    gcc("bin/pthreads", "pthreads.c", &["-static", "-pthread"]),
+    gcc("bin/openmp_triad", "openmp_triad.c", &["-static", "-fopenmp"]),
+    gcc("bin/isolation", "isolation.c", &["-static"]),
     // Executables the kernel must refuse: one needing a dynamic loader, one for 32-bit x86
     // (optional: not every gcc can target it).
     gcc("bad/dynamic", "hello.c", &[]),
