@@ -63,7 +63,14 @@ impl AddressSpace {
     }
 
     /// Maps `[start, start + len)` to fresh zeroed memory from the job's pool.
-    pub fn map_anonymous(&mut self, start: u64, len: u64, protection: Protection, shared: bool, kind: AreaKind) -> Result<(), Errno> {
+    pub fn map_anonymous(
+        &mut self,
+        start: u64,
+        len: u64,
+        protection: Protection,
+        shared: bool,
+        kind: AreaKind,
+    ) -> Result<(), Errno> {
         check_user_range(start, len)?;
         if self.areas.overlaps(start, start + len) {
             return Err(Errno::EEXIST);
@@ -72,7 +79,8 @@ impl AddressSpace {
         let mut tables = kernel_memory::user_tables();
         let mut at = start;
         for (i, &(phys, plen)) in pieces.iter().enumerate() {
-            if let Err(e) = page_table::map(&mut tables, self.root, at, phys, plen, page_flags(protection), LARGE_PAGES) {
+            if let Err(e) = page_table::map(&mut tables, self.root, at, phys, plen, page_flags(protection), LARGE_PAGES)
+            {
                 log::warn!("mapping user memory at {at:#x}: {e:?}");
                 // Undo: unmap what was mapped, give the rest back.
                 self.unmap_pages(start, at - start);
@@ -83,9 +91,7 @@ impl AddressSpace {
             }
             at += plen;
         }
-        self.areas
-            .insert(Area { start, end: start + len, protection, shared, kind })
-            .map_err(|_| Errno::EEXIST)?;
+        self.areas.insert(Area { start, end: start + len, protection, shared, kind }).map_err(|_| Errno::EEXIST)?;
         Ok(())
     }
 
@@ -151,7 +157,13 @@ impl AddressSpace {
 
     /// Calls `f(direct-map address, length, bytes done before)` for each piece of
     /// `[addr, addr + len)`, checking that every page is mapped and allows `access`.
-    fn each_piece(&self, addr: u64, len: usize, access: Access, mut f: impl FnMut(u64, usize, usize)) -> Result<(), Errno> {
+    fn each_piece(
+        &self,
+        addr: u64,
+        len: usize,
+        access: Access,
+        mut f: impl FnMut(u64, usize, usize),
+    ) -> Result<(), Errno> {
         let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         if end > USER_END {
             return Err(Errno::EFAULT);
@@ -251,7 +263,7 @@ impl Drop for AddressSpace {
 
 fn check_user_range(start: u64, len: u64) -> Result<(), Errno> {
     let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
-    if start % PAGE != 0 || len == 0 || len % PAGE != 0 || end > USER_END {
+    if !start.is_multiple_of(PAGE) || len == 0 || !len.is_multiple_of(PAGE) || end > USER_END {
         return Err(Errno::EINVAL);
     }
     Ok(())

@@ -25,6 +25,13 @@ pub const MAX_FDS: usize = 1024;
 /// Most bytes moved between a file and user memory in one step (the kernel buffer's size).
 pub const IO_CHUNK: usize = 1 << 20;
 
+/// Where [`OpenFile::read_to`] puts what it reads (user memory, for `read`): it accepts the
+/// bytes or refuses them with an error.
+pub type Deliver<'a> = dyn FnMut(&[u8]) -> Result<(), Errno> + 'a;
+/// Where [`OpenFile::write_from`] gets what it writes: `fetch(position, buffer)` fills `buffer`
+/// with the bytes from `position` on.
+pub type Fetch<'a> = dyn FnMut(usize, &mut [u8]) -> Result<(), Errno> + 'a;
+
 pub enum FileObject {
     /// A file or directory of the RAM file system.
     Node(Ino),
@@ -72,7 +79,7 @@ impl OpenFile {
     /// is read: the file offset advances by that much, and a pipe gives up only those bytes (so
     /// a bad user buffer loses nothing). Returns the bytes delivered, or the error of the first
     /// piece when none was.
-    pub fn read_to(&self, len: usize, offset: Option<u64>, deliver: &mut dyn FnMut(&[u8]) -> Result<(), Errno>) -> Result<usize, Errno> {
+    pub fn read_to(&self, len: usize, offset: Option<u64>, deliver: &mut Deliver) -> Result<usize, Errno> {
         if !self.readable() {
             return Err(Errno::EBADF);
         }
@@ -141,13 +148,7 @@ impl OpenFile {
     /// getting them from `fetch(position, buffer)`, which fills `buffer` with the bytes from
     /// `position` on, in pieces of at most [`IO_CHUNK`] bytes. Returns the bytes written (fewer
     /// when an error cuts the write short), or the error when nothing was written.
-    pub fn write_from(
-        &self,
-        len: usize,
-        offset: Option<u64>,
-        job: &Job,
-        fetch: &mut dyn FnMut(usize, &mut [u8]) -> Result<(), Errno>,
-    ) -> Result<usize, Errno> {
+    pub fn write_from(&self, len: usize, offset: Option<u64>, job: &Job, fetch: &mut Fetch) -> Result<usize, Errno> {
         if !self.writable() {
             return Err(Errno::EBADF);
         }

@@ -2,6 +2,7 @@
 //! has writers; a write blocks while it is full and has readers; writing with no reader left is
 //! EPIPE (and SIGPIPE).
 
+use crate::open_files::Deliver;
 use crate::wait_queue::WaitQueue;
 use alloc::collections::VecDeque;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -45,7 +46,7 @@ impl Pipe {
     /// Reads what is there (at least one byte, at most `max`), handing it to `deliver` before
     /// taking it out of the pipe: bytes `deliver` refuses (a bad user buffer) stay for the next
     /// read. 0 at end of file, EAGAIN if non-blocking and empty.
-    pub fn read_to(&self, max: usize, nonblocking: bool, deliver: &mut dyn FnMut(&[u8]) -> Result<(), Errno>) -> Result<usize, Errno> {
+    pub fn read_to(&self, max: usize, nonblocking: bool, deliver: &mut Deliver) -> Result<usize, Errno> {
         if max == 0 {
             return Ok(0);
         }

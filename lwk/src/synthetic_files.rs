@@ -99,7 +99,8 @@ fn cpu_flags(edx: u32, ecx: u32) -> String {
     const ECX: [(u32, &str); 7] =
         [(0, "pni"), (9, "ssse3"), (19, "sse4_1"), (20, "sse4_2"), (23, "popcnt"), (26, "xsave"), (28, "avx")];
     let mut out = String::new();
-    let present = EDX.iter().filter(|(b, _)| edx & (1 << b) != 0).chain(ECX.iter().filter(|(b, _)| ecx & (1 << b) != 0));
+    let present =
+        EDX.iter().filter(|(b, _)| edx & (1 << b) != 0).chain(ECX.iter().filter(|(b, _)| ecx & (1 << b) != 0));
     for (_, name) in present {
         if !out.is_empty() {
             out.push(' ');

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <termios.h>
@@ -76,6 +77,7 @@ enum failure {
     FAIL_EEXIST = 56,         /* O_CREAT|O_EXCL, mkdir of an existing name */
     FAIL_ENOTEMPTY = 57,      /* rmdir of a non-empty directory */
     FAIL_SYMLINK = 58,        /* symlink, readlink, lstat, following a link */
+    FAIL_GETDENTS = 59,       /* getdents64 with a small buffer lists what readdir lists */
     FAIL_ISATTY = 60,         /* stdout is not a terminal per isatty(1), or a file is */
     FAIL_TCGETS = 61,         /* TCGETS writes more than struct termios */
     FAIL_WINSZ = 62,          /* TIOCGWINSZ */
@@ -344,6 +346,38 @@ static int list_dir(const char *path, const char *const *wanted, int *found, int
     return entries;
 }
 
+/* The entries getdents64 gives with a `size`-byte buffer, or -1. */
+static int count_with_getdents(const char *path, size_t size) {
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) {
+        return -1;
+    }
+    char buffer[4096];
+    int entries = 0;
+    for (;;) {
+        long n = syscall(SYS_getdents64, fd, buffer, size);
+        if (n < 0) {
+            entries = -1;
+            break;
+        }
+        if (n == 0) {
+            break;
+        }
+        for (long at = 0; at < n;) {
+            unsigned short reclen;
+            memcpy(&reclen, buffer + at + 16, sizeof reclen);
+            if (reclen == 0 || reclen % 8 != 0) {
+                close(fd);
+                return -1;
+            }
+            entries++;
+            at += reclen;
+        }
+    }
+    close(fd);
+    return entries;
+}
+
 static void check_listings(void) {
     const char *const in_bin[] = {"hello", "busybox", "files", ".", ".."};
     int found_bin[5] = {0};
@@ -372,6 +406,20 @@ static void check_listings(void) {
         CHECK(FAIL_LIST_DATA, found_data[0] == 0 || found_data[0] == DT_REG + 1,
               "/data/known.txt has d_type %d, expected DT_REG", found_data[0] - 1);
     }
+    /* getdents64 with room for one or two entries at a time lists the same as readdir. */
+    int by_readdir = list_dir("/bin", in_bin, found_bin, 0);
+    int small = count_with_getdents("/bin", 64);
+    CHECK(FAIL_GETDENTS, small == by_readdir && small > 100, "getdents64 with 64 bytes lists %d entries of /bin, readdir %d",
+          small, by_readdir);
+    int fd = open("/bin", O_RDONLY | O_DIRECTORY);
+    char tiny[16];
+    errno = 0;
+    expect_errno(FAIL_GETDENTS, "getdents64 into 16 bytes", syscall(SYS_getdents64, fd, tiny, sizeof tiny), EINVAL);
+    errno = 0;
+    expect_errno(FAIL_GETDENTS, "getdents64 of a file", syscall(SYS_getdents64, open(KNOWN_PATH, O_RDONLY), tiny, sizeof tiny),
+                 ENOTDIR);
+    close(fd);
+
     /* rewinddir (lseek to 0) lists the same again. */
     DIR *dir = opendir("/data");
     if (dir != NULL) {

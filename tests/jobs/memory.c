@@ -48,6 +48,9 @@ enum failure {
     FAIL_MALLOC_SMALL = 29,   /* many small malloc blocks */
     FAIL_FAULT_SETUP = 30,    /* the read-only page for the final fault cannot be set up */
     FAIL_NO_FAULT = 31,       /* writing the read-only page did not end the job */
+    FAIL_FILE_MAP = 32,       /* mapping a file (private, shared read-only, at an offset, /dev/zero) */
+    FAIL_UNMAP_SPAN = 33,     /* munmap across several mappings and holes */
+    FAIL_FIXED_TOO_BIG = 34,  /* a MAP_FIXED the reservation cannot hold destroyed what it covered */
 };
 
 #define MiB (1UL << 20)
@@ -517,6 +520,128 @@ static void check_madvise(void) {
     munmap(p, 16 * PAGE);
 }
 
+static void check_file_mapping(void) {
+    const char *path = "/data/known.txt";
+    int fd = open(path, O_RDONLY);
+    unsigned char expected[512];
+    ssize_t size = fd >= 0 ? pread(fd, expected, sizeof expected, 0) : -1;
+    if (size <= 0) {
+        fail(FAIL_FILE_MAP, "cannot read %s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return;
+    }
+    unsigned char *p = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        fail(FAIL_FILE_MAP, "mmap of %s failed: %s", path, strerror(errno));
+    } else {
+        CHECK(FAIL_FILE_MAP, memcmp(p, expected, (size_t)size) == 0, "the mapping of %s differs from its bytes", path);
+        CHECK(FAIL_FILE_MAP, all_zero(p + size, 8) && p[PAGE - 1] == 0, "the rest of the file's last page is not zero");
+        CHECK(FAIL_MAPS, strstr(maps_line(p), path) != NULL, "the maps line of a file mapping is \"%s\"", maps_line(p));
+        munmap(p, (size_t)size);
+    }
+    /* A private writable copy: writes stay in memory, the file keeps its bytes. */
+    p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        fail(FAIL_FILE_MAP, "a private writable mapping of %s failed: %s", path, strerror(errno));
+    } else {
+        p[0] = 'X';
+        unsigned char first = 0;
+        CHECK(FAIL_FILE_MAP, pread(fd, &first, 1, 0) == 1 && first == expected[0] && p[1] == expected[1],
+              "writing a private file mapping changed the file");
+        munmap(p, PAGE);
+    }
+    p = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, fd, 0);
+    CHECK(FAIL_FILE_MAP, p != MAP_FAILED && memcmp(p, expected, (size_t)size) == 0,
+          "a shared read-only mapping of %s failed or differs: %s", path, p == MAP_FAILED ? strerror(errno) : "differs");
+    if (p != MAP_FAILED) {
+        munmap(p, PAGE);
+    }
+    errno = 0;
+    CHECK(FAIL_FILE_MAP, mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 100) == MAP_FAILED && errno == EINVAL,
+          "a file mapping at an unaligned offset did not fail with EINVAL");
+    close(fd);
+
+    /* At an offset: the second page of a three-page file. */
+    fd = open("/tmp/memory-file", O_RDWR | O_CREAT | O_TRUNC, 0600);
+    unsigned char page[PAGE];
+    int written = 1;
+    for (unsigned i = 0; fd >= 0 && i < 3; i++) {
+        memset(page, 'a' + i, sizeof page);
+        written &= write(fd, page, sizeof page) == (ssize_t)sizeof page;
+    }
+    if (fd < 0 || !written) {
+        fail(FAIL_FILE_MAP, "cannot write /tmp/memory-file: %s", strerror(errno));
+    } else {
+        p = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, PAGE);
+        CHECK(FAIL_FILE_MAP, p != MAP_FAILED && p[0] == 'b' && p[PAGE - 1] == 'b',
+              "mapping page 1 of a file does not give its bytes ('b')");
+        if (p != MAP_FAILED) {
+            munmap(p, PAGE);
+        }
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    fd = open("/tmp/memory-file", O_WRONLY);
+    errno = 0;
+    CHECK(FAIL_FILE_MAP, mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED && errno == EACCES,
+          "mapping a write-only descriptor did not fail with EACCES");
+    close(fd);
+    unlink("/tmp/memory-file");
+
+    /* /dev/zero: anonymous memory. */
+    fd = open("/dev/zero", O_RDWR);
+    p = mmap(NULL, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    CHECK(FAIL_FILE_MAP, p != MAP_FAILED && all_zero(p, 4 * PAGE), "a private mapping of /dev/zero failed or is not zero");
+    if (p != MAP_FAILED) {
+        p[5] = 1;
+        munmap(p, 4 * PAGE);
+    }
+    close(fd);
+}
+
+static void check_unmap_span(void) {
+    /* Three mappings with holes between them, unmapped by one call from inside the first to
+     * inside the last. */
+    unsigned char *base = (unsigned char *)0x600000000UL;
+    unsigned char *pieces[3] = {base, base + 8 * PAGE, base + 20 * PAGE};
+    for (int i = 0; i < 3; i++) {
+        if (map(pieces[i], 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED_NOREPLACE) != pieces[i]) {
+            fail(FAIL_UNMAP_SPAN, "cannot map piece %d at %p: %s", i, (void *)pieces[i], strerror(errno));
+            return;
+        }
+        memset(pieces[i], 0x20 + i, 4 * PAGE);
+    }
+    CHECK(FAIL_UNMAP_SPAN, munmap(base + 2 * PAGE, 20 * PAGE) == 0, "munmap across three mappings failed: %s",
+          strerror(errno));
+    CHECK(FAIL_UNMAP_SPAN, readable(base) && readable(base + PAGE) && base[PAGE] == 0x20, "the head of the first piece went");
+    CHECK(FAIL_UNMAP_SPAN, !readable(base + 2 * PAGE) && !readable(pieces[1]) && !readable(pieces[1] + 3 * PAGE) &&
+                               !readable(pieces[2]) && !readable(pieces[2] + PAGE),
+          "part of the span is still mapped");
+    CHECK(FAIL_UNMAP_SPAN, readable(pieces[2] + 2 * PAGE) && pieces[2][3 * PAGE] == 0x22, "the tail of the last piece went");
+    munmap(base, 24 * PAGE);
+}
+
+static void check_fixed_too_big(void) {
+    /* MAP_FIXED over a mapping, asking for more than the reservation holds: it fails, and the
+     * mapping it would have replaced is still there (Linux checks the commit before unmapping). */
+    unsigned char *p = map((void *)0x700000000UL, 16 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED_NOREPLACE);
+    if (p == MAP_FAILED) {
+        fail(FAIL_FIXED_TOO_BIG, "mmap at 0x700000000 failed: %s", strerror(errno));
+        return;
+    }
+    memset(p, 0x31, 16 * PAGE);
+    void *q = map(p, 512 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED);
+    int error = errno;
+    CHECK(FAIL_FIXED_TOO_BIG, q == MAP_FAILED && error == ENOMEM, "MAP_FIXED of 512 MiB gave %p (%s), expected ENOMEM", q,
+          q == MAP_FAILED ? strerrorname_np(error) : "success");
+    CHECK(FAIL_FIXED_TOO_BIG, q != MAP_FAILED || (readable(p) && p[0] == 0x31 && p[16 * PAGE - 1] == 0x31),
+          "the failed MAP_FIXED destroyed the mapping it covered");
+    munmap(p, q == MAP_FAILED ? 16 * PAGE : 512 * MiB);
+}
+
 static void check_arguments(void) {
     errno = 0;
     CHECK(FAIL_ARGS, map(NULL, 0, PROT_READ, MAP_PRIVATE) == MAP_FAILED && errno == EINVAL,
@@ -655,6 +780,9 @@ int main(void) {
     check_reservation();
     check_madvise();
     check_arguments();
+    check_file_mapping();
+    check_unmap_span();
+    check_fixed_too_big();
     check_malloc();
     if (first_failure != 0) {
         say(2, "memory: failed, exit status %d (the first failed check)\n", first_failure);

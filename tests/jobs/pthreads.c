@@ -42,14 +42,24 @@ static void *worker(void *arg) {
     return (void *)(id * 2);
 }
 
+static int fpu_errors;
+
 static void *stress(void *arg) {
-    (void)arg;
+    /* Each thread keeps its own floating-point values in registers across yields and preemption:
+     * they survive only if the kernel saves and restores every thread's FPU/SSE/AVX state. */
+    double seed = (double)(long)arg + 0.25, acc = 0.0;
     for (int i = 0; i < STRESS_ROUNDS; i++) {
         pthread_mutex_lock(&lock);
         counter++;
         pthread_mutex_unlock(&lock);
+        acc += seed;
         if (i % 1000 == 0)
             sched_yield();
+    }
+    if (acc != seed * STRESS_ROUNDS) {
+        pthread_mutex_lock(&lock);
+        fpu_errors++;
+        pthread_mutex_unlock(&lock);
     }
     return NULL;
 }
@@ -86,11 +96,12 @@ int main(void) {
 
     pthread_t stressors[STRESS_THREADS];
     for (int i = 0; i < STRESS_THREADS; i++)
-        CHECK(pthread_create(&stressors[i], NULL, stress, NULL) == 0, "stress thread %d", i);
+        CHECK(pthread_create(&stressors[i], NULL, stress, (void *)(long)i) == 0, "stress thread %d", i);
     for (int i = 0; i < STRESS_THREADS; i++)
         pthread_join(stressors[i], NULL);
     CHECK(counter == (long)STRESS_THREADS * STRESS_ROUNDS, "counter %ld, expected %ld", counter,
           (long)STRESS_THREADS * STRESS_ROUNDS);
+    CHECK(fpu_errors == 0, "%d threads lost floating-point state", fpu_errors);
     printf("pthreads: futex stress with %d threads: counter %ld\n", STRESS_THREADS, counter);
 
     printf("pthreads: %s\n", failures ? "FAILED" : "all checks passed");

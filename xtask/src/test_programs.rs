@@ -66,6 +66,8 @@ const PROGRAMS: &[Program] = &[
     gcc("bin/pthreads", "pthreads.c", &["-static", "-pthread"]),
     gcc("bin/openmp_triad", "openmp_triad.c", &["-static", "-fopenmp"]),
     gcc("bin/isolation", "isolation.c", &["-static"]),
+    gcc("bin/signals", "signals.c", &["-static"]),
+    gcc("bin/processes", "processes.c", &["-static"]),
     // Executables the kernel must refuse: one needing a dynamic loader, one for 32-bit x86
     // (optional: not every gcc can target it).
     gcc("bad/dynamic", "hello.c", &[]),

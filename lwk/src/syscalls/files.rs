@@ -57,7 +57,12 @@ fn resolve(c: &Call, dirfd: u64, path: &str, follow: bool) -> Result<Ino, Errno>
 }
 
 /// Resolves the parent directory of `path` and hands `f` the file system, it and the last name.
-fn with_parent<R>(c: &Call, dirfd: u64, path: &str, f: impl FnOnce(&mut FileSystem<'static>, Ino, &str) -> Result<R, Errno>) -> Result<R, Errno> {
+fn with_parent<R>(
+    c: &Call,
+    dirfd: u64,
+    path: &str,
+    f: impl FnOnce(&mut FileSystem<'static>, Ino, &str) -> Result<R, Errno>,
+) -> Result<R, Errno> {
     let base = base_dir(c, dirfd, path)?;
     let exe = c.process.exe.lock().clone();
     files::with_fs(|fs| {
@@ -285,7 +290,9 @@ pub fn lseek(c: &mut Call) -> SysResult {
 fn file_stat(file: &OpenFile) -> Stat {
     match &file.object {
         FileObject::Node(ino) => files::with_fs(|fs| fs.stat(*ino)),
-        FileObject::Snapshot(d) => Stat { ino: 1, mode: 0o100444, nlink: 1, uid: 0, gid: 0, size: d.len() as u64, mtime: 0, rdev: 0 },
+        FileObject::Snapshot(d) => {
+            Stat { ino: 1, mode: 0o100444, nlink: 1, uid: 0, gid: 0, size: d.len() as u64, mtime: 0, rdev: 0 }
+        }
         FileObject::Device(_, ino) => files::with_fs(|fs| fs.stat(*ino)),
         FileObject::Console(_) => {
             Stat { ino: 2, mode: 0o020620, nlink: 1, uid: 0, gid: 0, size: 0, mtime: 0, rdev: (5 << 8) | 1 }
@@ -513,7 +520,12 @@ pub fn mkdirat(c: &mut Call) -> SysResult {
 
 fn unlink_at(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64) -> SysResult {
     let path = path_arg(c, path_addr)?;
-    with_parent(c, dirfd, &path, |fs, dir, name| if flags & AT_REMOVEDIR != 0 { fs.rmdir(dir, name) } else { fs.unlink(dir, name) })?;
+    with_parent(
+        c,
+        dirfd,
+        &path,
+        |fs, dir, name| if flags & AT_REMOVEDIR != 0 { fs.rmdir(dir, name) } else { fs.unlink(dir, name) },
+    )?;
     Ok(0)
 }
 
@@ -757,4 +769,3 @@ pub fn poll(c: &mut Call) -> SysResult {
         crate::scheduler::yield_now();
     }
 }
-

@@ -66,7 +66,7 @@ fn place(space: &mut AddressSpace, addr: u64, len: u64, flags: u64) -> Result<u6
     if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) == 0 {
         return free_range(space, len, addr);
     }
-    if addr % PAGE != 0 || addr.checked_add(len).is_none_or(|e| e > USER_END) {
+    if !addr.is_multiple_of(PAGE) || addr.checked_add(len).is_none_or(|e| e > USER_END) {
         return Err(Errno::EINVAL);
     }
     if addr < MMAP_MIN_ADDR {
@@ -75,6 +75,18 @@ fn place(space: &mut AddressSpace, addr: u64, len: u64, flags: u64) -> Result<u6
     if space.areas.overlaps(addr, addr + len) {
         if flags & MAP_FIXED_NOREPLACE != 0 {
             return Err(Errno::EEXIST);
+        }
+        // Refuse before unmapping what the new mapping could not replace (as Linux checks the
+        // commit first): the pool must hold the part of it that is not already mapped.
+        let end = addr + len;
+        let mapped: u64 = space
+            .areas
+            .iter()
+            .filter(|a| a.start < end && a.end > addr)
+            .map(|a| a.end.min(end) - a.start.max(addr))
+            .sum();
+        if len - mapped > space.memory.free_bytes() {
+            return Err(Errno::ENOMEM);
         }
         space.unmap(addr, len)?;
     }
@@ -91,9 +103,16 @@ struct FileSource {
 /// What mapping descriptor `fd` means: `None` for anonymous memory (`/dev/zero`), else the file
 /// to copy. Errors as Linux where it refuses too; ENODEV where only this kernel does (writable
 /// shared file mappings, whose writes would not reach the file).
-fn file_source(c: &Call, fd: u64, offset: u64, len: u64, shared: bool, protection: Protection) -> Result<Option<FileSource>, Errno> {
+fn file_source(
+    c: &Call,
+    fd: u64,
+    offset: u64,
+    len: u64,
+    shared: bool,
+    protection: Protection,
+) -> Result<Option<FileSource>, Errno> {
     let file = c.process.files.lock().get(fd as u32 as u64)?;
-    if offset % PAGE != 0 {
+    if !offset.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }
     if offset.checked_add(len).is_none_or(|end| end > i64::MAX as u64) {
@@ -258,7 +277,10 @@ pub fn mremap(c: &mut Call) -> SysResult {
     }
     // Grow in place when the range is the end of its area and the room above is free.
     let grow = new_len - old_len;
-    if old_end == area.end && old_end.checked_add(grow).is_some_and(|e| e <= USER_END) && !space.areas.overlaps(old_end, old_end + grow) {
+    if old_end == area.end
+        && old_end.checked_add(grow).is_some_and(|e| e <= USER_END)
+        && !space.areas.overlaps(old_end, old_end + grow)
+    {
         space.map_anonymous(old_end, grow, area.protection, area.shared, area.kind_at(old_end))?;
         return Ok(old);
     }

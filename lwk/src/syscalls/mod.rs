@@ -135,6 +135,7 @@ fn route(nr: u64, c: &mut Call) -> SysResult {
         15 => process::rt_sigreturn(c),
         127 => process::rt_sigpending(c),
         130 => process::rt_sigsuspend(c),
+        34 => process::pause(c),
         157 => process::prctl(c),
         131 => process::sigaltstack(c),
         56 => process::clone(c),

@@ -564,3 +564,11 @@ pub fn prctl(c: &mut Call) -> SysResult {
         _ => Err(Errno::EINVAL),
     }
 }
+
+/// Waits for a signal.
+pub fn pause(c: &mut Call) -> SysResult {
+    while !signals::deliverable(c.thread) {
+        scheduler::block_current();
+    }
+    Err(Errno::EINTR)
+}
