@@ -39,7 +39,7 @@ static TABLE: spin::Mutex<BTreeMap<u64, Vec<Waiter>>> = spin::Mutex::new(BTreeMa
 
 /// The physical address of a futex word (4-byte aligned, mapped for the user).
 fn key(process: &Process, addr: u64) -> Result<u64, Errno> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let root = process.page_table_root();
@@ -53,7 +53,7 @@ fn key(process: &Process, addr: u64) -> Result<u64, Errno> {
 
 /// The futex word as an atomic, through the direct map (it must be writable by the user).
 fn user_atomic(process: &Process, addr: u64) -> Result<&'static AtomicU32, Errno> {
-    if addr % 4 != 0 {
+    if !addr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
     let mut tables = kernel_memory::user_tables();

@@ -309,10 +309,10 @@ pub fn waitid(c: &mut Call) -> SysResult {
     if let Some((child, reason)) = &found {
         si[0..4].copy_from_slice(&signals::SIGCHLD.to_le_bytes());
         let (code, status) = match reason {
-            ExitReason::Exited(s) => (1, *s),
+            ExitReason::Exited(s) => (1i32, *s),
             ExitReason::Signaled(s) => (2, *s),
         };
-        si[8..12].copy_from_slice(&(code as i32).to_le_bytes());
+        si[8..12].copy_from_slice(&code.to_le_bytes());
         si[16..20].copy_from_slice(&child.pid.to_le_bytes());
         si[24..28].copy_from_slice(&status.to_le_bytes());
     }
@@ -441,7 +441,7 @@ pub fn rt_sigaction(c: &mut Call) -> SysResult {
         c.process.space.lock().read(act, &mut raw)?;
         let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let action = SignalAction { handler: word(0), flags: word(1), restorer: word(2), mask: word(3) & !signals::unblockable() };
-        if action.handler > SIG_IGN && action.handler >= USER_END {
+        if action.handler >= USER_END {
             return Err(Errno::EFAULT);
         }
         c.process.actions.lock()[index] = action;
