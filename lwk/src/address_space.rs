@@ -9,13 +9,17 @@
 use crate::job_memory::JobMemory;
 use crate::kernel_memory::{self, phys_to_virt};
 use crate::page_table::{self, PageFlags, PageSizes, TableMemory};
+use crate::{clock, cpu, per_cpu, smp};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use lwk::elf_loader::{PAGE, Protection, USER_END};
 use lwk::errno::Errno;
 use lwk::vm_areas::{Area, AreaKind, VmAreas};
 
 const LARGE_PAGES: PageSizes = PageSizes { use_2m: true, use_1g: true };
+/// How long a TLB shootdown waits for the other CPUs before it reports them and goes on.
+const SHOOTDOWN_TIMEOUT_NS: u64 = 100_000_000;
 
 /// What a copy to or from user memory needs of each page.
 #[derive(Clone, Copy)]
@@ -35,6 +39,38 @@ pub struct AddressSpace {
     /// Program break: start (end of the loaded image) and current end.
     pub brk_start: u64,
     pub brk: u64,
+    /// CPUs that may run threads of this space besides the caller's, whose TLBs a change that
+    /// removes or restricts translations must flush (empty: only this CPU's). See
+    /// [`AddressSpace::set_other_cpus`].
+    other_cpus: Vec<usize>,
+}
+
+/// Page-table memory whose freed tables are only collected: they go back after the TLB
+/// shootdown, so that no CPU walks a table that has become something else.
+struct DeferredTables<'t> {
+    inner: &'t mut dyn TableMemory,
+    freed: Vec<u64>,
+}
+
+impl TableMemory for DeferredTables<'_> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        self.inner.alloc_table()
+    }
+
+    fn table(&mut self, phys: u64) -> &mut [u64; 512] {
+        self.inner.table(phys)
+    }
+
+    fn free_table(&mut self, phys: u64) {
+        self.freed.push(phys);
+    }
+}
+
+/// What a change to the page tables gave up: frames of the job's pool and page tables, to be
+/// freed once no TLB can still reach them.
+struct Released<'t> {
+    tables: DeferredTables<'t>,
+    frames: Vec<(u64, u64)>,
 }
 
 /// Page-table flags for a protection. PROT_NONE pages stay mapped but without the user bit.
@@ -55,11 +91,71 @@ pub fn page_flags(p: Protection) -> PageFlags {
 impl AddressSpace {
     pub fn new(memory: Arc<JobMemory>) -> Result<AddressSpace, Errno> {
         let root = kernel_memory::new_user_root().map_err(|_| Errno::ENOMEM)?;
-        Ok(AddressSpace { root, areas: VmAreas::default(), memory, brk_start: 0, brk: 0 })
+        Ok(AddressSpace { root, areas: VmAreas::default(), memory, brk_start: 0, brk: 0, other_cpus: Vec::new() })
     }
 
     pub fn root(&self) -> u64 {
         self.root
+    }
+
+    /// Names the CPUs on which other threads of this space may run (the job's cores, while the
+    /// process has more than one thread; none otherwise). Unmapping and protecting then flush
+    /// their TLBs too before freeing anything (a shootdown by cross-CPU call).
+    pub fn set_other_cpus(&mut self, cpus: &[usize]) {
+        if self.other_cpus != cpus {
+            self.other_cpus = cpus.to_vec();
+        }
+    }
+
+    /// Runs a change of the page tables, then flushes the TLBs that may hold the old
+    /// translations (this CPU's and those of [`Self::set_other_cpus`]), then frees what the
+    /// change gave up.
+    fn change<R>(&mut self, f: impl FnOnce(&mut Released, u64) -> R) -> R {
+        let mut tables = kernel_memory::user_tables();
+        let mut released =
+            Released { tables: DeferredTables { inner: &mut tables, freed: Vec::new() }, frames: Vec::new() };
+        let result = f(&mut released, self.root);
+        self.shootdown();
+        for &(phys, size) in &released.frames {
+            self.memory.free(phys, size);
+        }
+        let Released { tables: DeferredTables { inner, freed }, .. } = released;
+        for table in freed {
+            inner.free_table(table);
+        }
+        result
+    }
+
+    /// Flushes this space's translations from this CPU and from the other CPUs that may hold
+    /// them, waiting for those (at most [`SHOOTDOWN_TIMEOUT_NS`]).
+    fn shootdown(&self) {
+        flush_tlb();
+        let me = per_cpu::current().index;
+        let root = self.root;
+        let pending = Arc::new(AtomicUsize::new(0));
+        for &target in self.other_cpus.iter().filter(|&&c| c != me) {
+            pending.fetch_add(1, Ordering::AcqRel);
+            let done = pending.clone();
+            let flush = move || {
+                // A CPU running this space's threads has its root loaded; any other CPU does
+                // not cache its translations (the scheduler loads a root when it switches).
+                if cpu::read_cr3() == root {
+                    cpu::flush_tlb();
+                }
+                done.fetch_sub(1, Ordering::AcqRel);
+            };
+            if smp::run_on(target, flush).is_err() {
+                pending.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let deadline = clock::uptime_ns() + SHOOTDOWN_TIMEOUT_NS;
+        while pending.load(Ordering::Acquire) > 0 {
+            if clock::uptime_ns() > deadline {
+                log::error!("TLB shootdown: {} CPUs did not answer", pending.load(Ordering::Acquire));
+                return;
+            }
+            core::hint::spin_loop();
+        }
     }
 
     /// Maps `[start, start + len)` to fresh zeroed memory from the job's pool.
@@ -78,13 +174,16 @@ impl AddressSpace {
         let pieces = self.memory.alloc(len)?;
         let mut tables = kernel_memory::user_tables();
         let mut at = start;
-        for (i, &(phys, plen)) in pieces.iter().enumerate() {
+        for &(phys, plen) in &pieces {
             if let Err(e) = page_table::map(&mut tables, self.root, at, phys, plen, page_flags(protection), LARGE_PAGES)
             {
                 log::warn!("mapping user memory at {at:#x}: {e:?}");
-                // Undo: unmap what was mapped, give the rest back.
-                self.unmap_pages(start, at - start);
-                for &(p, l) in &pieces[i..] {
+                // Undo: unmap everything mapped so far (the failed piece may be mapped in part),
+                // then give every piece back, whole.
+                self.change(|released, root| {
+                    let _ = page_table::unmap(&mut released.tables, root, start, at - start + plen, &mut |_, _| {});
+                });
+                for &(p, l) in &pieces {
                     self.memory.free(p, l);
                 }
                 return Err(Errno::ENOMEM);
@@ -95,13 +194,17 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Removes the pages of `[start, start + len)` from the tables; their memory goes back to
+    /// the job's pool once no TLB holds them.
     fn unmap_pages(&mut self, start: u64, len: u64) {
-        let memory = self.memory.clone();
-        let mut release = |phys, size| memory.free(phys, size);
-        let mut tables = kernel_memory::user_tables();
-        if let Err(e) = page_table::unmap(&mut tables, self.root, start, len, &mut release) {
-            log::error!("unmapping user memory at {start:#x}: {e:?}");
-        }
+        self.change(|released, root| {
+            let frames = &mut released.frames;
+            if let Err(e) =
+                page_table::unmap(&mut released.tables, root, start, len, &mut |phys, size| frames.push((phys, size)))
+            {
+                log::error!("unmapping user memory at {start:#x}: {e:?}");
+            }
+        });
     }
 
     /// Unmaps `[start, start + len)`; the memory goes back to the job's pool.
@@ -109,7 +212,6 @@ impl AddressSpace {
         check_user_range(start, len)?;
         self.areas.remove(start, start + len);
         self.unmap_pages(start, len);
-        flush_tlb();
         Ok(())
     }
 
@@ -122,15 +224,14 @@ impl AddressSpace {
         if self.areas.overlaps(to, to + len) || (from < to + len && to < from + len) {
             return Err(Errno::EINVAL);
         }
-        let mut tables = kernel_memory::user_tables();
-        page_table::move_range(&mut tables, self.root, from, to, len, LARGE_PAGES).map_err(|_| Errno::ENOMEM)?;
+        self.change(|released, root| page_table::move_range(&mut released.tables, root, from, to, len, LARGE_PAGES))
+            .map_err(|_| Errno::ENOMEM)?;
         for piece in self.areas.remove(from, from + len) {
             let moved = Area { start: piece.start - from + to, end: piece.end - from + to, ..piece };
             if self.areas.insert(moved).is_err() {
                 log::error!("moving user memory to {to:#x}: the target range was taken");
             }
         }
-        flush_tlb();
         Ok(())
     }
 
@@ -149,10 +250,10 @@ impl AddressSpace {
     pub fn protect(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno> {
         check_user_range(start, len)?;
         self.areas.protect(start, start + len, protection).map_err(|_| Errno::ENOMEM)?;
-        let mut tables = kernel_memory::user_tables();
-        page_table::protect(&mut tables, self.root, start, len, page_flags(protection)).map_err(|_| Errno::ENOMEM)?;
-        flush_tlb();
-        Ok(())
+        self.change(|released, root| {
+            page_table::protect(&mut released.tables, root, start, len, page_flags(protection))
+        })
+        .map_err(|_| Errno::ENOMEM)
     }
 
     /// Calls `f(direct-map address, length, bytes done before)` for each piece of
@@ -248,6 +349,8 @@ impl AddressSpace {
 impl AddressSpace {
     /// Unmaps the whole user half (process exit); the tables stay until the space is dropped.
     pub fn release_all(&mut self) {
+        // The process's threads are gone: only this CPU may still hold translations.
+        self.other_cpus.clear();
         self.areas = VmAreas::default();
         self.unmap_pages(0, USER_END);
     }
@@ -255,6 +358,7 @@ impl AddressSpace {
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
+        self.other_cpus.clear();
         self.unmap_pages(0, USER_END);
         let mut tables = kernel_memory::user_tables();
         tables.free_table(self.root);
@@ -269,9 +373,8 @@ fn check_user_range(start: u64, len: u64) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Drops this CPU's cached translations for the user half (a job's threads on other CPUs get
-/// theirs dropped when those CPUs switch address spaces; shared address spaces across CPUs
-/// need a shootdown, which arrives with threads).
+/// Drops this CPU's cached translations for the user half (other CPUs running threads of the
+/// same space are flushed by [`AddressSpace::shootdown`]).
 pub fn flush_tlb() {
     crate::cpu::flush_tlb();
 }

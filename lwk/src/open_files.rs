@@ -62,8 +62,9 @@ impl OpenFile {
         Arc::new(OpenFile { object, offset: AtomicU64::new(0), flags: AtomicU32::new(flags & !O_CLOEXEC) })
     }
 
+    /// Open for reading (access mode 3 is an O_PATH descriptor: neither readable nor writable).
     fn readable(&self) -> bool {
-        self.flags.load(Ordering::Relaxed) & O_ACCMODE != O_WRONLY
+        matches!(self.flags.load(Ordering::Relaxed) & O_ACCMODE, O_RDONLY | O_RDWR)
     }
 
     fn writable(&self) -> bool {

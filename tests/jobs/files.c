@@ -1065,6 +1065,11 @@ static void check_errors(void) {
     errno = 0;
     expect_errno(FAIL_EBADF, "read of a write-only descriptor", read(fd, buffer, 1), EBADF);
     close(fd);
+    fd = open(KNOWN_PATH, O_PATH);
+    errno = 0;
+    expect_errno(FAIL_EBADF, "read of an O_PATH descriptor", read(fd, buffer, 1), EBADF);
+    CHECK(FAIL_EBADF, fstat(fd, &st) == 0 && st.st_size == KNOWN_SIZE, "fstat of an O_PATH descriptor failed");
+    close(fd);
 
     errno = 0;
     expect_errno(FAIL_EEXIST, "O_CREAT|O_EXCL of an existing file", open(KNOWN_PATH, O_RDONLY | O_CREAT | O_EXCL, 0644),

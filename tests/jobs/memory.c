@@ -11,11 +11,18 @@
  * a user_fault event whose address is that page. Should the write return, the program says so
  * and exits with FAIL_NO_FAULT.
  *
+ * With two cores or more (job.cores=1-2), a thread on the second core checks that mprotect on
+ * the first flushes its TLB (a TLB shootdown); with one core that check is skipped.
+ *
  * One line on stderr per failed check, "memory: FAIL <code>: <what>"; if any check failed the
  * program exits with the code of the first (without the final fault). The codes:
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -51,6 +58,7 @@ enum failure {
     FAIL_FILE_MAP = 32,       /* mapping a file (private, shared read-only, at an offset, /dev/zero) */
     FAIL_UNMAP_SPAN = 33,     /* munmap across several mappings and holes */
     FAIL_FIXED_TOO_BIG = 34,  /* a MAP_FIXED the reservation cannot hold destroyed what it covered */
+    FAIL_SHOOTDOWN = 35,      /* a thread on another core still writes a page made read-only */
 };
 
 #define MiB (1UL << 20)
@@ -739,6 +747,92 @@ static void check_malloc(void) {
     }
 }
 
+/* The TLB shootdown check: a page both threads know, and where the writer is. */
+static volatile unsigned char *tlb_page;
+/* 0: starting; 1: the writer has the page in its TLB; 2: the page is read-only, write now;
+ * 3: the writer is done. */
+static volatile int tlb_state;
+/* 1: the write faulted (right); 2: it went through (a stale TLB entry). */
+static volatile int tlb_result;
+static sigjmp_buf tlb_jump;
+
+static void tlb_on_fault(int signal) {
+    (void)signal;
+    siglongjmp(tlb_jump, 1);
+}
+
+static int pin_to(int core) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(core, &set);
+    return sched_setaffinity(0, sizeof set, &set);
+}
+
+static void *tlb_writer(void *argument) {
+    pin_to(*(int *)argument);
+    /* Writes load a writable, dirty translation into this core's TLB; reads keep it there. */
+    for (int i = 0; i < 4096; i++) {
+        tlb_page[i % 64] = (unsigned char)i;
+    }
+    tlb_state = 1;
+    unsigned sum = 0;
+    while (tlb_state != 2) {
+        sum += tlb_page[sum % 64];
+    }
+    if (sigsetjmp(tlb_jump, 1) == 0) {
+        tlb_page[1] = (unsigned char)(0x77 + sum);
+        tlb_result = 2;
+    } else {
+        tlb_result = 1;
+    }
+    tlb_state = 3;
+    return NULL;
+}
+
+static void check_tlb_shootdown(void) {
+    cpu_set_t set;
+    int cores[2], count = 0;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        for (int core = 0; core < CPU_SETSIZE && count < 2; core++) {
+            if (CPU_ISSET(core, &set)) {
+                cores[count++] = core;
+            }
+        }
+    }
+    if (count < 2) {
+        say(1, "memory: the job has one core: the TLB shootdown check is skipped\n");
+        return;
+    }
+    struct sigaction action = {0}, previous;
+    action.sa_handler = tlb_on_fault;
+    sigemptyset(&action.sa_mask);
+    if (pin_to(cores[0]) != 0 || sigaction(SIGSEGV, &action, &previous) != 0) {
+        fail(FAIL_SHOOTDOWN, "cannot pin to core %d or catch SIGSEGV: %s", cores[0], strerror(errno));
+        return;
+    }
+    tlb_page = map(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+    pthread_t writer;
+    if (tlb_page == MAP_FAILED || pthread_create(&writer, NULL, tlb_writer, &cores[1]) != 0) {
+        fail(FAIL_SHOOTDOWN, "cannot set up the writer thread");
+        sigaction(SIGSEGV, &previous, NULL);
+        return;
+    }
+    while (tlb_state != 1) {
+        sched_yield();
+    }
+    CHECK(FAIL_SHOOTDOWN, mprotect((void *)tlb_page, PAGE, PROT_READ) == 0, "mprotect failed: %s", strerror(errno));
+    tlb_state = 2;
+    pthread_join(writer, NULL);
+    sigaction(SIGSEGV, &previous, NULL);
+    CHECK(FAIL_SHOOTDOWN, tlb_result == 1,
+          "a thread on core %d could still write a page made read-only on core %d (no TLB shootdown)", cores[1],
+          cores[0]);
+    if (tlb_result == 1) {
+        say(1, "memory: mprotect on core %d reached the TLB of core %d\n", cores[0], cores[1]);
+    }
+    munmap((void *)tlb_page, PAGE);
+}
+
 /* The last act: write to a read-only page at FAULT_PAGE. Does not return when the kernel is right. */
 static void fault_on_read_only_page(void) {
     volatile unsigned char *p = map((void *)FAULT_PAGE, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED_NOREPLACE);
@@ -784,6 +878,7 @@ int main(void) {
     check_unmap_span();
     check_fixed_too_big();
     check_malloc();
+    check_tlb_shootdown();
     if (first_failure != 0) {
         say(2, "memory: failed, exit status %d (the first failed check)\n", first_failure);
         return first_failure;

@@ -670,9 +670,10 @@ pub fn fcntl(c: &mut Call) -> SysResult {
         F_SETFD => files.set_close_on_exec(fd, arg & FD_CLOEXEC != 0).map(|_| 0),
         F_GETFL => Ok(file.flags.load(Ordering::Relaxed) as u64),
         F_SETFL => {
-            let keep = file.flags.load(Ordering::Relaxed) & O_ACCMODE;
-            let settable = (arg as u32) & (crate::open_files::O_APPEND | O_NONBLOCK);
-            file.flags.store(keep | settable, Ordering::Relaxed);
+            // Only these change; the access mode and the others stay as open set them.
+            let settable = crate::open_files::O_APPEND | O_NONBLOCK;
+            let keep = file.flags.load(Ordering::Relaxed) & !settable;
+            file.flags.store(keep | (arg as u32 & settable), Ordering::Relaxed);
             Ok(0)
         }
         _ => Err(Errno::EINVAL),

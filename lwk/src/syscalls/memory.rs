@@ -39,6 +39,16 @@ const MMAP_MIN_ADDR: u64 = 0x1_0000;
 /// Bytes of a file copied into a mapping at once.
 const FILE_CHUNK: usize = 256 * 1024;
 
+/// The caller's address space, locked for a change of its mappings. While the process has
+/// other threads, they may run on any core of the job: a change that removes or restricts
+/// translations flushes those cores' TLBs too.
+fn space_of<'a>(c: &'a Call) -> spin::MutexGuard<'a, AddressSpace> {
+    let threaded = c.process.threads.lock().len() > 1;
+    let mut space = c.process.space.lock();
+    space.set_other_cpus(if threaded { &c.process.job.cores } else { &[] });
+    space
+}
+
 fn protection(prot: u64, extra: u64) -> Result<Protection, Errno> {
     if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | extra) != 0 {
         return Err(Errno::EINVAL);
@@ -167,7 +177,7 @@ pub fn mmap(c: &mut Call) -> SysResult {
     let len = page_len(len)?;
     let protection = protection(prot, 0)?;
     let source = if flags & MAP_ANONYMOUS != 0 { None } else { file_source(c, fd, offset, len, shared, protection)? };
-    let mut space = c.process.space.lock();
+    let mut space = space_of(c);
     let at = place(&mut space, addr, len, flags)?;
     let kind = match &source {
         Some(s) => AreaKind::File { path: s.path.clone(), offset: s.offset },
@@ -189,7 +199,7 @@ pub fn munmap(c: &mut Call) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let len = page_len(len).map_err(|_| Errno::EINVAL)?;
-    c.process.space.lock().unmap(addr, len)?;
+    space_of(c).unmap(addr, len)?;
     Ok(0)
 }
 
@@ -209,13 +219,13 @@ pub fn mprotect(c: &mut Call) -> SysResult {
     if addr.checked_add(len).is_none_or(|end| end > USER_END) {
         return Err(Errno::ENOMEM);
     }
-    c.process.space.lock().protect(addr, len, protection)?;
+    space_of(c).protect(addr, len, protection)?;
     Ok(0)
 }
 
 pub fn brk(c: &mut Call) -> SysResult {
     let want = c.args[0];
-    let mut space = c.process.space.lock();
+    let mut space = space_of(c);
     let (start, cur) = (space.brk_start, space.brk);
     if want < start || want > USER_END / 2 {
         return Ok(cur);
@@ -246,7 +256,7 @@ pub fn mremap(c: &mut Call) -> SysResult {
     // old_len 0 (a second mapping of shared memory) is not supported.
     let old_len = page_len(old_len).map_err(|_| Errno::EINVAL)?;
     let new_len = page_len(new_len).map_err(|_| Errno::EINVAL)?;
-    let mut space = c.process.space.lock();
+    let mut space = space_of(c);
     // The whole old range must lie in one area (adjacent mappings alike are one area).
     let area = space.areas.find(old).cloned().ok_or(Errno::EFAULT)?;
     if old.checked_add(old_len).is_none_or(|e| e > area.end) {
