@@ -36,6 +36,9 @@ pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
 const SA_SIGINFO: u64 = 0x4;
 const SA_RESTORER: u64 = 0x0400_0000;
+const SA_RESTART: u64 = 0x1000_0000;
+/// Length of the `syscall` instruction, to run an interrupted call again.
+const SYSCALL_LENGTH: u64 = 2;
 const SA_ONSTACK: u64 = 0x0800_0000;
 const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
@@ -170,7 +173,8 @@ pub fn on_return_to_user(frame: &mut TrapFrame) -> bool {
             if let Some(mask) = thread.suspend_mask.lock().take() {
                 thread.signal_mask.store(mask, Ordering::Relaxed);
             }
-            return false;
+            // An interrupted call whose signal needed no handler runs again.
+            return restart_interrupted(frame, &thread, true);
         }
         let sig = set.trailing_zeros() as i32 + 1;
         if source.fetch_and(!bit(sig), Ordering::SeqCst) & bit(sig) == 0 {
@@ -186,6 +190,7 @@ pub fn on_return_to_user(frame: &mut TrapFrame) -> bool {
                 process_lifecycle::exit_group(&process, ExitReason::Signaled(sig));
             }
             _ => {
+                restart_interrupted(frame, &thread, action.flags & SA_RESTART != 0);
                 if deliver(frame, &thread, sig, &action, 0).is_err() {
                     let process = thread.process.clone();
                     drop(thread);
@@ -195,6 +200,18 @@ pub fn on_return_to_user(frame: &mut TrapFrame) -> bool {
             }
         }
     }
+}
+
+/// Rewinds the user context to run an interrupted system call again (when `restart`), or leaves
+/// its EINTR. Returns whether the frame changed.
+fn restart_interrupted(frame: &mut TrapFrame, t: &Thread, restart: bool) -> bool {
+    let nr = t.interrupted_syscall.swap(0, Ordering::Relaxed);
+    if nr == 0 || !restart {
+        return false;
+    }
+    frame.rax = nr - 1;
+    frame.rip -= SYSCALL_LENGTH;
+    true
 }
 
 /// Builds the signal frame on the user stack and points the thread at the handler.

@@ -47,6 +47,9 @@ pub struct Thread {
     pub alt_stack: spin::Mutex<(u64, u64)>,
     /// The thread must end at its next return to user mode (exit_group, a fatal signal).
     pub killed: AtomicBool,
+    /// A system call that a signal interrupted (number + 1, 0 = none): restarted after the
+    /// signal unless a handler without SA_RESTART ran.
+    pub interrupted_syscall: AtomicU64,
     /// The mask to restore after a signal handler that interrupted `rt_sigsuspend`.
     pub suspend_mask: spin::Mutex<Option<u64>>,
     /// `set_robust_list`: the list head and its size, for `get_robust_list`.
@@ -91,6 +94,7 @@ impl Thread {
             pending_signals: AtomicU64::new(0),
             alt_stack: spin::Mutex::new((0, 0)),
             killed: AtomicBool::new(false),
+            interrupted_syscall: AtomicU64::new(0),
             suspend_mask: spin::Mutex::new(None),
             robust_list: spin::Mutex::new((0, 0)),
         }))

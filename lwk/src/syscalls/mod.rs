@@ -16,6 +16,7 @@ use crate::{scheduler, signals};
 use crate::thread::Thread;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
+
 use lwk::errno::Errno;
 
 pub type SysResult = Result<u64, Errno>;
@@ -56,6 +57,11 @@ pub fn dispatch(frame: &mut TrapFrame) -> bool {
         result
     );
     let full_restore = call.full_restore;
+    // Calls that waited and were interrupted by a signal run again after it, unless a handler
+    // without SA_RESTART takes it (pause, sigsuspend and the sleeps report EINTR as Linux does).
+    if result == Err(Errno::EINTR) && !matches!(nr, 7 | 23 | 34 | 35 | 130 | 230 | 270 | 271) {
+        thread.interrupted_syscall.store(nr + 1, Ordering::Relaxed);
+    }
     if result == Err(Errno::EPIPE) {
         // Writing to a pipe nobody reads: SIGPIPE too (by default it ends the process).
         signals::send_to_thread(&thread, signals::SIGPIPE);
