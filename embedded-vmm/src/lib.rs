@@ -1,6 +1,19 @@
 //! Manul's embedded virtual machine monitor: an OS-independent `no_std` + `alloc` library that
-//! boots Linux guests with AMD SVM and nested paging. It reaches its host only through one narrow
-//! interface, so the same code runs inside the LWK and inside the Linux module.
-//!
-//! The VMM itself arrives with its own issue; this crate holds the shared pieces as they land.
+//! boots guests with AMD SVM and nested paging. It reaches its host only through [`VmmHost`], so
+//! the same code runs inside the LWK and inside the Linux module.
 #![cfg_attr(not(test), no_std)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+extern crate alloc;
+
+pub mod devices;
+pub mod exit_stats;
+pub mod guest_memory;
+pub mod host;
+pub mod loaders;
+pub mod paging;
+pub mod svm;
+pub mod vm;
+
+pub use host::{HostBlock, LogLevel, VmmHost};
+pub use vm::{Vm, VmConfig, VmEnd, VmError};

@@ -5,6 +5,7 @@
 //! as a [`CmdlineError`] so the caller reports it instead of dropping it silently.
 
 use crate::job_options::{self, JobSpec, JobsExpect};
+use crate::vm_options::{self, VmSpec};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -47,6 +48,8 @@ pub struct Options {
     /// Jobs to launch after boot, in command-line order.
     pub jobs: Vec<JobSpec>,
     pub jobs_expect: JobsExpect,
+    /// Virtual machines to launch after boot.
+    pub vms: Vec<VmSpec>,
 }
 
 impl Default for Options {
@@ -57,6 +60,7 @@ impl Default for Options {
             test: None,
             jobs: Vec::new(),
             jobs_expect: JobsExpect::Zero,
+            vms: Vec::new(),
         }
     }
 }
@@ -84,7 +88,11 @@ pub fn parse(cmdline: &str) -> (Options, Vec<CmdlineError>) {
         let job = job_options::apply(&mut options.jobs, &mut options.jobs_expect, &key, value.as_deref());
         let result = match job {
             Ok(true) => Ok(()),
-            Ok(false) => apply(&mut options, &key, value.as_deref()),
+            Ok(false) => match vm_options::apply(&mut options.vms, &key, value.as_deref()) {
+                Ok(true) => Ok(()),
+                Ok(false) => apply(&mut options, &key, value.as_deref()),
+                Err(reason) => Err(reason),
+            },
             Err(reason) => Err(reason),
         };
         if let Err(reason) = result {
@@ -93,6 +101,9 @@ pub fn parse(cmdline: &str) -> (Options, Vec<CmdlineError>) {
     }
     for (job, reason) in job_options::validate(&options.jobs) {
         errors.push(CmdlineError { option: alloc::format!("job.{job}"), reason });
+    }
+    for (vm, reason) in vm_options::validate(&options.vms) {
+        errors.push(CmdlineError { option: alloc::format!("vm.{vm}"), reason });
     }
     (options, errors)
 }

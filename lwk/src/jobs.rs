@@ -21,13 +21,27 @@ static RUNNING: AtomicUsize = AtomicUsize::new(0);
 static ALL_ZERO: AtomicBool = AtomicBool::new(true);
 static EXPECT_ANY: AtomicBool = AtomicBool::new(false);
 
-/// Launches every job. Jobs that cannot start get a `job_error` event and count as failed. When
-/// no job is left running (at once, if none could start) the machine powers off.
-pub fn launch_all(options: &Options) {
-    EXPECT_ANY.store(options.jobs_expect == JobsExpect::Any, Ordering::Relaxed);
-    // Launching counts as a running job, so early endings cannot power off mid-launch.
+/// Something the command line started (a job, a VM, or the launch itself) is running; the
+/// machine powers off when the last one ends.
+pub fn begin_work() {
     RUNNING.fetch_add(1, Ordering::SeqCst);
-    let plans = plan(&options.jobs);
+}
+
+/// The end of something [`begin_work`] counted; `success` false makes the boot's verdict failure.
+pub fn end_work(success: bool) {
+    if !success {
+        ALL_ZERO.store(false, Ordering::Relaxed);
+    }
+    if RUNNING.fetch_sub(1, Ordering::SeqCst) == 1 {
+        all_done();
+    }
+}
+
+/// Launches every job on cores not in `reserved` (the VMs'). Jobs that cannot start get a
+/// `job_error` event and count as failed. The caller holds a [`begin_work`] for the launch.
+pub fn launch_all(options: &Options, reserved: &[usize]) {
+    EXPECT_ANY.store(options.jobs_expect == JobsExpect::Any, Ordering::Relaxed);
+    let plans = plan(&options.jobs, reserved);
     for (spec, plan) in options.jobs.iter().zip(plans) {
         if let Err(reason) = plan.and_then(|(cores, mem)| launch(spec, cores, mem)) {
             ALL_ZERO.store(false, Ordering::Relaxed);
@@ -37,15 +51,16 @@ pub fn launch_all(options: &Options) {
             });
         }
     }
-    if RUNNING.fetch_sub(1, Ordering::SeqCst) == 1 {
-        all_done();
-    }
+}
+
+/// The online application cores (core 0 is the kernel's).
+pub fn application_cores() -> Vec<usize> {
+    per_cpu::all().iter().filter(|c| c.index != 0 && c.online.load(Ordering::Acquire)).map(|c| c.index).collect()
 }
 
 /// Cores and memory for each job: the ones asked for, else a fair share of what is left.
-fn plan(specs: &[JobSpec]) -> Vec<Result<(Vec<usize>, u64), String>> {
-    let online: Vec<usize> =
-        per_cpu::all().iter().filter(|c| c.index != 0 && c.online.load(Ordering::Acquire)).map(|c| c.index).collect();
+fn plan(specs: &[JobSpec], reserved: &[usize]) -> Vec<Result<(Vec<usize>, u64), String>> {
+    let online: Vec<usize> = application_cores().into_iter().filter(|c| !reserved.contains(c)).collect();
     let taken: Vec<usize> = specs.iter().filter_map(|s| s.cores.clone()).flatten().collect();
     let free: Vec<usize> = online.iter().copied().filter(|c| !taken.contains(c)).collect();
     let choosing = specs.iter().filter(|s| s.cores.is_none()).count().max(1);
@@ -100,7 +115,7 @@ fn launch(spec: &JobSpec, cores: Vec<usize>, mem: u64) -> Result<(), String> {
     let thread = Thread::new(pid, process.clone(), core, &regs).map_err(|e| alloc::format!("thread: {e}"))?;
     process.threads.lock().push(thread.clone());
     job.processes.lock().insert(pid, process);
-    RUNNING.fetch_add(1, Ordering::SeqCst);
+    begin_work();
     logging::emit("job_launch", |e| {
         e.str("job", &job.name)
             .str("path", &spec.path)
@@ -127,17 +142,12 @@ pub fn end_job(job: &Job, status: i32) {
             .u64("cpu_ms", job.cpu_ns.load(Ordering::Relaxed) / 1_000_000)
             .u64("wall_ms", wall / 1_000_000);
     });
-    if status != 0 {
-        ALL_ZERO.store(false, Ordering::Relaxed);
-    }
     job.ended.store(true, Ordering::SeqCst);
-    if RUNNING.fetch_sub(1, Ordering::SeqCst) == 1 {
-        all_done();
-    }
+    end_work(status == 0);
 }
 
-/// Every job has ended (or none could start): power off with the boot's verdict.
-pub fn all_done() -> ! {
+/// Everything the command line started has ended: power off with the boot's verdict.
+fn all_done() -> ! {
     let ok = ALL_ZERO.load(Ordering::Relaxed) || EXPECT_ANY.load(Ordering::Relaxed);
     shutdown(if ok { ExitStatus::Success } else { ExitStatus::Failure })
 }

@@ -8,7 +8,7 @@ use crate::power::{ExitStatus, shutdown};
 use crate::pvh_entry::{BOOT_STACK, BOOT_STACK_SIZE};
 use crate::start_info::BootInfo;
 use crate::{
-    clock, console_commands, cpu, descriptor_tables, files, fpu_state, interrupt_entry, jobs, user_entry, io_apic, kernel_memory, local_apic, logging,
+    clock, console_commands, cpu, descriptor_tables, files, fpu_state, interrupt_entry, jobs, user_entry, io_apic, kernel_memory, local_apic, logging, vms,
     per_cpu, println, serial_console, smp,
 };
 use alloc::vec::Vec;
@@ -177,9 +177,14 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
             });
         }
     }
-    if !options.jobs.is_empty() {
-        jobs::launch_all(&options);
-        // The jobs power the machine off when the last one ends; meanwhile the console works.
+    if !options.jobs.is_empty() || !options.vms.is_empty() {
+        // The launch counts as running work, so an early ending cannot power off mid-launch.
+        jobs::begin_work();
+        let (vm_plans, vm_cores) = vms::plan(&options);
+        jobs::launch_all(&options, &vm_cores);
+        vms::launch_all(&options, vm_plans);
+        jobs::end_work(true);
+        // The last job or VM to end powers the machine off; meanwhile the console works.
         console_commands::run();
     }
     match options.then {

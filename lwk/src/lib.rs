@@ -18,8 +18,12 @@ pub mod frame_allocator;
 pub mod heap_classes;
 pub mod job_options;
 pub mod memory_map;
-pub mod page_table;
 pub mod ram_fs;
 pub mod start_info;
 pub mod user_stack;
 pub mod vm_areas;
+pub mod vm_options;
+
+/// x86-64 page tables: the kernel's own, user address spaces, and the VMM's nested tables share
+/// one builder, which lives in the VMM library (it needs no OS).
+pub use embedded_vmm::paging as page_table;

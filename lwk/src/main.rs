@@ -58,6 +58,7 @@ kernel_modules!(
     synthetic_files,
     thread,
     user_entry,
+    vms,
     wait_queue,
 );
 

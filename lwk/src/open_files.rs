@@ -5,6 +5,7 @@
 use crate::files;
 use crate::pipe::Pipe;
 use crate::process::Job;
+use crate::wait_queue::WaitQueue;
 use crate::{jobs, random};
 use alloc::sync::Arc;
 use alloc::vec;
@@ -24,6 +25,18 @@ pub const O_CLOEXEC: u32 = 0o2000000;
 pub const MAX_FDS: usize = 1024;
 /// Most bytes moved between a file and user memory in one step (the kernel buffer's size).
 pub const IO_CHUNK: usize = 1 << 20;
+/// `O_PATH`: a descriptor that only names a node (neither read nor written, invisible to poll).
+pub const O_PATH: u32 = 0o10000000;
+
+/// Poll events, as Linux numbers them.
+pub const POLLIN: u16 = 0x1;
+pub const POLLPRI: u16 = 0x2;
+pub const POLLOUT: u16 = 0x4;
+pub const POLLERR: u16 = 0x8;
+pub const POLLHUP: u16 = 0x10;
+pub const POLLNVAL: u16 = 0x20;
+pub const POLLRDNORM: u16 = 0x40;
+pub const POLLWRNORM: u16 = 0x100;
 
 /// Where [`OpenFile::read_to`] puts what it reads (user memory, for `read`): it accepts the
 /// bytes or refuses them with an error.
@@ -73,6 +86,32 @@ impl OpenFile {
 
     fn nonblocking(&self) -> bool {
         self.flags.load(Ordering::Relaxed) & O_NONBLOCK != 0
+    }
+
+    /// What the file is ready for now (Linux's `f_op->poll`, before poll masks it with the
+    /// events asked for): pipes as [`Pipe::poll_mask`]; files, directories, devices, snapshots
+    /// and the console are always readable and writable (a read of the console is at its end at
+    /// once, a write never blocks).
+    pub fn poll_mask(&self) -> u16 {
+        match &self.object {
+            FileObject::PipeRead(p) => p.poll_mask(true),
+            FileObject::PipeWrite(p) => p.poll_mask(false),
+            _ => POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM,
+        }
+    }
+
+    /// The queue woken when [`OpenFile::poll_mask`] may change; `None` when it never does.
+    pub fn poll_queue(&self) -> Option<&WaitQueue> {
+        match &self.object {
+            FileObject::PipeRead(p) => Some(p.poll_queue(true)),
+            FileObject::PipeWrite(p) => Some(p.poll_queue(false)),
+            _ => None,
+        }
+    }
+
+    /// An `O_PATH` descriptor: poll, select and the calls that need an open file see none.
+    pub fn path_only(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & O_PATH != 0
     }
 
     /// Reads up to `len` bytes at `offset` (`None`: at the file offset) and hands them to

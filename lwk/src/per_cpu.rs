@@ -37,6 +37,8 @@ pub struct PerCpu {
     pub dead: IrqMutex<Option<Arc<Thread>>>,
     /// A thread leaving this CPU; queued on its new CPU after the switch away from it.
     pub migrating: IrqMutex<Option<Arc<Thread>>>,
+    /// A vCPU to run on this core's idle context (the VMM's vCPU loop).
+    pub vcpu_work: IrqMutex<Option<Box<dyn FnOnce() + Send>>>,
     /// Dense CPU number: 0 is the boot CPU, then MADT order.
     pub index: usize,
     pub apic_id: u32,
@@ -68,6 +70,7 @@ impl PerCpu {
             idle_rsp: AtomicU64::new(0),
             dead: IrqMutex::new(None),
             migrating: IrqMutex::new(None),
+            vcpu_work: IrqMutex::new(None),
             index,
             apic_id,
             stack,

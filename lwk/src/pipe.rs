@@ -1,8 +1,9 @@
 //! Pipes: a 64 KiB ring between writers and readers. A read blocks while the pipe is empty and
 //! has writers; a write blocks while it is full and has readers; writing with no reader left is
-//! EPIPE (and SIGPIPE).
+//! EPIPE (and SIGPIPE). Poll and select see an end's state through [`Pipe::poll_mask`] and
+//! wait on [`Pipe::poll_queue`].
 
-use crate::open_files::Deliver;
+use crate::open_files::{Deliver, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
 use crate::wait_queue::WaitQueue;
 use alloc::collections::VecDeque;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -96,11 +97,35 @@ impl Pipe {
         Ok(done)
     }
 
-    /// For poll: (readable now, writable now).
-    pub fn ready(&self) -> (bool, bool) {
+    /// What poll reports for one end (`read_end`: the reading end), as Linux's `pipe_poll`: the
+    /// reading end is readable (POLLIN) while data waits and hung up (POLLHUP) once no writer is
+    /// left; the writing end is writable (POLLOUT) while there is room, and in error (POLLERR)
+    /// once no reader is left.
+    pub fn poll_mask(&self, read_end: bool) -> u16 {
         let len = self.buffer.lock().len();
-        let readable = len > 0 || self.writers.load(Ordering::SeqCst) == 0;
-        let writable = len < CAPACITY || self.readers.load(Ordering::SeqCst) == 0;
-        (readable, writable)
+        let mut mask = 0;
+        if read_end {
+            if len > 0 {
+                mask |= POLLIN | POLLRDNORM;
+            }
+            if self.writers.load(Ordering::SeqCst) == 0 {
+                mask |= POLLHUP;
+            }
+        } else {
+            if len < CAPACITY {
+                mask |= POLLOUT | POLLWRNORM;
+            }
+            if self.readers.load(Ordering::SeqCst) == 0 {
+                mask |= POLLERR;
+            }
+        }
+        mask
+    }
+
+    /// The queue woken whenever [`Pipe::poll_mask`] of that end may have changed: data arriving
+    /// or the last writer leaving for the reading end, room appearing or the last reader leaving
+    /// for the writing end.
+    pub fn poll_queue(&self, read_end: bool) -> &WaitQueue {
+        if read_end { &self.readable } else { &self.writable }
     }
 }

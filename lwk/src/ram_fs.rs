@@ -634,6 +634,59 @@ impl<'a> FileSystem<'a> {
         }
     }
 
+    /// Whether a node belongs to the writable part (`/tmp` and what was created under it): an
+    /// owned file, a writable directory, or another node named in one. An unlinked node lost its
+    /// name in the writable part (the read-only part never loses names).
+    pub fn in_writable_part(&self, ino: Ino) -> bool {
+        let node = self.node(ino);
+        match &node.body {
+            Body::File(FileData::Static(_)) => false,
+            Body::File(FileData::Owned(_)) => true,
+            Body::Directory(dir) => dir.writable,
+            _ if node.nlink == 0 => true,
+            _ => matches!(&self.node(node.parent).body, Body::Directory(dir) if dir.writable),
+        }
+    }
+
+    /// Sets a node's permission bits (`chmod`; the type bits of `mode` are ignored). `EROFS`
+    /// outside the writable part.
+    pub fn chmod(&mut self, ino: Ino, mode: u32) -> Result<(), Errno> {
+        if !self.in_writable_part(ino) {
+            return Err(Errno::EROFS);
+        }
+        self.node_mut(ino).mode = mode & 0o7777;
+        Ok(())
+    }
+
+    /// Sets a node's modification time (`utimensat`): `Some(seconds)`, or `None` for now.
+    /// `EROFS` outside the writable part.
+    pub fn set_mtime(&mut self, ino: Ino, mtime: Option<u64>) -> Result<(), Errno> {
+        if !self.in_writable_part(ino) {
+            return Err(Errno::EROFS);
+        }
+        let mtime = mtime.unwrap_or_else(|| self.now());
+        self.node_mut(ino).mtime = mtime;
+        Ok(())
+    }
+
+    /// What the writable part holds (for `statfs`): its nodes, and its files' bytes with each
+    /// file rounded up to whole 4 KiB blocks.
+    pub fn writable_usage(&self) -> (u64, u64) {
+        let mut nodes = 0u64;
+        let mut bytes = 0u64;
+        for (ino, node) in self.nodes.iter().enumerate() {
+            let Some(node) = node else { continue };
+            if !self.in_writable_part(ino) {
+                continue;
+            }
+            nodes += 1;
+            if let Body::File(data) = &node.body {
+                bytes = bytes.saturating_add((data.bytes().len() as u64).next_multiple_of(4096));
+            }
+        }
+        (nodes, bytes)
+    }
+
     /// A file's whole contents (for loading programs and mapping files).
     pub fn file_data(&self, ino: Ino) -> Result<&[u8], Errno> {
         self.node(ino).body.file()
@@ -1492,5 +1545,63 @@ mod tests {
         assert_eq!(fs.path_of(ROOT).unwrap(), "/");
         assert_eq!(fs.path_of(lget(&fs, "/bin/sh").unwrap()).unwrap(), "/bin/sh");
         assert_eq!(fs.path_of(get(&fs, "/bin/sh").unwrap()).unwrap(), "/bin/prog");
+    }
+
+    #[test]
+    fn chmod_and_mtime_only_in_the_writable_part() {
+        let archive = sample();
+        let mut fs = loaded(&archive);
+        fs.set_clock(|| 500);
+        let tmp = get(&fs, "/tmp").unwrap();
+        let f = tmp_file(&mut fs, "/tmp/f", b"data");
+        let d = tmp_dir(&mut fs, "/tmp/d");
+        let l = fs.symlink(tmp, "l", "f").unwrap();
+        for ino in [tmp, f, d, l] {
+            assert!(fs.in_writable_part(ino), "{ino}");
+        }
+        let (prog, bin, null, maps) = (
+            get(&fs, "/bin/prog").unwrap(),
+            get(&fs, "/bin").unwrap(),
+            get(&fs, "/dev/null").unwrap(),
+            get(&fs, "/proc/self/maps").unwrap(),
+        );
+        for ino in [ROOT, prog, bin, null, maps, lget(&fs, "/bin/sh").unwrap()] {
+            assert!(!fs.in_writable_part(ino), "{ino}");
+            assert_eq!(fs.chmod(ino, 0o777), Err(Errno::EROFS), "{ino}");
+            assert_eq!(fs.set_mtime(ino, Some(1)), Err(Errno::EROFS), "{ino}");
+        }
+        assert_eq!(fs.stat(prog).mode, S_IFREG | 0o644);
+        // Only the permission bits change; the type stays.
+        fs.chmod(f, S_IFDIR | 0o4751).unwrap();
+        assert_eq!(fs.stat(f).mode, S_IFREG | 0o4751);
+        fs.chmod(d, 0o700).unwrap();
+        assert_eq!(fs.stat(d).mode, S_IFDIR | 0o700);
+        fs.chmod(tmp, 0o1777).unwrap();
+        fs.set_mtime(f, Some(1_000_000)).unwrap();
+        assert_eq!(fs.stat(f).mtime, 1_000_000);
+        fs.set_mtime(f, None).unwrap();
+        assert_eq!(fs.stat(f).mtime, 500);
+        // An unlinked file that is still held keeps working.
+        fs.hold(f);
+        fs.unlink(tmp, "f").unwrap();
+        assert!(fs.in_writable_part(f));
+        fs.chmod(f, 0o600).unwrap();
+        assert_eq!(fs.stat(f).mode, S_IFREG | 0o600);
+        fs.release(f);
+    }
+
+    #[test]
+    fn writable_usage_counts_tmp_only() {
+        let archive = sample();
+        let mut fs = loaded(&archive);
+        let (nodes, bytes) = fs.writable_usage();
+        assert_eq!((nodes, bytes), (1, 0)); // /tmp itself
+        tmp_file(&mut fs, "/tmp/a", &[1; 5000]);
+        tmp_file(&mut fs, "/tmp/b", b"x");
+        tmp_dir(&mut fs, "/tmp/d");
+        assert_eq!(fs.writable_usage(), (4, 8192 + 4096));
+        let tmp = get(&fs, "/tmp").unwrap();
+        fs.unlink(tmp, "a").unwrap();
+        assert_eq!(fs.writable_usage(), (3, 4096));
     }
 }

@@ -225,6 +225,8 @@ pub fn idle() -> ! {
         cpu::disable_interrupts();
         if scheduler::has_runnable() {
             scheduler::schedule();
+        } else if let Some(work) = crate::vms::take_work() {
+            crate::vms::run_work(work);
         } else {
             me.halts.fetch_add(1, Ordering::Relaxed);
             cpu::wait_for_interrupt();

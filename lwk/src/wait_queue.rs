@@ -1,8 +1,8 @@
 //! Threads waiting for a condition (a pipe to fill, a child to exit): they register, re-check
 //! and block; whoever changes the condition wakes them. Spurious wake-ups are fine: waiters
-//! always re-check.
+//! always re-check. [`wait_any`] waits on several queues at once, with a deadline (poll, select).
 
-use crate::{scheduler, signals};
+use crate::{clock, scheduler, signals};
 use lwk::errno::Errno;
 use crate::thread::Thread;
 use alloc::sync::Arc;
@@ -44,6 +44,16 @@ impl WaitQueue {
         }
     }
 
+    /// Adds `thread` to the waiters, for a wait on several queues ([`wait_any`]).
+    pub fn register(&self, thread: &Arc<Thread>) {
+        self.waiters.lock().push(thread.clone());
+    }
+
+    /// Takes `thread` out of the waiters (every time it was registered).
+    pub fn unregister(&self, thread: &Arc<Thread>) {
+        self.remove(thread);
+    }
+
     fn remove(&self, thread: &Arc<Thread>) {
         self.waiters.lock().retain(|t| !Arc::ptr_eq(t, thread));
     }
@@ -53,6 +63,50 @@ impl WaitQueue {
         let waiters = core::mem::take(&mut *self.waiters.lock());
         for t in &waiters {
             scheduler::wake(t);
+        }
+    }
+}
+
+/// Blocks the calling thread until `ready()` returns `Some` (then that value), until the uptime
+/// reaches `deadline` (`None`: no deadline) with `Ok(None)`, or until a signal (or a kill)
+/// arrives first: EINTR. A wake-up of any of `queues` makes it check again. `ready` is called
+/// first, so a deadline already passed checks once without blocking; and after the deadline or
+/// a signal it has been called once more since the last wake-up.
+pub fn wait_any<R>(
+    queues: &[&WaitQueue],
+    deadline: Option<u64>,
+    mut ready: impl FnMut() -> Option<R>,
+) -> Result<Option<R>, Errno> {
+    let Some(me) = scheduler::current() else { return Ok(ready()) };
+    loop {
+        if let Some(r) = ready() {
+            return Ok(Some(r));
+        }
+        if deadline.is_some_and(|d| clock::uptime_ns() >= d) {
+            return Ok(None);
+        }
+        if signals::deliverable(&me) {
+            return Err(Errno::EINTR);
+        }
+        for q in queues {
+            q.register(&me);
+        }
+        // Re-check after registering: a wake-up between the check above and now is kept pending
+        // by the thread, so the block below returns at once.
+        let found = ready();
+        if found.is_none() {
+            match deadline {
+                Some(d) => {
+                    scheduler::block_current_until(d);
+                }
+                None => scheduler::block_current(),
+            }
+        }
+        for q in queues {
+            q.unregister(&me);
+        }
+        if let Some(r) = found {
+            return Ok(Some(r));
         }
     }
 }

@@ -54,8 +54,15 @@ impl Program {
     }
 }
 
+/// A test guest: a freestanding 32-bit ELF linked at 1 MiB, where a PVH loader puts it.
+const GUEST_FLAGS: &[&str] =
+    &["-m32", "-nostdlib", "-static", "-Wl,-Ttext-segment=0x100000", "-Wl,--build-id=none", "-Wl,-z,noexecstack"];
+
 const PROGRAMS: &[Program] = &[
     gcc("bin/hello", "hello.c", &["-static"]),
+    // Test guests for the VMM: 32-bit PVH kernels in assembly (tests/guests/).
+    gcc("guests/hello.elf", "../guests/hello.S", GUEST_FLAGS),
+    gcc("guests/triple_fault.elf", "../guests/triple_fault.S", GUEST_FLAGS),
     gcc("bin/hello-pie", "hello.c", &["-static-pie"]),
     musl_gcc("bin/hello-musl", "hello.c", &["-static"]),
     gcc("bin/null_deref", "null_deref.c", &["-static"]),

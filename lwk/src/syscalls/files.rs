@@ -1,11 +1,17 @@
 //! File system calls: open/openat/close, read/write and their vector and positioned forms,
-//! lseek, the stat family, getdents64, access, readlink, cwd, mkdir/rmdir/unlink/rename, dup,
-//! pipes, fcntl, ioctl (terminal queries on the console), poll.
+//! sendfile, lseek, the stat and statfs families, getdents/getdents64, access, readlink, cwd,
+//! mkdir/rmdir/unlink/rename, symlinks (no hard links), chmod, utimensat, truncate, fsync,
+//! fadvise64, dup, pipes, fcntl, ioctl (terminal queries on the console), and the waits on
+//! descriptors: poll, ppoll, select, pselect6.
 
 use super::{Call, SysResult};
-use crate::open_files::{FileObject, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_RDONLY, O_RDWR, O_WRONLY, OpenFile};
+use crate::open_files::{
+    FileObject, MAX_FDS, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, OpenFile, POLLERR,
+    POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM,
+};
 use crate::pipe::Pipe;
-use crate::synthetic_files;
+use crate::wait_queue::{self, WaitQueue};
+use crate::{clock, kernel_memory, signals, synthetic_files};
 use crate::{files, process::Process};
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -26,7 +32,6 @@ const O_DIRECTORY: u32 = 0o200000;
 const O_NOFOLLOW: u32 = 0o400000;
 const O_NOCTTY: u32 = 0o400;
 const O_LARGEFILE: u32 = 0o100000;
-const O_PATH: u32 = 0o10000000;
 const PATH_MAX: usize = 4096;
 /// Most bytes one read or write moves (Linux's MAX_RW_COUNT: a larger count is cut to it).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
@@ -395,14 +400,21 @@ pub fn statx(c: &mut Call) -> SysResult {
     Ok(0)
 }
 
-pub fn getdents64(c: &mut Call) -> SysResult {
+/// Lists a directory into user memory from the descriptor's position: `struct linux_dirent64`
+/// records, or with `old_format` the `struct linux_dirent` of getdents (no `d_type` field after
+/// `d_reclen`: the type is the record's last byte). EINVAL when not even one entry fits.
+fn list_directory(c: &mut Call, old_format: bool) -> SysResult {
     let [fd, buf, len, ..] = c.args;
     let file = c.process.files.lock().get(fd)?;
+    if file.path_only() {
+        return Err(Errno::EBADF);
+    }
     let FileObject::Node(dir) = file.object else { return Err(Errno::ENOTDIR) };
     let mut out: Vec<u8> = Vec::new();
     let mut cursor = file.offset.load(Ordering::Relaxed);
     while let Some(entry) = files::with_fs(|fs| fs.read_dir(dir, cursor))? {
-        let reclen = (19 + entry.name.len() + 1).next_multiple_of(8);
+        let name_at = if old_format { 18 } else { 19 };
+        let reclen = (name_at + entry.name.len() + if old_format { 2 } else { 1 }).next_multiple_of(8);
         if out.len() + reclen > len as usize {
             if out.is_empty() {
                 return Err(Errno::EINVAL);
@@ -417,16 +429,29 @@ pub fn getdents64(c: &mut Call) -> SysResult {
         };
         let start = out.len();
         out.resize(start + reclen, 0);
-        out[start..start + 8].copy_from_slice(&lwk::ram_fs::st_ino(entry.ino).to_le_bytes());
-        out[start + 8..start + 16].copy_from_slice(&entry.next.to_le_bytes());
-        out[start + 16..start + 18].copy_from_slice(&(reclen as u16).to_le_bytes());
-        out[start + 18] = d_type;
-        out[start + 19..start + 19 + entry.name.len()].copy_from_slice(entry.name.as_bytes());
+        let record = &mut out[start..];
+        record[0..8].copy_from_slice(&lwk::ram_fs::st_ino(entry.ino).to_le_bytes());
+        record[8..16].copy_from_slice(&entry.next.to_le_bytes());
+        record[16..18].copy_from_slice(&(reclen as u16).to_le_bytes());
+        record[name_at..name_at + entry.name.len()].copy_from_slice(entry.name.as_bytes());
+        if old_format {
+            record[reclen - 1] = d_type;
+        } else {
+            record[18] = d_type;
+        }
         cursor = entry.next;
     }
     c.process.space.lock().write(buf, &out)?;
     file.offset.store(cursor, Ordering::Relaxed);
     Ok(out.len() as u64)
+}
+
+pub fn getdents64(c: &mut Call) -> SysResult {
+    list_directory(c, false)
+}
+
+pub fn getdents(c: &mut Call) -> SysResult {
+    list_directory(c, true)
 }
 
 fn access_at(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64) -> SysResult {
@@ -566,11 +591,55 @@ pub fn renameat2(c: &mut Call) -> SysResult {
     rename_at(c, olddir, old, newdir, new)
 }
 
+fn symlink_at(c: &mut Call, target_addr: u64, dirfd: u64, path_addr: u64) -> SysResult {
+    let (target, path) = (path_arg(c, target_addr)?, path_arg(c, path_addr)?);
+    with_parent(c, dirfd, &path, |fs, dir, name| fs.symlink(dir, name, &target))?;
+    Ok(0)
+}
+
 pub fn symlink(c: &mut Call) -> SysResult {
     let [target, path, ..] = c.args;
-    let (target, path) = (path_arg(c, target)?, path_arg(c, path)?);
-    with_parent(c, AT_FDCWD, &path, |fs, dir, name| fs.symlink(dir, name, &target))?;
-    Ok(0)
+    symlink_at(c, target, AT_FDCWD, path)
+}
+
+pub fn symlinkat(c: &mut Call) -> SysResult {
+    let [target, dirfd, path, ..] = c.args;
+    symlink_at(c, target, dirfd, path)
+}
+
+/// link and linkat: the file system has no hard links, so a link that Linux would make fails
+/// with EPERM (as on file systems without them); the errors Linux gives first (a missing source,
+/// an existing target, a read-only directory) come first.
+fn link_at(c: &mut Call, olddir: u64, old_addr: u64, newdir: u64, new_addr: u64, flags: u64) -> SysResult {
+    const AT_SYMLINK_FOLLOW: u64 = 0x400;
+    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let (old, new) = (path_arg(c, old_addr)?, path_arg(c, new_addr)?);
+    if old.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        c.process.files.lock().get(olddir as u32 as u64)?;
+    } else {
+        resolve(c, olddir, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
+    }
+    with_parent(c, newdir, &new, |fs, dir, name| {
+        if fs.resolve(&lwk::ram_fs::Lookup { cwd: dir, exe: "" }, name, false).is_ok() {
+            return Err(Errno::EEXIST);
+        }
+        if !fs.in_writable_part(dir) {
+            return Err(Errno::EROFS);
+        }
+        Err(Errno::EPERM)
+    })
+}
+
+pub fn link(c: &mut Call) -> SysResult {
+    let [old, new, ..] = c.args;
+    link_at(c, AT_FDCWD, old, AT_FDCWD, new, 0)
+}
+
+pub fn linkat(c: &mut Call) -> SysResult {
+    let [olddir, old, newdir, new, flags, _] = c.args;
+    link_at(c, olddir, old, newdir, new, flags)
 }
 
 pub fn ftruncate(c: &mut Call) -> SysResult {
@@ -717,56 +786,573 @@ pub fn ioctl(c: &mut Call) -> SysResult {
     }
 }
 
-/// poll and ppoll: files, devices and the console are always ready; pipes block until ready.
-pub fn poll(c: &mut Call) -> SysResult {
-    const POLLIN: u16 = 1;
-    const POLLOUT: u16 = 4;
-    const POLLNVAL: u16 = 0x20;
-    let [fds, count, timeout, ..] = c.args;
-    if count > 1024 {
+
+/// The node behind an open file, if it has one in the file system.
+fn file_node(file: &OpenFile) -> Option<Ino> {
+    match &file.object {
+        FileObject::Node(ino) | FileObject::Device(_, ino) => Some(*ino),
+        _ => None,
+    }
+}
+
+/// The open file behind `fd` for a call that needs a real one: an O_PATH descriptor is EBADF.
+fn open_file(c: &Call, fd: u64) -> Result<Arc<OpenFile>, Errno> {
+    let file = c.process.files.lock().get(fd as u32 as u64)?;
+    if file.path_only() {
+        return Err(Errno::EBADF);
+    }
+    Ok(file)
+}
+
+/// sendfile: copies up to `count` bytes from `in_fd` (from `*offset` when given, which is then
+/// advanced instead of the file offset) to `out_fd`, through a kernel buffer. Bytes are taken
+/// from the input only as far as the output accepted them. The input cannot be a pipe (EINVAL,
+/// as Linux without splice support for it), nor an output opened with O_APPEND (EINVAL).
+pub fn sendfile(c: &mut Call) -> SysResult {
+    const CHUNK: usize = 64 * 1024;
+    let [out_fd, in_fd, offset_at, count, ..] = c.args;
+    let input = open_file(c, in_fd)?;
+    if !matches!(input.flags.load(Ordering::Relaxed) & O_ACCMODE, O_RDONLY | O_RDWR) {
+        return Err(Errno::EBADF);
+    }
+    let is_pipe = matches!(input.object, FileObject::PipeRead(_) | FileObject::PipeWrite(_));
+    if is_pipe && offset_at != 0 {
+        return Err(Errno::ESPIPE);
+    }
+    let output = open_file(c, out_fd)?;
+    if !matches!(output.flags.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR) {
+        return Err(Errno::EBADF);
+    }
+    if is_pipe || output.flags.load(Ordering::Relaxed) & crate::open_files::O_APPEND != 0 {
         return Err(Errno::EINVAL);
     }
-    let mut raw = vec![0u8; count as usize * 8];
+    let mut position = if offset_at != 0 {
+        check_offset(c.process.space.lock().read_u64(offset_at)?)?
+    } else {
+        input.offset.load(Ordering::Relaxed)
+    };
+    let count = count.min(MAX_RW_COUNT) as usize;
+    let mut buf = vec![0u8; count.min(CHUNK)];
+    let mut total = 0usize;
+    let mut failure = None;
+    while total < count {
+        let want = (count - total).min(CHUNK);
+        let mut got = 0;
+        let read = input.read_to(want, Some(position), &mut |piece| {
+            buf.get_mut(got..got + piece.len()).ok_or(Errno::EIO)?.copy_from_slice(piece);
+            got += piece.len();
+            Ok(())
+        });
+        let got = match read {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        let written = output.write_from(got, None, &c.process.job, &mut |at, piece| {
+            piece.copy_from_slice(buf.get(at..at + piece.len()).ok_or(Errno::EIO)?);
+            Ok(())
+        });
+        let written = match written {
+            Ok(n) => n,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        };
+        position = position.saturating_add(written as u64);
+        total += written;
+        if written < got || got < want {
+            break;
+        }
+    }
+    if offset_at != 0 {
+        c.process.space.lock().write(offset_at, &position.to_le_bytes())?;
+    } else {
+        input.offset.store(position, Ordering::Relaxed);
+    }
+    match failure {
+        Some(e) if total == 0 => Err(e),
+        _ => Ok(total as u64),
+    }
+}
+
+/// fsync and fdatasync: the RAM file system has nothing to write back; Linux's EINVAL for what
+/// cannot be synced (pipes, devices, the console, /proc files).
+pub fn fsync(c: &mut Call) -> SysResult {
+    match open_file(c, c.args[0])?.object {
+        FileObject::Node(_) => Ok(0),
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+pub fn truncate(c: &mut Call) -> SysResult {
+    let [path_addr, len, ..] = c.args;
+    let len = check_offset(len)?;
+    let path = path_arg(c, path_addr)?;
+    let ino = resolve(c, AT_FDCWD, &path, true)?;
+    files::with_fs(|fs| fs.truncate(ino, len))?;
+    Ok(0)
+}
+
+fn chmod_node(ino: Ino, mode: u64) -> SysResult {
+    files::with_fs(|fs| fs.chmod(ino, mode as u32))?;
+    Ok(0)
+}
+
+pub fn chmod(c: &mut Call) -> SysResult {
+    let [path_addr, mode, ..] = c.args;
+    let path = path_arg(c, path_addr)?;
+    chmod_node(resolve(c, AT_FDCWD, &path, true)?, mode)
+}
+
+/// fchmodat (268) has no flags argument: links are followed (fchmodat2 would have them).
+pub fn fchmodat(c: &mut Call) -> SysResult {
+    let [dirfd, path_addr, mode, ..] = c.args;
+    let path = path_arg(c, path_addr)?;
+    chmod_node(resolve(c, dirfd, &path, true)?, mode)
+}
+
+/// fchmod: nodes of the writable part; EROFS for the others (pipes and the console included:
+/// their modes are fixed).
+pub fn fchmod(c: &mut Call) -> SysResult {
+    let [fd, mode, ..] = c.args;
+    let file = open_file(c, fd)?;
+    chmod_node(file_node(&file).ok_or(Errno::EROFS)?, mode)
+}
+
+/// utimensat: the file system keeps one time per node (the modification time, also reported as
+/// access and change time), so the access time asked for is checked and dropped. A NULL `times`
+/// means now for both; UTIME_NOW and UTIME_OMIT as Linux. With a NULL path, `dirfd` itself.
+pub fn utimensat(c: &mut Call) -> SysResult {
+    const UTIME_NOW: i64 = (1 << 30) - 1;
+    const UTIME_OMIT: i64 = (1 << 30) - 2;
+    let [dirfd, path_addr, times, flags, ..] = c.args;
+    // The new modification time: None to keep it, Some(None) for now.
+    let mut mtime = Some(None);
+    if times != 0 {
+        let mut raw = [0u8; 32];
+        c.process.space.lock().read(times, &mut raw)?;
+        let word = |i: usize| i64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let (atime_ns, mtime_s, mtime_ns) = (word(1), word(2), word(3));
+        if atime_ns == UTIME_OMIT && mtime_ns == UTIME_OMIT {
+            return Ok(0); // Nothing to do: Linux does not even look at the path.
+        }
+        let valid = |ns: i64| ns == UTIME_NOW || ns == UTIME_OMIT || (0..1_000_000_000).contains(&ns);
+        if !valid(atime_ns) || !valid(mtime_ns) {
+            return Err(Errno::EINVAL);
+        }
+        mtime = match mtime_ns {
+            UTIME_OMIT => None,
+            UTIME_NOW => Some(None),
+            _ => Some(Some(mtime_s as u64)),
+        };
+    }
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let ino = if path_addr == 0 {
+        if dirfd as u32 == AT_FDCWD as u32 {
+            return Err(Errno::EFAULT);
+        }
+        if flags != 0 {
+            return Err(Errno::EINVAL);
+        }
+        file_node(&*open_file(c, dirfd)?).ok_or(Errno::EROFS)?
+    } else {
+        let path = path_arg(c, path_addr)?;
+        if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+            let file = c.process.files.lock().get(dirfd as u32 as u64)?;
+            file_node(&file).ok_or(Errno::EROFS)?
+        } else {
+            resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
+        }
+    };
+    files::with_fs(|fs| match mtime {
+        Some(seconds) => fs.set_mtime(ino, seconds),
+        None if fs.in_writable_part(ino) => Ok(()),
+        None => Err(Errno::EROFS),
+    })?;
+    Ok(0)
+}
+
+/// Which file system a statfs describes.
+#[derive(Clone, Copy)]
+enum FsKind {
+    /// `/tmp`: memory from the kernel's pool, like tmpfs.
+    Tmp,
+    /// The read-only rest: the initrd, `/dev`, like a read-only ramfs.
+    Ram,
+    Proc,
+    Sys,
+    Pipe,
+    /// The console, as a pseudo-terminal.
+    Terminal,
+}
+
+fn fs_kind_of(ino: Ino) -> FsKind {
+    files::with_fs(|fs| {
+        if fs.in_writable_part(ino) {
+            return FsKind::Tmp;
+        }
+        let path = fs.path_of(ino).unwrap_or_default();
+        let under = |top: &str| path == top || path.strip_prefix(top).is_some_and(|rest| rest.starts_with('/'));
+        if under("/proc") {
+            FsKind::Proc
+        } else if under("/sys") {
+            FsKind::Sys
+        } else {
+            FsKind::Ram
+        }
+    })
+}
+
+/// `struct statfs` (120 bytes) for a kind of file system.
+fn encode_statfs(kind: FsKind) -> [u8; 120] {
+    const BLOCK: u64 = 4096;
+    const ST_RDONLY: u64 = 1;
+    const ST_NOSUID: u64 = 2;
+    const ST_NODEV: u64 = 4;
+    const ST_NOEXEC: u64 = 8;
+    const ST_VALID: u64 = 0x20;
+    let read_only = ST_VALID | ST_RDONLY;
+    let virtual_fs = read_only | ST_NOSUID | ST_NODEV | ST_NOEXEC;
+    // (f_type, blocks, free blocks, inodes, free inodes, f_flags, f_fsid)
+    let (magic, blocks, free, inodes, free_inodes, flags, fsid) = match kind {
+        FsKind::Tmp => {
+            let (nodes, used) = files::with_fs(|fs| fs.writable_usage());
+            let free = kernel_memory::frame_stats().0 / BLOCK;
+            let blocks = used / BLOCK + free;
+            (0x0102_1994, blocks, free, blocks, blocks.saturating_sub(nodes), ST_VALID | ST_NOSUID | ST_NODEV, 2)
+        }
+        FsKind::Ram => (0x8584_58f6, 0, 0, 0, 0, read_only, 1),
+        FsKind::Proc => (0x9fa0, 0, 0, 0, 0, virtual_fs, 3),
+        FsKind::Sys => (0x6265_6572, 0, 0, 0, 0, virtual_fs, 4),
+        FsKind::Pipe => (0x5049_5045, 0, 0, 0, 0, ST_VALID, 5),
+        FsKind::Terminal => (0x1cd1, 0, 0, 0, 0, ST_VALID | ST_NOSUID | ST_NOEXEC, 6),
+    };
+    let mut b = [0u8; 120];
+    let fields = [magic, BLOCK, blocks, free, free, inodes, free_inodes, fsid, 255, BLOCK, flags];
+    for (i, v) in fields.iter().enumerate() {
+        b[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+pub fn statfs(c: &mut Call) -> SysResult {
+    let [path_addr, out, ..] = c.args;
+    let path = path_arg(c, path_addr)?;
+    let kind = fs_kind_of(resolve(c, AT_FDCWD, &path, true)?);
+    c.process.space.lock().write(out, &encode_statfs(kind))?;
+    Ok(0)
+}
+
+/// fstatfs: O_PATH descriptors too, as Linux.
+pub fn fstatfs(c: &mut Call) -> SysResult {
+    let [fd, out, ..] = c.args;
+    let file = c.process.files.lock().get(fd as u32 as u64)?;
+    let kind = match &file.object {
+        FileObject::Node(ino) | FileObject::Device(_, ino) => fs_kind_of(*ino),
+        FileObject::Snapshot(_) => FsKind::Proc,
+        FileObject::Console(_) => FsKind::Terminal,
+        FileObject::PipeRead(_) | FileObject::PipeWrite(_) => FsKind::Pipe,
+    };
+    c.process.space.lock().write(out, &encode_statfs(kind))?;
+    Ok(0)
+}
+
+/// fadvise64: advice is accepted and has nothing to act on (every file is in memory).
+pub fn fadvise64(c: &mut Call) -> SysResult {
+    let [fd, _offset, len, advice, ..] = c.args;
+    let file = open_file(c, fd)?;
+    if matches!(file.object, FileObject::PipeRead(_) | FileObject::PipeWrite(_)) {
+        return Err(Errno::ESPIPE);
+    }
+    // POSIX_FADV_NORMAL .. POSIX_FADV_NOREUSE
+    if (len as i64) < 0 || !(0..=5).contains(&(advice as i32)) {
+        return Err(Errno::EINVAL);
+    }
+    Ok(0)
+}
+
+// ---- Waiting on descriptors: poll, ppoll, select, pselect6 ----
+
+/// What select's three sets count as ready (Linux's POLLIN_SET, POLLOUT_SET, POLLEX_SET).
+const POLLIN_SET: u16 = POLLIN | POLLRDNORM | 0x80 | POLLHUP | POLLERR;
+const POLLOUT_SET: u16 = POLLOUT | POLLWRNORM | 0x200 | POLLERR;
+const POLLEX_SET: u16 = POLLPRI;
+const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// A timeout `ns` from now as a deadline in uptime nanoseconds.
+fn deadline_after(ns: u64) -> u64 {
+    clock::uptime_ns().saturating_add(ns)
+}
+
+/// A `struct timespec` timeout from user memory, in nanoseconds: EFAULT, or EINVAL for negative
+/// seconds or nanoseconds outside 0..1e9.
+fn read_timeout(c: &Call, addr: u64) -> Result<u64, Errno> {
+    let mut raw = [0u8; 16];
+    c.process.space.lock().read(addr, &mut raw)?;
+    let secs = i64::from_le_bytes(raw[..8].try_into().unwrap_or_default());
+    let nanos = i64::from_le_bytes(raw[8..].try_into().unwrap_or_default());
+    if secs < 0 || !(0..NS_PER_SEC as i64).contains(&nanos) {
+        return Err(Errno::EINVAL);
+    }
+    Ok((secs as u64).saturating_mul(NS_PER_SEC).saturating_add(nanos as u64))
+}
+
+/// After a wait with a timeout of `ns` (non-zero), writes the time left until `deadline` back to
+/// the caller's timespec (ppoll, pselect6) or timeval (select), as Linux does; a failed write is
+/// ignored, as Linux ignores it.
+fn write_time_left(c: &Call, addr: u64, ns: u64, deadline: u64, timeval: bool) {
+    if ns == 0 {
+        return;
+    }
+    let left = deadline.saturating_sub(clock::uptime_ns());
+    let sub = if timeval { left % NS_PER_SEC / 1000 } else { left % NS_PER_SEC };
+    let mut raw = [0u8; 16];
+    raw[..8].copy_from_slice(&(left / NS_PER_SEC).to_le_bytes());
+    raw[8..].copy_from_slice(&sub.to_le_bytes());
+    let _ = c.process.space.lock().write(addr, &raw);
+}
+
+/// The signal mask a ppoll or pselect6 waits with (`None`: the thread's own): EINVAL unless the
+/// size is 8 bytes, EFAULT.
+fn read_wait_mask(c: &Call, addr: u64, size: u64) -> Result<Option<u64>, Errno> {
+    if addr == 0 {
+        return Ok(None);
+    }
+    if size != 8 {
+        return Err(Errno::EINVAL);
+    }
+    Ok(Some(c.process.space.lock().read_u64(addr)?))
+}
+
+/// Runs `wait` with the signal mask `mask` installed, as rt_sigsuspend does. On EINTR the mask
+/// stays until the signal is delivered: the handler runs with it and its sigreturn restores the
+/// caller's mask (or the way back to user mode does, when nothing was delivered). Any other
+/// result restores the caller's mask at once, so a signal only the temporary mask let through
+/// stays pending, as on Linux.
+fn with_wait_mask(c: &mut Call, mask: Option<u64>, wait: impl FnOnce(&mut Call) -> SysResult) -> SysResult {
+    let Some(mask) = mask else { return wait(c) };
+    let old = c.thread.signal_mask.swap(mask & !signals::unblockable(), Ordering::Relaxed);
+    *c.thread.suspend_mask.lock() = Some(old);
+    let result = wait(c);
+    if result != Err(Errno::EINTR)
+        && let Some(old) = c.thread.suspend_mask.lock().take()
+    {
+        c.thread.signal_mask.store(old, Ordering::Relaxed);
+    }
+    result
+}
+
+/// Waits until `scan` counts something ready (that count), the deadline passes (0) or a signal
+/// arrives (EINTR), sleeping on the wait queues of `files` (pipes) between scans.
+fn wait_for_files(files: &[&Arc<OpenFile>], deadline: Option<u64>, mut scan: impl FnMut() -> usize) -> SysResult {
+    let queues: Vec<&WaitQueue> = files.iter().filter_map(|f| f.poll_queue()).collect();
+    let found = wait_queue::wait_any(&queues, deadline, || {
+        let n = scan();
+        (n > 0).then_some(n)
+    })?;
+    Ok(found.unwrap_or(0) as u64)
+}
+
+/// One entry of a poll: a negative descriptor (skipped), a bad one (POLLNVAL), or an open file
+/// with the events that count (those asked for, and POLLERR and POLLHUP always).
+enum PollTarget {
+    Skip,
+    Invalid,
+    File(Arc<OpenFile>, u16),
+}
+
+/// poll and ppoll on `nfds` `struct pollfd` at `fds`, until `deadline` (`None`: for ever).
+fn poll_files(c: &Call, fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult {
+    let nfds = nfds as u32 as usize; // unsigned int
+    if nfds > MAX_FDS {
+        return Err(Errno::EINVAL);
+    }
+    let mut raw = vec![0u8; nfds * 8];
     c.process.space.lock().read(fds, &mut raw)?;
-    let timeout_zero = timeout == 0;
-    loop {
-        let mut ready = 0;
-        let mut pipes = Vec::new();
-        for entry in raw.chunks_exact_mut(8) {
-            let fd = i32::from_le_bytes(entry[..4].try_into().unwrap_or_default());
-            let events = u16::from_le_bytes([entry[4], entry[5]]);
-            let revents = if fd < 0 {
-                0
-            } else {
-                match c.process.files.lock().get(fd as u64) {
-                    Err(_) => POLLNVAL,
-                    Ok(f) => match &f.object {
-                        FileObject::PipeRead(p) | FileObject::PipeWrite(p) => {
-                            pipes.push(p.clone());
-                            let (r, w) = p.ready();
-                            let mut ev = 0;
-                            if r && events & POLLIN != 0 {
-                                ev |= POLLIN;
-                            }
-                            if w && events & POLLOUT != 0 {
-                                ev |= POLLOUT;
-                            }
-                            ev
-                        }
-                        _ => events & (POLLIN | POLLOUT),
-                    },
+    let targets: Vec<PollTarget> = {
+        let table = c.process.files.lock();
+        raw.chunks_exact(8)
+            .map(|entry| {
+                let fd = i32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
+                let events = u16::from_le_bytes([entry[4], entry[5]]);
+                if fd < 0 {
+                    return PollTarget::Skip;
                 }
+                match table.get(fd as u64) {
+                    Ok(file) if !file.path_only() => PollTarget::File(file, events | POLLERR | POLLHUP),
+                    _ => PollTarget::Invalid,
+                }
+            })
+            .collect()
+    };
+    let files: Vec<&Arc<OpenFile>> =
+        targets.iter().filter_map(|t| if let PollTarget::File(f, _) = t { Some(f) } else { None }).collect();
+    let mut revents = vec![0u16; nfds];
+    let ready = wait_for_files(&files, deadline, || {
+        let mut count = 0;
+        for (target, r) in targets.iter().zip(revents.iter_mut()) {
+            *r = match target {
+                PollTarget::Skip => 0,
+                PollTarget::Invalid => POLLNVAL,
+                PollTarget::File(file, wanted) => file.poll_mask() & wanted,
             };
-            entry[6..8].copy_from_slice(&revents.to_le_bytes());
-            if revents != 0 {
-                ready += 1;
+            count += usize::from(*r != 0);
+        }
+        count
+    })?;
+    for (entry, r) in raw.chunks_exact_mut(8).zip(&revents) {
+        entry[6..8].copy_from_slice(&r.to_le_bytes());
+    }
+    c.process.space.lock().write(fds, &raw)?;
+    Ok(ready)
+}
+
+/// poll: `timeout` milliseconds (a C int; negative waits for ever, 0 does not wait).
+pub fn poll(c: &mut Call) -> SysResult {
+    let [fds, nfds, timeout, ..] = c.args;
+    let timeout = timeout as i32;
+    let deadline = (timeout >= 0).then(|| deadline_after(timeout as u64 * 1_000_000));
+    poll_files(c, fds, nfds, deadline)
+}
+
+/// ppoll: a timespec timeout (NULL: for ever), written back with the time left, and a signal
+/// mask for the duration of the wait.
+pub fn ppoll(c: &mut Call) -> SysResult {
+    let [fds, nfds, timeout_at, mask_at, mask_size, _] = c.args;
+    let timeout = if timeout_at != 0 { Some(read_timeout(c, timeout_at)?) } else { None };
+    let deadline = timeout.map(deadline_after);
+    let mask = read_wait_mask(c, mask_at, mask_size)?;
+    let result = with_wait_mask(c, mask, |c| poll_files(c, fds, nfds, deadline));
+    if let (Some(ns), Some(deadline)) = (timeout, deadline) {
+        write_time_left(c, timeout_at, ns, deadline, false);
+    }
+    result
+}
+
+/// Words of 64 descriptors in an `fd_set` of MAX_FDS bits.
+const FD_SET_WORDS: usize = MAX_FDS / 64;
+
+/// select and pselect6: the read, write and except sets (`fd_set` bitmaps at `sets`, 0 for
+/// none) of the descriptors below `nfds`, until `deadline`. Descriptors beyond what a process
+/// can have are not looked at (Linux cuts `nfds` to its table size too); a bit for a closed
+/// descriptor is EBADF. The sets come back holding the ready descriptors; the result is how many
+/// bits are set in all three.
+fn select_files(c: &Call, nfds: u64, sets: [u64; 3], deadline: Option<u64>) -> SysResult {
+    let n = nfds as i32;
+    if n < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let n = (n as usize).min(MAX_FDS);
+    let words = n.div_ceil(64);
+    let mut asked = [[0u64; FD_SET_WORDS]; 3];
+    for (set, &addr) in asked.iter_mut().zip(&sets) {
+        if addr == 0 || words == 0 {
+            continue;
+        }
+        let mut raw = [0u8; FD_SET_WORDS * 8];
+        c.process.space.lock().read(addr, &mut raw[..words * 8])?;
+        for (w, bytes) in set.iter_mut().zip(raw.chunks_exact(8)).take(words) {
+            *w = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+        }
+        if !n.is_multiple_of(64) {
+            set[words - 1] &= (1u64 << (n % 64)) - 1;
+        }
+    }
+    // The descriptors asked about, with which sets ask (bit 0 read, 1 write, 2 except).
+    let mut targets: Vec<(usize, Arc<OpenFile>, u8)> = Vec::new();
+    {
+        let table = c.process.files.lock();
+        for fd in 0..n {
+            let (word, bit) = (fd / 64, 1u64 << (fd % 64));
+            let which = (0..3).filter(|&s| asked[s][word] & bit != 0).fold(0u8, |acc, s| acc | 1 << s);
+            if which == 0 {
+                continue;
+            }
+            match table.get(fd as u64) {
+                Ok(file) if !file.path_only() => targets.push((fd, file, which)),
+                _ => return Err(Errno::EBADF),
             }
         }
-        if ready > 0 || timeout_zero || pipes.is_empty() {
-            c.process.space.lock().write(fds, &raw)?;
-            return Ok(ready);
-        }
-        // Wait for any of the pipes to change, then look again.
-        crate::scheduler::yield_now();
     }
+    let files: Vec<&Arc<OpenFile>> = targets.iter().map(|(_, f, _)| f).collect();
+    let mut result = [[0u64; FD_SET_WORDS]; 3];
+    let ready = wait_for_files(&files, deadline, || {
+        result = [[0u64; FD_SET_WORDS]; 3];
+        let mut count = 0;
+        for (fd, file, which) in &targets {
+            let mask = file.poll_mask();
+            for (s, events) in [POLLIN_SET, POLLOUT_SET, POLLEX_SET].into_iter().enumerate() {
+                if which & (1 << s) != 0 && mask & events != 0 {
+                    result[s][fd / 64] |= 1u64 << (fd % 64);
+                    count += 1;
+                }
+            }
+        }
+        count
+    })?;
+    for (set, &addr) in result.iter().zip(&sets) {
+        if addr == 0 || words == 0 {
+            continue;
+        }
+        let mut raw = [0u8; FD_SET_WORDS * 8];
+        for (bytes, w) in raw.chunks_exact_mut(8).zip(set) {
+            bytes.copy_from_slice(&w.to_le_bytes());
+        }
+        c.process.space.lock().write(addr, &raw[..words * 8])?;
+    }
+    Ok(ready)
+}
+
+/// select: a `struct timeval` timeout (NULL: for ever; microseconds beyond a second carry into
+/// the seconds as Linux does), written back with the time left.
+pub fn select(c: &mut Call) -> SysResult {
+    let [nfds, readfds, writefds, exceptfds, timeout_at, _] = c.args;
+    let timeout = if timeout_at != 0 {
+        let mut raw = [0u8; 16];
+        c.process.space.lock().read(timeout_at, &mut raw)?;
+        let secs = i64::from_le_bytes(raw[..8].try_into().unwrap_or_default());
+        let micros = i64::from_le_bytes(raw[8..].try_into().unwrap_or_default());
+        let secs = secs.saturating_add(micros / 1_000_000);
+        let nanos = (micros % 1_000_000) * 1000;
+        if secs < 0 || nanos < 0 {
+            return Err(Errno::EINVAL);
+        }
+        Some((secs as u64).saturating_mul(NS_PER_SEC).saturating_add(nanos as u64))
+    } else {
+        None
+    };
+    let deadline = timeout.map(deadline_after);
+    let result = select_files(c, nfds, [readfds, writefds, exceptfds], deadline);
+    if let (Some(ns), Some(deadline)) = (timeout, deadline) {
+        write_time_left(c, timeout_at, ns, deadline, true);
+    }
+    result
+}
+
+/// pselect6: select with a timespec timeout (written back with the time left) and, through
+/// its sixth argument `{ const sigset_t *mask; size_t size; }`, a signal mask for the wait.
+pub fn pselect6(c: &mut Call) -> SysResult {
+    let [nfds, readfds, writefds, exceptfds, timeout_at, mask_arg] = c.args;
+    let (mask_at, mask_size) = if mask_arg != 0 {
+        let mut raw = [0u8; 16];
+        c.process.space.lock().read(mask_arg, &mut raw)?;
+        let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        (word(0), word(1))
+    } else {
+        (0, 0)
+    };
+    let timeout = if timeout_at != 0 { Some(read_timeout(c, timeout_at)?) } else { None };
+    let deadline = timeout.map(deadline_after);
+    let mask = read_wait_mask(c, mask_at, mask_size)?;
+    let result = with_wait_mask(c, mask, |c| select_files(c, nfds, [readfds, writefds, exceptfds], deadline));
+    if let (Some(ns), Some(deadline)) = (timeout, deadline) {
+        write_time_left(c, timeout_at, ns, deadline, false);
+    }
+    result
 }

@@ -1,5 +1,6 @@
-//! mmap, munmap, mprotect, mremap, brk, madvise. Memory comes populated from the job's pool (no
-//! demand paging); what is unmapped goes back to the pool. A file mapping is a copy of the
+//! mmap, munmap, mprotect, mremap, brk, madvise, msync, mincore, mlock and friends. Memory comes
+//! populated from the job's pool (no demand paging, no swap: every page is resident and locked
+//! already); what is unmapped goes back to the pool. A file mapping is a copy of the
 //! file's bytes made at `mmap` (private, or shared but read-only: nothing can tell the two apart
 //! while the file does not change); `mremap` moves pages without copying them.
 
@@ -352,6 +353,103 @@ pub fn madvise(c: &mut Call) -> SysResult {
         for (start, stop) in private {
             space.zero(start, stop - start)?;
         }
+    }
+    Ok(0)
+}
+
+/// The page range `[start, end)` of a call that takes any address and rounds it (mlock,
+/// munlock): EINVAL when it wraps, ENOMEM when it leaves user space.
+fn rounded_range(addr: u64, len: u64) -> Result<(u64, u64), Errno> {
+    let start = addr & !(PAGE - 1);
+    let len = len.checked_add(addr - start).and_then(|l| l.checked_next_multiple_of(PAGE)).ok_or(Errno::EINVAL)?;
+    let end = start.checked_add(len).ok_or(Errno::EINVAL)?;
+    if end > USER_END {
+        return Err(Errno::ENOMEM);
+    }
+    Ok((start, end))
+}
+
+/// msync: file mappings are copies that are never written back (writable shared file mappings
+/// are refused at mmap), so there is nothing to flush; the arguments are checked as Linux does
+/// and the range must be mapped (ENOMEM).
+pub fn msync(c: &mut Call) -> SysResult {
+    const MS_ASYNC: u64 = 1;
+    const MS_INVALIDATE: u64 = 2;
+    const MS_SYNC: u64 = 4;
+    let [addr, len, flags, ..] = c.args;
+    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
+        || addr % PAGE != 0
+        || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC
+    {
+        return Err(Errno::EINVAL);
+    }
+    let len = len.checked_next_multiple_of(PAGE).ok_or(Errno::ENOMEM)?;
+    let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
+    if end == addr {
+        return Ok(0);
+    }
+    if end > USER_END || !c.process.space.lock().areas.covers(addr, end) {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(0)
+}
+
+/// mincore: every mapped page is resident (1 per page in `vec`); ENOMEM when part of the range
+/// is not mapped, EFAULT for a bad `vec`.
+pub fn mincore(c: &mut Call) -> SysResult {
+    const PIECE: u64 = 4096;
+    let [addr, len, vec, ..] = c.args;
+    if addr % PAGE != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let end = addr.checked_add(len).filter(|&e| e <= USER_END).ok_or(Errno::ENOMEM)?;
+    let pages = len.div_ceil(PAGE);
+    if pages == 0 {
+        return Ok(0);
+    }
+    let space = c.process.space.lock();
+    if !space.areas.covers(addr, end.next_multiple_of(PAGE)) {
+        return Err(Errno::ENOMEM);
+    }
+    let ones = [1u8; PIECE as usize];
+    let mut done = 0;
+    while done < pages {
+        let n = (pages - done).min(PIECE);
+        space.write(vec + done, &ones[..n as usize])?;
+        done += n;
+    }
+    Ok(0)
+}
+
+/// mlock and munlock: memory is always resident, so this only checks that the range (rounded
+/// out to pages) is mapped.
+pub fn mlock(c: &mut Call) -> SysResult {
+    let [addr, len, ..] = c.args;
+    let (start, end) = rounded_range(addr, len)?;
+    if start != end && !c.process.space.lock().areas.covers(start, end) {
+        return Err(Errno::ENOMEM);
+    }
+    Ok(0)
+}
+
+/// mlock2: mlock with flags (MLOCK_ONFAULT only).
+pub fn mlock2(c: &mut Call) -> SysResult {
+    const MLOCK_ONFAULT: u64 = 1;
+    if c.args[2] & !MLOCK_ONFAULT != 0 {
+        return Err(Errno::EINVAL);
+    }
+    mlock(c)
+}
+
+/// mlockall: MCL_CURRENT, MCL_FUTURE and MCL_ONFAULT (not alone) are accepted; munlockall has
+/// nothing to undo.
+pub fn mlockall(c: &mut Call) -> SysResult {
+    const MCL_CURRENT: u64 = 1;
+    const MCL_FUTURE: u64 = 2;
+    const MCL_ONFAULT: u64 = 4;
+    let flags = c.args[0] as u32 as u64;
+    if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
+        return Err(Errno::EINVAL);
     }
     Ok(0)
 }

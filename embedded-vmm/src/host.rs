@@ -1,0 +1,41 @@
+//! What the VMM needs from its host, and nothing more (compare Palacios' `v3_os_hooks`, minus
+//! its global singletons and 32-bit CPU masks). The LWK implements it over its frame allocator
+//! and cores; the Linux module will implement it over the kernel's.
+
+use core::fmt;
+
+/// Physically contiguous host memory handed to the VMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostBlock {
+    pub phys: u64,
+    pub bytes: u64,
+}
+
+pub trait VmmHost: Sync {
+    /// `bytes` of zeroed, physically contiguous memory aligned to `align` (a power of two).
+    fn alloc_contiguous(&self, bytes: u64, align: u64) -> Option<HostBlock>;
+    /// Returns memory from [`Self::alloc_contiguous`].
+    fn free_contiguous(&self, block: HostBlock);
+    /// The host virtual address through which the VMM reaches physical address `phys`.
+    fn phys_to_virt(&self, phys: u64) -> *mut u8;
+    /// Time-stamp counter ticks per second.
+    fn tsc_hz(&self) -> u64;
+    /// Nanoseconds since the host booted.
+    fn now_ns(&self) -> u64;
+    /// Sends an interrupt to physical CPU `cpu` so that a vCPU running there exits to the VMM.
+    fn kick_cpu(&self, cpu: usize);
+    /// Lets the host run something else while a vCPU waits (HLT with nothing due).
+    fn wait_for_event(&self, until_ns: Option<u64>);
+    /// One line of the VMM's log.
+    fn log(&self, level: LogLevel, args: fmt::Arguments);
+    /// Guest console output, one call per write (the host prefixes lines with the VM's name).
+    fn console_output(&self, vm: &str, bytes: &[u8]);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+}

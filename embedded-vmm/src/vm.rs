@@ -1,0 +1,396 @@
+//! A virtual machine: guest memory, devices, vCPUs on dedicated physical CPUs, exit statistics,
+//! and how it ends. Everything the guest does is handled here or ends this VM: nothing reaches a
+//! host panic.
+
+use crate::devices::{Devices, Effect};
+use crate::exit_stats::ExitStats;
+use crate::guest_memory::{GuestMemory, MemoryError};
+use crate::host::{HostBlock, LogLevel, VmmHost};
+use crate::loaders::pvh::{self, PvhError};
+use crate::svm::cpu::{self, GuestRegisters, SvmError};
+use crate::svm::vmcb::{Segment, Vmcb, exit, misc1, misc2};
+use alloc::format;
+use alloc::string::String;
+
+use core::arch::x86_64::_rdtsc;
+use core::fmt;
+
+const PAGE: u64 = 4096;
+const EFER_SVME: u64 = 1 << 12;
+const RFLAGS_IF: u64 = 1 << 9;
+/// Guest ASID for every vCPU: each runs on its own physical CPU.
+const ASID: u32 = 1;
+
+/// What to boot.
+pub struct VmConfig<'a> {
+    pub name: &'a str,
+    pub memory_bytes: u64,
+    pub vcpus: usize,
+    pub kernel: &'a [u8],
+    pub initrd: Option<&'a [u8]>,
+    pub cmdline: &'a str,
+}
+
+/// Why a VM stopped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmEnd {
+    /// The guest powered off (ACPI S5).
+    PowerOff,
+    /// The guest asked for a reset (keyboard controller, 0xcf9); Manul does not reboot guests.
+    Reboot,
+    /// A triple fault (the SHUTDOWN intercept).
+    TripleFault,
+    /// Every vCPU halted with interrupts off: nothing can ever wake it.
+    Halted,
+    /// An exit the VMM does not handle.
+    UnhandledExit { code: u64, info1: u64, info2: u64, rip: u64 },
+    /// The VMM could not go on (VMRUN refused the state, no memory, ...).
+    VmmError(String),
+}
+
+impl VmEnd {
+    /// The `reason` of the `vm_exit` event.
+    pub fn name(&self) -> &'static str {
+        match self {
+            VmEnd::PowerOff => "poweroff",
+            VmEnd::Reboot => "reboot",
+            VmEnd::TripleFault => "triple_fault",
+            VmEnd::Halted => "halted",
+            VmEnd::UnhandledExit { .. } => "unhandled_exit",
+            VmEnd::VmmError(_) => "vmm_error",
+        }
+    }
+}
+
+impl fmt::Display for VmEnd {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            VmEnd::UnhandledExit { code, info1, info2, rip } => write!(
+                f,
+                "unhandled exit {} ({code:#x}) at rip {rip:#x}, info1 {info1:#x}, info2 {info2:#x}",
+                crate::svm::vmcb::exit_name(*code)
+            ),
+            VmEnd::VmmError(e) => write!(f, "VMM error: {e}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VmError {
+    Svm(SvmError),
+    Memory(MemoryError),
+    Image(PvhError),
+    Config(&'static str),
+}
+
+impl fmt::Display for VmError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            VmError::Svm(e) => write!(f, "SVM: {e:?}"),
+            VmError::Memory(e) => write!(f, "guest memory: {e:?}"),
+            VmError::Image(e) => write!(f, "kernel image: {e}"),
+            VmError::Config(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Per-vCPU host pages: VMCB, the host save area VMRUN uses, and the host VMSAVE area.
+struct VcpuPages {
+    vmcb: HostBlock,
+    host_save: HostBlock,
+    host_state: HostBlock,
+}
+
+pub struct Vm {
+    host: &'static dyn VmmHost,
+    pub name: String,
+    memory: GuestMemory,
+    devices: spin::Mutex<Devices>,
+    stats: spin::Mutex<ExitStats>,
+    end: spin::Mutex<Option<VmEnd>>,
+    /// I/O and MSR permission maps (every access intercepted), shared by the vCPUs.
+    iopm: HostBlock,
+    msrpm: HostBlock,
+    /// The boot vCPU's initial registers.
+    boot_state: (u64, u64), // (rip, rbx)
+    vcpus: usize,
+}
+
+impl Vm {
+    /// Builds the VM and loads its kernel. Nothing runs until [`Vm::run_vcpu`].
+    pub fn new(host: &'static dyn VmmHost, config: &VmConfig) -> Result<Vm, VmError> {
+        cpu::detect().map_err(VmError::Svm)?;
+        if config.vcpus != 1 {
+            return Err(VmError::Config("only one vCPU per VM so far"));
+        }
+        let memory = GuestMemory::new(host, config.memory_bytes).map_err(VmError::Memory)?;
+        let ram = memory.ram_ranges();
+        let image = pvh::inspect(config.kernel, &ram).map_err(VmError::Image)?;
+        let mut kernel_end = 0;
+        for s in &image.segments {
+            let bytes = &config.kernel[s.offset as usize..(s.offset + s.file_bytes) as usize];
+            memory.write(s.gpa, bytes).map_err(VmError::Memory)?;
+            kernel_end = kernel_end.max(s.gpa + s.memory_bytes);
+        }
+        let boot = pvh::boot_data(&ram, kernel_end, config.cmdline, config.initrd.map(|i| i.len() as u64), 0)
+            .map_err(VmError::Image)?;
+        for (gpa, bytes) in &boot.writes {
+            memory.write(*gpa, bytes).map_err(VmError::Memory)?;
+        }
+        if let (Some(at), Some(initrd)) = (boot.initrd_gpa, config.initrd) {
+            memory.write(at, initrd).map_err(VmError::Memory)?;
+        }
+        let iopm = host.alloc_contiguous(3 * PAGE, PAGE).ok_or(VmError::Memory(MemoryError::OutOfHostMemory))?;
+        let msrpm = host.alloc_contiguous(2 * PAGE, PAGE).ok_or(VmError::Memory(MemoryError::OutOfHostMemory))?;
+        // SAFETY: both blocks were just allocated for this VM and are reached through the host's
+        // mapping of physical memory.
+        unsafe {
+            core::ptr::write_bytes(host.phys_to_virt(iopm.phys), 0xff, iopm.bytes as usize);
+            core::ptr::write_bytes(host.phys_to_virt(msrpm.phys), 0xff, msrpm.bytes as usize);
+        }
+        Ok(Vm {
+            host,
+            name: String::from(config.name),
+            memory,
+            devices: spin::Mutex::new(Devices::default()),
+            stats: spin::Mutex::new(ExitStats::default()),
+            end: spin::Mutex::new(None),
+            iopm,
+            msrpm,
+            boot_state: (image.entry as u64, pvh::START_INFO_GPA),
+            vcpus: config.vcpus,
+        })
+    }
+
+    pub fn vcpus(&self) -> usize {
+        self.vcpus
+    }
+
+    pub fn guest_memory_bytes(&self) -> u64 {
+        self.memory.bytes()
+    }
+
+    /// Exit statistics so far.
+    pub fn stats(&self) -> spin::MutexGuard<'_, ExitStats> {
+        self.stats.lock()
+    }
+
+    /// Ends the VM (first reason wins); running vCPUs stop at their next exit.
+    pub fn stop(&self, why: VmEnd) {
+        self.end.lock().get_or_insert(why);
+    }
+
+    pub fn end_reason(&self) -> Option<VmEnd> {
+        self.end.lock().clone()
+    }
+
+    fn log(&self, level: LogLevel, args: fmt::Arguments) {
+        self.host.log(level, format_args!("vm {}: {args}", self.name));
+    }
+
+    /// Runs vCPU `index` on the calling physical CPU until the VM ends; returns why it ended.
+    pub fn run_vcpu(&self, index: usize) -> VmEnd {
+        let alloc = |bytes| self.host.alloc_contiguous(bytes, PAGE);
+        let (Some(vmcb), Some(host_save), Some(host_state)) = (alloc(PAGE), alloc(PAGE), alloc(PAGE)) else {
+            self.stop(VmEnd::VmmError(String::from("no host memory for the vCPU")));
+            return self.end_reason().unwrap_or(VmEnd::Halted);
+        };
+        let pages = VcpuPages { vmcb, host_save, host_state };
+        // SAFETY: the host save page belongs to this vCPU, which owns this physical CPU while it
+        // runs; SVM was detected in `Vm::new`.
+        unsafe { cpu::enable(pages.host_save.phys) };
+        let end = self.vcpu_loop(index, &pages);
+        // SAFETY: no guest runs on this CPU any more.
+        unsafe { cpu::disable() };
+        for b in [pages.vmcb, pages.host_save, pages.host_state] {
+            self.host.free_contiguous(b);
+        }
+        end
+    }
+
+    fn vmcb(&self, pages: &VcpuPages) -> &'static mut Vmcb {
+        // SAFETY: the VMCB page belongs to this vCPU (allocated in `run_vcpu`, freed after the
+        // loop); only this CPU touches it, and never while VMRUN runs.
+        unsafe { &mut *(self.host.phys_to_virt(pages.vmcb.phys) as *mut Vmcb) }
+    }
+
+    fn setup_vmcb(&self, v: &mut Vmcb) {
+        *v = Vmcb::zeroed();
+        let c = &mut v.control;
+        c.intercept_misc1 = misc1::INTR
+            | misc1::NMI
+            | misc1::SMI
+            | misc1::INIT
+            | misc1::CPUID
+            | misc1::INVD
+            | misc1::HLT
+            | misc1::INVLPGA
+            | misc1::IOIO_PROT
+            | misc1::MSR_PROT
+            | misc1::TASK_SWITCH
+            | misc1::SHUTDOWN;
+        c.intercept_misc2 = misc2::VMRUN
+            | misc2::VMMCALL
+            | misc2::VMLOAD
+            | misc2::VMSAVE
+            | misc2::STGI
+            | misc2::CLGI
+            | misc2::SKINIT
+            | misc2::ICEBP
+            | misc2::MONITOR
+            | misc2::MWAIT
+            | misc2::XSETBV;
+        c.iopm_base_pa = self.iopm.phys;
+        c.msrpm_base_pa = self.msrpm.phys;
+        c.guest_asid = ASID;
+        c.tlb_control = 1;
+        c.np_enable = 1;
+        c.nested_cr3 = self.memory.npt_root();
+        // Physical interrupts exit to the host; the guest's IF is virtualised.
+        c.virtual_interrupt = 1 << 24;
+        let s = &mut v.save;
+        let code = Segment::new(0x08, 0xc9b, 0xffff_ffff, 0);
+        let data = Segment::new(0x10, 0xc93, 0xffff_ffff, 0);
+        s.cs = code;
+        s.ds = data;
+        s.es = data;
+        s.ss = data;
+        s.fs = data;
+        s.gs = data;
+        s.tr = Segment::new(0x18, 0x8b, 0x67, 0);
+        s.ldtr = Segment::new(0, 0x82, 0, 0);
+        s.gdtr = Segment::new(0, 0, 0xffff, 0);
+        s.idtr = Segment::new(0, 0, 0xffff, 0);
+        s.cr0 = 0x11; // PE, ET: flat protected mode, paging off (PVH)
+        s.efer = EFER_SVME;
+        s.rflags = 0x2;
+        s.rip = self.boot_state.0;
+        s.dr6 = 0xffff_0ff0;
+        s.dr7 = 0x400;
+        s.g_pat = 0x0007_0406_0007_0406;
+    }
+
+    fn vcpu_loop(&self, index: usize, pages: &VcpuPages) -> VmEnd {
+        let vmcb = self.vmcb(pages);
+        self.setup_vmcb(vmcb);
+        let mut regs = GuestRegisters { rbx: if index == 0 { self.boot_state.1 } else { 0 }, ..Default::default() };
+        loop {
+            if let Some(end) = self.end_reason() {
+                return end;
+            }
+            // SAFETY: SVM is on for this CPU, the VMCB and host pages belong to this vCPU, and
+            // the guest's memory is this VM's own.
+            unsafe { cpu::run(pages.vmcb.phys, &mut regs, pages.host_state.phys) };
+            let started = rdtsc();
+            vmcb.control.tlb_control = 0;
+            let code = vmcb.control.exit_code;
+            if code as u32 == exit::INVALID {
+                self.stop(VmEnd::VmmError(String::from("VMRUN refused the guest state (VMEXIT_INVALID)")));
+                continue;
+            }
+            if let Some(end) = self.handle_exit(vmcb, &mut regs, code) {
+                self.stop(end);
+            }
+            self.stats.lock().record(code, rdtsc().wrapping_sub(started));
+        }
+    }
+
+    /// Handles one exit; `Some` ends the VM.
+    fn handle_exit(&self, v: &mut Vmcb, regs: &mut GuestRegisters, code: u64) -> Option<VmEnd> {
+        let unhandled =
+            |v: &Vmcb| VmEnd::UnhandledExit { code, info1: v.control.exit_info1, info2: v.control.exit_info2, rip: v.save.rip };
+        match code {
+            exit::INTR | exit::NMI | exit::SMI => None, // the host takes it after STGI
+            exit::IOIO => self.port_io(v),
+            exit::HLT => {
+                v.save.rip += 1;
+                if v.save.rflags & RFLAGS_IF == 0 {
+                    return Some(VmEnd::Halted);
+                }
+                // Nothing can interrupt the guest yet (no interrupt controllers): a halt with
+                // interrupts on waits for the host, then resumes.
+                self.host.wait_for_event(Some(self.host.now_ns() + 1_000_000));
+                None
+            }
+            exit::SHUTDOWN => Some(VmEnd::TripleFault),
+            exit::CPUID => {
+                let r = core::arch::x86_64::__cpuid_count(v.save.rax as u32, regs.rcx as u32);
+                v.save.rax = r.eax as u64;
+                regs.rbx = r.ebx as u64;
+                regs.rcx = r.ecx as u64;
+                regs.rdx = r.edx as u64;
+                v.save.rip += 2;
+                None
+            }
+            _ => Some(unhandled(v)),
+        }
+    }
+
+    /// An IN or OUT (string forms arrive with the instruction decoder).
+    fn port_io(&self, v: &mut Vmcb) -> Option<VmEnd> {
+        let info = v.control.exit_info1;
+        let port = (info >> 16) as u16;
+        let size = if info & (1 << 4) != 0 {
+            1
+        } else if info & (1 << 5) != 0 {
+            2
+        } else {
+            4
+        };
+        if info & (1 << 2) != 0 {
+            return Some(VmEnd::UnhandledExit { code: exit::IOIO, info1: info, info2: v.control.exit_info2, rip: v.save.rip });
+        }
+        v.save.rip = v.control.exit_info2;
+        if info & 1 != 0 {
+            let value = self.devices.lock().port_in(port, size) as u64;
+            let mask = match size {
+                1 => 0xff,
+                2 => 0xffff,
+                _ => u64::MAX, // a 32-bit IN zero-extends into RAX
+            };
+            v.save.rax = if size == 4 { value } else { (v.save.rax & !mask) | value };
+            return None;
+        }
+        let effect = self.devices.lock().port_out(port, size, v.save.rax as u32);
+        match effect {
+            Effect::None => None,
+            Effect::Console(line) => {
+                self.host.console_output(&self.name, &line);
+                None
+            }
+            Effect::PowerOff => Some(VmEnd::PowerOff),
+            Effect::Reset => Some(VmEnd::Reboot),
+        }
+    }
+
+    /// Console output the guest left without a final newline (at the VM's end).
+    pub fn flush_console(&self) {
+        let rest = self.devices.lock().com1.take_partial_line();
+        if !rest.is_empty() {
+            self.host.console_output(&self.name, &rest);
+        }
+    }
+
+    /// A one-line summary of unclaimed port accesses, for the log at the end.
+    pub fn summary(&self) -> String {
+        let d = self.devices.lock();
+        format!("{} exits, {} accesses to unclaimed ports", self.stats.lock().total(), d.unclaimed)
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.host.free_contiguous(self.iopm);
+        self.host.free_contiguous(self.msrpm);
+        self.log(LogLevel::Debug, format_args!("freed"));
+    }
+}
+
+fn rdtsc() -> u64 {
+    // SAFETY: rdtsc only reads the time-stamp counter.
+    unsafe { _rdtsc() }
+}
+
+
+

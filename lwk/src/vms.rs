@@ -1,0 +1,201 @@
+//! Virtual machines on the LWK: the VMM's host interface over the kernel's memory and cores, and
+//! launching the VMs the command line names, one vCPU per dedicated core, with `vm_launch` and
+//! `vm_exit` events. A VM's end (power-off, crash, an exit the VMM cannot handle) stops only that
+//! VM; its memory goes back to the kernel and its cores to idle.
+
+use crate::interrupt_entry::RESCHEDULE_VECTOR;
+use crate::kernel_memory::{self, phys_to_virt};
+use crate::{clock, cpu, files, jobs, local_apic, logging, per_cpu, serial_console};
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::fmt;
+use embedded_vmm::{HostBlock, LogLevel, Vm, VmConfig, VmEnd, VmmHost};
+use lwk::cmdline::Options;
+use lwk::ram_fs::{Lookup, ROOT};
+use lwk::vm_options::VmSpec;
+
+const DEFAULT_MEMORY: u64 = 256 << 20;
+
+/// The LWK as the VMM's host.
+struct LwkHost;
+
+static HOST: LwkHost = LwkHost;
+
+impl VmmHost for LwkHost {
+    fn alloc_contiguous(&self, bytes: u64, align: u64) -> Option<HostBlock> {
+        let phys = kernel_memory::alloc_frames(bytes, align).ok()?;
+        let bytes = bytes.next_multiple_of(4096);
+        // SAFETY: the frames were just allocated for the VMM and are mapped in the direct map.
+        unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, bytes as usize) };
+        Some(HostBlock { phys, bytes })
+    }
+
+    fn free_contiguous(&self, block: HostBlock) {
+        if let Err(e) = kernel_memory::free_frames(block.phys, block.bytes) {
+            log::error!(target: "vms", "freeing VMM memory {:#x}+{:#x}: {e:?}", block.phys, block.bytes);
+        }
+    }
+
+    fn phys_to_virt(&self, phys: u64) -> *mut u8 {
+        phys_to_virt(phys) as *mut u8
+    }
+
+    fn tsc_hz(&self) -> u64 {
+        clock::tsc_hz()
+    }
+
+    fn now_ns(&self) -> u64 {
+        clock::uptime_ns()
+    }
+
+    fn kick_cpu(&self, cpu: usize) {
+        if let Some(c) = per_cpu::all().get(cpu) {
+            local_apic::send_ipi(c.apic_id, RESCHEDULE_VECTOR);
+        }
+    }
+
+    fn wait_for_event(&self, until_ns: Option<u64>) {
+        match until_ns {
+            Some(t) => clock::sleep_ns(t.saturating_sub(clock::uptime_ns()).max(1000)),
+            None => cpu::without_interrupts(cpu::wait_for_interrupt),
+        }
+    }
+
+    fn log(&self, level: LogLevel, args: fmt::Arguments) {
+        let level = match level {
+            LogLevel::Error => log::Level::Error,
+            LogLevel::Warn => log::Level::Warn,
+            LogLevel::Info => log::Level::Info,
+            LogLevel::Debug => log::Level::Debug,
+        };
+        log::log!(target: "vmm", level, "{args}");
+    }
+
+    fn console_output(&self, vm: &str, bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        serial_console::with_console(|c| {
+            let _ = write!(c, "[vm {vm}] {}", text.trim_end_matches(['\r', '\n']));
+            let _ = c.write_str("\n");
+        });
+    }
+}
+
+/// The cores each VM will use: those it names, else one free core (the highest free one), never
+/// one a job names. Returns the plan and every core it takes.
+pub fn plan(options: &Options) -> (Vec<Result<Vec<usize>, String>>, Vec<usize>) {
+    let online = jobs::application_cores();
+    let mut taken: Vec<usize> = options.jobs.iter().filter_map(|j| j.cores.clone()).flatten().collect();
+    taken.extend(options.vms.iter().filter_map(|v| v.cores.clone()).flatten());
+    let mut reserved = Vec::new();
+    let plans = options
+        .vms
+        .iter()
+        .map(|v| {
+            let cores = match &v.cores {
+                Some(c) => {
+                    if let Some(bad) = c.iter().find(|x| !online.contains(x)) {
+                        return Err(alloc::format!("core {bad} is not an online application core"));
+                    }
+                    c.clone()
+                }
+                None => {
+                    let free = online.iter().rev().find(|c| !taken.contains(c)).ok_or("no free core left for this VM")?;
+                    taken.push(*free);
+                    alloc::vec![*free]
+                }
+            };
+            reserved.extend(&cores);
+            Ok(cores)
+        })
+        .collect();
+    (plans, reserved)
+}
+
+/// Launches every VM of the command line on its planned cores. The caller holds a
+/// `jobs::begin_work` for the launch.
+pub fn launch_all(options: &Options, plans: Vec<Result<Vec<usize>, String>>) {
+    for (spec, plan) in options.vms.iter().zip(plans) {
+        if let Err(reason) = plan.and_then(|cores| launch(spec, cores)) {
+            log::error!(target: "vms", "vm {}: {reason}", spec.name);
+            logging::emit("vm_error", |e| {
+                e.str("vm", &spec.name).str("reason", &reason);
+            });
+            jobs::begin_work();
+            jobs::end_work(false);
+        }
+    }
+}
+
+fn read(path: &str) -> Result<Vec<u8>, String> {
+    files::read_program(&Lookup { cwd: ROOT, exe: "" }, path).map_err(|e| alloc::format!("{path}: {e}"))
+}
+
+fn launch(spec: &VmSpec, cores: Vec<usize>) -> Result<(), String> {
+    let kernel = read(&spec.kernel)?;
+    let initrd = spec.initrd.as_deref().map(read).transpose()?;
+    let config = VmConfig {
+        name: &spec.name,
+        memory_bytes: spec.mem.unwrap_or(DEFAULT_MEMORY),
+        vcpus: cores.len(),
+        kernel: &kernel,
+        initrd: initrd.as_deref(),
+        cmdline: &spec.cmdline,
+    };
+    let started = clock::uptime_ns();
+    let vm = Arc::new(Vm::new(&HOST, &config).map_err(|e| alloc::format!("{e}"))?);
+    drop(kernel);
+    drop(initrd);
+    logging::emit("vm_launch", |e| {
+        e.str("vm", &spec.name)
+            .str("kernel", &spec.kernel)
+            .display("cores", format_args!("{cores:?}"))
+            .u64("mem_mib", vm.guest_memory_bytes() >> 20)
+            .u64("vcpus", vm.vcpus() as u64);
+    });
+    jobs::begin_work();
+    for (index, &core) in cores.iter().enumerate() {
+        let vm = vm.clone();
+        let work: Box<dyn FnOnce() + Send> = Box::new(move || run_vcpu(vm, index, started));
+        let Some(target) = per_cpu::all().get(core) else { continue };
+        *target.vcpu_work.lock() = Some(work);
+        local_apic::send_ipi(target.apic_id, RESCHEDULE_VECTOR);
+    }
+    Ok(())
+}
+
+/// Runs one vCPU on this core until the VM ends; the boot vCPU then reports the end.
+fn run_vcpu(vm: Arc<Vm>, index: usize, started: u64) {
+    let end = vm.run_vcpu(index);
+    if index != 0 {
+        return;
+    }
+    vm.flush_console();
+    let stats = vm.stats().rows();
+    let total: u64 = stats.iter().map(|(_, c)| c.count).sum();
+    let wall = clock::uptime_ns().saturating_sub(started);
+    log::info!(target: "vms", "vm {}: ended: {end} ({})", vm.name, vm.summary());
+    logging::emit("vm_exit", |e| {
+        e.str("vm", &vm.name).str("reason", end.name()).display("detail", &end).u64("wall_ms", wall / 1_000_000).u64("exits", total);
+        for (reason, c) in &stats {
+            e.u64(&alloc::format!("exits_{reason}"), c.count);
+            e.u64(&alloc::format!("cycles_{reason}"), c.cycles);
+        }
+    });
+    let powered_off = end == VmEnd::PowerOff;
+    drop(vm);
+    jobs::end_work(powered_off);
+}
+
+/// Whether a vCPU is waiting to start on this core (the idle loop runs it).
+pub fn take_work() -> Option<Box<dyn FnOnce() + Send>> {
+    per_cpu::current().vcpu_work.lock().take()
+}
+
+/// Interrupts on while a vCPU runs on this core's idle context.
+pub fn run_work(work: Box<dyn FnOnce() + Send>) {
+    cpu::enable_interrupts();
+    work();
+    cpu::disable_interrupts();
+}

@@ -1,0 +1,58 @@
+/* A minimal PVH guest for Manul's VMM: 32-bit protected mode entry, no paging. It checks that
+ * EBX points at a valid hvm_start_info, prints through the COM1 UART (port I/O), and powers off
+ * through the ACPI PM1a control register. On a failed check it prints the reason and triple
+ * faults, so the VM ends with "triple_fault" instead of "poweroff". */
+    .section .note.Xen, "a", @note
+    .balign 4
+    .long 4, 4, 18          /* namesz, descsz, XEN_ELFNOTE_PHYS32_ENTRY */
+    .asciz "Xen"
+    .balign 4
+    .long _start
+
+    .text
+    .code32
+    .globl _start
+_start:
+    mov $stack_top, %esp                /* PVH gives no stack */
+    cmpl $0x336ec578, (%ebx)            /* start_info magic */
+    jne bad_start_info
+    mov $hello, %esi
+    call puts
+    mov $0x604, %dx                     /* PM1a control: SLP_TYP = 5 (S5), SLP_EN */
+    mov $0x3400, %ax
+    out %ax, %dx
+    cli
+    hlt
+
+bad_start_info:
+    mov $no_start_info, %esi
+    call puts
+    lidt zero_idt                       /* no IDT: the next exception triple faults */
+    ud2
+
+/* Prints the NUL-terminated string at ESI on COM1, waiting for the transmitter each time. */
+puts:
+    mov $0x3fd, %dx
+1:  in %dx, %al
+    test $0x20, %al
+    jz 1b
+    lodsb
+    test %al, %al
+    jz 2f
+    mov $0x3f8, %dx
+    out %al, %dx
+    mov $0x3fd, %dx
+    jmp 1b
+2:  ret
+
+    .bss
+    .balign 16
+    .skip 4096
+stack_top:
+
+    .data
+hello:          .asciz "hello from a PVH guest on the Manul VMM\n"
+no_start_info:  .asciz "guest: EBX does not point at hvm_start_info\n"
+    .balign 8
+zero_idt:       .word 0
+                .long 0
