@@ -53,6 +53,9 @@ mod tests {
         s.record(exit::IOIO, 50);
         s.record(exit::HLT, 7);
         assert_eq!(s.total(), 3);
-        assert_eq!(s.rows(), [("hlt", ExitCount { count: 1, cycles: 7 }), ("ioio", ExitCount { count: 2, cycles: 150 })]);
+        assert_eq!(
+            s.rows(),
+            [("hlt", ExitCount { count: 1, cycles: 7 }), ("ioio", ExitCount { count: 2, cycles: 150 })]
+        );
     }
 }

@@ -22,6 +22,11 @@ pub trait VmmHost: Sync {
     fn tsc_hz(&self) -> u64;
     /// Nanoseconds since the host booted.
     fn now_ns(&self) -> u64;
+    /// Nanoseconds since the Unix epoch (the guest's real-time clock).
+    fn unix_time_ns(&self) -> u64;
+    /// Interrupts the calling CPU at `at_ns` (host uptime) so that a running guest exits in time
+    /// for its next timer event; `None` cancels.
+    fn set_wakeup(&self, at_ns: Option<u64>);
     /// Sends an interrupt to physical CPU `cpu` so that a vCPU running there exits to the VMM.
     fn kick_cpu(&self, cpu: usize);
     /// Lets the host run something else while a vCPU waits (HLT with nothing due).

@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+pub mod cpuid;
 pub mod devices;
 pub mod exit_stats;
 pub mod guest_memory;

@@ -2,7 +2,8 @@
 //! and how it ends. Everything the guest does is handled here or ends this VM: nothing reaches a
 //! host panic.
 
-use crate::devices::{Devices, Effect};
+use crate::cpuid::{GuestCpu, guest_cpuid};
+use crate::devices::{Devices, Effect, Now};
 use crate::exit_stats::ExitStats;
 use crate::guest_memory::{GuestMemory, MemoryError};
 use crate::host::{HostBlock, LogLevel, VmmHost};
@@ -11,6 +12,7 @@ use crate::svm::cpu::{self, GuestRegisters, SvmError};
 use crate::svm::vmcb::{Segment, Vmcb, exit, misc1, misc2};
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use core::arch::x86_64::_rdtsc;
 use core::fmt;
@@ -18,6 +20,13 @@ use core::fmt;
 const PAGE: u64 = 4096;
 const EFER_SVME: u64 = 1 << 12;
 const RFLAGS_IF: u64 = 1 << 9;
+const EVENT_VALID: u64 = 1 << 31;
+const EVENT_EXCEPTION: u64 = 3 << 8;
+const EVENT_ERROR_CODE: u64 = 1 << 11;
+const V_IRQ: u64 = 1 << 8;
+const V_IGN_TPR: u64 = 1 << 20;
+const GP: u8 = 13;
+const UD: u8 = 6;
 /// Guest ASID for every vCPU: each runs on its own physical CPU.
 const ASID: u32 = 1;
 
@@ -271,14 +280,20 @@ impl Vm {
         s.g_pat = 0x0007_0406_0007_0406;
     }
 
+    fn now(&self) -> Now {
+        Now { ns: self.host.now_ns(), unix_seconds: self.host.unix_time_ns() / 1_000_000_000 }
+    }
+
     fn vcpu_loop(&self, index: usize, pages: &VcpuPages) -> VmEnd {
         let vmcb = self.vmcb(pages);
         self.setup_vmcb(vmcb);
         let mut regs = GuestRegisters { rbx: if index == 0 { self.boot_state.1 } else { 0 }, ..Default::default() };
-        loop {
+        let mut vcpu = VcpuState { index: index as u32, host_xcr0: xgetbv(), reported_msrs: Vec::new() };
+        let end = loop {
             if let Some(end) = self.end_reason() {
-                return end;
+                break end;
             }
+            self.deliver_interrupts(vmcb);
             // SAFETY: SVM is on for this CPU, the VMCB and host pages belong to this vCPU, and
             // the guest's memory is this VM's own.
             unsafe { cpu::run(pages.vmcb.phys, &mut regs, pages.host_state.phys) };
@@ -289,41 +304,198 @@ impl Vm {
                 self.stop(VmEnd::VmmError(String::from("VMRUN refused the guest state (VMEXIT_INVALID)")));
                 continue;
             }
-            if let Some(end) = self.handle_exit(vmcb, &mut regs, code) {
+            // An event the CPU was delivering when the exit came is delivered again.
+            let pending = vmcb.control.exit_int_info;
+            if pending & EVENT_VALID != 0 {
+                vmcb.control.event_injection = pending;
+            }
+            if let Some(end) = self.handle_exit(vmcb, &mut regs, &mut vcpu, code) {
                 self.stop(end);
             }
             self.stats.lock().record(code, rdtsc().wrapping_sub(started));
+        };
+        self.host.set_wakeup(None);
+        if xgetbv() != vcpu.host_xcr0 {
+            xsetbv(vcpu.host_xcr0);
         }
+        end
+    }
+
+    /// Before each VMRUN: injects the highest-priority pending interrupt if the guest can take
+    /// it now, otherwise asks for an exit when it can (VINTR); arms the host wake-up for the
+    /// next device event so a busy guest still gets its timer interrupts.
+    fn deliver_interrupts(&self, v: &mut Vmcb) {
+        let now = self.host.now_ns();
+        let mut d = self.devices.lock();
+        d.update_lines(now);
+        if v.control.event_injection & EVENT_VALID == 0 && d.pic.has_pending() {
+            let interruptible = v.save.rflags & RFLAGS_IF != 0 && v.control.interrupt_shadow & 1 == 0;
+            if interruptible {
+                if let Some(vector) = d.pic.acknowledge() {
+                    v.control.event_injection = vector as u64 | EVENT_VALID;
+                }
+                v.control.intercept_misc1 &= !misc1::VINTR;
+                v.control.virtual_interrupt &= !V_IRQ;
+            } else {
+                v.control.intercept_misc1 |= misc1::VINTR;
+                v.control.virtual_interrupt |= V_IRQ | V_IGN_TPR;
+            }
+        }
+        self.host.set_wakeup(d.next_event_ns());
     }
 
     /// Handles one exit; `Some` ends the VM.
-    fn handle_exit(&self, v: &mut Vmcb, regs: &mut GuestRegisters, code: u64) -> Option<VmEnd> {
-        let unhandled =
-            |v: &Vmcb| VmEnd::UnhandledExit { code, info1: v.control.exit_info1, info2: v.control.exit_info2, rip: v.save.rip };
+    fn handle_exit(&self, v: &mut Vmcb, regs: &mut GuestRegisters, vcpu: &mut VcpuState, code: u64) -> Option<VmEnd> {
+        let unhandled = |v: &Vmcb| VmEnd::UnhandledExit {
+            code,
+            info1: v.control.exit_info1,
+            info2: v.control.exit_info2,
+            rip: v.save.rip,
+        };
         match code {
             exit::INTR | exit::NMI | exit::SMI => None, // the host takes it after STGI
+            exit::VINTR => {
+                v.control.intercept_misc1 &= !misc1::VINTR;
+                v.control.virtual_interrupt &= !V_IRQ;
+                None
+            }
             exit::IOIO => self.port_io(v),
             exit::HLT => {
                 v.save.rip += 1;
                 if v.save.rflags & RFLAGS_IF == 0 {
                     return Some(VmEnd::Halted);
                 }
-                // Nothing can interrupt the guest yet (no interrupt controllers): a halt with
-                // interrupts on waits for the host, then resumes.
-                self.host.wait_for_event(Some(self.host.now_ns() + 1_000_000));
+                self.halt(v);
                 None
             }
             exit::SHUTDOWN => Some(VmEnd::TripleFault),
             exit::CPUID => {
-                let r = core::arch::x86_64::__cpuid_count(v.save.rax as u32, regs.rcx as u32);
-                v.save.rax = r.eax as u64;
-                regs.rbx = r.ebx as u64;
-                regs.rcx = r.ecx as u64;
-                regs.rdx = r.edx as u64;
+                let g = GuestCpu {
+                    vcpu: vcpu.index,
+                    vcpus: self.vcpus as u32,
+                    osxsave: v.save.cr4 & (1 << 18) != 0,
+                    apic: false,
+                    tsc_khz: (self.host.tsc_hz() / 1000) as u32,
+                };
+                let host = |l, s| {
+                    let r = core::arch::x86_64::__cpuid_count(l, s);
+                    (r.eax, r.ebx, r.ecx, r.edx)
+                };
+                let (a, b, c, d) = guest_cpuid(v.save.rax as u32, regs.rcx as u32, host, g);
+                v.save.rax = a as u64;
+                regs.rbx = b as u64;
+                regs.rcx = c as u64;
+                regs.rdx = d as u64;
+                v.save.rip += 2;
+                None
+            }
+            exit::MSR => {
+                self.msr(v, regs, vcpu);
+                None
+            }
+            exit::XSETBV => {
+                let value = (regs.rdx << 32) | (v.save.rax & 0xffff_ffff);
+                // Only XCR0, only what the host enabled, x87 always, AVX only with SSE.
+                let ok = regs.rcx == 0
+                    && value & 1 != 0
+                    && value & !vcpu.host_xcr0 == 0
+                    && (value & 4 == 0 || value & 2 != 0);
+                if ok {
+                    xsetbv(value);
+                    v.save.rip += 3;
+                } else {
+                    inject_exception(v, GP, Some(0));
+                }
+                None
+            }
+            exit::VMMCALL | exit::VMRUN..=exit::SKINIT | exit::RDTSCP | exit::ICEBP | exit::MONITOR | exit::MWAIT => {
+                inject_exception(v, UD, None);
+                None
+            }
+            exit::INVD => {
                 v.save.rip += 2;
                 None
             }
             _ => Some(unhandled(v)),
+        }
+    }
+
+    /// HLT with interrupts on: wait until an interrupt is due (a device event, or anything the
+    /// host sees), without spinning.
+    fn halt(&self, v: &mut Vmcb) {
+        let mut d = self.devices.lock();
+        d.update_lines(self.host.now_ns());
+        if d.pic.has_pending() || v.control.event_injection & EVENT_VALID != 0 {
+            return;
+        }
+        let deadline = d.next_event_ns();
+        drop(d);
+        // With no device event due, wake now and then anyway (console input, a stop request).
+        let until = deadline.unwrap_or(self.host.now_ns() + 10_000_000);
+        self.host.wait_for_event(Some(until));
+    }
+
+    /// RDMSR and WRMSR: the state the VMCB holds, a few harmless identification MSRs, and #GP
+    /// for everything else (logged once per MSR).
+    fn msr(&self, v: &mut Vmcb, regs: &mut GuestRegisters, vcpu: &mut VcpuState) {
+        let write = v.control.exit_info1 == 1;
+        let msr = regs.rcx as u32;
+        let value = (regs.rdx << 32) | (v.save.rax & 0xffff_ffff);
+        let s = &mut v.save;
+        let result: Option<u64> = match (msr, write) {
+            (0xc000_0080, false) => Some(s.efer & !EFER_SVME),
+            (0xc000_0080, true) => {
+                // SCE, LME, LMA (kept), NXE, FFXSR; SVME stays set for VMRUN.
+                if value & !((1 << 0) | (1 << 8) | (1 << 10) | (1 << 11) | (1 << 14)) != 0 {
+                    None
+                } else {
+                    s.efer = (value & !(1 << 10)) | (s.efer & (1 << 10)) | EFER_SVME;
+                    Some(0)
+                }
+            }
+            (0xc000_0081, _) => Some(access(&mut s.star, write, value)),
+            (0xc000_0082, _) => Some(access(&mut s.lstar, write, value)),
+            (0xc000_0083, _) => Some(access(&mut s.cstar, write, value)),
+            (0xc000_0084, _) => Some(access(&mut s.sfmask, write, value)),
+            (0xc000_0100, _) => Some(access(&mut s.fs.base, write, value)),
+            (0xc000_0101, _) => Some(access(&mut s.gs.base, write, value)),
+            (0xc000_0102, _) => Some(access(&mut s.kernel_gs_base, write, value)),
+            (0x174, _) => Some(access(&mut s.sysenter_cs, write, value)),
+            (0x175, _) => Some(access(&mut s.sysenter_esp, write, value)),
+            (0x176, _) => Some(access(&mut s.sysenter_eip, write, value)),
+            (0x277, _) => Some(access(&mut s.g_pat, write, value)),
+            (0x1d9, _) => Some(access(&mut s.dbgctl, write, value)),
+            (0x10, false) => Some(rdtsc().wrapping_add(v.control.tsc_offset)),
+            (0x10, true) => {
+                v.control.tsc_offset = value.wrapping_sub(rdtsc());
+                Some(0)
+            }
+            (0x1b, false) => Some(0xfee0_0000 | if vcpu.index == 0 { 1 << 8 } else { 0 }),
+            (0x1a0, false) => Some(1), // IA32_MISC_ENABLE: fast strings
+            // Identification and AMD configuration MSRs Linux reads: zero, writes ignored.
+            (
+                0x1b | 0x1a0 | 0x8b | 0x79 | 0xc001_0015 | 0xc001_001f | 0xc001_1029 | 0xc001_0140 | 0xc001_0141
+                | 0xc001_0010,
+                _,
+            ) => Some(0),
+            _ => None,
+        };
+        match result {
+            Some(r) => {
+                if !write {
+                    v.save.rax = r & 0xffff_ffff;
+                    regs.rdx = r >> 32;
+                }
+                v.save.rip += 2;
+            }
+            None => {
+                if !vcpu.reported_msrs.contains(&msr) {
+                    vcpu.reported_msrs.push(msr);
+                    let what = if write { "write" } else { "read" };
+                    self.log(LogLevel::Debug, format_args!("{what} of MSR {msr:#x}: #GP"));
+                }
+                inject_exception(v, GP, Some(0));
+            }
         }
     }
 
@@ -339,11 +511,17 @@ impl Vm {
             4
         };
         if info & (1 << 2) != 0 {
-            return Some(VmEnd::UnhandledExit { code: exit::IOIO, info1: info, info2: v.control.exit_info2, rip: v.save.rip });
+            return Some(VmEnd::UnhandledExit {
+                code: exit::IOIO,
+                info1: info,
+                info2: v.control.exit_info2,
+                rip: v.save.rip,
+            });
         }
         v.save.rip = v.control.exit_info2;
+        let now = self.now();
         if info & 1 != 0 {
-            let value = self.devices.lock().port_in(port, size) as u64;
+            let value = self.devices.lock().port_in(port, size, now) as u64;
             let mask = match size {
                 1 => 0xff,
                 2 => 0xffff,
@@ -352,7 +530,7 @@ impl Vm {
             v.save.rax = if size == 4 { value } else { (v.save.rax & !mask) | value };
             return None;
         }
-        let effect = self.devices.lock().port_out(port, size, v.save.rax as u32);
+        let effect = self.devices.lock().port_out(port, size, v.save.rax as u32, now);
         match effect {
             Effect::None => None,
             Effect::Console(line) => {
@@ -387,10 +565,51 @@ impl Drop for Vm {
     }
 }
 
+/// What a vCPU keeps between exits.
+struct VcpuState {
+    index: u32,
+    /// XCR0 as the host had it (restored when the vCPU stops).
+    host_xcr0: u64,
+    /// MSRs already reported as refused (once each).
+    reported_msrs: Vec<u32>,
+}
+
+/// Reads or writes a VMCB field for RDMSR/WRMSR; returns the value read.
+fn access(field: &mut u64, write: bool, value: u64) -> u64 {
+    if write {
+        *field = value;
+    }
+    *field
+}
+
+/// Queues an exception for the guest (delivered at the next VMRUN).
+fn inject_exception(v: &mut Vmcb, vector: u8, error_code: Option<u32>) {
+    let mut e = vector as u64 | EVENT_EXCEPTION | EVENT_VALID;
+    if let Some(code) = error_code {
+        e |= EVENT_ERROR_CODE | (code as u64) << 32;
+    }
+    v.control.event_injection = e;
+}
+
+fn xgetbv() -> u64 {
+    if core::arch::x86_64::__cpuid_count(1, 0).ecx & (1 << 27) == 0 {
+        return 0;
+    }
+    let (lo, hi): (u32, u32);
+    // SAFETY: XGETBV(0) is allowed when CR4.OSXSAVE is set (CPUID bit 27 checked above).
+    unsafe { core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (hi as u64) << 32 | lo as u64
+}
+
+fn xsetbv(value: u64) {
+    // SAFETY: callers pass values checked against the host's own XCR0 (a subset with x87, AVX
+    // only with SSE), which the CPU accepts.
+    unsafe {
+        core::arch::asm!("xsetbv", in("ecx") 0, in("eax") value as u32, in("edx") (value >> 32) as u32, options(nomem, nostack))
+    };
+}
+
 fn rdtsc() -> u64 {
     // SAFETY: rdtsc only reads the time-stamp counter.
     unsafe { _rdtsc() }
 }
-
-
-

@@ -96,7 +96,8 @@ pub fn validate(vms: &[VmSpec]) -> Vec<(String, String)> {
             errors.push((v.name.clone(), "two VMs have this name".to_string()));
         }
         if let Some(cores) = &v.cores
-            && let Some(o) = vms[..i].iter().find(|o| o.cores.as_ref().is_some_and(|c| c.iter().any(|x| cores.contains(x))))
+            && let Some(o) =
+                vms[..i].iter().find(|o| o.cores.as_ref().is_some_and(|c| c.iter().any(|x| cores.contains(x))))
         {
             errors.push((v.name.clone(), alloc::format!("shares cores with VM {}", o.name)));
         }
@@ -129,8 +130,14 @@ mod tests {
         .unwrap();
         assert_eq!(vms.len(), 1);
         let v = &vms[0];
-        assert_eq!((v.name.as_str(), v.kernel.as_str(), v.cmdline.as_str()), ("linux", "/boot/vmlinux", "console=ttyS0 quiet"));
-        assert_eq!((v.initrd.as_deref(), v.cores.clone(), v.mem), (Some("/boot/initrd"), Some(vec![2, 3]), Some(512 << 20)));
+        assert_eq!(
+            (v.name.as_str(), v.kernel.as_str(), v.cmdline.as_str()),
+            ("linux", "/boot/vmlinux", "console=ttyS0 quiet")
+        );
+        assert_eq!(
+            (v.initrd.as_deref(), v.cores.clone(), v.mem),
+            (Some("/boot/initrd"), Some(vec![2, 3]), Some(512 << 20))
+        );
         assert!(validate(&vms).is_empty());
     }
 

@@ -1,15 +1,26 @@
 //! The VM's devices behind its port bus. Each model is a state machine tested on the host; this
-//! module routes port accesses to them and reports what a guest access asks of the VM (power off,
-//! reset).
+//! module routes port accesses to them, drives their interrupt lines into the 8259 pair, and
+//! reports what a guest access asks of the VM (power off, reset).
 
 pub mod acpi_pm;
+pub mod cmos_rtc;
+pub mod i8042;
+pub mod pci_host;
+pub mod pic8259;
+pub mod pit8254;
 pub mod uart16550;
 
-use alloc::vec::Vec;
 use acpi_pm::{AcpiPm, PmRequest};
+use alloc::vec::Vec;
+use cmos_rtc::CmosRtc;
+use i8042::{I8042, I8042Effect};
+use pci_host::PciHost;
+use pic8259::Pic8259Pair;
+use pit8254::Pit8254;
 use uart16550::Uart16550;
 
 pub const COM1: u16 = 0x3f8;
+pub const COM1_IRQ: u8 = 4;
 /// Port 0x80: POST codes, a delay port for old drivers.
 const POST: u16 = 0x80;
 
@@ -23,19 +34,40 @@ pub enum Effect {
     Reset,
 }
 
+/// The time a device access happens at: the VM's clock and the wall clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub ns: u64,
+    pub unix_seconds: u64,
+}
+
 #[derive(Default)]
 pub struct Devices {
     pub com1: Uart16550,
     pub pm: AcpiPm,
+    pub pic: Pic8259Pair,
+    pub pit: Pit8254,
+    pub rtc: CmosRtc,
+    pub keyboard: I8042,
+    pub pci: PciHost,
     /// Ports accessed that nothing implements (reads give all ones, writes are dropped).
     pub unclaimed: u64,
 }
 
 impl Devices {
-    pub fn port_in(&mut self, port: u16, size: u8) -> u32 {
+    pub fn port_in(&mut self, port: u16, size: u8, now: Now) -> u32 {
         match port {
             COM1..=0x3ff if size == 1 => self.com1.read(port - COM1) as u32,
-            p if AcpiPm::claims(p) => self.pm.read(p, size),
+            p if AcpiPm::claims(p) => {
+                // The PM timer runs at 3.579545 MHz from the VM's clock.
+                self.pm.timer = (now.ns as u128 * 3_579_545 / 1_000_000_000) as u32;
+                self.pm.read(p, size)
+            }
+            p if Pic8259Pair::claims(p) => self.pic.read(p) as u32,
+            p if Pit8254::claims(p) => self.pit.read(p, now.ns) as u32,
+            p if CmosRtc::claims(p) => self.rtc.read(p, now.unix_seconds) as u32,
+            p if I8042::claims(p) => self.keyboard.read(p) as u32,
+            p if PciHost::claims(p) => self.pci.read(p, size),
             POST => 0xff,
             _ => {
                 self.unclaimed += 1;
@@ -48,7 +80,7 @@ impl Devices {
         }
     }
 
-    pub fn port_out(&mut self, port: u16, size: u8, value: u32) -> Effect {
+    pub fn port_out(&mut self, port: u16, size: u8, value: u32, now: Now) -> Effect {
         match port {
             COM1..=0x3ff if size == 1 => match self.com1.write(port - COM1, value as u8) {
                 Some(line) => Effect::Console(line),
@@ -58,8 +90,26 @@ impl Devices {
                 Some(PmRequest::SoftOff) => Effect::PowerOff,
                 None => Effect::None,
             },
-            // The keyboard controller's reset line, a common way for a guest to reboot.
-            0x64 if value as u8 == 0xfe => Effect::Reset,
+            p if Pic8259Pair::claims(p) => {
+                self.pic.write(p, value as u8);
+                Effect::None
+            }
+            p if Pit8254::claims(p) => {
+                self.pit.write(p, value as u8, now.ns);
+                Effect::None
+            }
+            p if CmosRtc::claims(p) => {
+                self.rtc.write(p, value as u8);
+                Effect::None
+            }
+            p if I8042::claims(p) => match self.keyboard.write(p, value as u8) {
+                I8042Effect::Reset => Effect::Reset,
+                I8042Effect::None => Effect::None,
+            },
+            p if PciHost::claims(p) => {
+                self.pci.write(p, size, value);
+                Effect::None
+            }
             // Port 0xcf9 (reset control): bit 2 with bit 1 resets.
             0xcf9 if value & 0x06 == 0x06 => Effect::Reset,
             POST => Effect::None,
@@ -68,5 +118,20 @@ impl Devices {
                 Effect::None
             }
         }
+    }
+
+    /// Brings the interrupt lines up to date (timer edges, the UART's level).
+    pub fn update_lines(&mut self, now: u64) {
+        if self.pit.take_irq0(now) {
+            self.pic.set_irq(0, true);
+            self.pic.set_irq(0, false);
+        }
+        let uart = self.com1.interrupt_pending();
+        self.pic.set_irq(COM1_IRQ, uart);
+    }
+
+    /// When a device next raises an interrupt on its own (host uptime ns).
+    pub fn next_event_ns(&self) -> Option<u64> {
+        self.pit.next_irq0_ns()
     }
 }

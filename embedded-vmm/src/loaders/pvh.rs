@@ -100,7 +100,12 @@ pub fn inspect(file: &[u8], ram: &[(u64, u64)]) -> Result<PvhImage, PvhError> {
         if ph.p_paddr < BOOT_DATA_END {
             return Err(bad("overlaps the boot data below 32 KiB"));
         }
-        segments.push(LoadSegment { gpa: ph.p_paddr, offset: ph.p_offset, file_bytes: ph.p_filesz, memory_bytes: ph.p_memsz });
+        segments.push(LoadSegment {
+            gpa: ph.p_paddr,
+            offset: ph.p_offset,
+            file_bytes: ph.p_filesz,
+            memory_bytes: ph.p_memsz,
+        });
     }
     if segments.is_empty() {
         return Err(PvhError::Segment { index: 0, reason: "no loadable segment" });
@@ -138,7 +143,13 @@ pub struct BootData {
 
 /// Lays out start_info, the module list, the memory map and the command line, and chooses the
 /// initrd's place (the top of low RAM, page aligned, above the kernel).
-pub fn boot_data(ram: &[(u64, u64)], kernel_end: u64, cmdline: &str, initrd_bytes: Option<u64>, rsdp: u64) -> Result<BootData, PvhError> {
+pub fn boot_data(
+    ram: &[(u64, u64)],
+    kernel_end: u64,
+    cmdline: &str,
+    initrd_bytes: Option<u64>,
+    rsdp: u64,
+) -> Result<BootData, PvhError> {
     if cmdline.len() > CMDLINE_MAX {
         return Err(PvhError::CommandLineTooLong);
     }
@@ -239,7 +250,10 @@ mod tests {
     fn a_pvh_elf_is_described() {
         let img = inspect(&elf32(0x10_0010, 0x10_0000, true), &RAM).unwrap();
         assert_eq!(img.entry, 0x10_0010);
-        assert_eq!(img.segments, [LoadSegment { gpa: 0x10_0000, offset: 0x100, file_bytes: 0x100, memory_bytes: 0x100 }]);
+        assert_eq!(
+            img.segments,
+            [LoadSegment { gpa: 0x10_0000, offset: 0x100, file_bytes: 0x100, memory_bytes: 0x100 }]
+        );
     }
 
     #[test]

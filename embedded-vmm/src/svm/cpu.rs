@@ -3,8 +3,8 @@
 //! and restores the host's hidden segment state with VMSAVE/VMLOAD (VMRUN does not restore FS,
 //! GS, TR, LDTR or the syscall MSRs), and runs with GIF clear around the switch.
 
-use core::arch::{asm, global_asm};
 use core::arch::x86_64::__cpuid_count;
+use core::arch::{asm, global_asm};
 
 const MSR_EFER: u32 = 0xc000_0080;
 const MSR_VM_CR: u32 = 0xc001_0114;

@@ -819,6 +819,11 @@ pub fn sendfile(c: &mut Call) -> SysResult {
     if is_pipe && offset_at != 0 {
         return Err(Errno::ESPIPE);
     }
+    let mut position = if offset_at != 0 {
+        check_offset(c.process.space.lock().read_u64(offset_at)?)?
+    } else {
+        input.offset.load(Ordering::Relaxed)
+    };
     let output = open_file(c, out_fd)?;
     if !matches!(output.flags.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR) {
         return Err(Errno::EBADF);
@@ -826,11 +831,6 @@ pub fn sendfile(c: &mut Call) -> SysResult {
     if is_pipe || output.flags.load(Ordering::Relaxed) & crate::open_files::O_APPEND != 0 {
         return Err(Errno::EINVAL);
     }
-    let mut position = if offset_at != 0 {
-        check_offset(c.process.space.lock().read_u64(offset_at)?)?
-    } else {
-        input.offset.load(Ordering::Relaxed)
-    };
     let count = count.min(MAX_RW_COUNT) as usize;
     let mut buf = vec![0u8; count.min(CHUNK)];
     let mut total = 0usize;
@@ -930,8 +930,10 @@ pub fn utimensat(c: &mut Call) -> SysResult {
     const UTIME_NOW: i64 = (1 << 30) - 1;
     const UTIME_OMIT: i64 = (1 << 30) - 2;
     let [dirfd, path_addr, times, flags, ..] = c.args;
-    // The new modification time: None to keep it, Some(None) for now.
-    let mut mtime = Some(None);
+    // The new modification time in seconds, None to keep it. "Now" is the real-time clock's
+    // (the file system's own clock may not be set).
+    let now = clock::realtime_ns() / NS_PER_SEC;
+    let mut mtime = Some(now);
     if times != 0 {
         let mut raw = [0u8; 32];
         c.process.space.lock().read(times, &mut raw)?;
@@ -946,8 +948,8 @@ pub fn utimensat(c: &mut Call) -> SysResult {
         }
         mtime = match mtime_ns {
             UTIME_OMIT => None,
-            UTIME_NOW => Some(None),
-            _ => Some(Some(mtime_s as u64)),
+            UTIME_NOW => Some(now),
+            _ => Some(mtime_s as u64),
         };
     }
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
@@ -971,7 +973,7 @@ pub fn utimensat(c: &mut Call) -> SysResult {
         }
     };
     files::with_fs(|fs| match mtime {
-        Some(seconds) => fs.set_mtime(ino, seconds),
+        Some(seconds) => fs.set_mtime(ino, Some(seconds)),
         None if fs.in_writable_part(ino) => Ok(()),
         None => Err(Errno::EROFS),
     })?;

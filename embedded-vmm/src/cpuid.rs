@@ -1,0 +1,143 @@
+//! The CPUID the guest sees: the host's, with what the VMM does not virtualise taken out (SVM,
+//! VMX, monitor/mwait, performance counters, thermal and power control, machine checks), the
+//! hypervisor bit and a Manul leaf added, and the topology of the VM's vCPUs.
+
+/// (eax, ebx, ecx, edx)
+pub type Registers = (u32, u32, u32, u32);
+
+/// The Manul hypervisor leaf's signature ("ManulVMM    " in EBX, ECX, EDX).
+pub const SIGNATURE: [u32; 3] =
+    [u32::from_le_bytes(*b"Manu"), u32::from_le_bytes(*b"lVMM"), u32::from_le_bytes(*b"    ")];
+
+/// What the guest's view depends on besides the host's CPUID.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestCpu {
+    pub vcpu: u32,
+    pub vcpus: u32,
+    /// The guest's CR4.OSXSAVE (reflected in leaf 1 ECX bit 27).
+    pub osxsave: bool,
+    /// Whether the VM emulates a local APIC.
+    pub apic: bool,
+    pub tsc_khz: u32,
+}
+
+/// The guest's CPUID for `leaf`/`subleaf`, given the host's answer `host`.
+pub fn guest_cpuid(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> Registers, g: GuestCpu) -> Registers {
+    let max_basic = host(0, 0).0.min(0xd);
+    let max_ext = host(0x8000_0000, 0).0.min(0x8000_0008);
+    match leaf {
+        0 => {
+            let (_, b, c, d) = host(0, 0);
+            (max_basic, b, c, d)
+        }
+        1 => {
+            let (a, b, c, d) = host(1, 0);
+            // ECX: no VMX, SMX, EST, TM2, SDBG, PDCM, DCA, MONITOR, x2APIC, TSC-deadline.
+            let c_clear = (1 << 3)
+                | (1 << 5)
+                | (1 << 6)
+                | (1 << 7)
+                | (1 << 8)
+                | (1 << 11)
+                | (1 << 15)
+                | (1 << 18)
+                | (1 << 21)
+                | (1 << 24)
+                | (1 << 27);
+            let mut c = (c & !c_clear) | (1 << 31);
+            if g.osxsave {
+                c |= 1 << 27;
+            }
+            // EDX: no MCE, MTRR, MCA, ACPI thermal, TM, PBE; APIC only if emulated; HTT for SMP.
+            let d_clear = (1 << 7) | (1 << 12) | (1 << 14) | (1 << 22) | (1 << 29) | (1 << 31) | (1 << 9) | (1 << 28);
+            let mut d = d & !d_clear;
+            if g.apic {
+                d |= 1 << 9;
+            }
+            if g.vcpus > 1 {
+                d |= 1 << 28;
+            }
+            let b = (b & 0x0000_ffff) | (g.vcpus.min(255) << 16) | (g.vcpu.min(255) << 24);
+            (a, b, c, d)
+        }
+        7 if subleaf == 0 => {
+            let (_, b, c, _) = host(7, 0);
+            // No SGX, HLE, RTM, PQM, MPX, PQE, Intel PT; no WAITPKG; no speculation controls.
+            let b = b & !((1 << 2) | (1 << 4) | (1 << 11) | (1 << 12) | (1 << 14) | (1 << 15) | (1 << 25));
+            let c = c & !(1 << 5);
+            (0, b, c, 0)
+        }
+        0xd if leaf <= max_basic => host(leaf, subleaf),
+        2..=0xc if leaf <= max_basic => (0, 0, 0, 0),
+        0x4000_0000 => (0x4000_0010, SIGNATURE[0], SIGNATURE[1], SIGNATURE[2]),
+        0x4000_0010 => (g.tsc_khz, 0, 0, 0),
+        0x8000_0000 => {
+            let (_, b, c, d) = host(0x8000_0000, 0);
+            (max_ext, b, c, d)
+        }
+        0x8000_0001 if leaf <= max_ext => {
+            let (a, b, c, d) = host(leaf, 0);
+            // No SVM, extended APIC space, OSVW, IBS, SKINIT, WDT, LWP, topology extensions,
+            // core and northbridge performance counters.
+            let c_clear = (1 << 2)
+                | (1 << 3)
+                | (1 << 9)
+                | (1 << 10)
+                | (1 << 12)
+                | (1 << 13)
+                | (1 << 15)
+                | (1 << 22)
+                | (1 << 23)
+                | (1 << 24);
+            (a, b, c & !c_clear, d)
+        }
+        0x8000_0002..=0x8000_0006 if leaf <= max_ext => host(leaf, subleaf),
+        0x8000_0007 if leaf <= max_ext => (0, 0, 0, host(leaf, 0).3 & (1 << 8)),
+        0x8000_0008 if leaf <= max_ext => {
+            let (a, b, _, _) = host(leaf, 0);
+            (a, b & !0x7_f000, g.vcpus.saturating_sub(1) & 0xff, 0)
+        }
+        _ => (0, 0, 0, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(leaf: u32, _sub: u32) -> Registers {
+        match leaf {
+            0 => (0x16, 1, 2, 3),
+            1 => (0x800f12, 0x0102_0800, 0xffff_ffff & !(1 << 31), 0xffff_ffff),
+            0x8000_0000 => (0x8000_0021, 0, 0, 0),
+            0x8000_0001 => (0, 0, 0xffff_ffff, 0xffff_ffff),
+            0x8000_0007 => (0, 0, 0, 0xffff),
+            _ => (0xaa, 0xbb, 0xcc, 0xdd),
+        }
+    }
+
+    const G: GuestCpu = GuestCpu { vcpu: 1, vcpus: 2, osxsave: false, apic: false, tsc_khz: 2_000_000 };
+
+    #[test]
+    fn features_hidden_and_added() {
+        let (_, b, c, d) = guest_cpuid(1, 0, host, G);
+        assert_eq!(c & (1 << 31), 1 << 31, "hypervisor bit");
+        assert_eq!(c & ((1 << 5) | (1 << 21) | (1 << 27)), 0, "VMX, x2APIC, OSXSAVE hidden");
+        assert_eq!(d & ((1 << 9) | (1 << 12)), 0, "no APIC, no MTRR");
+        assert_eq!(d & (1 << 28), 1 << 28, "HTT with two vCPUs");
+        assert_eq!((b >> 24, (b >> 16) & 0xff), (1, 2));
+        assert_eq!(guest_cpuid(1, 0, host, GuestCpu { osxsave: true, apic: true, ..G }).2 & (1 << 27), 1 << 27);
+        assert_eq!(guest_cpuid(0x8000_0001, 0, host, G).2 & (1 << 2), 0, "SVM hidden");
+        assert_eq!(guest_cpuid(0x8000_000a, 0, host, G), (0, 0, 0, 0));
+        assert_eq!(guest_cpuid(0x8000_0007, 0, host, G).3, 1 << 8);
+    }
+
+    #[test]
+    fn limits_and_the_manul_leaf() {
+        assert_eq!(guest_cpuid(0, 0, host, G).0, 0xd);
+        assert_eq!(guest_cpuid(0x8000_0000, 0, host, G).0, 0x8000_0008);
+        assert_eq!(guest_cpuid(0x16, 0, host, G), (0, 0, 0, 0));
+        assert_eq!(guest_cpuid(0x4000_0000, 0, host, G).1, SIGNATURE[0]);
+        assert_eq!(guest_cpuid(0x4000_0010, 0, host, G).0, 2_000_000);
+    }
+}
