@@ -108,7 +108,7 @@ mod tests {
     fn host(leaf: u32, _sub: u32) -> Registers {
         match leaf {
             0 => (0x16, 1, 2, 3),
-            1 => (0x800f12, 0x0102_0800, 0xffff_ffff & !(1 << 31), 0xffff_ffff),
+            1 => (0x800f12, 0x0102_0800, !(1 << 31), 0xffff_ffff),
             0x8000_0000 => (0x8000_0021, 0, 0, 0),
             0x8000_0001 => (0, 0, 0xffff_ffff, 0xffff_ffff),
             0x8000_0007 => (0, 0, 0, 0xffff),
