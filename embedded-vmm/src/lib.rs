@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+pub mod acpi_builder;
 pub mod cpuid;
 pub mod devices;
 pub mod exit_stats;

@@ -2,6 +2,7 @@
 //! and how it ends. Everything the guest does is handled here or ends this VM: nothing reaches a
 //! host panic.
 
+use crate::acpi_builder::{self, AcpiConfig};
 use crate::cpuid::{GuestCpu, guest_cpuid};
 use crate::devices::{Devices, Effect, Now};
 use crate::exit_stats::ExitStats;
@@ -142,8 +143,12 @@ impl Vm {
             memory.write(s.gpa, bytes).map_err(VmError::Memory)?;
             kernel_end = kernel_end.max(s.gpa + s.memory_bytes);
         }
-        let boot = pvh::boot_data(&ram, kernel_end, config.cmdline, config.initrd.map(|i| i.len() as u64), 0)
+        let rsdp = acpi_builder::RSDP_GPA;
+        let boot = pvh::boot_data(&ram, kernel_end, config.cmdline, config.initrd.map(|i| i.len() as u64), rsdp)
             .map_err(VmError::Image)?;
+        for (gpa, bytes) in acpi_builder::build(AcpiConfig { vcpus: config.vcpus as u32, apic: false }) {
+            memory.write(gpa, &bytes).map_err(VmError::Memory)?;
+        }
         for (gpa, bytes) in &boot.writes {
             memory.write(*gpa, bytes).map_err(VmError::Memory)?;
         }

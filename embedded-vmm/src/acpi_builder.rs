@@ -1,0 +1,198 @@
+//! ACPI tables for a guest, generated for its configuration: RSDP, XSDT, FADT (with the PM block
+//! of `devices::acpi_pm` and a reset register), FACS, a DSDT holding `\_S5` so that the guest's
+//! power-off reaches the VMM, and, when the VM has local APICs, a MADT. They live in the
+//! reserved BIOS area at 0xe0000, where a guest looking for the RSDP finds it.
+
+use crate::devices::acpi_pm::{PM1A_CONTROL, PM1A_EVENT, PM_TIMER, SLP_TYP_S5};
+use alloc::vec;
+use alloc::vec::Vec;
+
+pub const RSDP_GPA: u64 = 0xe0000;
+const XSDT_GPA: u64 = 0xe0040;
+const FADT_GPA: u64 = 0xe0100;
+const FACS_GPA: u64 = 0xe0240;
+const DSDT_GPA: u64 = 0xe0300;
+const MADT_GPA: u64 = 0xe0400;
+const OEM_ID: &[u8; 6] = b"MANUL ";
+const OEM_TABLE: &[u8; 8] = b"MANULVMM";
+/// The SCI's ISA interrupt.
+pub const SCI_IRQ: u8 = 9;
+
+/// What the tables describe.
+#[derive(Clone, Copy, Debug)]
+pub struct AcpiConfig {
+    pub vcpus: u32,
+    /// Describe local APICs and an I/O APIC (MADT); without, the guest uses the 8259 pair.
+    pub apic: bool,
+}
+
+fn checksum(bytes: &[u8]) -> u8 {
+    0u8.wrapping_sub(bytes.iter().fold(0u8, |s, b| s.wrapping_add(*b)))
+}
+
+/// A table with its standard 36-byte header and a fixed checksum.
+fn table(signature: &[u8; 4], revision: u8, body: &[u8]) -> Vec<u8> {
+    let mut t = Vec::with_capacity(36 + body.len());
+    t.extend_from_slice(signature);
+    t.extend_from_slice(&((36 + body.len()) as u32).to_le_bytes());
+    t.push(revision);
+    t.push(0);
+    t.extend_from_slice(OEM_ID);
+    t.extend_from_slice(OEM_TABLE);
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(b"MANL");
+    t.extend_from_slice(&1u32.to_le_bytes());
+    t.extend_from_slice(body);
+    t[9] = checksum(&t);
+    t
+}
+
+/// A Generic Address Structure for system I/O.
+fn gas_io(port: u16, bits: u8) -> [u8; 12] {
+    let mut g = [0u8; 12];
+    g[0] = 1; // system I/O
+    g[1] = bits;
+    g[3] = match bits {
+        8 => 1,
+        16 => 2,
+        _ => 3,
+    };
+    g[4..12].copy_from_slice(&(port as u64).to_le_bytes());
+    g
+}
+
+fn fadt() -> Vec<u8> {
+    let mut b = vec![0u8; 276 - 36];
+    let at = |offset: usize| offset - 36;
+    b[at(36)..at(40)].copy_from_slice(&(FACS_GPA as u32).to_le_bytes());
+    b[at(40)..at(44)].copy_from_slice(&(DSDT_GPA as u32).to_le_bytes());
+    b[at(46)..at(48)].copy_from_slice(&(SCI_IRQ as u16).to_le_bytes());
+    // SMI_CMD = 0: ACPI is always on, nothing to enable.
+    b[at(56)..at(60)].copy_from_slice(&(PM1A_EVENT as u32).to_le_bytes());
+    b[at(64)..at(68)].copy_from_slice(&(PM1A_CONTROL as u32).to_le_bytes());
+    b[at(76)..at(80)].copy_from_slice(&(PM_TIMER as u32).to_le_bytes());
+    b[at(88)] = 4; // PM1_EVT_LEN
+    b[at(89)] = 2; // PM1_CNT_LEN
+    b[at(91)] = 4; // PM_TMR_LEN
+    b[at(96)..at(98)].copy_from_slice(&0x0fffu16.to_le_bytes()); // P_LVL2_LAT: C2 unsupported
+    b[at(98)..at(100)].copy_from_slice(&0x0fffu16.to_le_bytes()); // P_LVL3_LAT: C3 unsupported
+    b[at(109)..at(111)].copy_from_slice(&0x0002u16.to_le_bytes()); // IAPC_BOOT_ARCH: 8042
+    // Flags: WBINVD, PROC_C1, SLP_BUTTON, RTC_S4, RESET_REG_SUP.
+    let flags: u32 = (1 << 0) | (1 << 2) | (1 << 5) | (1 << 7) | (1 << 10);
+    b[at(112)..at(116)].copy_from_slice(&flags.to_le_bytes());
+    b[at(116)..at(128)].copy_from_slice(&gas_io(0xcf9, 8));
+    b[at(128)] = 0x06; // RESET_VALUE
+    b[at(131)] = 1; // FADT minor version
+    b[at(132)..at(140)].copy_from_slice(&FACS_GPA.to_le_bytes());
+    b[at(140)..at(148)].copy_from_slice(&DSDT_GPA.to_le_bytes());
+    b[at(148)..at(160)].copy_from_slice(&gas_io(PM1A_EVENT, 32));
+    b[at(172)..at(184)].copy_from_slice(&gas_io(PM1A_CONTROL, 16));
+    b[at(208)..at(220)].copy_from_slice(&gas_io(PM_TIMER, 32));
+    table(b"FACP", 6, &b)
+}
+
+fn facs() -> Vec<u8> {
+    let mut f = vec![0u8; 64];
+    f[..4].copy_from_slice(b"FACS");
+    f[4..8].copy_from_slice(&64u32.to_le_bytes());
+    f[32] = 2; // version
+    f
+}
+
+/// The DSDT: `Name (_S5, Package (4) { 5, 5, 0, 0 })`.
+fn dsdt() -> Vec<u8> {
+    let typ = SLP_TYP_S5 as u8;
+    let aml = [0x08, b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0a, typ, 0x0a, typ, 0x00, 0x00];
+    table(b"DSDT", 2, &aml)
+}
+
+fn madt(vcpus: u32) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0xfee0_0000u32.to_le_bytes());
+    b.extend_from_slice(&1u32.to_le_bytes()); // PC-AT compatible 8259s present
+    for i in 0..vcpus.min(255) {
+        b.extend_from_slice(&[0, 8, i as u8, i as u8]);
+        b.extend_from_slice(&1u32.to_le_bytes());
+    }
+    b.extend_from_slice(&[1, 12, vcpus.min(254) as u8, 0]);
+    b.extend_from_slice(&0xfec0_0000u32.to_le_bytes());
+    b.extend_from_slice(&0u32.to_le_bytes());
+    // ISA IRQ 0 arrives on GSI 2; the SCI is level-triggered, active high.
+    b.extend_from_slice(&[2, 10, 0, 0]);
+    b.extend_from_slice(&2u32.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&[2, 10, 0, SCI_IRQ]);
+    b.extend_from_slice(&(SCI_IRQ as u32).to_le_bytes());
+    b.extend_from_slice(&0x000du16.to_le_bytes());
+    table(b"APIC", 4, &b)
+}
+
+/// The tables and where they go: (guest-physical address, bytes).
+pub fn build(config: AcpiConfig) -> Vec<(u64, Vec<u8>)> {
+    let mut entries = vec![FADT_GPA];
+    let mut out = vec![(FADT_GPA, fadt()), (FACS_GPA, facs()), (DSDT_GPA, dsdt())];
+    if config.apic {
+        entries.push(MADT_GPA);
+        out.push((MADT_GPA, madt(config.vcpus)));
+    }
+    let body: Vec<u8> = entries.iter().flat_map(|a| a.to_le_bytes()).collect();
+    out.push((XSDT_GPA, table(b"XSDT", 1, &body)));
+    let mut rsdp = vec![0u8; 36];
+    rsdp[..8].copy_from_slice(b"RSD PTR ");
+    rsdp[9..15].copy_from_slice(OEM_ID);
+    rsdp[15] = 2;
+    rsdp[20..24].copy_from_slice(&36u32.to_le_bytes());
+    rsdp[24..32].copy_from_slice(&XSDT_GPA.to_le_bytes());
+    rsdp[8] = checksum(&rsdp[..20]);
+    rsdp[32] = checksum(&rsdp);
+    out.push((RSDP_GPA, rsdp));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sum(b: &[u8]) -> u8 {
+        b.iter().fold(0u8, |s, x| s.wrapping_add(*x))
+    }
+
+    fn find(tables: &[(u64, Vec<u8>)], gpa: u64) -> &[u8] {
+        &tables.iter().find(|t| t.0 == gpa).unwrap().1
+    }
+
+    #[test]
+    fn checksums_and_links() {
+        let t = build(AcpiConfig { vcpus: 2, apic: true });
+        let rsdp = find(&t, RSDP_GPA);
+        assert_eq!(&rsdp[..8], b"RSD PTR ");
+        assert_eq!(sum(&rsdp[..20]), 0);
+        assert_eq!(sum(rsdp), 0);
+        let xsdt = find(&t, u64::from_le_bytes(rsdp[24..32].try_into().unwrap()));
+        assert_eq!(sum(xsdt), 0);
+        let entries: Vec<u64> = xsdt[36..].chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap())).collect();
+        assert_eq!(entries, [FADT_GPA, MADT_GPA]);
+        for &(gpa, ref bytes) in &t {
+            if gpa != RSDP_GPA && gpa != FACS_GPA {
+                assert_eq!(sum(bytes), 0, "table at {gpa:#x}");
+                assert_eq!(u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize, bytes.len());
+            }
+        }
+        // Nothing overlaps the next table.
+        let mut spans: Vec<(u64, u64)> = t.iter().map(|(g, b)| (*g, *g + b.len() as u64)).collect();
+        spans.sort();
+        assert!(spans.windows(2).all(|w| w[0].1 <= w[1].0), "{spans:x?}");
+    }
+
+    #[test]
+    fn fadt_points_at_the_pm_block_and_dsdt_has_s5() {
+        let t = build(AcpiConfig { vcpus: 1, apic: false });
+        let fadt = find(&t, FADT_GPA);
+        assert_eq!(u32::from_le_bytes(fadt[64..68].try_into().unwrap()), PM1A_CONTROL as u32);
+        assert_eq!(u64::from_le_bytes(fadt[140..148].try_into().unwrap()), DSDT_GPA);
+        let dsdt = find(&t, DSDT_GPA);
+        let at = dsdt.windows(4).position(|w| w == b"_S5_").unwrap();
+        assert_eq!(dsdt[at + 4..at + 9], [0x12, 0x08, 0x04, 0x0a, 0x05]);
+        assert!(t.iter().all(|(g, _)| *g != MADT_GPA), "no MADT without APICs");
+    }
+}
