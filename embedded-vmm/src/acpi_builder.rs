@@ -3,7 +3,7 @@
 //! power-off reaches the VMM, and, when the VM has local APICs, a MADT. They live in the
 //! reserved BIOS area at 0xe0000, where a guest looking for the RSDP finds it.
 
-use crate::devices::acpi_pm::{PM1A_CONTROL, PM1A_EVENT, PM_TIMER, SLP_TYP_S5};
+use crate::devices::acpi_pm::{PM_TIMER, PM1A_CONTROL, PM1A_EVENT, SLP_TYP_S5};
 use alloc::vec;
 use alloc::vec::Vec;
 

@@ -14,6 +14,8 @@ pub struct ExitCount {
 #[derive(Debug, Default)]
 pub struct ExitStats {
     by_reason: BTreeMap<&'static str, ExitCount>,
+    /// Port I/O exits by port, to see which device costs what.
+    by_port: BTreeMap<u16, u64>,
 }
 
 impl ExitStats {
@@ -21,6 +23,18 @@ impl ExitStats {
         let e = self.by_reason.entry(exit_name(exit_code)).or_default();
         e.count += 1;
         e.cycles += cycles;
+    }
+
+    pub fn record_port(&mut self, port: u16) {
+        *self.by_port.entry(port).or_default() += 1;
+    }
+
+    /// The `n` ports with the most exits, most first.
+    pub fn busiest_ports(&self, n: usize) -> Vec<(u16, u64)> {
+        let mut ports: Vec<(u16, u64)> = self.by_port.iter().map(|(p, c)| (*p, *c)).collect();
+        ports.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ports.truncate(n);
+        ports
     }
 
     pub fn total(&self) -> u64 {

@@ -8,6 +8,7 @@ use crate::devices::{Devices, Effect, Now};
 use crate::exit_stats::ExitStats;
 use crate::guest_memory::{GuestMemory, MemoryError};
 use crate::host::{HostBlock, LogLevel, VmmHost};
+use crate::loaders::bzimage::{self, BzImageError};
 use crate::loaders::pvh::{self, PvhError};
 use crate::svm::cpu::{self, GuestRegisters, SvmError};
 use crate::svm::vmcb::{Segment, Vmcb, exit, misc1, misc2};
@@ -86,11 +87,21 @@ impl fmt::Display for VmEnd {
     }
 }
 
+/// How the boot vCPU starts.
+#[derive(Clone, Copy, Debug)]
+enum BootEntry {
+    /// PVH: 32-bit protected mode, paging off, EBX = start_info.
+    Pvh { rip: u64, start_info: u64 },
+    /// The Linux 64-bit boot protocol: long mode on identity tables, RSI = zero page.
+    Linux64 { rip: u64, zero_page: u64, cr3: u64 },
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum VmError {
     Svm(SvmError),
     Memory(MemoryError),
     Image(PvhError),
+    BzImage(BzImageError),
     Config(&'static str),
 }
 
@@ -100,6 +111,7 @@ impl fmt::Display for VmError {
             VmError::Svm(e) => write!(f, "SVM: {e:?}"),
             VmError::Memory(e) => write!(f, "guest memory: {e:?}"),
             VmError::Image(e) => write!(f, "kernel image: {e}"),
+            VmError::BzImage(e) => write!(f, "bzImage: {e}"),
             VmError::Config(e) => f.write_str(e),
         }
     }
@@ -122,8 +134,8 @@ pub struct Vm {
     /// I/O and MSR permission maps (every access intercepted), shared by the vCPUs.
     iopm: HostBlock,
     msrpm: HostBlock,
-    /// The boot vCPU's initial registers.
-    boot_state: (u64, u64), // (rip, rbx)
+    /// How the boot vCPU starts.
+    boot: BootEntry,
     vcpus: usize,
 }
 
@@ -136,23 +148,34 @@ impl Vm {
         }
         let memory = GuestMemory::new(host, config.memory_bytes).map_err(VmError::Memory)?;
         let ram = memory.ram_ranges();
-        let image = pvh::inspect(config.kernel, &ram).map_err(VmError::Image)?;
-        let mut kernel_end = 0;
-        for s in &image.segments {
-            let bytes = &config.kernel[s.offset as usize..(s.offset + s.file_bytes) as usize];
-            memory.write(s.gpa, bytes).map_err(VmError::Memory)?;
-            kernel_end = kernel_end.max(s.gpa + s.memory_bytes);
+        let initrd_len = config.initrd.map(|i| i.len() as u64);
+        let (writes, initrd_gpa, boot) = if bzimage::is_bzimage(config.kernel) {
+            let (linux, initrd_gpa) =
+                bzimage::prepare(config.kernel, &ram, config.cmdline, initrd_len).map_err(VmError::BzImage)?;
+            let entry = BootEntry::Linux64 { rip: linux.entry, zero_page: linux.zero_page, cr3: linux.cr3 };
+            (linux.writes, initrd_gpa, entry)
+        } else {
+            let image = pvh::inspect(config.kernel, &ram).map_err(VmError::Image)?;
+            let mut writes = Vec::new();
+            let mut kernel_end = 0;
+            for s in &image.segments {
+                let mut bytes = config.kernel[s.offset as usize..(s.offset + s.file_bytes) as usize].to_vec();
+                bytes.resize(s.memory_bytes as usize, 0);
+                kernel_end = kernel_end.max(s.gpa + s.memory_bytes);
+                writes.push((s.gpa, bytes));
+            }
+            let boot = pvh::boot_data(&ram, kernel_end, config.cmdline, initrd_len, acpi_builder::RSDP_GPA)
+                .map_err(VmError::Image)?;
+            writes.extend(boot.writes);
+            (writes, boot.initrd_gpa, BootEntry::Pvh { rip: image.entry as u64, start_info: pvh::START_INFO_GPA })
+        };
+        for (gpa, bytes) in &writes {
+            memory.write(*gpa, bytes).map_err(VmError::Memory)?;
         }
-        let rsdp = acpi_builder::RSDP_GPA;
-        let boot = pvh::boot_data(&ram, kernel_end, config.cmdline, config.initrd.map(|i| i.len() as u64), rsdp)
-            .map_err(VmError::Image)?;
         for (gpa, bytes) in acpi_builder::build(AcpiConfig { vcpus: config.vcpus as u32, apic: false }) {
             memory.write(gpa, &bytes).map_err(VmError::Memory)?;
         }
-        for (gpa, bytes) in &boot.writes {
-            memory.write(*gpa, bytes).map_err(VmError::Memory)?;
-        }
-        if let (Some(at), Some(initrd)) = (boot.initrd_gpa, config.initrd) {
+        if let (Some(at), Some(initrd)) = (initrd_gpa, config.initrd) {
             memory.write(at, initrd).map_err(VmError::Memory)?;
         }
         let iopm = host.alloc_contiguous(3 * PAGE, PAGE).ok_or(VmError::Memory(MemoryError::OutOfHostMemory))?;
@@ -172,7 +195,7 @@ impl Vm {
             end: spin::Mutex::new(None),
             iopm,
             msrpm,
-            boot_state: (image.entry as u64, pvh::START_INFO_GPA),
+            boot,
             vcpus: config.vcpus,
         })
     }
@@ -264,8 +287,14 @@ impl Vm {
         // Physical interrupts exit to the host; the guest's IF is virtualised.
         c.virtual_interrupt = 1 << 24;
         let s = &mut v.save;
-        let code = Segment::new(0x08, 0xc9b, 0xffff_ffff, 0);
-        let data = Segment::new(0x10, 0xc93, 0xffff_ffff, 0);
+        let (code, data) = match self.boot {
+            BootEntry::Pvh { .. } => {
+                (Segment::new(0x08, 0xc9b, 0xffff_ffff, 0), Segment::new(0x10, 0xc93, 0xffff_ffff, 0))
+            }
+            BootEntry::Linux64 { .. } => {
+                (Segment::new(0x10, 0xa9b, 0xffff_ffff, 0), Segment::new(0x18, 0xc93, 0xffff_ffff, 0))
+            }
+        };
         s.cs = code;
         s.ds = data;
         s.es = data;
@@ -276,10 +305,23 @@ impl Vm {
         s.ldtr = Segment::new(0, 0x82, 0, 0);
         s.gdtr = Segment::new(0, 0, 0xffff, 0);
         s.idtr = Segment::new(0, 0, 0xffff, 0);
-        s.cr0 = 0x11; // PE, ET: flat protected mode, paging off (PVH)
-        s.efer = EFER_SVME;
         s.rflags = 0x2;
-        s.rip = self.boot_state.0;
+        match self.boot {
+            BootEntry::Pvh { rip, .. } => {
+                s.cr0 = 0x11; // PE, ET: flat protected mode, paging off
+                s.efer = EFER_SVME;
+                s.rip = rip;
+            }
+            BootEntry::Linux64 { rip, cr3, .. } => {
+                let (gdt, limit) = bzimage::BOOT_GDT;
+                s.gdtr = Segment::new(0, 0, limit, gdt);
+                s.cr0 = 0x8000_0011; // PG, ET, PE
+                s.cr3 = cr3;
+                s.cr4 = 0x20; // PAE
+                s.efer = EFER_SVME | (1 << 8) | (1 << 10); // LME, LMA
+                s.rip = rip;
+            }
+        }
         s.dr6 = 0xffff_0ff0;
         s.dr7 = 0x400;
         s.g_pat = 0x0007_0406_0007_0406;
@@ -292,7 +334,13 @@ impl Vm {
     fn vcpu_loop(&self, index: usize, pages: &VcpuPages) -> VmEnd {
         let vmcb = self.vmcb(pages);
         self.setup_vmcb(vmcb);
-        let mut regs = GuestRegisters { rbx: if index == 0 { self.boot_state.1 } else { 0 }, ..Default::default() };
+        let mut regs = GuestRegisters::default();
+        if index == 0 {
+            match self.boot {
+                BootEntry::Pvh { start_info, .. } => regs.rbx = start_info,
+                BootEntry::Linux64 { zero_page, .. } => regs.rsi = zero_page,
+            }
+        }
         let mut vcpu = VcpuState { index: index as u32, host_xcr0: xgetbv(), reported_msrs: Vec::new() };
         let end = loop {
             if let Some(end) = self.end_reason() {
@@ -524,6 +572,7 @@ impl Vm {
             });
         }
         v.save.rip = v.control.exit_info2;
+        self.stats.lock().record_port(port);
         let now = self.now();
         if info & 1 != 0 {
             let value = self.devices.lock().port_in(port, size, now) as u64;
@@ -558,7 +607,13 @@ impl Vm {
     /// A one-line summary of unclaimed port accesses, for the log at the end.
     pub fn summary(&self) -> String {
         let d = self.devices.lock();
-        format!("{} exits, {} accesses to unclaimed ports", self.stats.lock().total(), d.unclaimed)
+        let stats = self.stats.lock();
+        format!(
+            "{} exits, {} accesses to unclaimed ports; busiest ports {:x?}",
+            stats.total(),
+            d.unclaimed,
+            stats.busiest_ports(6)
+        )
     }
 }
 
