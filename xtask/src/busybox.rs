@@ -1,15 +1,14 @@
-//! Debian's statically linked busybox for the initrd: downloaded once with `apt-get download`
-//! (no root needed) into `target/manul/cache/`, unpacked with `dpkg -x`, and its applets as
+//! Debian's statically linked busybox for the initrd and the Linux guest's initramfs: downloaded
+//! once into `target/manul/cache/busybox-static/` (see [`debian_package`]), and its applets as
 //! listed by the host running it.
 
-use std::fs;
-use std::io::{self, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
-use crate::prerequisites;
+use crate::debian_package;
 use crate::process;
 use crate::workspace::Workspace;
 
@@ -34,7 +33,7 @@ pub fn fetch(workspace: &Workspace, log: &mut dyn Write) -> Result<Busybox> {
     let root = dir.join("root");
     let binary = root.join("bin").join("busybox");
     if !binary.is_file() {
-        download(&dir, &root, log).with_context(|| format!("cannot fetch {PACKAGE}"))?;
+        debian_package::fetch(PACKAGE, &dir, log)?;
         ensure!(binary.is_file(), "the {PACKAGE} package has no bin/busybox (looked in {})", root.display());
     }
     let mut notes = Vec::new();
@@ -49,53 +48,6 @@ pub fn fetch(workspace: &Workspace, log: &mut dyn Write) -> Result<Busybox> {
         }
     };
     Ok(Busybox { binary, applets, notes })
-}
-
-/// Downloads the package into `dir/download/` and unpacks it at `root`, which appears only
-/// once complete.
-fn download(dir: &Path, root: &Path, log: &mut dyn Write) -> Result<()> {
-    let downloads = dir.join("download");
-    remove_dir_if_present(&downloads)?;
-    fs::create_dir_all(&downloads).with_context(|| format!("cannot create {}", downloads.display()))?;
-    let mut command = Command::new("apt-get");
-    command.args(["download", PACKAGE]).current_dir(&downloads);
-    let output = process::captured(&mut command)?;
-    if !output.status.success() {
-        let report = process::failure_report(&command, &output);
-        if !prerequisites::running_as_root() {
-            bail!("{report}\n(the package lists may be missing or out of date: run `sudo apt-get update`)");
-        }
-        writeln!(log, "{report}\nupdating the package lists and retrying")?;
-        process::run_captured(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
-        process::run_captured(&mut command)?;
-    }
-    let package = downloaded_package(&downloads)?;
-    writeln!(log, "downloaded {}", package.display())?;
-
-    let partial = dir.join("root.partial");
-    remove_dir_if_present(&partial)?;
-    process::run_captured(Command::new("dpkg").arg("-x").arg(&package).arg(&partial))?;
-    remove_dir_if_present(root)?;
-    fs::rename(&partial, root).with_context(|| format!("cannot rename {} to {}", partial.display(), root.display()))?;
-    writeln!(log, "unpacked it at {}", root.display())?;
-    Ok(())
-}
-
-/// The one `.deb` file apt-get left in `downloads`.
-fn downloaded_package(downloads: &Path) -> Result<PathBuf> {
-    let mut packages = Vec::new();
-    for entry in fs::read_dir(downloads).with_context(|| format!("cannot list {}", downloads.display()))? {
-        let path = entry.with_context(|| format!("cannot list {}", downloads.display()))?.path();
-        if path.extension().is_some_and(|extension| extension == "deb") {
-            packages.push(path);
-        }
-    }
-    match <[PathBuf; 1]>::try_from(packages) {
-        Ok([package]) => Ok(package),
-        Err(packages) => {
-            bail!("expected one .deb file in {} after apt-get download, found {}", downloads.display(), packages.len())
-        }
-    }
 }
 
 /// `busybox --list`: one applet name a line.
@@ -124,15 +76,6 @@ fn parse_applet_list(text: &str) -> Vec<String> {
     applets
 }
 
-fn remove_dir_if_present(dir: &Path) -> Result<()> {
-    match fs::remove_dir_all(dir) {
-        Err(error) if error.kind() != io::ErrorKind::NotFound => {
-            Err(error).with_context(|| format!("cannot remove {}", dir.display()))
-        }
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,19 +91,5 @@ mod tests {
     fn the_fallback_list_is_valid() {
         let list = FALLBACK_APPLETS.join("\n");
         assert_eq!(parse_applet_list(&list).len(), FALLBACK_APPLETS.len());
-    }
-
-    #[test]
-    fn exactly_one_package_must_be_downloaded() {
-        let dir = std::env::temp_dir().join(format!("manul-xtask-busybox-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let error = downloaded_package(&dir).unwrap_err();
-        assert!(error.to_string().ends_with("found 0"), "{error}");
-        fs::write(dir.join("busybox-static_1%3a1.35.0-4_amd64.deb"), "").unwrap();
-        fs::write(dir.join("notes.txt"), "").unwrap();
-        assert_eq!(downloaded_package(&dir).unwrap(), dir.join("busybox-static_1%3a1.35.0-4_amd64.deb"));
-        fs::write(dir.join("other.deb"), "").unwrap();
-        assert!(downloaded_package(&dir).unwrap_err().to_string().ends_with("found 2"));
-        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,7 +4,9 @@
 //! fields), the entry's NUL-terminated name padded with zeros to a multiple of 4 bytes, then its
 //! data (a file's content, a symbolic link's target) padded likewise. An entry named
 //! `TRAILER!!!` ends the archive. Names are relative (`bin/sh`); every directory comes before
-//! what it contains; every entry belongs to root (uid 0, gid 0).
+//! what it contains; every entry belongs to root (uid 0, gid 0). Besides directories, regular
+//! files and symbolic links, an archive may hold character devices (a Linux initramfs needs
+//! `dev/console`).
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
@@ -16,6 +18,7 @@ const TRAILER: &str = "TRAILER!!!";
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
+const S_IFCHR: u32 = 0o020000;
 /// The permission bits an entry may carry: rwx for all three classes, set-user-id,
 /// set-group-id and sticky.
 pub const PERMISSION_BITS: u32 = 0o7777;
@@ -36,6 +39,8 @@ struct Header<'a> {
     nlink: u32,
     mtime: u32,
     size: u32,
+    /// The device number of a device node, (major, minor).
+    rdev: (u32, u32),
 }
 
 /// Writes an archive entry by entry; [`CpioWriter::finish`] adds the trailer.
@@ -55,8 +60,11 @@ impl<W: Write> CpioWriter<W> {
 
     pub fn directory(&mut self, name: &str, attributes: Attributes) -> Result<()> {
         let mode = self.admit(name, S_IFDIR, attributes.permissions)?;
-        self.write_entry(Header { name, mode, nlink: 2, mtime: attributes.mtime, size: 0 }, &mut io::empty())
-            .with_context(|| format!("cannot write directory {name} to the archive"))?;
+        self.write_entry(
+            Header { name, mode, nlink: 2, mtime: attributes.mtime, size: 0, rdev: (0, 0) },
+            &mut io::empty(),
+        )
+        .with_context(|| format!("cannot write directory {name} to the archive"))?;
         self.directories.insert(name.to_owned());
         Ok(())
     }
@@ -66,7 +74,7 @@ impl<W: Write> CpioWriter<W> {
         let mode = self.admit(name, S_IFREG, attributes.permissions)?;
         let size = u32::try_from(size)
             .map_err(|_| anyhow::anyhow!("{name} has {size} bytes: a cpio newc entry holds at most 4 GiB - 1"))?;
-        self.write_entry(Header { name, mode, nlink: 1, mtime: attributes.mtime, size }, content)
+        self.write_entry(Header { name, mode, nlink: 1, mtime: attributes.mtime, size, rdev: (0, 0) }, content)
             .with_context(|| format!("cannot write file {name} to the archive"))
     }
 
@@ -79,15 +87,25 @@ impl<W: Write> CpioWriter<W> {
         );
         let size =
             u32::try_from(target.len()).with_context(|| format!("symbolic link {name}: its target is too long"))?;
-        self.write_entry(Header { name, mode, nlink: 1, mtime, size }, &mut target.as_bytes())
+        self.write_entry(Header { name, mode, nlink: 1, mtime, size, rdev: (0, 0) }, &mut target.as_bytes())
             .with_context(|| format!("cannot write symbolic link {name} to the archive"))
+    }
+
+    /// A character device node with the device number `major:minor` (`dev/console` is 5:1).
+    pub fn char_device(&mut self, name: &str, attributes: Attributes, major: u32, minor: u32) -> Result<()> {
+        let mode = self.admit(name, S_IFCHR, attributes.permissions)?;
+        let header = Header { name, mode, nlink: 1, mtime: attributes.mtime, size: 0, rdev: (major, minor) };
+        self.write_entry(header, &mut io::empty()).with_context(|| format!("cannot write device {name} to the archive"))
     }
 
     /// Writes the trailer and returns the output, flushed.
     pub fn finish(mut self) -> Result<W> {
-        self.write_entry(Header { name: TRAILER, mode: 0, nlink: 1, mtime: 0, size: 0 }, &mut io::empty())
-            .and_then(|()| Ok(self.out.flush()?))
-            .context("cannot write the end of the archive")?;
+        self.write_entry(
+            Header { name: TRAILER, mode: 0, nlink: 1, mtime: 0, size: 0, rdev: (0, 0) },
+            &mut io::empty(),
+        )
+        .and_then(|()| Ok(self.out.flush()?))
+        .context("cannot write the end of the archive")?;
         Ok(self.out)
     }
 
@@ -122,8 +140,8 @@ impl<W: Write> CpioWriter<W> {
             header.size,
             0, // dev major
             0, // dev minor
-            0, // rdev major
-            0, // rdev minor
+            header.rdev.0,
+            header.rdev.1,
             name_size,
             0, // check: only the "070702" format has a checksum
         ];
@@ -199,6 +217,8 @@ mod tests {
     const NLINK: usize = 4;
     const MTIME: usize = 5;
     const FILESIZE: usize = 6;
+    const RDEV_MAJOR: usize = 9;
+    const RDEV_MINOR: usize = 10;
     const NAMESIZE: usize = 11;
 
     fn padded(length: usize) -> usize {
@@ -312,6 +332,22 @@ mod tests {
         let inodes: Vec<u32> = entries.iter().map(|entry| entry.fields[INODE]).collect();
         assert_eq!(inodes, [1, 2, 3, 0]);
         assert_eq!((trailer.fields[MODE], trailer.fields[NLINK], trailer.fields[FILESIZE]), (0, 1, 0));
+    }
+
+    #[test]
+    fn a_device_node_carries_its_device_number() {
+        let mut writer = CpioWriter::new(Vec::new());
+        writer.directory("dev", attributes(0o755)).unwrap();
+        writer.char_device("dev/console", attributes(0o600), 5, 1).unwrap();
+        assert!(writer.char_device("dev/console", attributes(0o600), 5, 1).is_err(), "twice");
+        assert!(writer.char_device("tty/null", attributes(0o666), 1, 3).is_err(), "no directory");
+        let entries = parse(&writer.finish().unwrap());
+        let console = &entries[1];
+        assert_eq!(console.name, "dev/console");
+        assert_eq!(console.fields[MODE], 0o020600);
+        assert_eq!((console.fields[RDEV_MAJOR], console.fields[RDEV_MINOR]), (5, 1));
+        assert_eq!((console.fields[FILESIZE], console.fields[NLINK]), (0, 1));
+        assert_eq!((entries[0].fields[RDEV_MAJOR], entries[0].fields[RDEV_MINOR]), (0, 0));
     }
 
     #[test]

@@ -1,13 +1,17 @@
 //! The initrd QEMU hands the kernel with `-initrd`: a cpio archive of busybox, the test
-//! programs of `tests/jobs/`, deliberately bad files and known data, rewritten only when what
-//! goes into it changed. `run --initrd-dir` packs a directory of the user's instead.
+//! programs of `tests/jobs/`, deliberately bad files, known data and a Linux guest, rewritten
+//! only when what goes into it changed. `run --initrd-dir` packs a directory of the user's
+//! instead.
 //!
 //! Layout of `target/manul/initrd.cpio`:
 //! - `bin/busybox`, and `bin/APPLET -> busybox` for each of its applets;
 //! - `bin/hello`, `bin/hello-pie`, `bin/hello-musl`, `bin/null_deref`, ... (the test programs);
+//! - `guests/hello.elf`, `guests/triple_fault.elf`: the VMM's test guests (`tests/guests/`);
 //! - `bad/corrupt-elf`, `bad/dynamic`, `bad/elf32`: files the kernel must refuse to run;
 //! - `data/`: the files of `tests/jobs/data/` (`known.txt`, whose checksum `tests/jobs/README.md`
-//!   records); `scripts/`: the shell scripts of `tests/jobs/scripts/`, executable.
+//!   records); `scripts/`: the shell scripts of `tests/jobs/scripts/`, executable;
+//! - `boot/vmlinux`, `boot/vmlinuz`, `boot/guest-initrd.cpio`: Debian's Linux kernel as a PVH ELF
+//!   and as a bzImage, and the guest's initramfs (see [`linux_guest`]).
 
 use std::collections::BTreeMap;
 use std::env;
@@ -21,6 +25,7 @@ use anyhow::{Context, Result, bail, ensure};
 
 use crate::busybox;
 use crate::cpio::{self, Attributes, CpioWriter};
+use crate::linux_guest;
 use crate::test_programs;
 use crate::workspace::Workspace;
 
@@ -28,24 +33,49 @@ use crate::workspace::Workspace;
 /// permissions of the files (data files readable, scripts executable).
 const COPIED_DIRECTORIES: [(&str, &str, u32); 2] =
     [("tests/jobs/data", "data", READABLE), ("tests/jobs/scripts", "scripts", EXECUTABLE)];
-const EXECUTABLE: u32 = 0o755;
-const READABLE: u32 = 0o644;
+pub const EXECUTABLE: u32 = 0o755;
+pub const READABLE: u32 = 0o644;
 
 #[derive(Debug)]
-enum Content {
+pub enum Content {
     Directory,
     /// A regular file with the contents of this host file.
     File(PathBuf),
     Symlink(String),
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
 }
 
+/// An entry of an archive to write.
 #[derive(Debug)]
-struct Entry {
+pub struct Entry {
     /// The path in the archive (relative: `bin/sh`).
-    name: String,
-    permissions: u32,
-    mtime: u32,
-    content: Content,
+    pub name: String,
+    pub permissions: u32,
+    pub mtime: u32,
+    pub content: Content,
+}
+
+impl Entry {
+    /// A regular file with the contents and modification time of `source`.
+    pub fn file(name: &str, source: &Path, permissions: u32) -> Result<Self> {
+        let mtime = mtime(&fs::metadata(source).with_context(|| format!("cannot read {}", source.display()))?);
+        Ok(Self { name: name.to_owned(), permissions, mtime, content: Content::File(source.to_owned()) })
+    }
+
+    pub fn symlink(name: &str, target: &str) -> Self {
+        Self { name: name.to_owned(), permissions: 0o777, mtime: 0, content: Content::Symlink(target.to_owned()) }
+    }
+
+    pub fn char_device(name: &str, permissions: u32, major: u32, minor: u32) -> Self {
+        Self { name: name.to_owned(), permissions, mtime: 0, content: Content::CharDevice { major, minor } }
+    }
+
+    fn directory(name: &str) -> Self {
+        Self { name: name.to_owned(), permissions: EXECUTABLE, mtime: 0, content: Content::Directory }
+    }
 }
 
 /// A written (or already current) archive.
@@ -60,32 +90,39 @@ pub struct Summary {
     pub notes: Vec<String>,
 }
 
-/// Builds the test programs, fetches busybox and writes `target/manul/initrd.cpio` if its
-/// contents changed; progress goes to `log`.
+/// Builds the test programs, fetches busybox, makes the Linux guest and writes
+/// `target/manul/initrd.cpio` if its contents changed; progress goes to `log`.
 pub fn build(workspace: &Workspace, log: &mut dyn Write) -> Result<Summary> {
     let programs = test_programs::build(workspace, log)?;
     let busybox = busybox::fetch(workspace, log)?;
+    let guest = linux_guest::build(workspace, &busybox, log).context("cannot make the Linux guest")?;
     let mut copied = Vec::new();
     for (source, target, permissions) in COPIED_DIRECTORIES {
         copied.extend(files_of(&workspace.root().join(source), target, permissions)?);
     }
+    copied.extend(guest.files.iter().map(|(name, source)| (name.clone(), source.clone(), READABLE)));
     let entries = layout(&programs.files, &busybox, &copied)?;
-    let manifest = manifest(&entries)?;
+    let summary = write_if_changed(&workspace.initrd(), &entries, log)?;
+    let notes = programs.notes.into_iter().chain(busybox.notes).chain(guest.notes).collect();
+    Ok(Summary { notes, ..summary })
+}
 
-    let path = workspace.initrd();
+/// Writes `entries` as the archive at `path` unless the manifest recorded next to it
+/// (`NAME.manifest`) shows it holds them already.
+pub fn write_if_changed(path: &Path, entries: &[Entry], log: &mut dyn Write) -> Result<Summary> {
+    let manifest = manifest(entries)?;
     let manifest_path = path.with_extension("manifest");
     let current = path.is_file() && fs::read_to_string(&manifest_path).is_ok_and(|recorded| recorded == manifest);
     let written = !current;
     if written {
-        write_archive(&path, &entries)?;
+        write_archive(path, entries)?;
         fs::write(&manifest_path, &manifest).with_context(|| format!("cannot write {}", manifest_path.display()))?;
         writeln!(log, "wrote {} ({} entries)", path.display(), entries.len())?;
     } else {
         writeln!(log, "{} is up to date ({} entries)", path.display(), entries.len())?;
     }
-    let bytes = fs::metadata(&path).with_context(|| format!("cannot read the size of {}", path.display()))?.len();
-    let notes = programs.notes.into_iter().chain(busybox.notes).collect();
-    Ok(Summary { path, entries: entries.len(), bytes, written, notes })
+    let bytes = fs::metadata(path).with_context(|| format!("cannot read the size of {}", path.display()))?.len();
+    Ok(Summary { path: path.to_owned(), entries: entries.len(), bytes, written, notes: Vec::new() })
 }
 
 /// Packs `dir` (recursively, keeping symbolic links as links, permissions and modification
@@ -126,8 +163,7 @@ fn layout(
 ) -> Result<Vec<Entry>> {
     let mut files: BTreeMap<String, Entry> = BTreeMap::new();
     let mut add_file = |name: &str, source: &Path, permissions: u32| -> Result<()> {
-        let mtime = mtime(&fs::metadata(source).with_context(|| format!("cannot read {}", source.display()))?);
-        let entry = Entry { name: name.to_owned(), permissions, mtime, content: Content::File(source.to_owned()) };
+        let entry = Entry::file(name, source, permissions)?;
         ensure!(files.insert(name.to_owned(), entry).is_none(), "{name} would be in the initrd twice");
         Ok(())
     };
@@ -141,24 +177,27 @@ fn layout(
     // A test program of the same name wins over an applet.
     for applet in &busybox.applets {
         let name = format!("bin/{applet}");
-        let link =
-            Entry { name: name.clone(), permissions: 0o777, mtime: 0, content: Content::Symlink("busybox".into()) };
-        files.entry(name).or_insert(link);
+        files.entry(name.clone()).or_insert_with(|| Entry::symlink(&name, "busybox"));
     }
+    Ok(with_directories(files.into_values().collect(), &[]))
+}
+
+/// `entries` (no directories among them) sorted by name, with the directories `empty` and every
+/// directory they are in, each before its contents.
+pub fn with_directories(entries: Vec<Entry>, empty: &[&str]) -> Vec<Entry> {
     let mut directories: BTreeMap<String, Entry> = BTreeMap::new();
-    for name in files.keys() {
-        let mut rest = name.as_str();
-        while let Some((parent, _)) = rest.rsplit_once('/') {
-            let directory =
-                Entry { name: parent.to_owned(), permissions: EXECUTABLE, mtime: 0, content: Content::Directory };
-            directories.entry(parent.to_owned()).or_insert(directory);
-            rest = parent;
+    let paths = entries.iter().filter_map(|entry| Some(entry.name.rsplit_once('/')?.0)).chain(empty.iter().copied());
+    for path in paths {
+        let mut rest = Some(path);
+        while let Some(directory) = rest {
+            directories.entry(directory.to_owned()).or_insert_with(|| Entry::directory(directory));
+            rest = directory.rsplit_once('/').map(|(parent, _)| parent);
         }
     }
-    let mut entries: Vec<Entry> = directories.into_values().chain(files.into_values()).collect();
+    let mut entries: Vec<Entry> = directories.into_values().chain(entries).collect();
     // A name sorts after its directory's, which is a prefix of it.
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(entries)
+    entries
 }
 
 /// A text describing everything the archive is made of: when it equals the one recorded at the
@@ -171,6 +210,9 @@ fn manifest(entries: &[Entry]) -> Result<String> {
         let line = match &entry.content {
             Content::Directory => format!("dir {} {:o}", entry.name, entry.permissions),
             Content::Symlink(target) => format!("link {} {target}", entry.name),
+            Content::CharDevice { major, minor } => {
+                format!("chr {} {:o} {major}:{minor}", entry.name, entry.permissions)
+            }
             Content::File(source) => {
                 let metadata = fs::metadata(source).with_context(|| format!("cannot read {}", source.display()))?;
                 format!("file {} {:o} {} {}", entry.name, entry.permissions, describe_file(&metadata), source.display())
@@ -247,6 +289,7 @@ fn write_archive(path: &Path, entries: &[Entry]) -> Result<()> {
         match &entry.content {
             Content::Directory => writer.directory(&entry.name, attributes)?,
             Content::Symlink(target) => writer.symlink(&entry.name, target, entry.mtime)?,
+            Content::CharDevice { major, minor } => writer.char_device(&entry.name, attributes, *major, *minor)?,
             Content::File(source) => {
                 let mut file = File::open(source).with_context(|| format!("cannot open {}", source.display()))?;
                 let size = file.metadata().with_context(|| format!("cannot read {}", source.display()))?.len();
@@ -314,6 +357,26 @@ mod tests {
         let error = layout(&twice, &busybox, &copied).unwrap_err();
         assert_eq!(error.to_string(), "bin/busybox would be in the initrd twice");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn directories_come_from_the_entries_and_the_empty_ones() {
+        let entries = vec![
+            Entry::symlink("a/b/link", "x"),
+            Entry::char_device("dev/console", 0o600, 5, 1),
+            Entry::symlink("top", "a"),
+        ];
+        let entries = with_directories(entries, &["proc", "a/b/c/d", "dev"]);
+        assert_eq!(names(&entries), ["a", "a/b", "a/b/c", "a/b/c/d", "a/b/link", "dev", "dev/console", "proc", "top"]);
+        assert!(
+            entries
+                .iter()
+                .filter(|entry| matches!(entry.content, Content::Directory))
+                .all(|entry| entry.permissions == EXECUTABLE && entry.mtime == 0)
+        );
+        let manifest = manifest(&entries).unwrap();
+        assert!(manifest.contains("\nchr dev/console 600 5:1\n"), "{manifest}");
+        assert!(manifest.contains("\ndir a/b/c/d 755\n"), "{manifest}");
     }
 
     #[test]

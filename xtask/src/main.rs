@@ -2,13 +2,17 @@
 
 mod busybox;
 mod cpio;
+mod debian_kernel;
+mod debian_package;
 mod events;
 mod initrd;
 mod job_command;
 mod kernel_build;
+mod linux_guest;
 mod prerequisites;
 mod process;
 mod qemu;
+mod run_scenarios;
 mod scenarios;
 mod test_programs;
 mod test_runner;
@@ -36,7 +40,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Task {
     /// Build the kernel for x86_64-unknown-none and copy it to target/manul/lwk, and the initrd
-    /// (busybox and the test programs of tests/jobs) at target/manul/initrd.cpio
+    /// (busybox, the test programs of tests/jobs, Debian's Linux as a guest) at
+    /// target/manul/initrd.cpio
     Build {
         /// Build the debug profile instead of release
         #[arg(long)]
@@ -78,6 +83,10 @@ struct RunArgs {
     /// expanded), it adds `job=PROGRAM job.args="ARGS"` to the kernel command line
     #[arg(long, value_name = "CMD")]
     job: Option<String>,
+    /// Boot a named scenario: its options go on the kernel command line before those of
+    /// --cmdline and --job
+    #[arg(long, value_name = "NAME", value_parser = run_scenarios::parser())]
+    scenario: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -135,11 +144,11 @@ fn run_kernel(workspace: &Workspace, args: &RunArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.initrd_dir {
         ensure!(dir.is_dir(), "--initrd-dir {}: not a directory", dir.display());
     }
-    let cmdline = match job_options {
-        Some(options) if args.cmdline.trim().is_empty() => options,
-        Some(options) => format!("{} {options}", args.cmdline.trim_end()),
-        None => args.cmdline.clone(),
+    let scenario = match &args.scenario {
+        Some(name) => run_scenarios::find(name).with_context(|| format!("no run scenario is called {name}"))?.cmdline,
+        None => "",
     };
+    let cmdline = run_scenarios::join_cmdline(&[scenario, &args.cmdline, job_options.as_deref().unwrap_or_default()]);
     prerequisites::ensure(if args.initrd_dir.is_some() {
         &[Purpose::Boot]
     } else {

@@ -13,7 +13,8 @@ use crate::qemu::QEMU;
 pub enum Purpose {
     /// Booting the kernel under QEMU.
     Boot,
-    /// Building the initrd: compiling the test programs and fetching busybox.
+    /// Building the initrd: compiling the test programs, fetching busybox and Debian's kernel
+    /// and decompressing the kernel.
     Initrd,
 }
 
@@ -35,6 +36,7 @@ const PREREQUISITES: &[Prerequisite] = &[
     Prerequisite { command: "gcc", debian_package: "gcc", purpose: Purpose::Initrd, optional: false },
     Prerequisite { command: "dpkg", debian_package: "dpkg", purpose: Purpose::Initrd, optional: false },
     Prerequisite { command: "apt-get", debian_package: "apt", purpose: Purpose::Initrd, optional: false },
+    Prerequisite { command: "xz", debian_package: "xz-utils", purpose: Purpose::Initrd, optional: false },
     Prerequisite { command: MUSL_GCC, debian_package: "musl-tools", purpose: Purpose::Initrd, optional: true },
 ];
 

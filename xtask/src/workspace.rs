@@ -57,6 +57,11 @@ impl Workspace {
         self.manul_dir().join("jobs")
     }
 
+    /// The Linux guest made from Debian's kernel: `vmlinux`, `guest-initrd.cpio`.
+    pub fn guest_dir(&self) -> PathBuf {
+        self.manul_dir().join("guest")
+    }
+
     /// Downloads kept between builds.
     pub fn cache_dir(&self) -> PathBuf {
         self.manul_dir().join("cache")

@@ -1,0 +1,45 @@
+#!/bin/sh
+# /init of the Linux guest that Manul's VMM boots: the xtask packs it, with Debian's static
+# busybox, into /boot/guest-initrd.cpio of the LWK's initrd. It reports on the console, then
+# does what `manul.action=` on the kernel command line says:
+#   poweroff  power the guest off with `poweroff -f` (the default)
+#   crash     crash the guest kernel through sysrq (`echo c > /proc/sysrq-trigger`)
+#   shell     a shell on the console; leaving it powers the guest off
+# Scenarios look for the line MANUL-GUEST-INIT-OK.
+export PATH=/bin
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+# Linux opened init's streams on /dev/console, which is in the archive; devtmpfs adds the rest.
+mount -t devtmpfs devtmpfs /dev
+
+echo "manul-guest: kernel $(uname -r)"
+echo "manul-guest: $(nproc) online CPUs ($(cat /sys/devices/system/cpu/online))"
+echo "MANUL-GUEST-INIT-OK"
+
+action=poweroff
+for option in $(cat /proc/cmdline); do
+    case "$option" in
+        manul.action=*) action="${option#manul.action=}" ;;
+    esac
+done
+
+case "$action" in
+    poweroff) ;;
+    crash)
+        echo "manul-guest: crashing the kernel through sysrq"
+        echo 1 > /proc/sys/kernel/sysrq
+        echo c > /proc/sysrq-trigger
+        echo "manul-guest: the sysrq crash did not happen"
+        ;;
+    shell)
+        echo "manul-guest: a shell; exit to power off"
+        sh
+        ;;
+    *) echo "manul-guest: unknown manul.action=$action" ;;
+esac
+echo "manul-guest: powering off"
+poweroff -f
+# Only if the power-off failed: init ends, and Linux panics saying so.
+echo "manul-guest: poweroff -f failed"
+exit 1
