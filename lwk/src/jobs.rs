@@ -37,11 +37,12 @@ pub fn end_work(success: bool) {
     }
 }
 
-/// Launches every job on cores not in `reserved` (the VMs'). Jobs that cannot start get a
-/// `job_error` event and count as failed. The caller holds a [`begin_work`] for the launch.
-pub fn launch_all(options: &Options, reserved: &[usize]) {
+/// Launches every job on cores not in `reserved` (the VMs'), leaving `reserved_mem` bytes of free
+/// memory for the VMs. Jobs that cannot start get a `job_error` event and count as failed. The
+/// caller holds a [`begin_work`] for the launch.
+pub fn launch_all(options: &Options, reserved: &[usize], reserved_mem: u64) {
     EXPECT_ANY.store(options.jobs_expect == JobsExpect::Any, Ordering::Relaxed);
-    let plans = plan(&options.jobs, reserved);
+    let plans = plan(&options.jobs, reserved, reserved_mem);
     for (spec, plan) in options.jobs.iter().zip(plans) {
         if let Err(reason) = plan.and_then(|(cores, mem)| launch(spec, cores, mem)) {
             ALL_ZERO.store(false, Ordering::Relaxed);
@@ -59,7 +60,7 @@ pub fn application_cores() -> Vec<usize> {
 }
 
 /// Cores and memory for each job: the ones asked for, else a fair share of what is left.
-fn plan(specs: &[JobSpec], reserved: &[usize]) -> Vec<Result<(Vec<usize>, u64), String>> {
+fn plan(specs: &[JobSpec], reserved: &[usize], reserved_mem: u64) -> Vec<Result<(Vec<usize>, u64), String>> {
     let online: Vec<usize> = application_cores().into_iter().filter(|c| !reserved.contains(c)).collect();
     let taken: Vec<usize> = specs.iter().filter_map(|s| s.cores.clone()).flatten().collect();
     let free: Vec<usize> = online.iter().copied().filter(|c| !taken.contains(c)).collect();
@@ -68,7 +69,7 @@ fn plan(specs: &[JobSpec], reserved: &[usize]) -> Vec<Result<(Vec<usize>, u64), 
     let (free_mem, _) = kernel_memory::frame_stats();
     let asked: u64 = specs.iter().filter_map(|s| s.mem).sum();
     let without_mem = specs.iter().filter(|s| s.mem.is_none()).count().max(1) as u64;
-    let mem_share = (free_mem.saturating_sub(asked) / 4 * 3 / without_mem) & !((1 << 21) - 1);
+    let mem_share = (free_mem.saturating_sub(asked + reserved_mem) / 4 * 3 / without_mem) & !((1 << 21) - 1);
     let mut next_free = 0;
     specs
         .iter()

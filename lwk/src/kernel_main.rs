@@ -181,7 +181,9 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         // The launch counts as running work, so an early ending cannot power off mid-launch.
         jobs::begin_work();
         let (vm_plans, vm_cores) = vms::plan(&options);
-        jobs::launch_all(&options, &vm_cores);
+        // VM memory (plus room for the VMM's tables) is set aside before jobs take their shares.
+        let vm_memory: u64 = options.vms.iter().map(|v| vms::memory_of(v) + (8 << 20)).sum();
+        jobs::launch_all(&options, &vm_cores, vm_memory);
         vms::launch_all(&options, vm_plans);
         jobs::end_work(true);
         // The last job or VM to end powers the machine off; meanwhile the console works.

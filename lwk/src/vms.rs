@@ -97,6 +97,11 @@ impl VmmHost for LwkHost {
     }
 }
 
+/// Guest memory a VM will take (what it asks for, or the default).
+pub fn memory_of(spec: &VmSpec) -> u64 {
+    spec.mem.unwrap_or(DEFAULT_MEMORY)
+}
+
 /// The cores each VM will use: those it names, else one free core (the highest free one), never
 /// one a job names. Returns the plan and every core it takes.
 pub fn plan(options: &Options) -> (Vec<Result<Vec<usize>, String>>, Vec<usize>) {
@@ -152,7 +157,7 @@ fn launch(spec: &VmSpec, cores: Vec<usize>) -> Result<(), String> {
     let initrd = spec.initrd.as_deref().map(read).transpose()?;
     let config = VmConfig {
         name: &spec.name,
-        memory_bytes: spec.mem.unwrap_or(DEFAULT_MEMORY),
+        memory_bytes: memory_of(spec),
         vcpus: cores.len(),
         kernel: &kernel,
         initrd: initrd.as_deref(),

@@ -2,11 +2,11 @@
 //! and block; whoever changes the condition wakes them. Spurious wake-ups are fine: waiters
 //! always re-check. [`wait_any`] waits on several queues at once, with a deadline (poll, select).
 
-use crate::{clock, scheduler, signals};
-use lwk::errno::Errno;
 use crate::thread::Thread;
+use crate::{clock, scheduler, signals};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use lwk::errno::Errno;
 
 #[derive(Default)]
 pub struct WaitQueue {

@@ -74,7 +74,9 @@ enum failure {
     FAIL_GETDENTS = 43,       /* getdents (78, the old format) */
 };
 
+#ifndef KNOWN_PATH
 #define KNOWN_PATH "/data/known.txt"
+#endif
 #define KNOWN_SIZE 178
 #define MS 1000000LL
 
@@ -429,9 +431,9 @@ static void check_select(void) {
 
     /* Errors: a closed descriptor in a set, a negative count, a bad timeout. */
     FD_ZERO(&r);
-    FD_SET(900, &r);
+    FD_SET(50, &r); /* below 64: Linux ignores descriptors beyond its table's current size */
     t = (struct timeval){0, 0};
-    expect_errno(FAIL_SELECT_ERRORS, "select on closed descriptor 900", raw_select(901, &r, NULL, NULL, &t), EBADF);
+    expect_errno(FAIL_SELECT_ERRORS, "select on closed descriptor 50", raw_select(51, &r, NULL, NULL, &t), EBADF);
     expect_errno(FAIL_SELECT_ERRORS, "select with nfds -1", raw_select(-1, NULL, NULL, NULL, &t), EINVAL);
     t = (struct timeval){-1, 0};
     expect_errno(FAIL_SELECT_ERRORS, "select with tv_sec -1", raw_select(0, NULL, NULL, NULL, &t), EINVAL);
@@ -566,7 +568,10 @@ static void check_sendfile(void) {
         return;
     }
     char known[KNOWN_SIZE + 1] = {0}, got[KNOWN_SIZE + 1] = {0};
-    CHECK(FAIL_SENDFILE, pread(fd, known, sizeof known, 0) == KNOWN_SIZE, "pread of %s", KNOWN_PATH);
+    if (pread(fd, known, sizeof known, 0) != KNOWN_SIZE) {
+        fail(FAIL_SENDFILE, "pread of %s did not give %d bytes", KNOWN_PATH, KNOWN_SIZE);
+        return;
+    }
     ssize_t n = sendfile(fds[1], fd, NULL, 1 << 20);
     CHECK(FAIL_SENDFILE, n == KNOWN_SIZE, "sendfile of the whole file sent %zd bytes", n);
     CHECK(FAIL_SENDFILE, lseek(fd, 0, SEEK_CUR) == KNOWN_SIZE, "the file offset did not advance");

@@ -75,6 +75,7 @@ const PROGRAMS: &[Program] = &[
     gcc("bin/isolation", "isolation.c", &["-static"]),
     gcc("bin/signals", "signals.c", &["-static"]),
     gcc("bin/processes", "processes.c", &["-static"]),
+    gcc("bin/poll", "poll.c", &["-static"]),
     // Executables the kernel must refuse: one needing a dynamic loader, one for 32-bit x86
     // (optional: not every gcc can target it).
     gcc("bad/dynamic", "hello.c", &[]),

@@ -786,7 +786,6 @@ pub fn ioctl(c: &mut Call) -> SysResult {
     }
 }
 
-
 /// The node behind an open file, if it has one in the file system.
 fn file_node(file: &OpenFile) -> Option<Ino> {
     match &file.object {

@@ -415,7 +415,7 @@ pub fn mincore(c: &mut Call) -> SysResult {
     let mut done = 0;
     while done < pages {
         let n = (pages - done).min(PIECE);
-        space.write(vec + done, &ones[..n as usize])?;
+        space.write(vec.checked_add(done).ok_or(Errno::EFAULT)?, &ones[..n as usize])?;
         done += n;
     }
     Ok(0)
