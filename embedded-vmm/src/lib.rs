@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod acpi_builder;
 pub mod cpuid;
+pub mod decoder;
 pub mod devices;
 pub mod exit_stats;
 pub mod guest_memory;

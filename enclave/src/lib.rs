@@ -1,3 +1,57 @@
-//! Pure logic of enclaves: the partition of a node into cores and memory, and the CPU sets both
-//! the LWK and the VMM use. `no_std` + `alloc`, tested on the host.
+//! Pure logic of enclaves: the partition of a node into cores, memory and devices; the node
+//! manifest that composes enclaves at boot; the lifecycle state machine; isolation policies and
+//! their error-zone meaning; shared segments; health (heartbeats and progress).
+//!
+//! `no_std` + `alloc`, no `unsafe`, tested on the host. Nothing here touches hardware or reads a
+//! clock: the LWK (or the Linux tool) passes times in nanoseconds and carries out what the
+//! functions decide. Every input may be hostile (a manifest comes from the initrd): no function
+//! panics on any input, and every refusal is a typed error whose `Display` says what was wrong.
+//! `docs/enclaves.md` is the plan and the manifest reference.
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod health;
+pub mod isolation;
+pub mod lifecycle;
+pub mod manifest;
+pub mod partition;
+pub mod registry;
+pub mod segments;
+
+pub use health::{HealthEvent, Monitor, ThreadSample};
+pub use isolation::{Policy, Reach, Zone};
+pub use lifecycle::{Event, IllegalTransition, State};
+pub use manifest::{EnclaveSpec, Image, Kind, ManifestError, ManifestErrors, NodeManifest, SegmentSpec};
+pub use partition::{Assignment, CoreRequest, CpuSet, MemRange, MemoryRequest, Node, Partition, PartitionError};
+pub use registry::{Registry, RegistryError};
+pub use segments::{Access, SegmentError, SegmentTable};
+
+/// Longest enclave or segment name, in bytes.
+pub const MAX_NAME: usize = 64;
+
+/// An enclave, segment or device name: 1 to [`MAX_NAME`] ASCII letters, digits, `-` and `_`
+/// (the rule of the kernel command line's `job.NAME=` and `vm=NAME`).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("sim"));
+        assert!(valid_name("a-b_C9"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("a b"));
+        assert!(!valid_name("é"));
+        assert!(!valid_name("a.b"));
+        assert!(valid_name(&"x".repeat(MAX_NAME)));
+        assert!(!valid_name(&"x".repeat(MAX_NAME + 1)));
+    }
+}

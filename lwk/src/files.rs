@@ -14,6 +14,7 @@ static FS: spin::Once<spin::Mutex<FileSystem>> = spin::Once::new();
 /// entries loaded; a malformed archive is refused whole with the reason.
 pub fn init(boot: &BootInfo) -> Result<usize, String> {
     let mut fs = FileSystem::new();
+    fs.set_clock(|| crate::clock::realtime_ns() / 1_000_000_000);
     let mut entries = 0;
     for m in boot.modules() {
         let virt = kernel_memory::map_physical(m.start, m.len(), false).map_err(|e| alloc::format!("{e:?}"))?;
