@@ -356,13 +356,13 @@ mod tests {
         for mode in [CpuMode::Long64, CpuMode::Protected32, CpuMode::Real16] {
             for _ in 0..20_000 {
                 let mut bytes = Vec::new();
-                if rng.next() % 4 == 0 {
+                if rng.next().is_multiple_of(4) {
                     bytes.push(0x66);
                 }
-                if rng.next() % 8 == 0 {
+                if rng.next().is_multiple_of(8) {
                     bytes.push(0x67);
                 }
-                if mode == CpuMode::Long64 && rng.next() % 2 == 0 {
+                if mode == CpuMode::Long64 && rng.next().is_multiple_of(2) {
                     bytes.push(0x40 | (rng.next() & 0x0f));
                 }
                 let op = opcodes[rng.next() as usize % opcodes.len()];
