@@ -62,9 +62,10 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> Registers
         }
         7 if subleaf == 0 => {
             let (_, b, c, _) = host(7, 0);
-            // No SGX, HLE, RTM, PQM, MPX, PQE, Intel PT; no WAITPKG; no speculation controls.
+            // No SGX, HLE, RTM, PQM, MPX, PQE, Intel PT; no WAITPKG, no RDPID (the VMM keeps no
+            // TSC_AUX); no speculation controls.
             let b = b & !((1 << 2) | (1 << 4) | (1 << 11) | (1 << 12) | (1 << 14) | (1 << 15) | (1 << 25));
-            let c = c & !(1 << 5);
+            let c = c & !((1 << 5) | (1 << 22));
             (0, b, c, 0)
         }
         0xd if leaf <= max_basic => host(leaf, subleaf),
@@ -89,7 +90,8 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> Registers
                 | (1 << 22)
                 | (1 << 23)
                 | (1 << 24);
-            (a, b, c & !c_clear, d)
+            // No RDTSCP (it is intercepted: the VMM keeps no TSC_AUX).
+            (a, b, c & !c_clear, d & !(1 << 27))
         }
         0x8000_0002..=0x8000_0006 if leaf <= max_ext => host(leaf, subleaf),
         0x8000_0007 if leaf <= max_ext => (0, 0, 0, host(leaf, 0).3 & (1 << 8)),

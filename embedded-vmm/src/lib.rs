@@ -12,6 +12,7 @@ pub mod decoder;
 pub mod devices;
 pub mod exit_stats;
 pub mod guest_memory;
+pub mod guest_paging;
 pub mod host;
 pub mod loaders;
 pub mod paging;

@@ -4,9 +4,12 @@
 
 use crate::acpi_builder::{self, AcpiConfig};
 use crate::cpuid::{GuestCpu, guest_cpuid};
-use crate::devices::{Devices, Effect, Now};
+use crate::decoder::{self, AluOp, CpuMode, Operation, Source};
+use crate::devices::local_apic::{self, Delivery, Destination, LocalApic};
+use crate::devices::{Devices, Effect, Now, io_apic};
 use crate::exit_stats::ExitStats;
 use crate::guest_memory::{GuestMemory, MemoryError};
+use crate::guest_paging::{self, PagingState};
 use crate::host::{HostBlock, LogLevel, VmmHost};
 use crate::loaders::bzimage::{self, BzImageError};
 use crate::loaders::pvh::{self, PvhError};
@@ -15,6 +18,7 @@ use crate::svm::vmcb::{Segment, Vmcb, exit, misc1, misc2};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use core::arch::x86_64::_rdtsc;
 use core::fmt;
@@ -26,6 +30,7 @@ const EVENT_VALID: u64 = 1 << 31;
 const EVENT_EXCEPTION: u64 = 3 << 8;
 const EVENT_ERROR_CODE: u64 = 1 << 11;
 const V_IRQ: u64 = 1 << 8;
+const EVENT_NMI: u64 = 2 << 8;
 const V_IGN_TPR: u64 = 1 << 20;
 const GP: u8 = 13;
 const UD: u8 = 6;
@@ -137,15 +142,33 @@ pub struct Vm {
     /// How the boot vCPU starts.
     boot: BootEntry,
     vcpus: usize,
+    /// Local APICs and I/O APIC emulated (multi-vCPU VMs); otherwise the 8259 pair alone.
+    apic: bool,
+    lapics: Vec<spin::Mutex<LocalApic>>,
+    /// Per vCPU: the physical CPU it runs on, its start state, a pending NMI.
+    cores: Vec<AtomicUsize>,
+    start: Vec<spin::Mutex<ApStart>>,
+    nmi: Vec<AtomicBool>,
+    /// vCPUs stopped by HLT with interrupts off.
+    parked: AtomicUsize,
+}
+
+/// An application processor's way to its first instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ApStart {
+    WaitForInit,
+    WaitForSipi,
+    Start(u8),
 }
 
 impl Vm {
     /// Builds the VM and loads its kernel. Nothing runs until [`Vm::run_vcpu`].
     pub fn new(host: &'static dyn VmmHost, config: &VmConfig) -> Result<Vm, VmError> {
         cpu::detect().map_err(VmError::Svm)?;
-        if config.vcpus != 1 {
-            return Err(VmError::Config("only one vCPU per VM so far"));
+        if config.vcpus == 0 || config.vcpus > 64 {
+            return Err(VmError::Config("a VM has 1 to 64 vCPUs"));
         }
+        let apic = config.vcpus > 1;
         let memory = GuestMemory::new(host, config.memory_bytes).map_err(VmError::Memory)?;
         let ram = memory.ram_ranges();
         let initrd_len = config.initrd.map(|i| i.len() as u64);
@@ -172,7 +195,7 @@ impl Vm {
         for (gpa, bytes) in &writes {
             memory.write(*gpa, bytes).map_err(VmError::Memory)?;
         }
-        for (gpa, bytes) in acpi_builder::build(AcpiConfig { vcpus: config.vcpus as u32, apic: false }) {
+        for (gpa, bytes) in acpi_builder::build(AcpiConfig { vcpus: config.vcpus as u32, apic }) {
             memory.write(gpa, &bytes).map_err(VmError::Memory)?;
         }
         if let (Some(at), Some(initrd)) = (initrd_gpa, config.initrd) {
@@ -197,6 +220,14 @@ impl Vm {
             msrpm,
             boot,
             vcpus: config.vcpus,
+            apic,
+            lapics: (0..config.vcpus).map(|i| spin::Mutex::new(LocalApic::new(i as u8))).collect(),
+            cores: (0..config.vcpus).map(|_| AtomicUsize::new(usize::MAX)).collect(),
+            start: (0..config.vcpus)
+                .map(|i| spin::Mutex::new(if i == 0 { ApStart::Start(0) } else { ApStart::WaitForInit }))
+                .collect(),
+            nmi: (0..config.vcpus).map(|_| AtomicBool::new(false)).collect(),
+            parked: AtomicUsize::new(0),
         })
     }
 
@@ -226,8 +257,23 @@ impl Vm {
         self.host.log(level, format_args!("vm {}: {args}", self.name));
     }
 
-    /// Runs vCPU `index` on the calling physical CPU until the VM ends; returns why it ended.
-    pub fn run_vcpu(&self, index: usize) -> VmEnd {
+    /// Runs vCPU `index` on the calling physical CPU (`host_cpu`, for kicks) until the VM ends;
+    /// returns why it ended.
+    pub fn run_vcpu(&self, index: usize, host_cpu: usize) -> VmEnd {
+        let Some(core) = self.cores.get(index) else {
+            return VmEnd::VmmError(String::from("no such vCPU"));
+        };
+        core.store(host_cpu, Ordering::SeqCst);
+        // Application processors wait for INIT and SIPI from the boot processor's APIC.
+        let sipi = loop {
+            if let Some(end) = self.end_reason() {
+                return end;
+            }
+            if let ApStart::Start(vector) = *self.start[index].lock() {
+                break vector;
+            }
+            self.host.wait_for_event(Some(self.host.now_ns() + 1_000_000));
+        };
         let alloc = |bytes| self.host.alloc_contiguous(bytes, PAGE);
         let (Some(vmcb), Some(host_save), Some(host_state)) = (alloc(PAGE), alloc(PAGE), alloc(PAGE)) else {
             self.stop(VmEnd::VmmError(String::from("no host memory for the vCPU")));
@@ -237,7 +283,7 @@ impl Vm {
         // SAFETY: the host save page belongs to this vCPU, which owns this physical CPU while it
         // runs; SVM was detected in `Vm::new`.
         unsafe { cpu::enable(pages.host_save.phys) };
-        let end = self.vcpu_loop(index, &pages);
+        let end = self.vcpu_loop(index, sipi, &pages);
         // SAFETY: no guest runs on this CPU any more.
         unsafe { cpu::disable() };
         for b in [pages.vmcb, pages.host_save, pages.host_state] {
@@ -252,7 +298,7 @@ impl Vm {
         unsafe { &mut *(self.host.phys_to_virt(pages.vmcb.phys) as *mut Vmcb) }
     }
 
-    fn setup_vmcb(&self, v: &mut Vmcb) {
+    fn setup_vmcb(&self, v: &mut Vmcb, index: usize, sipi: u8) {
         *v = Vmcb::zeroed();
         let c = &mut v.control;
         c.intercept_misc1 = misc1::INTR
@@ -306,6 +352,18 @@ impl Vm {
         s.gdtr = Segment::new(0, 0, 0xffff, 0);
         s.idtr = Segment::new(0, 0, 0xffff, 0);
         s.rflags = 0x2;
+        if index != 0 {
+            // An AP after SIPI: real mode at vector * 4 KiB.
+            let real = |sel: u16, base: u64, attrib: u16| Segment::new(sel, attrib, 0xffff, base);
+            s.cs = real((sipi as u16) << 8, (sipi as u64) << 12, 0x9b);
+            for seg in [&mut s.ds, &mut s.es, &mut s.ss, &mut s.fs, &mut s.gs] {
+                *seg = real(0, 0, 0x93);
+            }
+            s.cr0 = 0x6000_0010;
+            s.efer = EFER_SVME;
+            s.rip = 0;
+            return;
+        }
         match self.boot {
             BootEntry::Pvh { rip, .. } => {
                 s.cr0 = 0x11; // PE, ET: flat protected mode, paging off
@@ -331,9 +389,9 @@ impl Vm {
         Now { ns: self.host.now_ns(), unix_seconds: self.host.unix_time_ns() / 1_000_000_000 }
     }
 
-    fn vcpu_loop(&self, index: usize, pages: &VcpuPages) -> VmEnd {
+    fn vcpu_loop(&self, index: usize, sipi: u8, pages: &VcpuPages) -> VmEnd {
         let vmcb = self.vmcb(pages);
-        self.setup_vmcb(vmcb);
+        self.setup_vmcb(vmcb, index, sipi);
         let mut regs = GuestRegisters::default();
         if index == 0 {
             match self.boot {
@@ -346,7 +404,7 @@ impl Vm {
             if let Some(end) = self.end_reason() {
                 break end;
             }
-            self.deliver_interrupts(vmcb);
+            self.deliver_interrupts(vmcb, index);
             // SAFETY: SVM is on for this CPU, the VMCB and host pages belong to this vCPU, and
             // the guest's memory is this VM's own.
             unsafe { cpu::run(pages.vmcb.phys, &mut regs, pages.host_state.phys) };
@@ -374,27 +432,96 @@ impl Vm {
         end
     }
 
-    /// Before each VMRUN: injects the highest-priority pending interrupt if the guest can take
-    /// it now, otherwise asks for an exit when it can (VINTR); arms the host wake-up for the
-    /// next device event so a busy guest still gets its timer interrupts.
-    fn deliver_interrupts(&self, v: &mut Vmcb) {
+    /// Before each VMRUN: brings devices and this vCPU's APIC timer up to date, injects the
+    /// highest-priority pending interrupt (local APIC first, then the 8259 pair through LINT0 or
+    /// directly when the APIC is off) if the guest can take it now, otherwise asks for an exit
+    /// when it can (VINTR); arms the host wake-up for the next timer so a busy guest still gets
+    /// its interrupts.
+    fn deliver_interrupts(&self, v: &mut Vmcb, index: usize) {
         let now = self.host.now_ns();
+        let messages = self.devices.lock().update_lines(now);
+        for m in messages {
+            self.route(m.destination, Delivery::Fixed(m.vector), index);
+        }
+        if v.control.event_injection & EVENT_VALID != 0 {
+            return;
+        }
+        if self.nmi[index].swap(false, Ordering::SeqCst) {
+            v.control.event_injection = 2 | EVENT_NMI | EVENT_VALID;
+            return;
+        }
+        let interruptible = v.save.rflags & RFLAGS_IF != 0 && v.control.interrupt_shadow & 1 == 0;
+        let mut lapic = self.lapics[index].lock();
+        lapic.update_timer(now);
+        let mut wanted = lapic.pending().is_some();
+        if interruptible && let Some(vector) = lapic.pending() {
+            lapic.acknowledge(vector);
+            v.control.event_injection = vector as u64 | EVENT_VALID;
+            wanted = false;
+        }
+        let extint = index == 0 && (!self.apic || lapic.accepts_extint());
+        let lapic_timer = lapic.next_timer_ns();
+        drop(lapic);
         let mut d = self.devices.lock();
-        d.update_lines(now);
-        if v.control.event_injection & EVENT_VALID == 0 && d.pic.has_pending() {
-            let interruptible = v.save.rflags & RFLAGS_IF != 0 && v.control.interrupt_shadow & 1 == 0;
+        if extint && v.control.event_injection & EVENT_VALID == 0 && d.pic.has_pending() {
             if interruptible {
                 if let Some(vector) = d.pic.acknowledge() {
                     v.control.event_injection = vector as u64 | EVENT_VALID;
                 }
-                v.control.intercept_misc1 &= !misc1::VINTR;
-                v.control.virtual_interrupt &= !V_IRQ;
             } else {
-                v.control.intercept_misc1 |= misc1::VINTR;
-                v.control.virtual_interrupt |= V_IRQ | V_IGN_TPR;
+                wanted = true;
             }
         }
-        self.host.set_wakeup(d.next_event_ns());
+        if wanted {
+            v.control.intercept_misc1 |= misc1::VINTR;
+            v.control.virtual_interrupt |= V_IRQ | V_IGN_TPR;
+        } else {
+            v.control.intercept_misc1 &= !misc1::VINTR;
+            v.control.virtual_interrupt &= !V_IRQ;
+        }
+        let next = [d.next_event_ns(), lapic_timer].into_iter().flatten().min();
+        drop(d);
+        self.host.set_wakeup(next);
+    }
+
+    /// Delivers an interrupt or IPI to the vCPUs it addresses (from vCPU `from`), kicking the
+    /// physical CPUs they run on.
+    fn route(&self, destination: Destination, delivery: Delivery, from: usize) {
+        let targets: Vec<usize> = (0..self.vcpus)
+            .filter(|&i| match destination {
+                Destination::SelfOnly => i == from,
+                Destination::All => true,
+                Destination::AllButSelf => i != from,
+                d => self.lapics[i].lock().matches(d),
+            })
+            .collect();
+        let targets = match delivery {
+            // Lowest priority: the first addressed vCPU is as good as any here.
+            Delivery::LowestPriority(_) => targets.into_iter().take(1).collect(),
+            _ => targets,
+        };
+        for i in targets {
+            match delivery {
+                Delivery::Fixed(v) | Delivery::LowestPriority(v) => self.lapics[i].lock().accept(v),
+                Delivery::Nmi => self.nmi[i].store(true, Ordering::SeqCst),
+                Delivery::Init => {
+                    if i != 0 {
+                        self.lapics[i].lock().reset();
+                        *self.start[i].lock() = ApStart::WaitForSipi;
+                    }
+                }
+                Delivery::Startup(vector) => {
+                    let mut s = self.start[i].lock();
+                    if *s == ApStart::WaitForSipi {
+                        *s = ApStart::Start(vector);
+                    }
+                }
+            }
+            let core = self.cores[i].load(Ordering::SeqCst);
+            if i != from && core != usize::MAX {
+                self.host.kick_cpu(core);
+            }
+        }
     }
 
     /// Handles one exit; `Some` ends the VM.
@@ -416,18 +543,27 @@ impl Vm {
             exit::HLT => {
                 v.save.rip += 1;
                 if v.save.rflags & RFLAGS_IF == 0 {
-                    return Some(VmEnd::Halted);
+                    return self.park(vcpu.index as usize);
                 }
-                self.halt(v);
+                self.halt(v, vcpu.index as usize);
                 None
             }
-            exit::SHUTDOWN => Some(VmEnd::TripleFault),
+            exit::SHUTDOWN => {
+                self.log(
+                    LogLevel::Info,
+                    format_args!(
+                        "vcpu {} triple fault at {:#x}:{:#x} (cr0 {:#x}, efer {:#x})",
+                        vcpu.index, v.save.cs.selector, v.save.rip, v.save.cr0, v.save.efer
+                    ),
+                );
+                Some(VmEnd::TripleFault)
+            }
             exit::CPUID => {
                 let g = GuestCpu {
                     vcpu: vcpu.index,
                     vcpus: self.vcpus as u32,
                     osxsave: v.save.cr4 & (1 << 18) != 0,
-                    apic: false,
+                    apic: self.apic,
                     tsc_khz: (self.host.tsc_hz() / 1000) as u32,
                 };
                 let host = |l, s| {
@@ -469,19 +605,52 @@ impl Vm {
                 v.save.rip += 2;
                 None
             }
+            exit::NPF => self.mmio(v, regs, vcpu.index as usize),
             _ => Some(unhandled(v)),
+        }
+    }
+
+    /// HLT with interrupts off: this vCPU stops for good (only an NMI could wake it, which the
+    /// VMM then delivers). When every vCPU has stopped, the VM has halted.
+    fn park(&self, index: usize) -> Option<VmEnd> {
+        if self.parked.fetch_add(1, Ordering::SeqCst) + 1 == self.vcpus {
+            return Some(VmEnd::Halted);
+        }
+        loop {
+            if let Some(end) = self.end_reason() {
+                return Some(end);
+            }
+            if self.nmi[index].load(Ordering::SeqCst) {
+                self.parked.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            }
+            self.host.wait_for_event(Some(self.host.now_ns() + 10_000_000));
         }
     }
 
     /// HLT with interrupts on: wait until an interrupt is due (a device event, or anything the
     /// host sees), without spinning.
-    fn halt(&self, v: &mut Vmcb) {
+    fn halt(&self, v: &mut Vmcb, index: usize) {
+        let now = self.host.now_ns();
+        let messages = self.devices.lock().update_lines(now);
+        for m in messages {
+            self.route(m.destination, Delivery::Fixed(m.vector), index);
+        }
+        let (lapic_pending, lapic_timer) = {
+            let mut l = self.lapics[index].lock();
+            l.update_timer(now);
+            (l.pending().is_some(), l.next_timer_ns())
+        };
         let mut d = self.devices.lock();
-        d.update_lines(self.host.now_ns());
-        if d.pic.has_pending() || v.control.event_injection & EVENT_VALID != 0 {
+        let pic = index == 0 && d.pic.has_pending();
+        if pic
+            || lapic_pending
+            || self.nmi[index].load(Ordering::SeqCst)
+            || v.control.event_injection & EVENT_VALID != 0
+        {
             return;
         }
-        let deadline = d.next_event_ns();
+        let deadline = [d.next_event_ns(), lapic_timer].into_iter().flatten().min();
         drop(d);
         // With no device event due, wake now and then anyway (console input, a stop request).
         let until = deadline.unwrap_or(self.host.now_ns() + 10_000_000);
@@ -528,7 +697,7 @@ impl Vm {
             // Identification and AMD configuration MSRs Linux reads: zero, writes ignored.
             (
                 0x1b | 0x1a0 | 0x8b | 0x79 | 0xc001_0015 | 0xc001_001f | 0xc001_1029 | 0xc001_0140 | 0xc001_0141
-                | 0xc001_0010,
+                | 0xc001_0010 | 0xc001_0055,
                 _,
             ) => Some(0),
             _ => None,
@@ -550,6 +719,87 @@ impl Vm {
                 inject_exception(v, GP, Some(0));
             }
         }
+    }
+
+    /// A nested page fault: an access to device memory (local APIC, I/O APIC), emulated by
+    /// decoding the instruction at RIP. Anything else ends the VM.
+    fn mmio(&self, v: &mut Vmcb, regs: &mut GuestRegisters, index: usize) -> Option<VmEnd> {
+        let gpa = v.control.exit_info2;
+        let unhandled = |v: &Vmcb| VmEnd::UnhandledExit {
+            code: exit::NPF,
+            info1: v.control.exit_info1,
+            info2: gpa,
+            rip: v.save.rip,
+        };
+        let device = if (local_apic::BASE..local_apic::BASE + 0x1000).contains(&gpa) && self.apic {
+            Mmio::LocalApic((gpa - local_apic::BASE) as u32)
+        } else if (io_apic::BASE..io_apic::BASE + 0x20).contains(&gpa) && self.apic {
+            Mmio::IoApic(gpa - io_apic::BASE)
+        } else {
+            return Some(unhandled(v));
+        };
+        let paging = PagingState { cr0: v.save.cr0, cr3: v.save.cr3, cr4: v.save.cr4, efer: v.save.efer };
+        let mut bytes = [0u8; 15];
+        let n = guest_paging::fetch(&self.memory, paging, v.save.cs.base.wrapping_add(v.save.rip), &mut bytes);
+        let mode = if v.save.efer & (1 << 10) != 0 && v.save.cs.attrib & (1 << 9) != 0 {
+            CpuMode::Long64
+        } else if v.save.cr0 & 1 != 0 && v.save.cs.attrib & (1 << 10) != 0 {
+            CpuMode::Protected32
+        } else {
+            CpuMode::Real16
+        };
+        let Ok(insn) = decoder::decode(&bytes[..n], mode) else {
+            return Some(unhandled(v));
+        };
+        let now = self.host.now_ns();
+        let read = |this: &Self| -> u64 {
+            match device {
+                Mmio::LocalApic(off) => this.lapics[index].lock().read(off & !0xf, now) as u64,
+                Mmio::IoApic(off) => this.devices.lock().io_apic.read(off & !0xf) as u64,
+            }
+        };
+        let width_mask = if insn.access_bytes >= 8 { u64::MAX } else { (1u64 << (8 * insn.access_bytes as u32)) - 1 };
+        let write = |this: &Self, value: u64| match device {
+            Mmio::LocalApic(off) => {
+                let (ipi, ended) = {
+                    let mut l = this.lapics[index].lock();
+                    let ended = if off & !0xf == 0xb0 { l.in_service() } else { None };
+                    (l.write(off & !0xf, value as u32, now), ended)
+                };
+                // An EOI lets level-triggered I/O APIC pins with that vector fire again.
+                if let Some(vector) = ended {
+                    this.devices.lock().io_apic.end_of_interrupt(vector);
+                }
+                if let Some(ipi) = ipi {
+                    this.route(ipi.destination, ipi.delivery, index);
+                }
+            }
+            Mmio::IoApic(off) => this.devices.lock().io_apic.write(off & !0xf, value as u32),
+        };
+        match insn.operation {
+            Operation::Load { register, high_byte, register_bytes, sign_extend } => {
+                let raw = read(self) & width_mask;
+                let value = if sign_extend {
+                    let bits = 8 * insn.access_bytes as u32;
+                    ((raw << (64 - bits)) as i64 >> (64 - bits)) as u64
+                } else {
+                    raw
+                };
+                set_register(v, regs, register, high_byte, register_bytes, value);
+            }
+            Operation::Store(source) => write(self, source_value(v, regs, source) & width_mask),
+            Operation::Alu { op, source } => {
+                let a = read(self) & width_mask;
+                let b = source_value(v, regs, source) & width_mask;
+                let (result, flags) = alu(op, a, b, insn.access_bytes);
+                v.save.rflags = (v.save.rflags & !ARITHMETIC_FLAGS) | flags;
+                if !matches!(op, AluOp::Cmp | AluOp::Test) {
+                    write(self, result);
+                }
+            }
+        }
+        v.save.rip += insn.length as u64;
+        None
     }
 
     /// An IN or OUT (string forms arrive with the instruction decoder).
@@ -632,6 +882,117 @@ struct VcpuState {
     host_xcr0: u64,
     /// MSRs already reported as refused (once each).
     reported_msrs: Vec<u32>,
+}
+
+/// Device memory the VMM emulates, with the offset of the access.
+#[derive(Clone, Copy)]
+enum Mmio {
+    LocalApic(u32),
+    IoApic(u64),
+}
+
+/// CF, PF, AF, ZF, SF, OF.
+const ARITHMETIC_FLAGS: u64 = 0x8d5;
+
+/// A general register by number (0 RAX ... 15 R15); RAX and RSP live in the VMCB.
+fn register(v: &Vmcb, r: &GuestRegisters, n: u8) -> u64 {
+    match n {
+        0 => v.save.rax,
+        1 => r.rcx,
+        2 => r.rdx,
+        3 => r.rbx,
+        4 => v.save.rsp,
+        5 => r.rbp,
+        6 => r.rsi,
+        7 => r.rdi,
+        8 => r.r8,
+        9 => r.r9,
+        10 => r.r10,
+        11 => r.r11,
+        12 => r.r12,
+        13 => r.r13,
+        14 => r.r14,
+        _ => r.r15,
+    }
+}
+
+fn register_mut<'a>(v: &'a mut Vmcb, r: &'a mut GuestRegisters, n: u8) -> &'a mut u64 {
+    match n {
+        0 => &mut v.save.rax,
+        1 => &mut r.rcx,
+        2 => &mut r.rdx,
+        3 => &mut r.rbx,
+        4 => &mut v.save.rsp,
+        5 => &mut r.rbp,
+        6 => &mut r.rsi,
+        7 => &mut r.rdi,
+        8 => &mut r.r8,
+        9 => &mut r.r9,
+        10 => &mut r.r10,
+        11 => &mut r.r11,
+        12 => &mut r.r12,
+        13 => &mut r.r13,
+        14 => &mut r.r14,
+        _ => &mut r.r15,
+    }
+}
+
+/// Writes `value` into a register as an instruction of that width would: 8 and 16 bits merge,
+/// 32 bits zero-extend, 64 bits replace; AH..BH are bits 8-15 of RAX..RBX.
+fn set_register(v: &mut Vmcb, r: &mut GuestRegisters, n: u8, high_byte: bool, bytes: u8, value: u64) {
+    let reg = register_mut(v, r, n);
+    *reg = match (bytes, high_byte) {
+        (1, true) => (*reg & !0xff00) | ((value & 0xff) << 8),
+        (1, false) => (*reg & !0xff) | (value & 0xff),
+        (2, _) => (*reg & !0xffff) | (value & 0xffff),
+        (4, _) => value & 0xffff_ffff,
+        _ => value,
+    };
+}
+
+fn source_value(v: &Vmcb, r: &GuestRegisters, s: Source) -> u64 {
+    match s {
+        Source::Immediate(i) => i,
+        Source::Register { number, high_byte: true } => (register(v, r, number) >> 8) & 0xff,
+        Source::Register { number, high_byte: false } => register(v, r, number),
+    }
+}
+
+/// The result and arithmetic flags of an ALU operation of `bytes` width.
+fn alu(op: AluOp, a: u64, b: u64, bytes: u8) -> (u64, u64) {
+    let bits = 8 * bytes as u32;
+    let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+    let sign = 1u64 << (bits - 1);
+    let (result, carry, overflow) = match op {
+        AluOp::Add => {
+            let r = a.wrapping_add(b) & mask;
+            (r, r < a, (!(a ^ b) & (a ^ r) & sign) != 0)
+        }
+        AluOp::Sub | AluOp::Cmp => {
+            let r = a.wrapping_sub(b) & mask;
+            (r, b > a, ((a ^ b) & (a ^ r) & sign) != 0)
+        }
+        AluOp::And | AluOp::Test => (a & b, false, false),
+        AluOp::Or => (a | b, false, false),
+        AluOp::Xor => (a ^ b, false, false),
+    };
+    let mut flags = 0;
+    if carry {
+        flags |= 1;
+    }
+    if (result as u8).count_ones().is_multiple_of(2) {
+        flags |= 1 << 2;
+    }
+    if result == 0 {
+        flags |= 1 << 6;
+    }
+    if result & sign != 0 {
+        flags |= 1 << 7;
+    }
+    if overflow {
+        flags |= 1 << 11;
+    }
+    (result, flags)
 }
 
 /// Reads or writes a VMCB field for RDMSR/WRMSR; returns the value read.

@@ -156,7 +156,7 @@ fn all_done() -> ! {
 /// Job output on the console, each line prefixed with the job's name.
 pub fn console_write(job: &Job, data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    serial_console::with_console(|c| {
+    let write_lines = |c: &mut dyn core::fmt::Write| {
         for piece in text.split_inclusive('\n') {
             if job.console_line_start.load(Ordering::Relaxed) {
                 let _ = write!(c, "[{}] ", job.name);
@@ -164,5 +164,11 @@ pub fn console_write(job: &Job, data: &[u8]) {
             let _ = c.write_str(piece);
             job.console_line_start.store(piece.ends_with('\n'), Ordering::Relaxed);
         }
-    });
+    };
+    // A new line of the job's output starts on a fresh console line; a continued one does not.
+    if job.console_line_start.load(Ordering::Relaxed) {
+        serial_console::with_console_line(write_lines);
+    } else {
+        serial_console::with_console(write_lines);
+    }
 }

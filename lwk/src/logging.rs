@@ -31,7 +31,7 @@ impl Log for ConsoleLogger {
             Level::Debug => "DEBUG",
             Level::Trace => "TRACE",
         };
-        serial_console::with_console(|c| {
+        serial_console::with_console_line(|c| {
             let _ = writeln!(
                 c,
                 "[{:5}.{:06}] {level} {subsystem}: {}",
@@ -63,7 +63,7 @@ pub fn set_level(level: LogLevel) {
 
 /// Prints one event line: `emit("boot", |e| { e.u64("cpus", 4); })`.
 pub fn emit(name: &str, fields: impl FnOnce(&mut Event<&mut dyn Write>)) {
-    serial_console::with_console(|c| {
+    serial_console::with_console_line(|c| {
         let mut e = Event::new(c, name);
         fields(&mut e);
         let _ = e.finish();

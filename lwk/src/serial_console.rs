@@ -20,6 +20,8 @@ pub const COM1_IRQ: u8 = 4;
 
 pub struct Uart {
     base: u16,
+    /// The last byte written ended a line (log lines and events must start on a fresh one).
+    line_start: bool,
 }
 
 impl Uart {
@@ -50,6 +52,12 @@ impl Uart {
         }
     }
 
+    fn start_line(&mut self) {
+        if !self.line_start {
+            let _ = self.write_str("\n");
+        }
+    }
+
     fn read_byte(&mut self) -> Option<u8> {
         // SAFETY: reading our own UART's status and data registers.
         unsafe { (cpu::inb(self.reg(LINE_STATUS)) & LSR_DATA_READY != 0).then(|| cpu::inb(self.reg(DATA))) }
@@ -69,11 +77,14 @@ impl Write for Uart {
             }
             self.write_byte(b);
         }
+        if let Some(&last) = s.as_bytes().last() {
+            self.line_start = last == b'\n';
+        }
         Ok(())
     }
 }
 
-static UART: IrqMutex<Uart> = IrqMutex::new(Uart { base: COM1 });
+static UART: IrqMutex<Uart> = IrqMutex::new(Uart { base: COM1, line_start: true });
 
 /// Input bytes waiting for the console command loop.
 static INPUT: IrqMutex<InputRing> = IrqMutex::new(InputRing { buf: [0; 256], head: 0, len: 0 });
@@ -101,9 +112,20 @@ pub fn with_console<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
 
 pub fn with_console_for_fault<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
     match UART.try_lock_for(10_000_000) {
-        Some(mut g) => f(&mut *g),
-        None => f(&mut Uart { base: COM1 }),
+        Some(mut g) => {
+            g.start_line();
+            f(&mut *g)
+        }
+        None => f(&mut Uart { base: COM1, line_start: true }),
     }
+}
+
+/// Like [`with_console`], starting on a fresh line (log lines and events: a prompt or a job's
+/// unfinished line must not swallow them).
+pub fn with_console_line<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
+    let mut uart = UART.lock();
+    uart.start_line();
+    f(&mut *uart)
 }
 
 /// Turns on receive interrupts (once the I/O APIC routes IRQ 4).

@@ -72,10 +72,14 @@ impl VmmHost for LwkHost {
     }
 
     fn wait_for_event(&self, until_ns: Option<u64>) {
-        match until_ns {
-            Some(t) => clock::sleep_ns(t.saturating_sub(clock::uptime_ns()).max(1000)),
-            None => cpu::without_interrupts(cpu::wait_for_interrupt),
-        }
+        // Any interrupt ends the wait: the timer at `until_ns`, or a kick from another vCPU.
+        cpu::without_interrupts(|| {
+            if let Some(t) = until_ns {
+                self.set_wakeup(Some(t));
+            }
+            per_cpu::current().halts.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            cpu::wait_for_interrupt();
+        });
     }
 
     fn log(&self, level: LogLevel, args: fmt::Arguments) {
@@ -90,7 +94,7 @@ impl VmmHost for LwkHost {
 
     fn console_output(&self, vm: &str, bytes: &[u8]) {
         let text = String::from_utf8_lossy(bytes);
-        serial_console::with_console(|c| {
+        serial_console::with_console_line(|c| {
             let _ = write!(c, "[vm {vm}] {}", text.trim_end_matches(['\r', '\n']));
             let _ = c.write_str("\n");
         });
@@ -177,7 +181,7 @@ fn launch(spec: &VmSpec, cores: Vec<usize>) -> Result<(), String> {
     jobs::begin_work();
     for (index, &core) in cores.iter().enumerate() {
         let vm = vm.clone();
-        let work: Box<dyn FnOnce() + Send> = Box::new(move || run_vcpu(vm, index, started));
+        let work: Box<dyn FnOnce() + Send> = Box::new(move || run_vcpu(vm, index, core, started));
         let Some(target) = per_cpu::all().get(core) else { continue };
         *target.vcpu_work.lock() = Some(work);
         local_apic::send_ipi(target.apic_id, RESCHEDULE_VECTOR);
@@ -186,8 +190,8 @@ fn launch(spec: &VmSpec, cores: Vec<usize>) -> Result<(), String> {
 }
 
 /// Runs one vCPU on this core until the VM ends; the boot vCPU then reports the end.
-fn run_vcpu(vm: Arc<Vm>, index: usize, started: u64) {
-    let end = vm.run_vcpu(index);
+fn run_vcpu(vm: Arc<Vm>, index: usize, core: usize, started: u64) {
+    let end = vm.run_vcpu(index, core);
     if index != 0 {
         return;
     }

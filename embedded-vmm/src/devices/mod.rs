@@ -5,6 +5,8 @@
 pub mod acpi_pm;
 pub mod cmos_rtc;
 pub mod i8042;
+pub mod io_apic;
+pub mod local_apic;
 pub mod pci_host;
 pub mod pic8259;
 pub mod pit8254;
@@ -14,6 +16,7 @@ use acpi_pm::{AcpiPm, PmRequest};
 use alloc::vec::Vec;
 use cmos_rtc::CmosRtc;
 use i8042::{I8042, I8042Effect};
+use io_apic::{IoApic, Message};
 use pci_host::PciHost;
 use pic8259::Pic8259Pair;
 use pit8254::Pit8254;
@@ -50,6 +53,7 @@ pub struct Devices {
     pub rtc: CmosRtc,
     pub keyboard: I8042,
     pub pci: PciHost,
+    pub io_apic: IoApic,
     /// Ports accessed that nothing implements (reads give all ones, writes are dropped).
     pub unclaimed: u64,
 }
@@ -120,14 +124,21 @@ impl Devices {
         }
     }
 
-    /// Brings the interrupt lines up to date (timer edges, the UART's level).
-    pub fn update_lines(&mut self, now: u64) {
+    /// Brings the interrupt lines up to date (timer edges, the UART's level) on the 8259 pair
+    /// and the I/O APIC (ISA IRQ 0 is its pin 2, as the MADT says); returns the I/O APIC's
+    /// messages for the local APICs.
+    pub fn update_lines(&mut self, now: u64) -> Vec<Message> {
+        let mut messages = Vec::new();
         if self.pit.take_irq0(now) {
             self.pic.set_irq(0, true);
             self.pic.set_irq(0, false);
+            messages.extend(self.io_apic.set_pin(2, true));
+            self.io_apic.set_pin(2, false);
         }
         let uart = self.com1.interrupt_pending();
         self.pic.set_irq(COM1_IRQ, uart);
+        messages.extend(self.io_apic.set_pin(COM1_IRQ as usize, uart));
+        messages
     }
 
     /// When a device next raises an interrupt on its own (host uptime ns).

@@ -1,0 +1,375 @@
+//! A local APIC in xAPIC mode (the register page at 0xfee0_0000): ID, version, TPR, PPR, EOI,
+//! LDR/DFR, SVR, ISR/TMR/IRR, ESR, ICR, the LVT entries, and the timer (one-shot and periodic,
+//! with the divide configuration) computed from the VM's clock. Interrupts arrive through
+//! [`LocalApic::accept`]; the VM asks for the vector to inject. IPIs written to the ICR come back
+//! as an [`Ipi`] for the VM to route.
+
+pub const BASE: u64 = 0xfee0_0000;
+/// The timer's input clock (the APIC bus), as the Manul CPUID leaf advertises it.
+pub const BUS_HZ: u64 = 100_000_000;
+
+const ID: u32 = 0x20;
+const VERSION: u32 = 0x30;
+const TPR: u32 = 0x80;
+const PPR: u32 = 0xa0;
+const EOI: u32 = 0xb0;
+const LDR: u32 = 0xd0;
+const DFR: u32 = 0xe0;
+const SVR: u32 = 0xf0;
+const ISR: u32 = 0x100;
+const TMR: u32 = 0x180;
+const IRR: u32 = 0x200;
+const ESR: u32 = 0x280;
+const ICR_LOW: u32 = 0x300;
+const ICR_HIGH: u32 = 0x310;
+const LVT_TIMER: u32 = 0x320;
+const LVT_LINT0: u32 = 0x350;
+const TIMER_INITIAL: u32 = 0x380;
+const TIMER_CURRENT: u32 = 0x390;
+const TIMER_DIVIDE: u32 = 0x3e0;
+const MASKED: u32 = 1 << 16;
+const SOFTWARE_ENABLE: u32 = 1 << 8;
+
+/// How an IPI is addressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    Physical(u8),
+    /// Flat logical mode: the bitmask compared with each APIC's LDR.
+    Logical(u8),
+    SelfOnly,
+    All,
+    AllButSelf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Fixed(u8),
+    LowestPriority(u8),
+    Nmi,
+    Init,
+    Startup(u8),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipi {
+    pub destination: Destination,
+    pub delivery: Delivery,
+}
+
+#[derive(Clone, Debug)]
+pub struct LocalApic {
+    id: u8,
+    tpr: u32,
+    ldr: u32,
+    dfr: u32,
+    svr: u32,
+    esr: u32,
+    icr_low: u32,
+    icr_high: u32,
+    /// LVT: timer, thermal, performance, LINT0, LINT1, error.
+    lvt: [u32; 6],
+    irr: [u32; 8],
+    isr: [u32; 8],
+    timer_initial: u32,
+    timer_divide: u32,
+    /// When the current count started (VM ns).
+    timer_start: Option<u64>,
+    /// Timer periods already delivered since `timer_start`.
+    timer_delivered: u64,
+}
+
+fn set(bits: &mut [u32; 8], v: u8, on: bool) {
+    let w = &mut bits[(v / 32) as usize];
+    if on {
+        *w |= 1 << (v % 32);
+    } else {
+        *w &= !(1 << (v % 32));
+    }
+}
+fn highest(bits: &[u32; 8]) -> Option<u8> {
+    (0..8).rev().find(|&i| bits[i] != 0).map(|i| (i * 32 + 31 - bits[i].leading_zeros() as usize) as u8)
+}
+
+impl LocalApic {
+    pub fn new(id: u8) -> LocalApic {
+        LocalApic {
+            id,
+            tpr: 0,
+            ldr: 0,
+            dfr: 0xffff_ffff,
+            svr: 0xff,
+            esr: 0,
+            icr_low: 0,
+            icr_high: 0,
+            lvt: [MASKED; 6],
+            irr: [0; 8],
+            isr: [0; 8],
+            timer_initial: 0,
+            timer_divide: 0,
+            timer_start: None,
+            timer_delivered: 0,
+        }
+    }
+
+    /// The vector an EOI written now would end (the highest in service).
+    pub fn in_service(&self) -> Option<u8> {
+        highest(&self.isr)
+    }
+
+    pub fn id(&self) -> u8 {
+        self.id
+    }
+
+    pub fn software_enabled(&self) -> bool {
+        self.svr & SOFTWARE_ENABLE != 0
+    }
+
+    /// Whether LINT0 passes the 8259's interrupts through (virtual wire mode), or the APIC is
+    /// still disabled (then the 8259 reaches the CPU directly).
+    pub fn accepts_extint(&self) -> bool {
+        !self.software_enabled() || (self.lvt[3] & MASKED == 0 && (self.lvt[3] >> 8) & 7 == 7)
+    }
+
+    /// Whether `mask` (flat logical) or `id` (physical) addresses this APIC.
+    pub fn matches(&self, destination: Destination) -> bool {
+        match destination {
+            Destination::Physical(id) => id == self.id || id == 0xff,
+            Destination::Logical(mask) => (self.ldr >> 24) as u8 & mask != 0,
+            _ => false,
+        }
+    }
+
+    fn divisor(&self) -> u64 {
+        let d = self.timer_divide;
+        let code = (d & 3) | ((d >> 1) & 4);
+        if code == 7 { 1 } else { 2 << code }
+    }
+
+    fn timer_ticks(&self, now: u64) -> Option<u64> {
+        self.timer_start
+            .map(|s| (now.saturating_sub(s) as u128 * BUS_HZ as u128 / 1_000_000_000) as u64 / self.divisor())
+    }
+
+    fn periodic(&self) -> bool {
+        (self.lvt[0] >> 17) & 3 == 1
+    }
+
+    /// An interrupt arrives (IRR).
+    pub fn accept(&mut self, vector: u8) {
+        if vector >= 16 {
+            set(&mut self.irr, vector, true);
+        }
+    }
+
+    /// Delivers timer expiries due by `now` into the IRR.
+    pub fn update_timer(&mut self, now: u64) {
+        let Some(ticks) = self.timer_ticks(now) else { return };
+        let period = self.timer_initial as u64;
+        if period == 0 {
+            return;
+        }
+        let due = if self.periodic() { ticks / period } else { (ticks >= period) as u64 };
+        if due > self.timer_delivered {
+            self.timer_delivered = due;
+            if self.lvt[0] & MASKED == 0 {
+                self.accept(self.lvt[0] as u8);
+            }
+            if !self.periodic() {
+                self.timer_start = None;
+            }
+        }
+    }
+
+    /// When the timer next expires (VM ns).
+    pub fn next_timer_ns(&self) -> Option<u64> {
+        let start = self.timer_start?;
+        let period = self.timer_initial as u64;
+        if period == 0 || self.lvt[0] & MASKED != 0 {
+            return None;
+        }
+        let ticks = (self.timer_delivered + 1) * period * self.divisor();
+        Some(start + (ticks as u128 * 1_000_000_000 / BUS_HZ as u128) as u64)
+    }
+
+    fn ppr(&self) -> u32 {
+        let isr_class = highest(&self.isr).map_or(0, |v| v as u32 & 0xf0);
+        (self.tpr & 0xf0).max(isr_class)
+    }
+
+    /// The vector to inject now, if any.
+    pub fn pending(&self) -> Option<u8> {
+        if !self.software_enabled() {
+            return None;
+        }
+        let v = highest(&self.irr)?;
+        ((v as u32 & 0xf0) > self.ppr()).then_some(v)
+    }
+
+    /// The CPU takes `vector`: IRR to ISR.
+    pub fn acknowledge(&mut self, vector: u8) {
+        set(&mut self.irr, vector, false);
+        set(&mut self.isr, vector, true);
+    }
+
+    pub fn read(&mut self, offset: u32, now: u64) -> u32 {
+        match offset {
+            ID => (self.id as u32) << 24,
+            VERSION => 0x0005_0014, // version 0x14, 6 LVT entries
+            TPR => self.tpr,
+            PPR => self.ppr(),
+            LDR => self.ldr,
+            DFR => self.dfr,
+            SVR => self.svr,
+            o if (ISR..ISR + 0x80).contains(&o) => self.isr[((o - ISR) / 0x10) as usize],
+            o if (TMR..TMR + 0x80).contains(&o) => 0,
+            o if (IRR..IRR + 0x80).contains(&o) => self.irr[((o - IRR) / 0x10) as usize],
+            ESR => self.esr,
+            ICR_LOW => self.icr_low & !(1 << 12),
+            ICR_HIGH => self.icr_high,
+            o if (LVT_TIMER..=0x370).contains(&o) => self.lvt[((o - LVT_TIMER) / 0x10) as usize],
+            TIMER_INITIAL => self.timer_initial,
+            TIMER_CURRENT => match self.timer_ticks(now) {
+                Some(t) if self.timer_initial != 0 => {
+                    let p = self.timer_initial as u64;
+                    if self.periodic() { (p - t % p) as u32 } else { p.saturating_sub(t) as u32 }
+                }
+                _ => 0,
+            },
+            TIMER_DIVIDE => self.timer_divide,
+            _ => 0,
+        }
+    }
+
+    /// Writes a register; an ICR write returns the IPI to send.
+    pub fn write(&mut self, offset: u32, value: u32, now: u64) -> Option<Ipi> {
+        match offset {
+            TPR => self.tpr = value & 0xff,
+            EOI => {
+                if let Some(v) = highest(&self.isr) {
+                    set(&mut self.isr, v, false);
+                }
+            }
+            LDR => self.ldr = value & 0xff00_0000,
+            DFR => self.dfr = value | 0x0fff_ffff,
+            SVR => self.svr = value & 0x13ff,
+            ESR => self.esr = 0,
+            ICR_HIGH => self.icr_high = value & 0xff00_0000,
+            ICR_LOW => {
+                self.icr_low = value & !(1 << 12);
+                return Some(self.ipi(value));
+            }
+            o if (LVT_TIMER..=0x370).contains(&o) => {
+                let i = ((o - LVT_TIMER) / 0x10) as usize;
+                self.lvt[i] = if self.software_enabled() { value } else { value | MASKED };
+            }
+            TIMER_INITIAL => {
+                self.timer_initial = value;
+                self.timer_delivered = 0;
+                self.timer_start = (value != 0).then_some(now);
+            }
+            TIMER_DIVIDE => self.timer_divide = value & 0xb,
+            _ => {}
+        }
+        None
+    }
+
+    fn ipi(&self, low: u32) -> Ipi {
+        let vector = low as u8;
+        let delivery = match (low >> 8) & 7 {
+            1 => Delivery::LowestPriority(vector),
+            4 => Delivery::Nmi,
+            5 => Delivery::Init,
+            6 => Delivery::Startup(vector),
+            _ => Delivery::Fixed(vector),
+        };
+        let dest = (self.icr_high >> 24) as u8;
+        let destination = match (low >> 18) & 3 {
+            1 => Destination::SelfOnly,
+            2 => Destination::All,
+            3 => Destination::AllButSelf,
+            _ if low & (1 << 11) != 0 => Destination::Logical(dest),
+            _ => Destination::Physical(dest),
+        };
+        Ipi { destination, delivery }
+    }
+
+    /// INIT: back to the power-on state (keeping the ID).
+    pub fn reset(&mut self) {
+        *self = LocalApic::new(self.id);
+    }
+}
+
+/// Whether `offset` within the page is the LVT LINT0 register (for the 8259's virtual wire).
+pub const fn is_lint0(offset: u32) -> bool {
+    offset == LVT_LINT0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn enabled() -> LocalApic {
+        let mut a = LocalApic::new(0);
+        a.write(SVR, 0x1ff, 0);
+        a
+    }
+
+    #[test]
+    fn priorities_and_eoi() {
+        let mut a = enabled();
+        a.accept(0x31);
+        a.accept(0x51);
+        assert_eq!(a.pending(), Some(0x51));
+        a.acknowledge(0x51);
+        assert_eq!(a.pending(), None, "0x31 is below the in-service class");
+        a.write(EOI, 0, 0);
+        assert_eq!(a.pending(), Some(0x31));
+        a.write(TPR, 0x40, 0);
+        assert_eq!(a.pending(), None, "masked by TPR");
+        assert_eq!(LocalApic::new(0).pending(), None, "software-disabled");
+    }
+
+    #[test]
+    fn one_shot_and_periodic_timer() {
+        let mut a = enabled();
+        a.write(TIMER_DIVIDE, 0xb, 0); // divide by 1
+        a.write(LVT_TIMER, 0xec, 0);
+        a.write(TIMER_INITIAL, 100_000, 0); // 1 ms at 100 MHz
+        assert_eq!(a.next_timer_ns(), Some(MS));
+        a.update_timer(MS / 2);
+        assert_eq!(a.pending(), None);
+        assert!((49_000..51_000).contains(&a.read(TIMER_CURRENT, MS / 2)));
+        a.update_timer(MS + 1);
+        assert_eq!(a.pending(), Some(0xec));
+        assert_eq!(a.next_timer_ns(), None, "one-shot done");
+        a.acknowledge(0xec);
+        a.write(EOI, 0, 0);
+        a.write(LVT_TIMER, 0xec | (1 << 17), 2 * MS);
+        a.write(TIMER_INITIAL, 100_000, 2 * MS);
+        a.update_timer(4 * MS + 1);
+        assert_eq!(a.pending(), Some(0xec));
+        assert_eq!(a.next_timer_ns(), Some(5 * MS));
+    }
+
+    #[test]
+    fn icr_writes_become_ipis() {
+        let mut a = enabled();
+        a.write(ICR_HIGH, 1 << 24, 0);
+        assert_eq!(
+            a.write(ICR_LOW, 0x4500, 0),
+            Some(Ipi { destination: Destination::Physical(1), delivery: Delivery::Init })
+        );
+        assert_eq!(a.write(ICR_LOW, 0x4608, 0).unwrap().delivery, Delivery::Startup(8));
+        assert_eq!(a.write(ICR_LOW, 0x000c_00fd, 0).unwrap().destination, Destination::AllButSelf);
+        a.write(ICR_HIGH, 0x03 << 24, 0);
+        assert_eq!(
+            a.write(ICR_LOW, 0x0800 | 0x41, 0),
+            Some(Ipi { destination: Destination::Logical(3), delivery: Delivery::Fixed(0x41) })
+        );
+        let mut b = LocalApic::new(1);
+        b.write(LDR, 0x02 << 24, 0);
+        assert!(b.matches(Destination::Logical(3)) && !b.matches(Destination::Logical(1)));
+    }
+}
