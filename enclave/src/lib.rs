@@ -25,13 +25,13 @@ pub use isolation::{Policy, Reach, Zone};
 pub use lifecycle::{Event, IllegalTransition, State};
 pub use manifest::{EnclaveSpec, Image, Kind, ManifestError, ManifestErrors, NodeManifest, SegmentSpec};
 pub use partition::{Assignment, CoreRequest, CpuSet, MemRange, MemoryRequest, Node, Partition, PartitionError};
-pub use registry::{Registry, RegistryError};
+pub use registry::{Outcome, Record, Registry, RegistryError};
 pub use segments::{Access, SegmentError, SegmentTable};
 
 /// Longest enclave or segment name, in bytes.
 pub const MAX_NAME: usize = 64;
 
-/// An enclave, segment or device name: 1 to [`MAX_NAME`] ASCII letters, digits, `-` and `_`
+/// An enclave or segment name: 1 to [`MAX_NAME`] ASCII letters, digits, `-` and `_`
 /// (the rule of the kernel command line's `job.NAME=` and `vm=NAME`).
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -42,6 +42,22 @@ pub fn valid_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `docs/enclaves.md` shows the tables the code has, and its example manifest parses.
+    #[test]
+    fn docs_match_the_code() {
+        let doc = include_str!("../../docs/enclaves.md");
+        assert!(doc.contains(&lifecycle::markdown_table()), "lifecycle table");
+        assert!(doc.contains(&isolation::markdown_table()), "isolation table");
+        let mut examples = 0;
+        for block in doc.split("```ini\n").skip(1) {
+            let text = block.split("```").next().unwrap_or("");
+            NodeManifest::parse(text.as_bytes()).unwrap();
+            examples += 1;
+        }
+        assert!(examples >= 1);
+        assert!(doc.contains(manifest::MANIFEST_PATH));
+    }
 
     #[test]
     fn names() {

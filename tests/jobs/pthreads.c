@@ -94,6 +94,21 @@ int main(void) {
     }
     printf("pthreads: %d threads on distinct cores\n", cores);
 
+    /* sched_setaffinity within the job's cores moves the caller; outside them it is refused. */
+    int last = -1;
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set))
+            last = c;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(last, &one);
+    CHECK(sched_setaffinity(0, sizeof one, &one) == 0, "sched_setaffinity to core %d", last);
+    CHECK(sched_getcpu() == last, "still on core %d after moving to %d", sched_getcpu(), last);
+    CPU_ZERO(&one);
+    CPU_SET(0, &one); /* core 0 belongs to the kernel */
+    CHECK(sched_setaffinity(0, sizeof one, &one) != 0, "moving to core 0 was allowed");
+    CHECK(sched_setaffinity(0, sizeof set, &set) == 0, "restoring the affinity");
+
     pthread_t stressors[STRESS_THREADS];
     for (int i = 0; i < STRESS_THREADS; i++)
         CHECK(pthread_create(&stressors[i], NULL, stress, (void *)(long)i) == 0, "stress thread %d", i);
