@@ -1,7 +1,7 @@
 //! Walking the guest's own page tables (guest-virtual to guest-physical), to fetch the
-//! instruction at the guest's RIP when an MMIO access needs decoding. Long mode (4-level, with
-//! 1 GiB and 2 MiB pages), 32-bit PAE is not needed by the guests Manul runs; with paging off
-//! the address is physical.
+//! instruction at the guest's RIP when an MMIO access needs decoding. Long mode with four or five
+//! levels (1 GiB and 2 MiB pages too); 32-bit paging is not needed by the guests Manul runs; with
+//! paging off the address is physical.
 
 use crate::guest_memory::GuestMemory;
 
@@ -29,8 +29,10 @@ pub fn translate(memory: &GuestMemory, s: PagingState, gva: u64) -> Option<u64> 
     if !long_mode {
         return None;
     }
+    // CR4.LA57: five levels (Linux turns it on when the CPU has it).
+    let levels = if s.cr4 & (1 << 12) != 0 { 5 } else { 4 };
     let mut table = s.cr3 & ADDRESS;
-    for level in (0..4).rev() {
+    for level in (0..levels).rev() {
         let index = (gva >> (12 + 9 * level)) & 0x1ff;
         let entry = memory.read_u64(table + index * 8).ok()?;
         if entry & PRESENT == 0 {

@@ -142,8 +142,6 @@ pub struct Vm {
     /// How the boot vCPU starts.
     boot: BootEntry,
     vcpus: usize,
-    /// Local APICs and I/O APIC emulated (multi-vCPU VMs); otherwise the 8259 pair alone.
-    apic: bool,
     lapics: Vec<spin::Mutex<LocalApic>>,
     /// Per vCPU: the physical CPU it runs on, its start state, a pending NMI.
     cores: Vec<AtomicUsize>,
@@ -168,7 +166,6 @@ impl Vm {
         if config.vcpus == 0 || config.vcpus > 64 {
             return Err(VmError::Config("a VM has 1 to 64 vCPUs"));
         }
-        let apic = config.vcpus > 1;
         let memory = GuestMemory::new(host, config.memory_bytes).map_err(VmError::Memory)?;
         let ram = memory.ram_ranges();
         let initrd_len = config.initrd.map(|i| i.len() as u64);
@@ -195,7 +192,7 @@ impl Vm {
         for (gpa, bytes) in &writes {
             memory.write(*gpa, bytes).map_err(VmError::Memory)?;
         }
-        for (gpa, bytes) in acpi_builder::build(AcpiConfig { vcpus: config.vcpus as u32, apic }) {
+        for (gpa, bytes) in acpi_builder::build(AcpiConfig { vcpus: config.vcpus as u32, apic: true }) {
             memory.write(gpa, &bytes).map_err(VmError::Memory)?;
         }
         if let (Some(at), Some(initrd)) = (initrd_gpa, config.initrd) {
@@ -220,7 +217,6 @@ impl Vm {
             msrpm,
             boot,
             vcpus: config.vcpus,
-            apic,
             lapics: (0..config.vcpus).map(|i| spin::Mutex::new(LocalApic::new(i as u8))).collect(),
             cores: (0..config.vcpus).map(|_| AtomicUsize::new(usize::MAX)).collect(),
             start: (0..config.vcpus)
@@ -459,7 +455,7 @@ impl Vm {
             v.control.event_injection = vector as u64 | EVENT_VALID;
             wanted = false;
         }
-        let extint = index == 0 && (!self.apic || lapic.accepts_extint());
+        let extint = index == 0 && lapic.accepts_extint();
         let lapic_timer = lapic.next_timer_ns();
         drop(lapic);
         let mut d = self.devices.lock();
@@ -563,7 +559,7 @@ impl Vm {
                     vcpu: vcpu.index,
                     vcpus: self.vcpus as u32,
                     osxsave: v.save.cr4 & (1 << 18) != 0,
-                    apic: self.apic,
+                    apic: true,
                     tsc_khz: (self.host.tsc_hz() / 1000) as u32,
                 };
                 let host = |l, s| {
@@ -731,9 +727,9 @@ impl Vm {
             info2: gpa,
             rip: v.save.rip,
         };
-        let device = if (local_apic::BASE..local_apic::BASE + 0x1000).contains(&gpa) && self.apic {
+        let device = if (local_apic::BASE..local_apic::BASE + 0x1000).contains(&gpa) {
             Mmio::LocalApic((gpa - local_apic::BASE) as u32)
-        } else if (io_apic::BASE..io_apic::BASE + 0x20).contains(&gpa) && self.apic {
+        } else if (io_apic::BASE..io_apic::BASE + 0x20).contains(&gpa) {
             Mmio::IoApic(gpa - io_apic::BASE)
         } else {
             return Some(unhandled(v));
@@ -748,8 +744,15 @@ impl Vm {
         } else {
             CpuMode::Real16
         };
-        let Ok(insn) = decoder::decode(&bytes[..n], mode) else {
-            return Some(unhandled(v));
+        let insn = match decoder::decode(&bytes[..n], mode) {
+            Ok(insn) => insn,
+            Err(e) => {
+                self.log(
+                    LogLevel::Warn,
+                    format_args!("cannot emulate the MMIO access at {gpa:#x}: {e:?}, instruction {:02x?}", &bytes[..n]),
+                );
+                return Some(unhandled(v));
+            }
         };
         let now = self.host.now_ns();
         let read = |this: &Self| -> u64 {

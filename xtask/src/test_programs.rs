@@ -28,7 +28,7 @@ enum Compiler {
 
 use Compiler::{Gcc, MuslGcc};
 
-struct Program {
+pub struct Program {
     /// Its path in the initrd, and under `target/manul/jobs/`.
     path: &'static str,
     /// Its source file in `tests/jobs/`.
@@ -40,7 +40,7 @@ struct Program {
     optional: bool,
 }
 
-const fn gcc(path: &'static str, source: &'static str, flags: &'static [&'static str]) -> Program {
+pub const fn gcc(path: &'static str, source: &'static str, flags: &'static [&'static str]) -> Program {
     Program { path, source, compiler: Gcc, flags, optional: false }
 }
 
@@ -51,6 +51,17 @@ const fn musl_gcc(path: &'static str, source: &'static str, flags: &'static [&'s
 impl Program {
     const fn optional(self) -> Self {
         Self { optional: true, ..self }
+    }
+
+    /// Its path in an initrd, and under the output directory.
+    pub fn path(&self) -> &'static str {
+        self.path
+    }
+
+    /// Its source file, relative to the source directory.
+    #[cfg(test)]
+    pub fn source(&self) -> &'static str {
+        self.source
     }
 }
 
@@ -63,6 +74,7 @@ const PROGRAMS: &[Program] = &[
     // Test guests for the VMM: 32-bit PVH kernels in assembly (tests/guests/).
     gcc("guests/hello.elf", "../guests/hello.S", GUEST_FLAGS),
     gcc("guests/triple_fault.elf", "../guests/triple_fault.S", GUEST_FLAGS),
+    gcc("guests/timers.elf", "../guests/timers.S", GUEST_FLAGS),
     gcc("bin/hello-pie", "hello.c", &["-static-pie"]),
     musl_gcc("bin/hello-musl", "hello.c", &["-static"]),
     gcc("bin/null_deref", "null_deref.c", &["-static"]),
@@ -137,7 +149,7 @@ pub fn build(workspace: &Workspace, log: &mut dyn Write) -> Result<Built> {
 
 /// Compiles `program` unless it is up to date; returns the binary, or `None` for an optional
 /// program that did not compile.
-fn compile(program: &Program, sources: &Path, out_dir: &Path, log: &mut dyn Write) -> Result<Option<PathBuf>> {
+pub fn compile(program: &Program, sources: &Path, out_dir: &Path, log: &mut dyn Write) -> Result<Option<PathBuf>> {
     let source = sources.join(program.source);
     ensure!(source.is_file(), "{} does not exist (it is the source of {})", source.display(), program.path);
     let binary = out_dir.join(program.path);

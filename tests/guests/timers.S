@@ -1,0 +1,164 @@
+/* A PVH guest for the VMM's interrupt path: its own GDT and IDT, the 8259 pair remapped to
+ * 0x20, PIT channel 0 at 1 kHz until five IRQ 0 interrupts have woken it from HLT, then the
+ * local APIC (MMIO at 0xfee00000: SVR, divide, LVT timer, initial count) firing a one-shot
+ * timer interrupt that wakes it from HLT again, acknowledged by an EOI. It reports each step on
+ * COM1 and powers off; an unexpected interrupt or exception prints "FAIL" and halts with
+ * interrupts off, so the VM ends "halted" instead of "poweroff". */
+    .section .note.Xen, "a", @note
+    .balign 4
+    .long 4, 4, 18
+    .asciz "Xen"
+    .balign 4
+    .long _start
+
+    .set APIC, 0xfee00000
+
+    .text
+    .code32
+    .globl _start
+_start:
+    mov $stack_top, %esp
+    lgdt gdt_pointer
+    ljmp $0x08, $1f
+1:  mov $0x10, %ax
+    mov %ax, %ds
+    mov %ax, %es
+    mov %ax, %ss
+
+    /* IDT: every vector to `unexpected`, then 0x20 (IRQ 0) and 0x40 (APIC timer). */
+    xor %ecx, %ecx
+2:  mov $unexpected, %eax
+    call set_gate
+    inc %ecx
+    cmp $256, %ecx
+    jne 2b
+    mov $0x20, %ecx
+    mov $pit_interrupt, %eax
+    call set_gate
+    mov $0x40, %ecx
+    mov $apic_interrupt, %eax
+    call set_gate
+    lidt idt_pointer
+
+    /* 8259 pair: vectors 0x20/0x28, cascade on IRQ 2, only IRQ 0 unmasked. */
+    mov $0x11, %al
+    out %al, $0x20
+    out %al, $0xa0
+    mov $0x20, %al
+    out %al, $0x21
+    mov $0x28, %al
+    out %al, $0xa1
+    mov $0x04, %al
+    out %al, $0x21
+    mov $0x02, %al
+    out %al, $0xa1
+    mov $0x01, %al
+    out %al, $0x21
+    out %al, $0xa1
+    mov $0xfe, %al
+    out %al, $0x21
+    mov $0xff, %al
+    out %al, $0xa1
+
+    /* PIT channel 0, rate generator, 1193 ticks = 1 ms. */
+    mov $0x34, %al
+    out %al, $0x43
+    mov $0xa9, %al
+    out %al, $0x40
+    mov $0x04, %al
+    out %al, $0x40
+    sti
+3:  hlt
+    cmpl $5, pit_ticks
+    jb 3b
+    cli
+    mov $pit_ok, %esi
+    call puts
+    mov $0xff, %al
+    out %al, $0x21                      /* mask the 8259 again */
+
+    /* Local APIC: enable (SVR), divide by 1, one-shot timer on vector 0x40, 1,000,000 ticks. */
+    movl $0x1ff, APIC + 0xf0
+    movl $0x0b, APIC + 0x3e0
+    movl $0x40, APIC + 0x320
+    movl $1000000, APIC + 0x380
+    sti
+4:  hlt
+    cmpl $0, apic_fired
+    je 4b
+    cli
+    mov $apic_ok, %esi
+    call puts
+
+    mov $0x604, %dx                     /* ACPI S5 */
+    mov $0x3400, %ax
+    out %ax, %dx
+    cli
+    hlt
+
+pit_interrupt:
+    incl pit_ticks
+    push %eax
+    mov $0x20, %al
+    out %al, $0x20
+    pop %eax
+    iret
+
+apic_interrupt:
+    movl $1, apic_fired
+    movl $0, APIC + 0xb0                /* EOI */
+    iret
+
+unexpected:
+    mov $fail, %esi
+    call puts
+    cli
+    hlt
+
+/* IDT gate ECX -> handler EAX (32-bit interrupt gate, selector 0x08). */
+set_gate:
+    lea idt(,%ecx,8), %edx
+    mov %ax, (%edx)
+    movw $0x08, 2(%edx)
+    movw $0x8e00, 4(%edx)
+    shr $16, %eax
+    mov %ax, 6(%edx)
+    ret
+
+/* Prints the NUL-terminated string at ESI on COM1. */
+puts:
+    push %edx
+    mov $0x3f8, %dx
+5:  lodsb
+    test %al, %al
+    jz 6f
+    out %al, %dx
+    jmp 5b
+6:  pop %edx
+    ret
+
+    .data
+    .balign 8
+gdt:
+    .quad 0
+    .quad 0x00cf9a000000ffff
+    .quad 0x00cf92000000ffff
+gdt_pointer:
+    .word 23
+    .long gdt
+idt_pointer:
+    .word 256 * 8 - 1
+    .long idt
+pit_ticks:  .long 0
+apic_fired: .long 0
+pit_ok:     .asciz "timers guest: 5 PIT interrupts woke HLT\n"
+apic_ok:    .asciz "timers guest: the local APIC timer interrupt woke HLT\n"
+fail:       .asciz "timers guest: FAIL: unexpected interrupt or exception\n"
+
+    .bss
+    .balign 8
+idt:
+    .skip 256 * 8
+    .balign 16
+    .skip 4096
+stack_top:
