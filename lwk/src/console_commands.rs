@@ -10,6 +10,7 @@ const HELP: &str = "commands:
   help      this list
   cpus      every CPU with its interrupt counts
   mem       free physical memory
+  vms       exit statistics of the running VMs (vm_stats events)
   uptime    time since boot
   poweroff  power the machine off";
 
@@ -66,6 +67,11 @@ fn execute(command: &str) {
         "uptime" => {
             let ns = clock::uptime_ns();
             println!("{}.{:03} s", ns / 1_000_000_000, ns / 1_000_000 % 1000);
+        }
+        "vms" => {
+            if crate::vms::report() == 0 {
+                println!("no VM is running");
+            }
         }
         "poweroff" => shutdown(ExitStatus::Success),
         other => println!("unknown command '{other}'; try 'help'"),

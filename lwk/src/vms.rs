@@ -18,6 +18,9 @@ use lwk::vm_options::VmSpec;
 
 const DEFAULT_MEMORY: u64 = 256 << 20;
 
+/// The VMs running now (for the console's `vms` command).
+static RUNNING: spin::Mutex<Vec<Arc<Vm>>> = spin::Mutex::new(Vec::new());
+
 /// The LWK as the VMM's host.
 struct LwkHost;
 
@@ -179,6 +182,7 @@ fn launch(spec: &VmSpec, cores: Vec<usize>) -> Result<(), String> {
             .u64("vcpus", vm.vcpus() as u64);
     });
     jobs::begin_work();
+    RUNNING.lock().push(vm.clone());
     for (index, &core) in cores.iter().enumerate() {
         let vm = vm.clone();
         let work: Box<dyn FnOnce() + Send> = Box::new(move || run_vcpu(vm, index, core, started));
@@ -208,8 +212,26 @@ fn run_vcpu(vm: Arc<Vm>, index: usize, core: usize, started: u64) {
         }
     });
     let powered_off = end == VmEnd::PowerOff;
+    RUNNING.lock().retain(|v| !Arc::ptr_eq(v, &vm));
     drop(vm);
     jobs::end_work(powered_off);
+}
+
+/// Exit statistics of every running VM, as `vm_stats` events (the console's `vms` command).
+pub fn report() -> usize {
+    let vms = RUNNING.lock().clone();
+    for vm in &vms {
+        let stats = vm.stats().rows();
+        let total: u64 = stats.iter().map(|(_, c)| c.count).sum();
+        logging::emit("vm_stats", |e| {
+            e.str("vm", &vm.name).u64("vcpus", vm.vcpus() as u64).u64("exits", total);
+            for (reason, c) in &stats {
+                e.u64(&alloc::format!("exits_{reason}"), c.count);
+                e.u64(&alloc::format!("cycles_{reason}"), c.cycles);
+            }
+        });
+    }
+    vms.len()
 }
 
 /// Whether a vCPU is waiting to start on this core (the idle loop runs it).

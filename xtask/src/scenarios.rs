@@ -59,6 +59,8 @@ pub struct Scenario {
     pub reject: Vec<String>,
     /// Typed on the serial console once the `boot` event has appeared.
     pub input: Option<String>,
+    /// The event after which `input` is typed (default `boot`).
+    pub input_after: String,
     /// Whether QEMU passes `target/manul/initrd.cpio` with `-initrd`.
     pub initrd: bool,
 }
@@ -86,6 +88,7 @@ struct RawScenario {
     expect_any_order: Vec<Table>,
     reject: Option<Vec<String>>,
     input: Option<String>,
+    input_after: Option<String>,
     initrd: Option<bool>,
 }
 
@@ -148,6 +151,7 @@ fn validate(raw: RawScenario) -> Result<Scenario> {
         expect_any_order,
         reject,
         input: raw.input,
+        input_after: raw.input_after.unwrap_or_else(|| "boot".to_owned()),
         initrd: raw.initrd.unwrap_or(true),
     })
 }

@@ -217,8 +217,10 @@ fn boot(workspace: &Workspace, scenario: &Scenario) -> Outcome {
     let started = Instant::now();
     let timeout = Duration::from_secs(scenario.timeout_secs);
     let completion = match process::spawn_logged(&mut command, stdin, &log) {
-        Ok(mut child) => type_after_boot(&mut child, scenario.input.as_deref(), &log, started + timeout)
-            .and_then(|()| qemu::wait_with_timeout(&mut child, timeout.saturating_sub(started.elapsed()))),
+        Ok(mut child) => {
+            type_after_boot(&mut child, scenario.input.as_deref(), &scenario.input_after, &log, started + timeout)
+                .and_then(|()| qemu::wait_with_timeout(&mut child, timeout.saturating_sub(started.elapsed())))
+        }
         Err(error) => return fail(format!("QEMU failed to start: {error:#}"), None),
     };
     let completion = match completion {
@@ -237,10 +239,10 @@ fn boot(workspace: &Workspace, scenario: &Scenario) -> Outcome {
 /// Writes `input` to QEMU's serial console once the log shows the `boot` event (earlier input
 /// could be lost when the kernel resets its UART), then closes the console's input. Gives up
 /// quietly at `deadline` or when QEMU exits: the judgement then reports what is missing.
-fn type_after_boot(child: &mut Child, input: Option<&str>, log: &Path, deadline: Instant) -> Result<()> {
+fn type_after_boot(child: &mut Child, input: Option<&str>, after: &str, log: &Path, deadline: Instant) -> Result<()> {
     let Some(input) = input else { return Ok(()) };
     while Instant::now() < deadline && child.try_wait().context("cannot poll QEMU")?.is_none() {
-        let booted = events::parse_log(&process::read_log(log)?).events.iter().any(|event| event.name == "boot");
+        let booted = events::parse_log(&process::read_log(log)?).events.iter().any(|event| event.name == after);
         if booted {
             if let Some(mut stdin) = child.stdin.take() {
                 // QEMU may already be gone; the exit status and events then tell what happened.
