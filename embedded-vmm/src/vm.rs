@@ -535,7 +535,7 @@ impl Vm {
                 v.control.virtual_interrupt &= !V_IRQ;
                 None
             }
-            exit::IOIO => self.port_io(v),
+            exit::IOIO => self.port_io(v, regs),
             exit::HLT => {
                 v.save.rip += 1;
                 if v.save.rflags & RFLAGS_IF == 0 {
@@ -805,8 +805,8 @@ impl Vm {
         None
     }
 
-    /// An IN or OUT (string forms arrive with the instruction decoder).
-    fn port_io(&self, v: &mut Vmcb) -> Option<VmEnd> {
+    /// An IN or OUT; INS and OUTS (with REP) go to [`Vm::string_port_io`].
+    fn port_io(&self, v: &mut Vmcb, regs: &mut GuestRegisters) -> Option<VmEnd> {
         let info = v.control.exit_info1;
         let port = (info >> 16) as u16;
         let size = if info & (1 << 4) != 0 {
@@ -817,12 +817,7 @@ impl Vm {
             4
         };
         if info & (1 << 2) != 0 {
-            return Some(VmEnd::UnhandledExit {
-                code: exit::IOIO,
-                info1: info,
-                info2: v.control.exit_info2,
-                rip: v.save.rip,
-            });
+            return self.string_port_io(v, regs, port, size);
         }
         v.save.rip = v.control.exit_info2;
         self.stats.lock().record_port(port);
@@ -847,6 +842,66 @@ impl Vm {
             Effect::PowerOff => Some(VmEnd::PowerOff),
             Effect::Reset => Some(VmEnd::Reboot),
         }
+    }
+
+    /// INS/OUTS, REP or not: elements move between the port and guest memory at ES:RDI (INS) or
+    /// DS:RSI (OUTS), stepping by the element size in the direction RFLAGS.DF gives, RCX counting
+    /// down with REP. The guest addresses go through its page tables; a bad one ends the VM.
+    fn string_port_io(&self, v: &mut Vmcb, regs: &mut GuestRegisters, port: u16, size: u8) -> Option<VmEnd> {
+        let info = v.control.exit_info1;
+        let input = info & 1 != 0;
+        let rep = info & (1 << 3) != 0;
+        let address_mask = match (info >> 7) & 7 {
+            1 => 0xffff,
+            2 => 0xffff_ffff,
+            _ => u64::MAX,
+        };
+        let step = if v.save.rflags & (1 << 10) != 0 { (size as u64).wrapping_neg() } else { size as u64 };
+        let paging = PagingState { cr0: v.save.cr0, cr3: v.save.cr3, cr4: v.save.cr4, efer: v.save.efer };
+        let fail = |v: &Vmcb| VmEnd::UnhandledExit {
+            code: exit::IOIO,
+            info1: info,
+            info2: v.control.exit_info2,
+            rip: v.save.rip,
+        };
+        // At most a page's worth per exit keeps one exit short; REP resumes where it stopped.
+        let mut count = if rep { (regs.rcx & address_mask).min(4096 / size as u64) } else { 1 };
+        self.stats.lock().record_port(port);
+        while count > 0 {
+            let (base, offset) = if input { (v.save.es.base, regs.rdi) } else { (v.save.ds.base, regs.rsi) };
+            let gva = base.wrapping_add(offset & address_mask);
+            let Some(gpa) = guest_paging::translate(&self.memory, paging, gva) else { return Some(fail(v)) };
+            let now = self.now();
+            if input {
+                let value = self.devices.lock().port_in(port, size, now);
+                if self.memory.write(gpa, &value.to_le_bytes()[..size as usize]).is_err() {
+                    return Some(fail(v));
+                }
+                regs.rdi = (regs.rdi & !address_mask) | (regs.rdi.wrapping_add(step) & address_mask);
+            } else {
+                let mut b = [0u8; 4];
+                if self.memory.read(gpa, &mut b[..size as usize]).is_err() {
+                    return Some(fail(v));
+                }
+                let effect = self.devices.lock().port_out(port, size, u32::from_le_bytes(b), now);
+                regs.rsi = (regs.rsi & !address_mask) | (regs.rsi.wrapping_add(step) & address_mask);
+                match effect {
+                    Effect::Console(line) => self.host.console_output(&self.name, &line),
+                    Effect::PowerOff => return Some(VmEnd::PowerOff),
+                    Effect::Reset => return Some(VmEnd::Reboot),
+                    Effect::None => {}
+                }
+            }
+            if rep {
+                regs.rcx = (regs.rcx & !address_mask) | (regs.rcx.wrapping_sub(1) & address_mask);
+            }
+            count -= 1;
+        }
+        // Done (or not REP): next instruction; a REP with RCX left runs the instruction again.
+        if !rep || regs.rcx & address_mask == 0 {
+            v.save.rip = v.control.exit_info2;
+        }
+        None
     }
 
     /// Console output the guest left without a final newline (at the VM's end).

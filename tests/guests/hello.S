@@ -18,11 +18,32 @@ _start:
     jne bad_start_info
     mov $hello, %esi
     call puts
+    /* String port I/O: four reads of the line status register with REP INSB (each must show the
+     * transmitter empty), then a line written with REP OUTSB. */
+    cld
+    mov $lsr_samples, %edi
+    mov $4, %ecx
+    mov $0x3fd, %dx
+    rep insb
+    mov lsr_samples, %eax
+    and $0x20202020, %eax
+    cmp $0x20202020, %eax
+    jne bad_string_io
+    mov $string_line, %esi
+    mov $string_line_end - string_line, %ecx
+    mov $0x3f8, %dx
+    rep outsb
     mov $0x604, %dx                     /* PM1a control: SLP_TYP = 5 (S5), SLP_EN */
     mov $0x3400, %ax
     out %ax, %dx
     cli
     hlt
+
+bad_string_io:
+    mov $no_string_io, %esi
+    call puts
+    lidt zero_idt
+    ud2
 
 bad_start_info:
     mov $no_start_info, %esi
@@ -53,6 +74,11 @@ stack_top:
     .data
 hello:          .asciz "hello from a PVH guest on the Manul VMM\n"
 no_start_info:  .asciz "guest: EBX does not point at hvm_start_info\n"
+no_string_io:   .asciz "guest: REP INSB read a wrong line status\n"
+string_line:    .ascii "string port I/O (rep outsb) works\n"
+string_line_end:
+    .balign 4
+lsr_samples:    .long 0
     .balign 8
 zero_idt:       .word 0
                 .long 0
