@@ -32,7 +32,8 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> Registers
         }
         1 => {
             let (a, b, c, d) = host(1, 0);
-            // ECX: no VMX, SMX, EST, TM2, SDBG, PDCM, DCA, MONITOR, x2APIC, TSC-deadline.
+            // ECX: no VMX, SMX, EST, TM2, SDBG, PDCM, DCA, MONITOR; x2APIC and TSC-deadline only
+            // with the emulated local APIC (which implements both).
             let c_clear = (1 << 3)
                 | (1 << 5)
                 | (1 << 6)
@@ -47,6 +48,9 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> Registers
             let mut c = (c & !c_clear) | (1 << 31);
             if g.osxsave {
                 c |= 1 << 27;
+            }
+            if g.apic {
+                c |= (1 << 21) | (1 << 24);
             }
             // EDX: no MCE, MTRR, MCA, ACPI thermal, TM, PBE; APIC only if emulated; HTT for SMP.
             let d_clear = (1 << 7) | (1 << 12) | (1 << 14) | (1 << 22) | (1 << 29) | (1 << 31) | (1 << 9) | (1 << 28);
@@ -128,7 +132,10 @@ mod tests {
         assert_eq!(d & ((1 << 9) | (1 << 12)), 0, "no APIC, no MTRR");
         assert_eq!(d & (1 << 28), 1 << 28, "HTT with two vCPUs");
         assert_eq!((b >> 24, (b >> 16) & 0xff), (1, 2));
-        assert_eq!(guest_cpuid(1, 0, host, GuestCpu { osxsave: true, apic: true, ..G }).2 & (1 << 27), 1 << 27);
+        let with_apic = guest_cpuid(1, 0, host, GuestCpu { osxsave: true, apic: true, ..G });
+        assert_eq!(with_apic.2 & (1 << 27), 1 << 27);
+        assert_eq!(with_apic.2 & ((1 << 21) | (1 << 24)), (1 << 21) | (1 << 24), "x2APIC, TSC-deadline");
+        assert_eq!(with_apic.3 & (1 << 9), 1 << 9, "APIC");
         assert_eq!(guest_cpuid(0x8000_0001, 0, host, G).2 & (1 << 2), 0, "SVM hidden");
         assert_eq!(guest_cpuid(0x8000_000a, 0, host, G), (0, 0, 0, 0));
         assert_eq!(guest_cpuid(0x8000_0007, 0, host, G).3, 1 << 8);

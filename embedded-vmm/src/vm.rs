@@ -5,7 +5,7 @@
 use crate::acpi_builder::{self, AcpiConfig};
 use crate::cpuid::{GuestCpu, guest_cpuid};
 use crate::decoder::{self, AluOp, CpuMode, Operation, Source};
-use crate::devices::local_apic::{self, Delivery, Destination, LocalApic};
+use crate::devices::local_apic::{self, Delivery, Destination, LocalApic, ReadOnlyRegister};
 use crate::devices::{Devices, Effect, Now, io_apic};
 use crate::exit_stats::ExitStats;
 use crate::guest_memory::{GuestMemory, MemoryError};
@@ -395,7 +395,8 @@ impl Vm {
                 BootEntry::Linux64 { zero_page, .. } => regs.rsi = zero_page,
             }
         }
-        let mut vcpu = VcpuState { index: index as u32, host_xcr0: xgetbv(), reported_msrs: Vec::new() };
+        let mut vcpu =
+            VcpuState { index: index as u32, host_xcr0: xgetbv(), reported_msrs: Vec::new(), tsc_deadline: 0 };
         let end = loop {
             if let Some(end) = self.end_reason() {
                 break end;
@@ -688,12 +689,48 @@ impl Vm {
                 v.control.tsc_offset = value.wrapping_sub(rdtsc());
                 Some(0)
             }
-            (0x1b, false) => Some(0xfee0_0000 | if vcpu.index == 0 { 1 << 8 } else { 0 }),
+            (0x1b, false) => {
+                let x2 = self.lapics[vcpu.index as usize].lock().x2apic;
+                Some(0xfee0_0000 | (1 << 11) | if x2 { 1 << 10 } else { 0 } | if vcpu.index == 0 { 1 << 8 } else { 0 })
+            }
+            (0x1b, true) => {
+                // The base stays at 0xfee00000; EXTD switches the APIC to x2APIC mode.
+                self.lapics[vcpu.index as usize].lock().x2apic = value & (1 << 10) != 0;
+                Some(0)
+            }
+            // A deadline that has fired (or was never armed) reads as 0.
+            (0x6e0, false) => {
+                Some(if self.lapics[vcpu.index as usize].lock().deadline_armed() { vcpu.tsc_deadline } else { 0 })
+            }
+            (0x6e0, true) => {
+                vcpu.tsc_deadline = value;
+                let now_tsc = rdtsc().wrapping_add(v.control.tsc_offset);
+                let at = (value != 0).then(|| {
+                    let ticks = value.saturating_sub(now_tsc) as u128;
+                    self.host.now_ns() + (ticks * 1_000_000_000 / self.host.tsc_hz().max(1) as u128) as u64
+                });
+                self.lapics[vcpu.index as usize].lock().set_deadline(at);
+                Some(0)
+            }
+            (0x800..=0x8ff, false) if self.lapics[vcpu.index as usize].lock().x2apic => {
+                self.lapics[vcpu.index as usize].lock().read_msr(msr, self.host.now_ns())
+            }
+            (0x800..=0x8ff, true) if self.lapics[vcpu.index as usize].lock().x2apic => {
+                let result = self.lapics[vcpu.index as usize].lock().write_msr(msr, value, self.host.now_ns());
+                match result {
+                    Ok(Some(ipi)) => {
+                        self.route(ipi.destination, ipi.delivery, vcpu.index as usize);
+                        Some(0)
+                    }
+                    Ok(None) => Some(0),
+                    Err(ReadOnlyRegister) => None,
+                }
+            }
             (0x1a0, false) => Some(1), // IA32_MISC_ENABLE: fast strings
             // Identification and AMD configuration MSRs Linux reads: zero, writes ignored.
             (
-                0x1b | 0x1a0 | 0x8b | 0x79 | 0xc001_0015 | 0xc001_001f | 0xc001_1029 | 0xc001_0140 | 0xc001_0141
-                | 0xc001_0010 | 0xc001_0055,
+                0x1a0 | 0x8b | 0x79 | 0xc001_0015 | 0xc001_001f | 0xc001_1029 | 0xc001_0140 | 0xc001_0141 | 0xc001_0010
+                | 0xc001_0055,
                 _,
             ) => Some(0),
             _ => None,
@@ -940,6 +977,8 @@ struct VcpuState {
     host_xcr0: u64,
     /// MSRs already reported as refused (once each).
     reported_msrs: Vec<u32>,
+    /// IA32_TSC_DEADLINE as the guest wrote it.
+    tsc_deadline: u64,
 }
 
 /// Device memory the VMM emulates, with the offset of the access.

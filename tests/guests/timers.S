@@ -1,7 +1,9 @@
 /* A PVH guest for the VMM's interrupt path: its own GDT and IDT, the 8259 pair remapped to
  * 0x20, PIT channel 0 at 1 kHz until five IRQ 0 interrupts have woken it from HLT, then the
  * local APIC (MMIO at 0xfee00000: SVR, divide, LVT timer, initial count) firing a one-shot
- * timer interrupt that wakes it from HLT again, acknowledged by an EOI. It reports each step on
+ * timer interrupt that wakes it from HLT again, acknowledged by an EOI; then, if CPUID offers
+ * them, x2APIC mode (APIC base MSR EXTD, registers as MSRs: ID, self IPI, EOI) and the
+ * TSC-deadline timer (IA32_TSC_DEADLINE), each waking it from HLT. It reports each step on
  * COM1 and powers off; an unexpected interrupt or exception prints "FAIL" and halts with
  * interrupts off, so the VM ends "halted" instead of "poweroff". */
     .section .note.Xen, "a", @note
@@ -37,6 +39,12 @@ _start:
     call set_gate
     mov $0x40, %ecx
     mov $apic_interrupt, %eax
+    call set_gate
+    mov $0x41, %ecx
+    mov $x2apic_self_ipi, %eax
+    call set_gate
+    mov $0x42, %ecx
+    mov $deadline_interrupt, %eax
     call set_gate
     lidt idt_pointer
 
@@ -90,6 +98,50 @@ _start:
     mov $apic_ok, %esi
     call puts
 
+    /* x2APIC and TSC-deadline: CPUID.1:ECX bits 21 and 24 must both be offered. */
+    mov $1, %eax
+    cpuid
+    and $0x01200000, %ecx
+    cmp $0x01200000, %ecx
+    jne unexpected
+    mov $0x1b, %ecx                     /* APIC base: set EXTD */
+    rdmsr
+    or $0x400, %eax
+    wrmsr
+    mov $0x802, %ecx                    /* the x2APIC ID of the boot vCPU is 0 */
+    rdmsr
+    test %eax, %eax
+    jnz unexpected
+    mov $0x83f, %ecx                    /* SELF IPI, vector 0x41 */
+    mov $0x41, %eax
+    xor %edx, %edx
+    wrmsr
+    sti
+7:  hlt
+    cmpl $0, self_ipi_fired
+    je 7b
+    cli
+    mov $0x832, %ecx                    /* LVT timer: TSC-deadline mode, vector 0x42 */
+    mov $0x40042, %eax
+    xor %edx, %edx
+    wrmsr
+    rdtsc                               /* deadline: 2,000,000 TSC ticks from now */
+    add $2000000, %eax
+    adc $0, %edx
+    mov $0x6e0, %ecx
+    wrmsr
+    sti
+8:  hlt
+    cmpl $0, deadline_fired
+    je 8b
+    cli
+    mov $0x6e0, %ecx                    /* a deadline that fired reads back as 0 */
+    rdmsr
+    or %edx, %eax
+    jnz unexpected
+    mov $x2apic_ok, %esi
+    call puts
+
     mov $0x604, %dx                     /* ACPI S5 */
     mov $0x3400, %ax
     out %ax, %dx
@@ -107,6 +159,25 @@ pit_interrupt:
 apic_interrupt:
     movl $1, apic_fired
     movl $0, APIC + 0xb0                /* EOI */
+    iret
+
+x2apic_self_ipi:
+    movl $1, self_ipi_fired
+    jmp x2apic_eoi
+
+deadline_interrupt:
+    movl $1, deadline_fired
+x2apic_eoi:
+    push %eax
+    push %ecx
+    push %edx
+    mov $0x80b, %ecx                    /* EOI as an MSR */
+    xor %eax, %eax
+    xor %edx, %edx
+    wrmsr
+    pop %edx
+    pop %ecx
+    pop %eax
     iret
 
 unexpected:
@@ -151,8 +222,11 @@ idt_pointer:
     .long idt
 pit_ticks:  .long 0
 apic_fired: .long 0
+self_ipi_fired: .long 0
+deadline_fired: .long 0
 pit_ok:     .asciz "timers guest: 5 PIT interrupts woke HLT\n"
 apic_ok:    .asciz "timers guest: the local APIC timer interrupt woke HLT\n"
+x2apic_ok:  .asciz "timers guest: the x2APIC self IPI and the TSC-deadline timer woke HLT\n"
 fail:       .asciz "timers guest: FAIL: unexpected interrupt or exception\n"
 
     .bss

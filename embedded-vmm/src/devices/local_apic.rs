@@ -36,10 +36,19 @@ pub enum Destination {
     Physical(u8),
     /// Flat logical mode: the bitmask compared with each APIC's LDR.
     Logical(u8),
+    /// x2APIC cluster mode: APICs with ID `cluster * 16 + n` for each bit n of `mask`.
+    Cluster {
+        cluster: u16,
+        mask: u16,
+    },
     SelfOnly,
     All,
     AllButSelf,
 }
+
+/// A write to an x2APIC register that is read-only or absent in x2APIC mode (the guest gets #GP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadOnlyRegister;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
@@ -76,6 +85,10 @@ pub struct LocalApic {
     timer_start: Option<u64>,
     /// Timer periods already delivered since `timer_start`.
     timer_delivered: u64,
+    /// TSC-deadline mode: when the timer fires (VM ns), if armed.
+    deadline: Option<u64>,
+    /// x2APIC mode (registers as MSRs 0x800-0x8ff), chosen through the APIC base MSR.
+    pub x2apic: bool,
 }
 
 fn set(bits: &mut [u32; 8], v: u8, on: bool) {
@@ -108,6 +121,65 @@ impl LocalApic {
             timer_divide: 0,
             timer_start: None,
             timer_delivered: 0,
+            deadline: None,
+            x2apic: false,
+        }
+    }
+
+    fn tsc_deadline_mode(&self) -> bool {
+        (self.lvt[0] >> 17) & 3 == 2
+    }
+
+    /// Arms (or, with 0, disarms) the TSC-deadline timer; `at_ns` is the deadline on the VM's
+    /// clock. Ignored unless the LVT timer is in TSC-deadline mode.
+    pub fn set_deadline(&mut self, at_ns: Option<u64>) {
+        if self.tsc_deadline_mode() {
+            self.deadline = at_ns;
+        }
+    }
+
+    /// Whether a TSC deadline is armed and has not fired yet.
+    pub fn deadline_armed(&self) -> bool {
+        self.deadline.is_some()
+    }
+
+    /// An x2APIC register read (MSR 0x800 + offset / 16); `None` for a register x2APIC lacks.
+    pub fn read_msr(&mut self, msr: u32, now: u64) -> Option<u64> {
+        let offset = (msr - 0x800) << 4;
+        match offset {
+            ID => Some(self.id as u64),
+            LDR => Some(((self.id as u64 >> 4) << 16) | (1 << (self.id & 0xf))),
+            ICR_LOW => Some(((self.icr_high as u64) << 32) | (self.icr_low & !(1 << 12)) as u64),
+            DFR | ICR_HIGH | EOI => None,
+            _ => Some(self.read(offset, now) as u64),
+        }
+    }
+
+    /// An x2APIC register write; returns an IPI for ICR (and SELF IPI) writes.
+    pub fn write_msr(&mut self, msr: u32, value: u64, now: u64) -> Result<Option<Ipi>, ReadOnlyRegister> {
+        let offset = (msr - 0x800) << 4;
+        match offset {
+            ICR_LOW => {
+                self.icr_high = (value >> 32) as u32;
+                self.icr_low = value as u32 & !(1 << 12);
+                // The xAPIC decoding, with the destination widened to the x2APIC's 32 bits.
+                let mut ipi = self.ipi(value as u32);
+                let dest = (value >> 32) as u32;
+                ipi.destination = match ipi.destination {
+                    Destination::Physical(_) if dest == u32::MAX => Destination::All,
+                    Destination::Physical(_) => match u8::try_from(dest) {
+                        Ok(id) if id != 0xff => Destination::Physical(id),
+                        // No vCPU has an ID this large: nobody is addressed.
+                        _ => return Ok(None),
+                    },
+                    Destination::Logical(_) => Destination::Cluster { cluster: (dest >> 16) as u16, mask: dest as u16 },
+                    other => other,
+                };
+                Ok(Some(ipi))
+            }
+            0x3f0 => Ok(Some(Ipi { destination: Destination::SelfOnly, delivery: Delivery::Fixed(value as u8) })),
+            ID | LDR | DFR | ICR_HIGH | PPR | VERSION => Err(ReadOnlyRegister),
+            _ => Ok(self.write(offset, value as u32, now)),
         }
     }
 
@@ -135,6 +207,9 @@ impl LocalApic {
         match destination {
             Destination::Physical(id) => id == self.id || id == 0xff,
             Destination::Logical(mask) => (self.ldr >> 24) as u8 & mask != 0,
+            Destination::Cluster { cluster, mask } => {
+                u16::from(self.id >> 4) == cluster && mask & (1 << (self.id & 0xf)) != 0
+            }
             _ => false,
         }
     }
@@ -163,6 +238,15 @@ impl LocalApic {
 
     /// Delivers timer expiries due by `now` into the IRR.
     pub fn update_timer(&mut self, now: u64) {
+        if self.tsc_deadline_mode() {
+            if self.deadline.is_some_and(|d| now >= d) {
+                self.deadline = None;
+                if self.lvt[0] & MASKED == 0 {
+                    self.accept(self.lvt[0] as u8);
+                }
+            }
+            return;
+        }
         let Some(ticks) = self.timer_ticks(now) else { return };
         let period = self.timer_initial as u64;
         if period == 0 {
@@ -182,6 +266,9 @@ impl LocalApic {
 
     /// When the timer next expires (VM ns).
     pub fn next_timer_ns(&self) -> Option<u64> {
+        if self.tsc_deadline_mode() {
+            return self.deadline.filter(|_| self.lvt[0] & MASKED == 0);
+        }
         let start = self.timer_start?;
         let period = self.timer_initial as u64;
         if period == 0 || self.lvt[0] & MASKED != 0 {
@@ -293,9 +380,11 @@ impl LocalApic {
         Ipi { destination, delivery }
     }
 
-    /// INIT: back to the power-on state (keeping the ID).
+    /// INIT: back to the power-on state (keeping the ID and the mode).
     pub fn reset(&mut self) {
+        let x2apic = self.x2apic;
         *self = LocalApic::new(self.id);
+        self.x2apic = x2apic;
     }
 }
 
@@ -351,6 +440,30 @@ mod tests {
         a.update_timer(4 * MS + 1);
         assert_eq!(a.pending(), Some(0xec));
         assert_eq!(a.next_timer_ns(), Some(5 * MS));
+    }
+
+    #[test]
+    fn tsc_deadline_and_x2apic_registers() {
+        let mut a = enabled();
+        a.write(LVT_TIMER, 0xef | (2 << 17), 0);
+        a.set_deadline(Some(5 * MS));
+        assert_eq!(a.next_timer_ns(), Some(5 * MS));
+        a.update_timer(4 * MS);
+        assert_eq!(a.pending(), None);
+        a.update_timer(5 * MS);
+        assert_eq!(a.pending(), Some(0xef));
+        assert_eq!(a.next_timer_ns(), None);
+        assert_eq!(a.read_msr(0x802, 0), Some(0));
+        assert_eq!(
+            a.write_msr(0x830, (3u64 << 32) | 0x4031, 0),
+            Ok(Some(Ipi { destination: Destination::Physical(3), delivery: Delivery::Fixed(0x31) }))
+        );
+        assert_eq!(a.write_msr(0x83f, 0x55, 0).unwrap().unwrap().destination, Destination::SelfOnly);
+        assert_eq!(a.write_msr(0x802, 1, 0), Err(ReadOnlyRegister));
+        let logical = a.write_msr(0x830, (0x0001_0004u64 << 32) | 0x0831, 0).unwrap().unwrap();
+        assert_eq!(logical.destination, Destination::Cluster { cluster: 1, mask: 4 });
+        assert!(LocalApic::new(18).matches(logical.destination));
+        assert!(!LocalApic::new(2).matches(logical.destination));
     }
 
     #[test]
