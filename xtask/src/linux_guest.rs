@@ -53,12 +53,20 @@ pub fn build(workspace: &Workspace, busybox: &Busybox, log: &mut dyn Write) -> R
 
 /// The entries of the initramfs, every directory before its contents.
 fn layout(init: &Path, busybox: &Busybox) -> Result<Vec<Entry>> {
+    initramfs(init, busybox, INIT_APPLETS, Vec::new())
+}
+
+/// The entries of a busybox initramfs for Debian's kernel, every directory before its contents:
+/// `init` (the script at `init`, executable), `bin/busybox` with a link for each of its applets
+/// and for each of `applets` (linked even when busybox could not list its applets), the
+/// console, the mount points, and the files `extra` (none of them a directory).
+pub fn initramfs(init: &Path, busybox: &Busybox, applets: &[&str], extra: Vec<Entry>) -> Result<Vec<Entry>> {
     let mut entries =
         vec![Entry::file("init", init, EXECUTABLE)?, Entry::file("bin/busybox", &busybox.binary, EXECUTABLE)?];
-    let applets: BTreeSet<&str> =
-        busybox.applets.iter().map(String::as_str).chain(INIT_APPLETS.iter().copied()).collect();
+    let applets: BTreeSet<&str> = busybox.applets.iter().map(String::as_str).chain(applets.iter().copied()).collect();
     entries.extend(applets.into_iter().map(|applet| Entry::symlink(&format!("bin/{applet}"), "busybox")));
     entries.push(Entry::char_device("dev/console", 0o600, 5, 1));
+    entries.extend(extra);
     Ok(initrd::with_directories(entries, MOUNT_POINTS))
 }
 

@@ -1,5 +1,8 @@
 //! `cargo xtask`: build the Manul kernel, boot it under QEMU, and run the project's tests.
 
+mod bench;
+mod bench_report;
+mod bench_workloads;
 mod busybox;
 mod cpio;
 mod debian_kernel;
@@ -55,6 +58,17 @@ enum Task {
     Test {
         /// Run only the items whose name contains this text (e.g. `unit:`, `smp8`)
         filter: Option<String>,
+    },
+    /// Measure Manul native jobs against Linux native on the benchmark programs of bench/
+    /// (under QEMU icount: numbers in instructions); writes results.json, report.md and SVG
+    /// plots
+    Bench {
+        /// Fewer samples: a few minutes instead of the full run
+        #[arg(long)]
+        quick: bool,
+        /// Where to write the results (default: target/manul/bench)
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -112,6 +126,7 @@ fn run_task(task: Task) -> Result<ExitCode> {
         }
         Task::Run(args) => run_kernel(&workspace, &args),
         Task::Test { filter } => test_runner::run(&workspace, filter.as_deref()),
+        Task::Bench { quick, out } => bench::run(&workspace, &bench::Options { quick, out }),
     }
 }
 

@@ -67,6 +67,16 @@ impl Workspace {
         self.manul_dir().join("cache")
     }
 
+    /// What `bench` builds: its programs, the initrd of each system.
+    pub fn bench_build_dir(&self) -> PathBuf {
+        self.manul_dir().join("bench-build")
+    }
+
+    /// Where `bench` writes its results unless told otherwise.
+    pub fn bench_results_dir(&self) -> PathBuf {
+        self.manul_dir().join("bench")
+    }
+
     pub fn logs_dir(&self) -> PathBuf {
         self.manul_dir().join("logs")
     }

@@ -1,0 +1,452 @@
+//! `cargo xtask bench [--quick] [--out DIR]`: every workload of [`bench_workloads::WORKLOADS`]
+//! on every system, one QEMU at a time, each under `-icount shift=0,sleep=off -rtc clock=vm`
+//! so that the guest's TSC counts retired instructions; then `results.json`, `report.md` and
+//! the plots in the output directory (see [`bench_report`]).
+//!
+//! The systems:
+//! - Manul native: the program as an LWK job on core 1 of 2 (`-smp 2`: core 0 is the kernel's
+//!   and halts while the job runs), from an initrd holding only the benchmark programs;
+//! - Linux native: Debian's kernel (the one the VMM boots, see [`debian_kernel`]) booted directly
+//!   by QEMU through its PVH entry with `-smp 1`, its busybox `/init` (`bench/linux-init.sh`)
+//!   running the program on that CPU. One CPU because single-threaded icount TCG switches vCPUs
+//!   round-robin and a Linux guest with 2 vCPUs under icount is too slow to use.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+
+use crate::bench_report::{self, Config, Footprint, LINUX_NATIVE, MANUL_NATIVE, Results, Run, SystemConfig};
+use crate::bench_workloads::{self, WORKLOADS, Workload};
+use crate::busybox;
+use crate::debian_kernel;
+use crate::events;
+use crate::initrd::{self, EXECUTABLE, Entry};
+use crate::job_command;
+use crate::kernel_build::{self, Profile};
+use crate::linux_guest;
+use crate::prerequisites::{self, Purpose};
+use crate::process;
+use crate::qemu::{self, Completion, Machine, MemSize};
+use crate::workspace::Workspace;
+
+/// The options that make guest time count retired instructions (1 tick = 1 instruction = 1
+/// virtual nanosecond) and keep runs repeatable.
+const ICOUNT_ARGS: [&str; 4] = ["-icount", "shift=0,sleep=off", "-rtc", "clock=vm"];
+/// The options of every run (the guest's random numbers start the same).
+const COMMON_ARGS: [&str; 2] = ["-seed", "1"];
+/// What a TSC tick is under [`ICOUNT_ARGS`], and how many make a (virtual) second.
+const UNIT: &str = "instructions";
+const TICKS_PER_SECOND: f64 = 1e9;
+/// The memory of both machines, and of the Manul job within it.
+const MEM: &str = "512M";
+const JOB_MEM: &str = "256M";
+/// How long one run may take.
+const QUICK_TIMEOUT: Duration = Duration::from_secs(300);
+const FULL_TIMEOUT: Duration = Duration::from_secs(900);
+
+pub struct Options {
+    pub quick: bool,
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum System {
+    ManulNative,
+    LinuxNative,
+}
+
+const SYSTEMS: [System; 2] = [System::ManulNative, System::LinuxNative];
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::ManulNative => MANUL_NATIVE,
+            System::LinuxNative => LINUX_NATIVE,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            System::ManulNative => "Manul native",
+            System::LinuxNative => "Linux native",
+        }
+    }
+
+    /// The CPUs of the machine that gives the program `cores` CPUs: Manul keeps core 0.
+    fn smp(self, cores: u32) -> u32 {
+        match self {
+            System::ManulNative => cores + 1,
+            System::LinuxNative => cores,
+        }
+    }
+
+    /// The kernel command line that runs `program` with `args` on `cores` CPUs.
+    fn cmdline(self, program: &str, args: &[&str], cores: u32) -> Result<String> {
+        Ok(match self {
+            System::ManulNative => {
+                let command = std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+                let cores = if cores == 1 { "1".to_owned() } else { format!("1-{cores}") };
+                format!("{} job.cores={cores} job.mem={JOB_MEM}", job_command::kernel_options(&command)?)
+            }
+            System::LinuxNative => {
+                ensure!(
+                    args.iter().all(|arg| !arg.is_empty() && !arg.contains([',', ' ', '"', '\''])),
+                    "arguments {args:?} cannot go on the Linux command line"
+                );
+                let run = std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(",");
+                format!("console=ttyS0 quiet bench.run={run}")
+            }
+        })
+    }
+
+    fn config(self) -> SystemConfig {
+        let (about, cpus, cmdline) = match self {
+            System::ManulNative => (
+                "the static program as an LWK job on cores 1 to N; core 0 is the kernel's and halts meanwhile",
+                "N + 1",
+                format!("job={{PROGRAM}} job.args=\"{{ARGS}}\" job.cores=1-N job.mem={JOB_MEM}"),
+            ),
+            System::LinuxNative => (
+                "Debian's Linux 6.1 (the PVH vmlinux) booted directly by QEMU; its busybox /init runs the same \
+                 static program, then powers off. One CPU under icount (single-threaded icount TCG switches vCPUs \
+                 round-robin, and Linux with 2 vCPUs is too slow there)",
+                "N",
+                "console=ttyS0 quiet bench.run={PROGRAM},{ARGS}".to_owned(),
+            ),
+        };
+        SystemConfig {
+            name: self.name().to_owned(),
+            label: self.label().to_owned(),
+            about: about.to_owned(),
+            cpus: cpus.to_owned(),
+            mem: MEM.to_owned(),
+            cmdline,
+        }
+    }
+}
+
+/// The kernels and initrds of both systems.
+struct Prepared {
+    lwk: PathBuf,
+    manul_initrd: PathBuf,
+    vmlinux: PathBuf,
+    linux_initrd: PathBuf,
+}
+
+pub fn run(workspace: &Workspace, options: &Options) -> Result<ExitCode> {
+    let started = Instant::now();
+    let date = utc_now();
+    prerequisites::ensure(&[Purpose::Boot, Purpose::Initrd])?;
+    let out = options.out.clone().unwrap_or_else(|| workspace.bench_results_dir());
+    let logs = out.join("logs");
+    fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
+    let prepared = prepare(workspace)?;
+    let config = config(workspace, &prepared, options.quick, date)?;
+    let timeout = if options.quick { QUICK_TIMEOUT } else { FULL_TIMEOUT };
+    println!(
+        "bench: {} run, {} workloads on {} systems, one QEMU at a time; results in {}",
+        config.mode,
+        WORKLOADS.len(),
+        SYSTEMS.len(),
+        workspace.display(&out)
+    );
+
+    let mut runs = Vec::new();
+    for (index, workload) in WORKLOADS.iter().enumerate() {
+        let workload_started = Instant::now();
+        let args = if options.quick { workload.quick_args } else { workload.full_args };
+        let mut briefs = Vec::new();
+        for system in SYSTEMS {
+            let run = run_one(&prepared, system, workload, args, &out, timeout);
+            briefs.push(format!("{}: {}", system.label(), brief(&run)));
+            runs.push(run);
+        }
+        println!(
+            "[{}/{}] {} ({:.1} s): {}",
+            index + 1,
+            WORKLOADS.len(),
+            workload.name,
+            workload_started.elapsed().as_secs_f64(),
+            briefs.join(" | ")
+        );
+    }
+
+    let comparisons = bench_report::comparisons(&runs);
+    let failed = runs.iter().filter(|run| run.error.is_some()).count();
+    let results = Results { config, runs, comparisons };
+    let written = bench_report::write(&out, &results)?;
+    let names: Vec<String> =
+        written.iter().map(|path| path.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+    println!(
+        "bench: wrote {} in {} after {:.0} s{}",
+        names.join(", "),
+        workspace.display(&out),
+        started.elapsed().as_secs_f64(),
+        if failed > 0 { format!("; {failed} runs gave no numbers (see report.md)") } else { String::new() }
+    );
+    Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Builds the kernel, the programs and both initrds.
+fn prepare(workspace: &Workspace) -> Result<Prepared> {
+    let log = &mut io::stderr();
+    let lwk = kernel_build::build(workspace, Profile::Release)?;
+    let programs = bench_workloads::build(workspace, log).context("cannot build the benchmark programs")?;
+    let program_entries = || -> Result<Vec<Entry>> {
+        programs.iter().map(|(name, binary)| Entry::file(name, binary, EXECUTABLE)).collect()
+    };
+    let build_dir = workspace.bench_build_dir();
+
+    let manul_initrd = build_dir.join("manul-initrd.cpio");
+    initrd::write_if_changed(&manul_initrd, &initrd::with_directories(program_entries()?, &[]), log)
+        .context("cannot write Manul's benchmark initrd")?;
+
+    let busybox = busybox::fetch(workspace, log)?;
+    let kernel = debian_kernel::fetch(workspace, log).context("cannot get Debian's Linux kernel")?;
+    ensure!(
+        kernel.pvh_entry.is_some(),
+        "{} has no PVH entry: QEMU cannot boot it directly",
+        workspace.display(&kernel.vmlinux)
+    );
+    let init = workspace.root().join(bench_workloads::LINUX_INIT);
+    let entries = linux_guest::initramfs(&init, &busybox, bench_workloads::LINUX_INIT_APPLETS, program_entries()?)?;
+    let linux_initrd = build_dir.join("linux-initrd.cpio");
+    initrd::write_if_changed(&linux_initrd, &entries, log).context("cannot write Linux's benchmark initramfs")?;
+    Ok(Prepared { lwk, manul_initrd, vmlinux: kernel.vmlinux, linux_initrd })
+}
+
+fn config(workspace: &Workspace, prepared: &Prepared, quick: bool, date: String) -> Result<Config> {
+    let first_line = |command: &mut Command| {
+        process::captured(command).ok().filter(|output| output.status.success()).and_then(|output| {
+            String::from_utf8_lossy(&output.stdout).lines().next().map(|line| line.trim().to_owned())
+        })
+    };
+    let root = workspace.root();
+    let commit = first_line(Command::new("git").arg("-C").arg(root).args(["rev-parse", "HEAD"]));
+    let dirty = process::captured(Command::new("git").arg("-C").arg(root).args(["status", "--porcelain"]))
+        .is_ok_and(|output| !output.stdout.is_empty());
+    let footprint = |system: System, image: &Path| -> Result<Footprint> {
+        let (file_bytes, loaded_bytes) = image_size(image)?;
+        Ok(Footprint { system: system.name().to_owned(), image: workspace.display(image), file_bytes, loaded_bytes })
+    };
+    Ok(Config {
+        mode: if quick { "quick" } else { "full" }.to_owned(),
+        date,
+        commit: commit.unwrap_or_else(|| "unknown".into()),
+        dirty,
+        qemu_version: first_line(Command::new(qemu::QEMU).arg("--version")).unwrap_or_else(|| "unknown".into()),
+        host_cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+        qemu_common: format!(
+            "-machine {} -accel tcg -cpu {} -m {MEM} -nic none -vga none {}",
+            qemu::QEMU_MACHINE,
+            qemu::QEMU_CPU,
+            COMMON_ARGS.join(" ")
+        ),
+        icount_args: ICOUNT_ARGS.join(" "),
+        unit: UNIT.to_owned(),
+        systems: SYSTEMS.iter().map(|system| system.config()).collect(),
+        footprint: vec![
+            footprint(System::ManulNative, &prepared.lwk)?,
+            footprint(System::LinuxNative, &prepared.vmlinux)?,
+        ],
+    })
+}
+
+/// An ELF file's size, and the memory its PT_LOAD segments take.
+fn image_size(image: &Path) -> Result<(u64, u64)> {
+    let bytes = fs::read(image).with_context(|| format!("cannot read {}", image.display()))?;
+    let elf = goblin::elf::Elf::parse(&bytes).with_context(|| format!("{} is not an ELF file", image.display()))?;
+    let loaded = elf
+        .program_headers
+        .iter()
+        .filter(|header| header.p_type == goblin::elf::program_header::PT_LOAD)
+        .map(|header| header.p_memsz)
+        .sum();
+    Ok((bytes.len() as u64, loaded))
+}
+
+fn utc_now() -> String {
+    process::captured(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]))
+        .ok()
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .filter(|date| !date.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Boots `system` running `workload`, with its console in `out/logs/`, and reads the results.
+fn run_one(
+    prepared: &Prepared,
+    system: System,
+    workload: &Workload,
+    args: &[&str],
+    out: &Path,
+    timeout: Duration,
+) -> Run {
+    let log_name = format!("logs/{}-{}.log", workload.name, system.name());
+    let mut run =
+        Run::new(workload.name, system.name(), args, system.smp(workload.cores), workload.icount, log_name.clone());
+    if let Err(error) = boot_and_read(prepared, system, workload, args, &out.join(&log_name), timeout, &mut run) {
+        run.error = Some(format!("{error:#}"));
+    }
+    run
+}
+
+fn boot_and_read(
+    prepared: &Prepared,
+    system: System,
+    workload: &Workload,
+    args: &[&str],
+    log: &Path,
+    timeout: Duration,
+    run: &mut Run,
+) -> Result<()> {
+    let cmdline = system.cmdline(workload.program, args, workload.cores)?;
+    let (kernel, initrd) = match system {
+        System::ManulNative => (&prepared.lwk, &prepared.manul_initrd),
+        System::LinuxNative => (&prepared.vmlinux, &prepared.linux_initrd),
+    };
+    let mem: MemSize = MEM.parse().map_err(anyhow::Error::msg)?;
+    let mut command = qemu::command(&Machine {
+        kernel,
+        initrd: Some(initrd),
+        smp: system.smp(workload.cores),
+        mem,
+        cmdline: &cmdline,
+        // Linux powers off through ACPI: QEMU then exits with 0.
+        debug_exit: system == System::ManulNative,
+    });
+    if workload.icount {
+        command.args(ICOUNT_ARGS);
+    }
+    command.args(COMMON_ARGS).args(["-serial", "stdio", "-monitor", "none"]);
+    run.command = process::describe(&command);
+    let started = Instant::now();
+    let mut child = process::spawn_logged(&mut command, Stdio::null(), log)?;
+    let completion = qemu::wait_with_timeout(&mut child, timeout)?;
+    run.wall_seconds = started.elapsed().as_secs_f64();
+    let text = process::read_log(log)?;
+    let output = bench_workloads::scan(&text);
+    run.info = output.info.clone();
+    if !output.malformed.is_empty() {
+        run.info.insert("malformed_lines".into(), output.malformed.len().to_string());
+    }
+    let expected_status = match system {
+        System::ManulNative => {
+            manul_info(&text, run);
+            qemu::STATUS_KERNEL_SUCCESS
+        }
+        System::LinuxNative => {
+            run.exit_status = output.exit;
+            qemu::STATUS_POWERED_OFF
+        }
+    };
+    match completion {
+        Completion::TimedOut => anyhow::bail!("timed out after {} s", timeout.as_secs()),
+        Completion::Exited(status) => {
+            run.qemu_status = status;
+            ensure!(
+                status == Some(expected_status),
+                "QEMU exited with {status:?}, not {expected_status}: {}",
+                qemu::describe_status(status)
+            );
+        }
+    }
+    ensure!(run.exit_status == Some(0), "the program's exit status was {:?}, not 0", run.exit_status);
+    let samples = bench_workloads::samples(workload.name, workload.kind, &output.records)?;
+    run.metrics = bench_workloads::metrics(&samples, UNIT, TICKS_PER_SECOND);
+    run.samples = Some(samples);
+    Ok(())
+}
+
+/// The job's exit status and what Manul's events say about the run: the TSC rate, the boot
+/// time, the job's times and the job core's interrupts.
+fn manul_info(text: &str, run: &mut Run) {
+    let parsed = events::parse_log(text);
+    let field = |fields: &serde_json::Map<String, Value>, key: &str| {
+        fields.get(key).map(|value| match value {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+    };
+    for event in &parsed.events {
+        let copy: &[(&str, &str)] = match event.name.as_str() {
+            "boot" => &[("tsc_hz", "tsc_hz"), ("boot_us", "boot_us")],
+            "job_exit" => &[("cpu_ms", "job_cpu_ms"), ("wall_ms", "job_wall_ms")],
+            // The job runs on core 1: its interrupts over the whole boot.
+            "irq_stats" if event.fields.get("cpu").and_then(Value::as_u64) == Some(1) => {
+                &[("timer", "timer_interrupts"), ("ipi", "ipis"), ("halts", "halts")]
+            }
+            _ => &[],
+        };
+        for (key, name) in copy {
+            if let Some(value) = field(&event.fields, key) {
+                run.info.insert((*name).to_owned(), value);
+            }
+        }
+        if event.name == "job_exit" {
+            run.exit_status = event.fields.get("status").and_then(Value::as_i64);
+        }
+    }
+}
+
+/// The first numbers of a run, or why it has none, for the progress line.
+fn brief(run: &Run) -> String {
+    match &run.error {
+        Some(error) => format!("FAILED ({})", error.lines().next().unwrap_or_default()),
+        None => run
+            .metrics
+            .iter()
+            .take(3)
+            .map(|metric| format!("{} {}", metric.name, bench_report::format_number(metric.value)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_lines_carry_the_program_and_its_arguments() {
+        assert_eq!(
+            System::ManulNative.cmdline("/bench/fwq", &["40000", "8192"], 1).unwrap(),
+            "job=/bench/fwq job.args=\"40000 8192\" job.cores=1 job.mem=256M"
+        );
+        assert_eq!(System::ManulNative.cmdline("/bench/x", &[], 2).unwrap(), "job=/bench/x job.cores=1-2 job.mem=256M");
+        assert_eq!(
+            System::LinuxNative.cmdline("/bench/fwq", &["40000", "8192"], 1).unwrap(),
+            "console=ttyS0 quiet bench.run=/bench/fwq,40000,8192"
+        );
+        assert!(System::LinuxNative.cmdline("/bench/fwq", &["a,b"], 1).is_err());
+        assert_eq!((System::ManulNative.smp(1), System::LinuxNative.smp(1)), (2, 1));
+        assert_eq!((System::ManulNative.smp(2), System::LinuxNative.smp(2)), (3, 2));
+        for system in SYSTEMS {
+            assert!(system.config().cmdline.contains("{PROGRAM}"));
+        }
+    }
+
+    #[test]
+    fn manul_events_give_the_exit_status_and_the_job_core_interrupts() {
+        let log = "@manul {\"event\":\"boot\",\"cpus\":2,\"tsc_hz\":999930400,\"boot_us\":39692}\n\
+                   [job] BENCH {\"workload\":\"x\"}\n\
+                   @manul {\"event\":\"job_exit\",\"job\":\"job\",\"status\":0,\"cpu_ms\":405,\"wall_ms\":407}\n\
+                   @manul {\"event\":\"irq_stats\",\"cpu\":0,\"timer\":5,\"ipi\":0,\"halts\":1}\n\
+                   @manul {\"event\":\"irq_stats\",\"cpu\":1,\"timer\":0,\"ipi\":2,\"halts\":2}\n";
+        let mut run = Run::new("x", MANUL_NATIVE, &[], 2, true, String::new());
+        manul_info(log, &mut run);
+        assert_eq!(run.exit_status, Some(0));
+        assert_eq!(run.info["timer_interrupts"], "0");
+        assert_eq!(run.info["ipis"], "2");
+        assert_eq!(run.info["tsc_hz"], "999930400");
+        assert_eq!(run.info["job_wall_ms"], "407");
+        assert_eq!(brief(&run), "");
+        run.error = Some("timed out after 300 s\nmore".into());
+        assert_eq!(brief(&run), "FAILED (timed out after 300 s)");
+    }
+}
