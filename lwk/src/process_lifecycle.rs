@@ -5,46 +5,45 @@
 //! reaping by `wait4`.
 
 use crate::process::{ExitReason, Process};
+use crate::thread::Thread;
 use crate::signals::{self, SIGCHLD, SIGKILL};
 use crate::{cpu, jobs, kernel_memory, scheduler};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 
-/// Ends the calling thread. The last thread of a process ends the process with `reason` (unless
-/// an earlier `exit_group` or signal already chose one).
-pub fn exit_thread(process: &Arc<Process>, reason: ExitReason) -> ! {
-    if let Some(me) = scheduler::current() {
-        let ctid = me.clear_child_tid.swap(0, Ordering::Relaxed);
-        if ctid != 0 {
-            let cleared = process.space.lock().write(ctid, &0u32.to_le_bytes()).is_ok();
-            if cleared {
-                crate::syscalls::futex::wake_address(process, ctid, 1);
-            }
-        }
-        process.job.thread_left(me.cpu.load(Ordering::Relaxed));
-        let last = {
-            let mut threads = process.threads.lock();
-            threads.retain(|t| !Arc::ptr_eq(t, &me));
-            threads.is_empty()
-        };
-        drop(me);
-        if last {
-            process.exit.lock().get_or_insert(reason);
-            teardown(process);
+/// Ends the calling thread `me`, which the caller hands over: nothing on the way here may keep
+/// a reference to the thread or its process, since this never returns and whatever its callers
+/// hold is never dropped. The last thread of a process ends the process, with the reason an
+/// `exit_group` or fatal signal chose, else the thread's own `exit` status.
+pub fn end_thread(me: Arc<Thread>) -> ! {
+    let process = me.process.clone();
+    let own = me.exit_reason.lock().take();
+    let ctid = me.clear_child_tid.swap(0, Ordering::Relaxed);
+    if ctid != 0 {
+        let cleared = process.space.lock().write(ctid, &0u32.to_le_bytes()).is_ok();
+        if cleared {
+            crate::syscalls::futex::wake_address(&process, ctid, 1);
         }
     }
+    process.job.thread_left(me.cpu.load(Ordering::Relaxed));
+    let last = {
+        let mut threads = process.threads.lock();
+        threads.retain(|t| !Arc::ptr_eq(t, &me));
+        threads.is_empty()
+    };
+    drop(me);
+    if last {
+        process.exit.lock().get_or_insert(own.unwrap_or(ExitReason::Signaled(SIGKILL)));
+        teardown(&process);
+    }
+    drop(process);
     scheduler::exit_current()
 }
 
-/// `exit_group` and fatal signals: the whole process ends with `reason`.
-pub fn exit_group(process: &Arc<Process>, reason: ExitReason) -> ! {
-    kill_process(process, reason);
-    exit_thread(process, reason)
-}
-
 /// Tells every thread of `process` to end (at its next return to user mode, or now if it is
-/// blocked in the kernel).
+/// blocked in the kernel): `exit_group` and fatal signals. The calling thread ends on its way
+/// back to user mode too.
 pub fn kill_process(process: &Arc<Process>, reason: ExitReason) {
     process.exit.lock().get_or_insert(reason);
     let threads = process.threads.lock().clone();

@@ -149,21 +149,18 @@ pub fn user_fault(frame: &mut TrapFrame) {
         frame.vector,
         frame.rip
     );
-    drop(thread);
-    process_lifecycle::exit_group(&process, ExitReason::Signaled(sig))
+    // The thread ends on its way back to user mode (see `on_return_to_user`).
+    process_lifecycle::kill_process(&process, ExitReason::Signaled(sig));
 }
 
 /// On every return to user mode: ends a killed thread, then delivers one pending signal.
 /// Returns true when the frame changed (the return must restore every register).
 pub fn on_return_to_user(frame: &mut TrapFrame) -> bool {
     let Some(thread) = scheduler::current() else { return false };
-    if thread.killed.load(Ordering::SeqCst) {
-        let process = thread.process.clone();
-        drop(thread);
-        let reason = process.exit.lock().unwrap_or(ExitReason::Signaled(SIGKILL));
-        process_lifecycle::exit_thread(&process, reason);
-    }
     loop {
+        if thread.killed.load(Ordering::SeqCst) {
+            process_lifecycle::end_thread(thread);
+        }
         let mask = thread.signal_mask.load(Ordering::Relaxed);
         let mine = thread.pending_signals.load(Ordering::SeqCst) & !mask;
         let shared = thread.process.pending_signals.load(Ordering::SeqCst) & !mask;
@@ -184,19 +181,13 @@ pub fn on_return_to_user(frame: &mut TrapFrame) -> bool {
         match action.handler {
             SIG_IGN => continue,
             SIG_DFL if ignored_by_default(sig) => continue,
-            SIG_DFL => {
-                let process = thread.process.clone();
-                drop(thread);
-                process_lifecycle::exit_group(&process, ExitReason::Signaled(sig));
-            }
+            SIG_DFL => process_lifecycle::kill_process(&thread.process, ExitReason::Signaled(sig)),
             _ => {
                 restart_interrupted(frame, &thread, action.flags & SA_RESTART != 0);
-                if deliver(frame, &thread, sig, &action, 0).is_err() {
-                    let process = thread.process.clone();
-                    drop(thread);
-                    process_lifecycle::exit_group(&process, ExitReason::Signaled(SIGSEGV));
+                if deliver(frame, &thread, sig, &action, 0).is_ok() {
+                    return true;
                 }
-                return true;
+                process_lifecycle::kill_process(&thread.process, ExitReason::Signaled(SIGSEGV));
             }
         }
     }

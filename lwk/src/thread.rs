@@ -5,7 +5,7 @@ use crate::descriptor_tables::{USER_CODE, USER_DATA};
 use crate::fpu_state::FpuState;
 use crate::interrupt_entry::TrapFrame;
 use crate::kernel_memory::{self, MemoryError, Stack};
-use crate::process::Process;
+use crate::process::{ExitReason, Process};
 use crate::user_entry::{self, SYSCALL_FRAME, USER_RFLAGS};
 use alloc::sync::Arc;
 use core::arch::global_asm;
@@ -54,6 +54,8 @@ pub struct Thread {
     pub suspend_mask: spin::Mutex<Option<u64>>,
     /// `set_robust_list`: the list head and its size, for `get_robust_list`.
     pub robust_list: spin::Mutex<(u64, u64)>,
+    /// `exit`: the status the thread ends with (its process's, if it is the last thread).
+    pub exit_reason: spin::Mutex<Option<ExitReason>>,
 }
 
 impl Thread {
@@ -97,6 +99,7 @@ impl Thread {
             interrupted_syscall: AtomicU64::new(0),
             suspend_mask: spin::Mutex::new(None),
             robust_list: spin::Mutex::new((0, 0)),
+            exit_reason: spin::Mutex::new(None),
         }))
     }
 

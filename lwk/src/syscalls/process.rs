@@ -241,14 +241,17 @@ pub fn execve(c: &mut Call) -> SysResult {
     Ok(0)
 }
 
+/// `exit`: the thread ends on its way back to user mode, once the dispatcher has let go of it
+/// (see `process_lifecycle::end_thread`).
 pub fn exit(c: &mut Call) -> SysResult {
-    let process = c.process.clone();
-    process_lifecycle::exit_thread(&process, ExitReason::Exited((c.args[0] & 0xff) as i32))
+    *c.thread.exit_reason.lock() = Some(ExitReason::Exited((c.args[0] & 0xff) as i32));
+    c.thread.killed.store(true, Ordering::SeqCst);
+    Ok(0)
 }
 
 pub fn exit_group(c: &mut Call) -> SysResult {
-    let process = c.process.clone();
-    process_lifecycle::exit_group(&process, ExitReason::Exited((c.args[0] & 0xff) as i32))
+    process_lifecycle::kill_process(c.process, ExitReason::Exited((c.args[0] & 0xff) as i32));
+    Ok(0)
 }
 
 /// Which children a wait selects: pid > 0 that child, -1 any, 0 the caller's group, < -1 group.
@@ -483,8 +486,7 @@ pub fn rt_sigprocmask(c: &mut Call) -> SysResult {
 
 pub fn rt_sigreturn(c: &mut Call) -> SysResult {
     if signals::sigreturn(c.frame, c.thread).is_err() {
-        let process = c.process.clone();
-        process_lifecycle::exit_group(&process, ExitReason::Signaled(signals::SIGSEGV));
+        process_lifecycle::kill_process(c.process, ExitReason::Signaled(signals::SIGSEGV));
     }
     c.full_restore = true;
     Ok(c.frame.rax)
