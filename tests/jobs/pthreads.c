@@ -1,6 +1,8 @@
 /* Threads on Manul: one POSIX thread per job core, each checked to run on its own core; a mutex,
  * a condition variable and a barrier; then a futex stress (many threads contending for one
- * mutex, more threads than cores, so cores are shared). Exits 0 when every check passes. */
+ * mutex, more threads than cores, so cores are shared); then CHURN threads created and joined one
+ * after another, more than the machine could hold if an ended thread kept its kernel memory.
+ * Exits 0 when every check passes. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <sched.h>
@@ -43,6 +45,12 @@ static void *worker(void *arg) {
 }
 
 static int fpu_errors;
+
+enum { CHURN = 20000 };
+
+static void *nothing(void *arg) {
+    return arg;
+}
 
 static void *stress(void *arg) {
     /* Each thread keeps its own floating-point values in registers across yields and preemption:
@@ -118,6 +126,20 @@ int main(void) {
           (long)STRESS_THREADS * STRESS_ROUNDS);
     CHECK(fpu_errors == 0, "%d threads lost floating-point state", fpu_errors);
     printf("pthreads: futex stress with %d threads: counter %ld\n", STRESS_THREADS, counter);
+
+    pthread_attr_t small;
+    pthread_attr_init(&small);
+    pthread_attr_setstacksize(&small, 64 * 1024);
+    int churned = 0;
+    for (; churned < CHURN; churned++) {
+        pthread_t t;
+        void *result;
+        if (pthread_create(&t, &small, nothing, (void *)(long)churned) != 0 || pthread_join(t, &result) != 0 ||
+            result != (void *)(long)churned)
+            break;
+    }
+    CHECK(churned == CHURN, "thread churn stopped after %d threads", churned);
+    printf("pthreads: %d threads created and joined one after another\n", churned);
 
     printf("pthreads: %s\n", failures ? "FAILED" : "all checks passed");
     return failures ? 1 : 0;
