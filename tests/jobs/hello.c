@@ -18,13 +18,14 @@
  */
 #include <elf.h>
 #include <errno.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <unistd.h>
+
+#define CHECKS_PROGRAM "hello"
+#include "checks.h"
 
 enum failure {
     FAIL_ARGV = 10,        /* argc < 1, argv[0] empty or argv[argc] not NULL */
@@ -58,43 +59,8 @@ enum failure {
 
 extern char _start[];
 
-static int first_failure;
 /* The auxiliary vector as the kernel laid it out, right after the environment's NULL. */
 static const Elf64_auxv_t *auxv;
-
-static void write_all(int fd, const char *text, size_t length) {
-    while (length > 0) {
-        ssize_t written = write(fd, text, length);
-        if (written <= 0) {
-            return;
-        }
-        text += written;
-        length -= (size_t)written;
-    }
-}
-
-static void __attribute__((format(printf, 2, 3))) say(int fd, const char *format, ...) {
-    char line[512];
-    va_list args;
-    va_start(args, format);
-    int length = vsnprintf(line, sizeof line, format, args);
-    va_end(args);
-    if (length > 0) {
-        write_all(fd, line, (size_t)length < sizeof line ? (size_t)length : sizeof line - 1);
-    }
-}
-
-static void __attribute__((format(printf, 2, 3))) fail(int code, const char *format, ...) {
-    char line[512];
-    va_list args;
-    va_start(args, format);
-    int length = vsnprintf(line, sizeof line, format, args);
-    va_end(args);
-    say(2, "hello: FAIL %d: %s\n", code, length > 0 ? line : "(unprintable message)");
-    if (first_failure == 0) {
-        first_failure = code;
-    }
-}
 
 /* Whether the kernel passed an entry of this type (getauxval cannot tell for every type:
  * glibc answers AT_HWCAP from its own CPU detection). */

@@ -24,13 +24,15 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#define CHECKS_PROGRAM "memory"
+#include "checks.h"
 
 enum failure {
     FAIL_CYCLE = 10,          /* mapping 32 MiB 50 times: failure, non-zero memory, lost writes */
@@ -70,50 +72,8 @@ enum failure {
 /* Far from everything else: its page tables are new (see check_reservation). */
 #define RESERVE_AT 0x10000000000UL
 
-static int first_failure;
 /* A scratch file in /tmp for readable(). */
 static int probe_fd = -1;
-
-static void write_all(int fd, const char *text, size_t length) {
-    while (length > 0) {
-        ssize_t written = write(fd, text, length);
-        if (written <= 0) {
-            return;
-        }
-        text += written;
-        length -= (size_t)written;
-    }
-}
-
-static void __attribute__((format(printf, 2, 3))) say(int fd, const char *format, ...) {
-    char line[512];
-    va_list args;
-    va_start(args, format);
-    int length = vsnprintf(line, sizeof line, format, args);
-    va_end(args);
-    if (length > 0) {
-        write_all(fd, line, (size_t)length < sizeof line ? (size_t)length : sizeof line - 1);
-    }
-}
-
-static void __attribute__((format(printf, 2, 3))) fail(int code, const char *format, ...) {
-    char line[400];
-    va_list args;
-    va_start(args, format);
-    int length = vsnprintf(line, sizeof line, format, args);
-    va_end(args);
-    say(2, "memory: FAIL %d: %s\n", code, length > 0 ? line : "(unprintable message)");
-    if (first_failure == 0) {
-        first_failure = code;
-    }
-}
-
-#define CHECK(code, condition, ...)                                                                \
-    do {                                                                                           \
-        if (!(condition)) {                                                                        \
-            fail(code, __VA_ARGS__);                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* Whether the kernel can read `address` for us: pwrite(2) to a file copies from it first, so an
  * unmapped or PROT_NONE page gives EFAULT without a signal. */
@@ -529,7 +489,7 @@ static void check_madvise(void) {
 }
 
 static void check_file_mapping(void) {
-    const char *path = "/data/known.txt";
+    const char *path = KNOWN_PATH;
     int fd = open(path, O_RDONLY);
     unsigned char expected[512];
     ssize_t size = fd >= 0 ? pread(fd, expected, sizeof expected, 0) : -1;

@@ -22,8 +22,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +36,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#define CHECKS_PROGRAM "poll"
+#define CHECKS_ERRNO
+#include "checks.h"
 
 enum failure {
     FAIL_POLL_BLOCK_IN = 10,  /* poll does not block until a child writes, or misses POLLIN */
@@ -74,78 +76,7 @@ enum failure {
     FAIL_GETDENTS = 43,       /* getdents (78, the old format) */
 };
 
-#ifndef KNOWN_PATH
-#define KNOWN_PATH "/data/known.txt"
-#endif
-#define KNOWN_SIZE 178
 #define MS 1000000LL
-
-static int first_failure;
-
-static void write_all(int fd, const char *text, size_t length) {
-    while (length > 0) {
-        ssize_t written = write(fd, text, length);
-        if (written <= 0) {
-            return;
-        }
-        text += written;
-        length -= (size_t)written;
-    }
-}
-
-static void __attribute__((format(printf, 2, 3))) say(int fd, const char *format, ...) {
-    char line[512];
-    va_list args;
-    va_start(args, format);
-    int length = vsnprintf(line, sizeof line, format, args);
-    va_end(args);
-    if (length > 0) {
-        write_all(fd, line, (size_t)length < sizeof line ? (size_t)length : sizeof line - 1);
-    }
-}
-
-static void __attribute__((format(printf, 2, 3))) fail(int code, const char *format, ...) {
-    char line[400];
-    va_list args;
-    va_start(args, format);
-    int length = vsnprintf(line, sizeof line, format, args);
-    va_end(args);
-    say(2, "poll: FAIL %d: %s\n", code, length > 0 ? line : "(unprintable message)");
-    if (first_failure == 0) {
-        first_failure = code;
-    }
-}
-
-#define CHECK(code, condition, ...)                                                                \
-    do {                                                                                           \
-        if (!(condition)) {                                                                        \
-            fail(code, __VA_ARGS__);                                                               \
-        }                                                                                          \
-    } while (0)
-
-/* A call that must fail with -1 and `expected` in errno. */
-static void expect_errno(int code, const char *what, long result, int expected) {
-    int error = errno;
-    if (result != -1) {
-        fail(code, "%s returned %ld, expected -1 with %s", what, result, strerrorname_np(expected));
-    } else if (error != expected) {
-        fail(code, "%s failed with %s, expected %s", what, strerrorname_np(error), strerrorname_np(expected));
-    }
-}
-
-/* A call that must succeed (not -1); returns its result. */
-static long expect_ok(int code, const char *what, long result) {
-    if (result == -1) {
-        fail(code, "%s failed: %s", what, strerror(errno));
-    }
-    return result;
-}
-
-/* An address the compiler cannot reason about (it would warn about the constant bad pointers). */
-static void *opaque(uintptr_t address) {
-    volatile uintptr_t hidden = address;
-    return (void *)hidden;
-}
 
 static long long now_ns(void) {
     struct timespec t;

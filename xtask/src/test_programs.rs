@@ -1,7 +1,7 @@
 //! The C test programs of `tests/jobs/`, compiled into `target/manul/jobs/` for the initrd, and
 //! the deliberately bad files made from them. Adding a program is adding its source file and a
-//! row to [`PROGRAMS`]. A program is recompiled only when its source is newer than the binary
-//! or its compiler command changed.
+//! row to [`PROGRAMS`]. A program is recompiled only when its source, or a local header it
+//! includes (`checks.h`), is newer than the binary, or its compiler command changed.
 
 use std::fs;
 use std::io::{self, Write};
@@ -160,7 +160,7 @@ pub fn compile(program: &Program, sources: &Path, out_dir: &Path, log: &mut dyn 
     command.args(COMMON_FLAGS).args(program.flags).arg("-o").arg(&binary).arg(&source);
     let description = process::describe(&command);
     let stamp = stamp_path(&binary);
-    if is_current(&binary, &source, &stamp, &description) {
+    if is_current(&binary, &inputs(&source), &stamp, &description) {
         return Ok(Some(binary));
     }
     if let Some(dir) = binary.parent() {
@@ -189,15 +189,40 @@ fn stamp_path(binary: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Whether `binary` is newer than `source` and was compiled by the command `description`.
-fn is_current(binary: &Path, source: &Path, stamp: &Path, description: &str) -> bool {
-    let modified = |path: &Path| fs::metadata(path).and_then(|metadata| metadata.modified()).ok();
-    match (modified(binary), modified(source)) {
-        (Some(built), Some(edited)) if built >= edited => {
-            fs::read_to_string(stamp).is_ok_and(|recorded| recorded == description)
+/// The files compiling `source` reads from the workspace: `source` itself, then the local headers
+/// it includes (`#include "name"`, next to the file that includes it, as gcc looks for them
+/// without `-I`), and theirs in turn. A header that is not there is left out: gcc either skips
+/// it (a conditional include) or fails on it.
+fn inputs(source: &Path) -> Vec<PathBuf> {
+    let mut inputs = vec![source.to_owned()];
+    let mut next = 0;
+    while let Some(file) = inputs.get(next).cloned() {
+        next += 1;
+        let Ok(text) = fs::read_to_string(&file) else { continue };
+        let dir = file.parent().unwrap_or(Path::new("."));
+        for name in text.lines().filter_map(local_include) {
+            if let Ok(header) = fs::canonicalize(dir.join(name))
+                && !inputs.contains(&header)
+            {
+                inputs.push(header);
+            }
         }
-        _ => false,
     }
+    inputs
+}
+
+/// The name in a line `#include "name"`, if the line is one.
+fn local_include(line: &str) -> Option<&str> {
+    let directive = line.trim_start().strip_prefix('#')?.trim_start().strip_prefix("include")?;
+    directive.trim_start().strip_prefix('"')?.split_once('"').map(|(name, _)| name)
+}
+
+/// Whether `binary` is newer than each of `inputs` and was compiled by the command `description`.
+fn is_current(binary: &Path, inputs: &[PathBuf], stamp: &Path, description: &str) -> bool {
+    let modified = |path: &Path| fs::metadata(path).and_then(|metadata| metadata.modified()).ok();
+    let Some(built) = modified(binary) else { return false };
+    inputs.iter().all(|input| modified(input).is_some_and(|edited| built >= edited))
+        && fs::read_to_string(stamp).is_ok_and(|recorded| recorded == description)
 }
 
 /// Writes the first `length` bytes of `from` to `to`, unless `to` holds them already (so its
@@ -255,16 +280,49 @@ mod tests {
         let stamp = stamp_path(&binary);
         assert_eq!(stamp, dir.join("p.cmd"));
         fs::write(&source, "int main(void) { return 0; }").unwrap();
-        assert!(!is_current(&binary, &source, &stamp, "gcc p.c"), "no binary yet");
+        let inputs = [source.clone()];
+        assert!(!is_current(&binary, &inputs, &stamp, "gcc p.c"), "no binary yet");
         fs::write(&binary, "elf").unwrap();
-        assert!(!is_current(&binary, &source, &stamp, "gcc p.c"), "no stamp yet");
+        assert!(!is_current(&binary, &inputs, &stamp, "gcc p.c"), "no stamp yet");
         fs::write(&stamp, "gcc p.c").unwrap();
-        assert!(is_current(&binary, &source, &stamp, "gcc p.c"));
-        assert!(!is_current(&binary, &source, &stamp, "gcc -static p.c"), "another command");
+        assert!(is_current(&binary, &inputs, &stamp, "gcc p.c"));
+        assert!(!is_current(&binary, &inputs, &stamp, "gcc -static p.c"), "another command");
         let later = SystemTime::now() + Duration::from_secs(10);
         fs::File::options().write(true).open(&source).unwrap().set_modified(later).unwrap();
-        assert!(!is_current(&binary, &source, &stamp, "gcc p.c"), "the source is newer");
+        assert!(!is_current(&binary, &inputs, &stamp, "gcc p.c"), "the source is newer");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_binary_is_stale_when_a_header_its_source_includes_is_newer() {
+        let dir = std::env::temp_dir().join(format!("manul-xtask-headers-{}", std::process::id()));
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        let (source, binary) = (dir.join("p.c"), dir.join("p"));
+        let stamp = stamp_path(&binary);
+        fs::write(&source, "#include <stdio.h>\n# include \"sub/a.h\"\n#include \"missing.h\"\nint main(void);\n")
+            .unwrap();
+        // Nested includes are relative to the header, and one included twice counts once.
+        fs::write(dir.join("sub").join("a.h"), "#include \"b.h\"\n#include \"../sub/b.h\"\n").unwrap();
+        fs::write(dir.join("sub").join("b.h"), "#define B 1\n").unwrap();
+        let [a, b] = ["a.h", "b.h"].map(|name| fs::canonicalize(dir.join("sub").join(name)).unwrap());
+        let inputs = inputs(&source);
+        assert_eq!(inputs, [source.clone(), a, b.clone()]);
+        fs::write(&binary, "elf").unwrap();
+        fs::write(&stamp, "gcc p.c").unwrap();
+        assert!(is_current(&binary, &inputs, &stamp, "gcc p.c"));
+        let later = SystemTime::now() + Duration::from_secs(10);
+        fs::File::options().write(true).open(&b).unwrap().set_modified(later).unwrap();
+        assert!(!is_current(&binary, &inputs, &stamp, "gcc p.c"), "a header is newer");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_programs_that_share_checks_h_are_rebuilt_when_it_changes() {
+        let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(SOURCE_DIR);
+        let checks = fs::canonicalize(sources.join("checks.h")).unwrap();
+        for source in ["hello.c", "files.c", "memory.c", "poll.c"] {
+            assert!(inputs(&sources.join(source)).contains(&checks), "{source} does not depend on checks.h");
+        }
     }
 
     #[test]
