@@ -1,19 +1,26 @@
 //! Jobs named on the kernel command line:
 //!
 //! ```text
-//! job=/bin/app job.args="a 'b c'" job.env="K=V K2=V2" job.cores=1-3 job.mem=512M
+//! job=/bin/app job.args="a 'b c'" job.env="K=V K2=V2" job.cores=1-3 job.mem=512M job.threads=256
 //! job.sim=/bin/sim job.sim.cores=1-2   job.viz=/bin/viz job.viz.cores=3
 //! jobs.expect=zero|any
 //! ```
 //!
 //! `job=` names the job `job`; `job.NAME=` names it NAME. Arguments are split at spaces, single
-//! quotes group. Cores are lists and ranges (`1,3,5-7`); memory takes K, M or G.
+//! quotes group. Cores are lists and ranges (`1,3,5-7`); memory takes K, M or G; `threads` caps
+//! the job's live threads (all its processes together; by default a share of the kernel memory
+//! the jobs leave, see [`default_max_threads`]).
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 /// Words after `job.` that are settings, not job names.
-const SETTINGS: [&str; 4] = ["args", "env", "cores", "mem"];
+const SETTINGS: [&str; 5] = ["args", "env", "cores", "mem", "threads"];
+/// Kernel memory one thread takes: its 32 KiB kernel stack, its XSAVE area and its bookkeeping.
+pub const THREAD_KERNEL_BYTES: u64 = 40 * 1024;
+/// Bounds of a job's thread limit.
+pub const MIN_THREADS: usize = 16;
+pub const MAX_THREADS: usize = 1 << 16;
 /// Largest core number accepted (the kernel checks against the CPUs it really has).
 const MAX_CORE: usize = 4095;
 
@@ -28,6 +35,16 @@ pub struct JobSpec {
     pub cores: Option<Vec<usize>>,
     /// `None`: an even share of most of the free memory.
     pub mem: Option<u64>,
+    /// Most live threads at once; `None`: [`default_max_threads`].
+    pub threads: Option<usize>,
+}
+
+/// A job's default thread limit: half of the kernel memory the jobs leave free, shared evenly by
+/// `jobs`, at [`THREAD_KERNEL_BYTES`] a thread (within [`MIN_THREADS`]..=[`MAX_THREADS`]). A job
+/// that reaches it gets EAGAIN from `clone`/`fork` instead of exhausting the kernel's memory.
+pub fn default_max_threads(kernel_free_bytes: u64, jobs: usize) -> usize {
+    let share = kernel_free_bytes / 2 / jobs.max(1) as u64 / THREAD_KERNEL_BYTES;
+    usize::try_from(share).unwrap_or(MAX_THREADS).clamp(MIN_THREADS, MAX_THREADS)
 }
 
 /// What decides the boot's exit status once every job has ended.
@@ -89,6 +106,13 @@ pub fn apply(jobs: &mut Vec<JobSpec>, expect: &mut JobsExpect, key: &str, value:
         }
         Some("cores") => job.cores = Some(parse_cores(value)?),
         Some("mem") => job.mem = Some(parse_size(value)?),
+        Some("threads") => {
+            let n: usize = value.parse().map_err(|_| alloc::format!("bad thread count \"{value}\""))?;
+            if n == 0 || n > MAX_THREADS {
+                return Err(alloc::format!("the thread limit must be 1 to {MAX_THREADS}"));
+            }
+            job.threads = Some(n);
+        }
         Some(other) => return Err(alloc::format!("unknown job setting \"{other}\"")),
     }
     Ok(true)
@@ -196,6 +220,20 @@ mod tests {
     }
 
     #[test]
+    fn thread_limits() {
+        let (jobs, _) = parse(&[("job", "/a"), ("job.threads", "100")]).unwrap();
+        assert_eq!(jobs[0].threads, Some(100));
+        assert!(parse(&[("job.threads", "0")]).is_err());
+        assert!(parse(&[("job.threads", "many")]).is_err());
+        assert!(parse(&[("job.threads", "70000")]).is_err());
+        // 256 MiB left: 128 MiB at 40 KiB a thread for one job, half each for two.
+        assert_eq!(default_max_threads(256 << 20, 1), 3276);
+        assert_eq!(default_max_threads(256 << 20, 2), 1638);
+        assert_eq!(default_max_threads(0, 1), MIN_THREADS);
+        assert_eq!(default_max_threads(u64::MAX, 1), MAX_THREADS);
+    }
+
+    #[test]
     fn the_single_job_form() {
         let (jobs, _) = parse(&[
             ("job", "/bin/app"),
@@ -214,6 +252,7 @@ mod tests {
                 env: vec!["K=V".into(), "K2=V2".into()],
                 cores: Some(vec![1, 2, 3]),
                 mem: Some(512 << 20),
+                threads: None,
             }]
         );
     }

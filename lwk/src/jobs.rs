@@ -14,7 +14,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use lwk::cmdline::Options;
 use lwk::elf_loader::ExecutableKind;
-use lwk::job_options::{JobSpec, JobsExpect};
+use lwk::job_options::{self, JobSpec, JobsExpect};
 use lwk::ram_fs::{Lookup, ROOT};
 
 static RUNNING: AtomicUsize = AtomicUsize::new(0);
@@ -44,7 +44,7 @@ pub fn launch_all(options: &Options, reserved: &[usize], reserved_mem: u64) {
     EXPECT_ANY.store(options.jobs_expect == JobsExpect::Any, Ordering::Relaxed);
     let plans = plan(&options.jobs, reserved, reserved_mem);
     for (spec, plan) in options.jobs.iter().zip(plans) {
-        if let Err(reason) = plan.and_then(|(cores, mem)| launch(spec, cores, mem)) {
+        if let Err(reason) = plan.and_then(|plan| launch(spec, plan)) {
             ALL_ZERO.store(false, Ordering::Relaxed);
             log::error!(target: "jobs", "job {}: {reason}", spec.name);
             logging::emit("job_error", |e| {
@@ -59,8 +59,16 @@ pub fn application_cores() -> Vec<usize> {
     per_cpu::all().iter().filter(|c| c.index != 0 && c.online.load(Ordering::Acquire)).map(|c| c.index).collect()
 }
 
-/// Cores and memory for each job: the ones asked for, else a fair share of what is left.
-fn plan(specs: &[JobSpec], reserved: &[usize], reserved_mem: u64) -> Vec<Result<(Vec<usize>, u64), String>> {
+/// What a job gets: its cores, its memory and its thread limit.
+struct JobPlan {
+    cores: Vec<usize>,
+    mem: u64,
+    max_threads: usize,
+}
+
+/// Cores, memory and thread limits for each job: the ones asked for, else a fair share of what
+/// is left.
+fn plan(specs: &[JobSpec], reserved: &[usize], reserved_mem: u64) -> Vec<Result<JobPlan, String>> {
     let online: Vec<usize> = application_cores().into_iter().filter(|c| !reserved.contains(c)).collect();
     let taken: Vec<usize> = specs.iter().filter_map(|s| s.cores.clone()).flatten().collect();
     let free: Vec<usize> = online.iter().copied().filter(|c| !taken.contains(c)).collect();
@@ -70,6 +78,9 @@ fn plan(specs: &[JobSpec], reserved: &[usize], reserved_mem: u64) -> Vec<Result<
     let asked: u64 = specs.iter().filter_map(|s| s.mem).sum();
     let without_mem = specs.iter().filter(|s| s.mem.is_none()).count().max(1) as u64;
     let mem_share = (free_mem.saturating_sub(asked + reserved_mem) / 4 * 3 / without_mem) & !((1 << 21) - 1);
+    let jobs_mem: u64 = specs.iter().map(|s| s.mem.unwrap_or(mem_share)).sum();
+    let kernel_left = free_mem.saturating_sub(jobs_mem + reserved_mem);
+    let default_threads = job_options::default_max_threads(kernel_left, specs.len());
     let mut next_free = 0;
     specs
         .iter()
@@ -90,14 +101,15 @@ fn plan(specs: &[JobSpec], reserved: &[usize], reserved_mem: u64) -> Vec<Result<
                     c
                 }
             };
-            Ok((cores, s.mem.unwrap_or(mem_share)))
+            Ok(JobPlan { cores, mem: s.mem.unwrap_or(mem_share), max_threads: s.threads.unwrap_or(default_threads) })
         })
         .collect()
 }
 
-fn launch(spec: &JobSpec, cores: Vec<usize>, mem: u64) -> Result<(), String> {
+fn launch(spec: &JobSpec, plan: JobPlan) -> Result<(), String> {
+    let JobPlan { cores, mem, max_threads } = plan;
     let memory = JobMemory::reserve(mem).map_err(|_| alloc::format!("cannot reserve {} MiB for the job", mem >> 20))?;
-    let job = Arc::new(Job::new(spec.name.clone(), cores, memory, clock::uptime_ns()));
+    let job = Arc::new(Job::new(spec.name.clone(), cores, memory, max_threads, clock::uptime_ns()));
     let mut argv: Vec<Vec<u8>> = Vec::with_capacity(spec.args.len() + 1);
     argv.push(spec.path.as_bytes().to_vec());
     argv.extend(spec.args.iter().map(|a| a.as_bytes().to_vec()));
@@ -112,7 +124,7 @@ fn launch(spec: &JobSpec, cores: Vec<usize>, mem: u64) -> Result<(), String> {
     let mut regs = empty_frame();
     regs.rip = program.entry;
     regs.rsp = program.rsp;
-    let core = job.place_thread();
+    let core = job.place_thread().ok_or("a thread limit of 0")?;
     let thread = Thread::new(pid, process.clone(), core, &regs).map_err(|e| alloc::format!("thread: {e}"))?;
     process.threads.lock().push(thread.clone());
     job.processes.lock().insert(pid, process);
@@ -122,6 +134,7 @@ fn launch(spec: &JobSpec, cores: Vec<usize>, mem: u64) -> Result<(), String> {
             .str("path", &spec.path)
             .display("cores", format_args!("{:?}", job.cores))
             .u64("mem_mib", job.memory.bytes >> 20)
+            .u64("max_threads", job.max_threads as u64)
             .str("kind", if kind == ExecutableKind::StaticPie { "static-pie" } else { "static" });
     });
     scheduler::enqueue(thread);

@@ -19,6 +19,8 @@ pub struct Job {
     pub name: String,
     pub cores: Vec<usize>,
     pub memory: Arc<JobMemory>,
+    /// Most live threads at once (all processes); `clone`/`fork` beyond it fail with EAGAIN.
+    pub max_threads: usize,
     pub started_ns: u64,
     next_id: AtomicU32,
     /// Whether the job's console output is at the start of a line (for the name prefix).
@@ -32,12 +34,13 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(name: String, cores: Vec<usize>, memory: JobMemory, started_ns: u64) -> Job {
+    pub fn new(name: String, cores: Vec<usize>, memory: JobMemory, max_threads: usize, started_ns: u64) -> Job {
         let n = cores.len();
         Job {
             name,
             cores,
             memory: Arc::new(memory),
+            max_threads,
             started_ns,
             next_id: AtomicU32::new(1),
             console_line_start: AtomicBool::new(true),
@@ -53,14 +56,18 @@ impl Job {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The job core with the fewest threads (space sharing), now counted with one more.
-    pub fn place_thread(&self) -> usize {
+    /// The job core with the fewest threads (space sharing), now counted with one more; `None`
+    /// when the job already has `max_threads` live threads.
+    pub fn place_thread(&self) -> Option<usize> {
         let mut load = self.core_load.lock();
+        if load.iter().sum::<usize>() >= self.max_threads {
+            return None;
+        }
         let (i, _) = load.iter().enumerate().min_by_key(|&(_, n)| *n).unwrap_or((0, &0));
         if let Some(n) = load.get_mut(i) {
             *n += 1;
         }
-        self.cores.get(i).copied().unwrap_or(0)
+        Some(self.cores.get(i).copied().unwrap_or(0))
     }
 
     /// A thread moves between two of the job's cores.

@@ -88,6 +88,7 @@ const PROGRAMS: &[Program] = &[
     gcc("bin/signals", "signals.c", &["-static"]),
     gcc("bin/processes", "processes.c", &["-static"]),
     gcc("bin/poll", "poll.c", &["-static"]),
+    gcc("bin/thread_limit", "thread_limit.c", &["-static", "-pthread"]),
     // Executables the kernel must refuse: one needing a dynamic loader, one for 32-bit x86
     // (optional: not every gcc can target it).
     gcc("bad/dynamic", "hello.c", &[]),

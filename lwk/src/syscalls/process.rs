@@ -111,28 +111,13 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
     if a.stack != 0 {
         regs.rsp = a.stack;
     }
-    let process = if thread_clone {
-        c.process.clone()
-    } else {
-        let space = fork_copy::duplicate(&c.process.space.lock(), c.frame.rsp)?;
-        let files = c.process.files.lock().clone();
-        let parent_pid = if a.flags & CLONE_PARENT != 0 { c.process.parent.load(Ordering::Relaxed) } else { c.process.pid };
-        let group = (c.process.pgid.load(Ordering::Relaxed), c.process.sid.load(Ordering::Relaxed));
-        let exe = c.process.exe.lock().clone();
-        let cwd = *c.process.cwd.lock();
-        let child = Arc::new(Process::new(id, parent_pid, job.clone(), space, exe, files, cwd, group));
-        *child.actions.lock() = *c.process.actions.lock();
-        child.umask.store(c.process.umask.load(Ordering::Relaxed), Ordering::Relaxed);
-        child
-    };
-    let core = job.place_thread();
-    let thread = match Thread::new(id, process.clone(), core, &regs) {
-        Ok(t) => t,
-        Err(_) => {
-            job.thread_left(core);
-            return Err(Errno::ENOMEM);
-        }
-    };
+    // A slot under the job's thread limit first; every failure below gives it back.
+    let core = job.place_thread().ok_or(Errno::EAGAIN)?;
+    let placed = new_thread(c, &a, id, core, &regs);
+    if placed.is_err() {
+        job.thread_left(core);
+    }
+    let (process, thread) = placed?;
     // The new thread starts with the caller's FPU registers, TLS base and signal mask.
     {
         let mut mine = c.thread.fpu.lock();
@@ -148,13 +133,6 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
     if a.flags & CLONE_CHILD_CLEARTID != 0 {
         thread.clear_child_tid.store(a.child_tid, Ordering::Relaxed);
     }
-    let tid = id.to_le_bytes();
-    if a.flags & CLONE_CHILD_SETTID != 0 {
-        process.space.lock().write(a.child_tid, &tid)?;
-    }
-    if a.flags & CLONE_PARENT_SETTID != 0 {
-        c.process.space.lock().write(a.parent_tid, &tid)?;
-    }
     process.threads.lock().push(thread.clone());
     if !thread_clone {
         job.processes.lock().insert(id, process.clone());
@@ -167,6 +145,34 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
         let _ = process.vfork_done.wait_until(|| process.vfork_released.load(Ordering::SeqCst).then_some(()));
     }
     Ok(id as u64)
+}
+
+/// The fallible part of `clone`: the child process (unless a thread is asked for), its thread on
+/// `core`, and the thread ID stored where CLONE_CHILD_SETTID / CLONE_PARENT_SETTID ask.
+fn new_thread(c: &Call, a: &CloneArgs, id: u32, core: usize, regs: &TrapFrame) -> Result<(Arc<Process>, Arc<Thread>), Errno> {
+    let process = if a.flags & CLONE_THREAD != 0 {
+        c.process.clone()
+    } else {
+        let space = fork_copy::duplicate(&c.process.space.lock(), c.frame.rsp)?;
+        let files = c.process.files.lock().clone();
+        let parent_pid = if a.flags & CLONE_PARENT != 0 { c.process.parent.load(Ordering::Relaxed) } else { c.process.pid };
+        let group = (c.process.pgid.load(Ordering::Relaxed), c.process.sid.load(Ordering::Relaxed));
+        let exe = c.process.exe.lock().clone();
+        let cwd = *c.process.cwd.lock();
+        let child = Arc::new(Process::new(id, parent_pid, c.process.job.clone(), space, exe, files, cwd, group));
+        *child.actions.lock() = *c.process.actions.lock();
+        child.umask.store(c.process.umask.load(Ordering::Relaxed), Ordering::Relaxed);
+        child
+    };
+    let thread = Thread::new(id, process.clone(), core, regs).map_err(|_| Errno::ENOMEM)?;
+    let tid = id.to_le_bytes();
+    if a.flags & CLONE_CHILD_SETTID != 0 {
+        process.space.lock().write(a.child_tid, &tid)?;
+    }
+    if a.flags & CLONE_PARENT_SETTID != 0 {
+        c.process.space.lock().write(a.parent_tid, &tid)?;
+    }
+    Ok((process, thread))
 }
 
 /// Reads a NULL-terminated array of string pointers (argv, envp).
