@@ -3,6 +3,7 @@
 //! and cores; the Linux module will implement it over the kernel's.
 
 use core::fmt;
+use core::sync::atomic::AtomicBool;
 
 /// Physically contiguous host memory handed to the VMM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,8 +30,11 @@ pub trait VmmHost: Sync {
     fn set_wakeup(&self, at_ns: Option<u64>);
     /// Sends an interrupt to physical CPU `cpu` so that a vCPU running there exits to the VMM.
     fn kick_cpu(&self, cpu: usize);
-    /// Lets the host run something else while a vCPU waits (HLT with nothing due).
-    fn wait_for_event(&self, until_ns: Option<u64>);
+    /// Lets the host run something else while a vCPU waits (HLT with nothing due), until
+    /// `until_ns` or an interrupt. Returns at once if `woken` is set once the host's interrupts
+    /// are off: the VMM sets it before the [`Self::kick_cpu`] that goes with it, so a kick that
+    /// lands between the VMM's last look and the wait is not lost.
+    fn wait_for_event(&self, until_ns: Option<u64>, woken: &AtomicBool);
     /// One line of the VMM's log.
     fn log(&self, level: LogLevel, args: fmt::Arguments);
     /// Guest console output, one call per write (the host prefixes lines with the VM's name).

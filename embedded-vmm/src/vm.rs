@@ -37,6 +37,9 @@ const UD: u8 = 6;
 /// Guest ASID for every vCPU: each runs on its own physical CPU.
 const ASID: u32 = 1;
 
+/// The longest a waiting vCPU sleeps before it looks again for a stop or console input.
+const WAIT_SLICE_NS: u64 = 10_000_000;
+
 /// What to boot.
 pub struct VmConfig<'a> {
     pub name: &'a str,
@@ -147,6 +150,9 @@ pub struct Vm {
     cores: Vec<AtomicUsize>,
     start: Vec<spin::Mutex<ApStart>>,
     nmi: Vec<AtomicBool>,
+    /// Set for a vCPU before its physical CPU is kicked; cleared by the vCPU before it looks for
+    /// work and waits (see `VmmHost::wait_for_event`).
+    kicked: Vec<AtomicBool>,
     /// vCPUs stopped by HLT with interrupts off.
     parked: AtomicUsize,
 }
@@ -223,6 +229,7 @@ impl Vm {
                 .map(|i| spin::Mutex::new(if i == 0 { ApStart::Start(0) } else { ApStart::WaitForInit }))
                 .collect(),
             nmi: (0..config.vcpus).map(|_| AtomicBool::new(false)).collect(),
+            kicked: (0..config.vcpus).map(|_| AtomicBool::new(false)).collect(),
             parked: AtomicUsize::new(0),
         })
     }
@@ -265,10 +272,11 @@ impl Vm {
             if let Some(end) = self.end_reason() {
                 return end;
             }
+            self.kicked[index].store(false, Ordering::SeqCst);
             if let ApStart::Start(vector) = *self.start[index].lock() {
                 break vector;
             }
-            self.host.wait_for_event(Some(self.host.now_ns() + 1_000_000));
+            self.host.wait_for_event(Some(self.host.now_ns() + 1_000_000), &self.kicked[index]);
         };
         let alloc = |bytes| self.host.alloc_contiguous(bytes, PAGE);
         let (Some(vmcb), Some(host_save), Some(host_state)) = (alloc(PAGE), alloc(PAGE), alloc(PAGE)) else {
@@ -516,6 +524,7 @@ impl Vm {
             }
             let core = self.cores[i].load(Ordering::SeqCst);
             if i != from && core != usize::MAX {
+                self.kicked[i].store(true, Ordering::SeqCst);
                 self.host.kick_cpu(core);
             }
         }
@@ -617,17 +626,19 @@ impl Vm {
             if let Some(end) = self.end_reason() {
                 return Some(end);
             }
+            self.kicked[index].store(false, Ordering::SeqCst);
             if self.nmi[index].load(Ordering::SeqCst) {
                 self.parked.fetch_sub(1, Ordering::SeqCst);
                 return None;
             }
-            self.host.wait_for_event(Some(self.host.now_ns() + 10_000_000));
+            self.host.wait_for_event(Some(self.host.now_ns() + WAIT_SLICE_NS), &self.kicked[index]);
         }
     }
 
     /// HLT with interrupts on: wait until an interrupt is due (a device event, or anything the
     /// host sees), without spinning.
     fn halt(&self, v: &mut Vmcb, index: usize) {
+        self.kicked[index].store(false, Ordering::SeqCst);
         let now = self.host.now_ns();
         let messages = self.devices.lock().update_lines(now);
         for m in messages {
@@ -647,11 +658,12 @@ impl Vm {
         {
             return;
         }
-        let deadline = [d.next_event_ns(), lapic_timer].into_iter().flatten().min();
+        // Wake at the next device or timer event, and at least every WAIT_SLICE_NS anyway (console
+        // input, a stop request from another vCPU, a guest deadline far away).
+        let slice = now + WAIT_SLICE_NS;
+        let until = [d.next_event_ns(), lapic_timer].into_iter().flatten().fold(slice, u64::min);
         drop(d);
-        // With no device event due, wake now and then anyway (console input, a stop request).
-        let until = deadline.unwrap_or(self.host.now_ns() + 10_000_000);
-        self.host.wait_for_event(Some(until));
+        self.host.wait_for_event(Some(until), &self.kicked[index]);
     }
 
     /// RDMSR and WRMSR: the state the VMCB holds, a few harmless identification MSRs, and #GP

@@ -11,6 +11,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
+use core::sync::atomic::AtomicBool;
 use embedded_vmm::{HostBlock, LogLevel, Vm, VmConfig, VmEnd, VmmHost};
 use lwk::cmdline::Options;
 use lwk::ram_fs::{Lookup, ROOT};
@@ -74,9 +75,13 @@ impl VmmHost for LwkHost {
         }
     }
 
-    fn wait_for_event(&self, until_ns: Option<u64>) {
-        // Any interrupt ends the wait: the timer at `until_ns`, or a kick from another vCPU.
+    fn wait_for_event(&self, until_ns: Option<u64>, woken: &AtomicBool) {
+        // Any interrupt ends the wait: the timer at `until_ns`, or a kick from another vCPU (whose
+        // flag, set before the kick, is checked with interrupts off: `sti; hlt` then cannot miss it).
         cpu::without_interrupts(|| {
+            if woken.load(core::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
             if let Some(t) = until_ns {
                 self.set_wakeup(Some(t));
             }
