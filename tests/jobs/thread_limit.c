@@ -2,13 +2,19 @@
  * wait on a condition variable are created until pthread_create fails, which must be EAGAIN
  * rather than the node running out of kernel memory; with argv[1] = N the job must have held
  * exactly N live threads (the main thread included) at that point. Once they have ended the
- * same number can be created again (their slots came back). Exits 0 when every check passes. */
+ * same number can be created again (their slots came back). Then, with argv[1] given (each fork
+ * copies this process's memory, too slow for thousands), children that exit at once and are not
+ * waited for are forked until fork fails: EAGAIN again, with the job's processes (the zombies and
+ * this one) at the same limit, and forking works again once they are reaped.
+ * Exits 0 when every check passes. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 enum { MOST = 70000 };
 
@@ -70,6 +76,35 @@ int main(int argc, char **argv) {
         printf("thread_limit: FAIL: the slots did not come back (%d, then %d)\n", first, second);
         failures++;
     }
+    int zombies = 0;
+    for (; expected != 0 && zombies < MOST; zombies++) {
+        pid_t pid = fork();
+        if (pid == 0)
+            _exit(0);
+        if (pid < 0) {
+            error = errno;
+            break;
+        }
+    }
+    if (expected != 0) {
+        printf("thread_limit: %d processes (%d unreaped children), then fork failed with %s\n", zombies + 1,
+               zombies, strerrorname_np(error));
+        if (error != EAGAIN || zombies + 1 != expected) {
+            printf("thread_limit: FAIL: expected EAGAIN at the limit\n");
+            failures++;
+        }
+    }
+    int reaped = 0;
+    while (wait(NULL) > 0)
+        reaped++;
+    pid_t again = fork();
+    if (again == 0)
+        _exit(0);
+    if (reaped != zombies || again < 0 || waitpid(again, NULL, 0) != again) {
+        printf("thread_limit: FAIL: reaped %d of %d, then fork gave %d\n", reaped, zombies, (int)again);
+        failures++;
+    }
+
     printf("thread_limit: %s\n", failures ? "FAILED" : "all checks passed");
     return failures ? 1 : 0;
 }

@@ -111,6 +111,11 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
     if a.stack != 0 {
         regs.rsp = a.stack;
     }
+    // Processes not yet reaped (zombies too) count against the thread limit, so that children
+    // nobody waits for cannot pile up in kernel memory either.
+    if !thread_clone && job.processes.lock().len() >= job.max_threads {
+        return Err(Errno::EAGAIN);
+    }
     // A slot under the job's thread limit first; every failure below gives it back.
     let core = job.place_thread().ok_or(Errno::EAGAIN)?;
     let placed = new_thread(c, &a, id, core, &regs);
