@@ -719,7 +719,10 @@ impl Vm {
                 let now_tsc = rdtsc().wrapping_add(v.control.tsc_offset);
                 let at = (value != 0).then(|| {
                     let ticks = value.saturating_sub(now_tsc) as u128;
-                    self.host.now_ns() + (ticks * 1_000_000_000 / self.host.tsc_hz().max(1) as u128) as u64
+                    // Any deadline the guest writes, however far, is a valid (saturated) time.
+                    let ns =
+                        u64::try_from(ticks * 1_000_000_000 / self.host.tsc_hz().max(1) as u128).unwrap_or(u64::MAX);
+                    self.host.now_ns().saturating_add(ns)
                 });
                 self.lapics[vcpu.index as usize].lock().set_deadline(at);
                 Some(0)
