@@ -226,49 +226,36 @@ fn iovecs(c: &Call, iov: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno> {
         .collect())
 }
 
-/// The bytes so far, or the error if there are none (how Linux ends a vector transfer).
-fn so_far(total: u64, error: Errno) -> SysResult {
-    if total > 0 { Ok(total) } else { Err(error) }
+/// readv/writev: `transfer(call, file, base, len)` for each buffer in turn, stopping at the first
+/// short one; an error ends the call with the bytes so far, or the error if there are none (as
+/// Linux ends a vector transfer).
+fn vector_transfer(c: &mut Call, transfer: fn(&Call, &OpenFile, u64, u64, Option<u64>) -> SysResult) -> SysResult {
+    let [fd, iov, count, ..] = c.args;
+    let file = c.process.files.lock().get(fd)?;
+    let mut total = 0;
+    for (base, len) in iovecs(c, iov, count)? {
+        if len == 0 {
+            continue;
+        }
+        let n = match transfer(c, &file, base, len, None) {
+            Ok(n) => n,
+            Err(_) if total > 0 => return Ok(total),
+            Err(e) => return Err(e),
+        };
+        total += n;
+        if n < len {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 pub fn readv(c: &mut Call) -> SysResult {
-    let [fd, iov, count, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
-    let mut total = 0;
-    for (base, len) in iovecs(c, iov, count)? {
-        if len == 0 {
-            continue;
-        }
-        let n = match read_into_user(c, &file, base, len, None) {
-            Ok(n) => n,
-            Err(e) => return so_far(total, e),
-        };
-        total += n;
-        if n < len {
-            break;
-        }
-    }
-    Ok(total)
+    vector_transfer(c, read_into_user)
 }
 
 pub fn writev(c: &mut Call) -> SysResult {
-    let [fd, iov, count, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
-    let mut total = 0;
-    for (base, len) in iovecs(c, iov, count)? {
-        if len == 0 {
-            continue;
-        }
-        let n = match write_from_user(c, &file, base, len, None) {
-            Ok(n) => n,
-            Err(e) => return so_far(total, e),
-        };
-        total += n;
-        if n < len {
-            break;
-        }
-    }
-    Ok(total)
+    vector_transfer(c, write_from_user)
 }
 
 pub fn lseek(c: &mut Call) -> SysResult {
