@@ -162,7 +162,8 @@ pub fn end_job(job: &Job, status: i32) {
 
 /// Everything the command line started has ended: power off with the boot's verdict.
 fn all_done() -> ! {
-    let ok = ALL_ZERO.load(Ordering::Relaxed) || EXPECT_ANY.load(Ordering::Relaxed);
+    let healthy = crate::node_health::report();
+    let ok = healthy && (ALL_ZERO.load(Ordering::Relaxed) || EXPECT_ANY.load(Ordering::Relaxed));
     shutdown(if ok { ExitStatus::Success } else { ExitStatus::Failure })
 }
 

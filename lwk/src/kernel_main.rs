@@ -178,6 +178,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         }
     }
     if !options.jobs.is_empty() || !options.vms.is_empty() {
+        crate::node_health::mark_before_launch();
         // The launch counts as running work, so an early ending cannot power off mid-launch.
         jobs::begin_work();
         let (vm_plans, vm_cores) = vms::plan(&options);

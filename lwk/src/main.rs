@@ -42,6 +42,7 @@ kernel_modules!(
     local_apic,
     open_files,
     logging,
+    node_health,
     panic,
     per_cpu,
     pipe,

@@ -11,7 +11,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::AtomicBool;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use embedded_vmm::{HostBlock, LogLevel, Vm, VmConfig, VmEnd, VmmHost};
 use lwk::cmdline::Options;
 use lwk::ram_fs::{Lookup, ROOT};
@@ -79,13 +79,13 @@ impl VmmHost for LwkHost {
         // Any interrupt ends the wait: the timer at `until_ns`, or a kick from another vCPU (whose
         // flag, set before the kick, is checked with interrupts off: `sti; hlt` then cannot miss it).
         cpu::without_interrupts(|| {
-            if woken.load(core::sync::atomic::Ordering::SeqCst) {
+            if woken.load(Ordering::SeqCst) {
                 return;
             }
             if let Some(t) = until_ns {
                 self.set_wakeup(Some(t));
             }
-            per_cpu::current().halts.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            per_cpu::current().halts.fetch_add(1, Ordering::Relaxed);
             cpu::wait_for_interrupt();
         });
     }
@@ -188,9 +188,12 @@ fn launch(spec: &VmSpec, cores: Vec<usize>) -> Result<(), String> {
     });
     jobs::begin_work();
     RUNNING.lock().push(vm.clone());
+    // The last vCPU to leave reports the end and frees the VM (its memory goes back only once
+    // no vCPU holds it).
+    let inside = Arc::new(AtomicUsize::new(cores.len()));
     for (index, &core) in cores.iter().enumerate() {
-        let vm = vm.clone();
-        let work: Box<dyn FnOnce() + Send> = Box::new(move || run_vcpu(vm, index, core, started));
+        let (vm, inside) = (vm.clone(), inside.clone());
+        let work: Box<dyn FnOnce() + Send> = Box::new(move || run_vcpu(vm, index, core, started, &inside));
         let Some(target) = per_cpu::all().get(core) else { continue };
         *target.vcpu_work.lock() = Some(work);
         local_apic::send_ipi(target.apic_id, RESCHEDULE_VECTOR);
@@ -198,10 +201,10 @@ fn launch(spec: &VmSpec, cores: Vec<usize>) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs one vCPU on this core until the VM ends; the boot vCPU then reports the end.
-fn run_vcpu(vm: Arc<Vm>, index: usize, core: usize, started: u64) {
+/// Runs one vCPU on this core until the VM ends; the last vCPU out reports the end.
+fn run_vcpu(vm: Arc<Vm>, index: usize, core: usize, started: u64, inside: &AtomicUsize) {
     let end = vm.run_vcpu(index, core);
-    if index != 0 {
+    if inside.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;
     }
     vm.flush_console();

@@ -133,7 +133,7 @@ pub struct Expectation {
 }
 
 impl Expectation {
-    fn matches(&self, event: &Event) -> bool {
+    pub fn matches(&self, event: &Event) -> bool {
         event.name == self.event
             && self
                 .fields

@@ -57,12 +57,20 @@ pub struct Scenario {
     /// Events that must each appear once, in any order (jobs ending on different cores).
     pub expect_any_order: Vec<Expectation>,
     pub reject: Vec<String>,
-    /// Typed on the serial console once the `boot` event has appeared.
-    pub input: Option<String>,
-    /// The event after which `input` is typed (default `boot`).
-    pub input_after: String,
+    /// Text typed on the serial console, each step once its event has appeared (after the
+    /// event of the step before).
+    pub input: Vec<InputStep>,
+    /// Text the serial log must contain, each piece after the one before it (guest output).
+    pub expect_text: Vec<String>,
     /// Whether QEMU passes `target/manul/initrd.cpio` with `-initrd`.
     pub initrd: bool,
+}
+
+/// One piece of console input: `text` is typed once an event matching `after` appears.
+#[derive(Debug)]
+pub struct InputStep {
+    pub after: Expectation,
+    pub text: String,
 }
 
 #[derive(Deserialize)]
@@ -87,9 +95,20 @@ struct RawScenario {
     #[serde(default)]
     expect_any_order: Vec<Table>,
     reject: Option<Vec<String>>,
-    input: Option<String>,
+    /// A string typed after `input_after` (default `boot`), or steps
+    /// `{ after = { event = ... }, text = "..." }`.
+    input: Option<RawInput>,
     input_after: Option<String>,
+    #[serde(default)]
+    expect_text: Vec<String>,
     initrd: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawInput {
+    Text(String),
+    Steps(Vec<Table>),
 }
 
 pub fn load(path: &Path) -> Result<Vec<Scenario>> {
@@ -140,6 +159,24 @@ fn validate(raw: RawScenario) -> Result<Scenario> {
         ExpectedExit::Success | ExpectedExit::Poweroff => DEFAULT_REJECT.iter().map(|&name| name.to_owned()).collect(),
         ExpectedExit::Failure => Vec::new(),
     });
+    let input = match raw.input {
+        None => {
+            ensure!(raw.input_after.is_none(), "input_after needs an input");
+            Vec::new()
+        }
+        Some(RawInput::Text(text)) => {
+            let event = raw.input_after.unwrap_or_else(|| "boot".to_owned());
+            vec![InputStep { after: Expectation { event, fields: Vec::new() }, text }]
+        }
+        Some(RawInput::Steps(steps)) => {
+            ensure!(raw.input_after.is_none(), "input steps name their own `after` events; drop input_after");
+            steps
+                .iter()
+                .enumerate()
+                .map(|(index, step)| input_step(step).with_context(|| format!("input step {}", index + 1)))
+                .collect::<Result<_>>()?
+        }
+    };
     Ok(Scenario {
         name: raw.name,
         smp: raw.smp,
@@ -150,10 +187,28 @@ fn validate(raw: RawScenario) -> Result<Scenario> {
         expect,
         expect_any_order,
         reject,
-        input: raw.input,
-        input_after: raw.input_after.unwrap_or_else(|| "boot".to_owned()),
+        input,
+        expect_text: raw.expect_text,
         initrd: raw.initrd.unwrap_or(true),
     })
+}
+
+fn input_step(step: &Table) -> Result<InputStep> {
+    ensure!(
+        step.keys().all(|key| key == "after" || key == "text"),
+        "a step is {{ after = {{ event = ... }}, text = \"...\" }}"
+    );
+    let after = match step.get("after") {
+        Some(Value::Table(after)) => expectation(after).context("after")?,
+        Some(other) => bail!("\"after\" must be an event table, not {}", other.type_str()),
+        None => bail!("it has no \"after\" key"),
+    };
+    let text = match step.get("text") {
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => bail!("\"text\" must be a string, not {}", other.type_str()),
+        None => bail!("it has no \"text\" key"),
+    };
+    Ok(InputStep { after, text })
 }
 
 fn expectation(entry: &Table) -> Result<Expectation> {
@@ -219,6 +274,30 @@ mod tests {
     fn parse_error(text: &str) -> String {
         let error = parse(text, Path::new(ORIGIN)).expect_err("parsing should fail");
         format!("{error:#}")
+    }
+
+    #[test]
+    fn input_is_a_string_or_steps_after_events() {
+        let head = "[[scenario]]\nname = \"s\"\nsmp = 1\nmem = \"128M\"\nexit = \"success\"\n";
+        let plain = parse_ok(&format!("{head}input = \"help\\r\"\n")).remove(0);
+        assert_eq!(plain.input.len(), 1);
+        assert_eq!((plain.input[0].after.event.as_str(), plain.input[0].text.as_str()), ("boot", "help\r"));
+        let steps = parse_ok(&format!(
+            "{head}input = [{{ after = {{ event = \"vm_exit\", vm = \"a\" }}, text = \"list\\r\" }}, \
+             {{ after = {{ event = \"enclave_state\" }}, text = \"poweroff\\r\" }}]\n\
+             expect_text = [\"MANUL-GUEST-INIT-OK\"]\n"
+        ))
+        .remove(0);
+        assert_eq!(steps.input.len(), 2);
+        assert_eq!(steps.input[0].after.fields, vec![("vm".to_owned(), Matcher::String("a".into()))]);
+        assert_eq!(steps.input[1].text, "poweroff\r");
+        assert_eq!(steps.expect_text, ["MANUL-GUEST-INIT-OK"]);
+        let error = parse_error(&format!("{head}input = [{{ text = \"x\" }}]\n"));
+        assert!(error.contains("input step 1") && error.contains("no \"after\""), "{error}");
+        let error = parse_error(&format!(
+            "{head}input = [{{ after = {{ event = \"boot\" }}, text = \"x\" }}]\ninput_after = \"boot\"\n"
+        ));
+        assert!(error.contains("drop input_after"), "{error}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::kernel_build::{self, KERNEL_CRATE, Profile};
 use crate::prerequisites::{self, Purpose};
 use crate::process;
 use crate::qemu::{self, Completion, Machine};
-use crate::scenarios::{self, Scenario};
+use crate::scenarios::{self, InputStep, Scenario};
 use crate::workspace::{self, Workspace};
 
 /// The crates whose host unit tests run, in this order.
@@ -213,14 +213,12 @@ fn boot(workspace: &Workspace, scenario: &Scenario) -> Outcome {
     let log = log_path(workspace, &format!("boot-{}", scenario.name));
     let fail = |reason: String, log: Option<PathBuf>| Outcome::Fail { reason, log };
 
-    let stdin = if scenario.input.is_some() { Stdio::piped() } else { Stdio::null() };
+    let stdin = if scenario.input.is_empty() { Stdio::null() } else { Stdio::piped() };
     let started = Instant::now();
     let timeout = Duration::from_secs(scenario.timeout_secs);
     let completion = match process::spawn_logged(&mut command, stdin, &log) {
-        Ok(mut child) => {
-            type_after_boot(&mut child, scenario.input.as_deref(), &scenario.input_after, &log, started + timeout)
-                .and_then(|()| qemu::wait_with_timeout(&mut child, timeout.saturating_sub(started.elapsed())))
-        }
+        Ok(mut child) => type_input(&mut child, &scenario.input, &log, started + timeout)
+            .and_then(|()| qemu::wait_with_timeout(&mut child, timeout.saturating_sub(started.elapsed()))),
         Err(error) => return fail(format!("QEMU failed to start: {error:#}"), None),
     };
     let completion = match completion {
@@ -236,23 +234,47 @@ fn boot(workspace: &Workspace, scenario: &Scenario) -> Outcome {
     if failures.is_empty() { Outcome::Pass { notes: Vec::new() } } else { fail(failures.join("; "), Some(log)) }
 }
 
-/// Writes `input` to QEMU's serial console once the log shows the `boot` event (earlier input
-/// could be lost when the kernel resets its UART), then closes the console's input. Gives up
-/// quietly at `deadline` or when QEMU exits: the judgement then reports what is missing.
-fn type_after_boot(child: &mut Child, input: Option<&str>, after: &str, log: &Path, deadline: Instant) -> Result<()> {
-    let Some(input) = input else { return Ok(()) };
-    while Instant::now() < deadline && child.try_wait().context("cannot poll QEMU")?.is_none() {
-        let booted = events::parse_log(&process::read_log(log)?).events.iter().any(|event| event.name == after);
-        if booted {
-            if let Some(mut stdin) = child.stdin.take() {
-                // QEMU may already be gone; the exit status and events then tell what happened.
-                let _ = stdin.write_all(input.as_bytes());
+/// Writes each input step to QEMU's serial console once the log shows its event after the event
+/// of the step before (typing before the `boot` event could be lost when the kernel resets its
+/// UART), then closes the console's input. Gives up quietly at `deadline` or when QEMU exits:
+/// the judgement then reports what is missing.
+fn type_input(child: &mut Child, steps: &[InputStep], log: &Path, deadline: Instant) -> Result<()> {
+    let Some(mut stdin) = child.stdin.take() else { return Ok(()) };
+    // Events before this index belong to steps already typed.
+    let mut position = 0;
+    for step in steps {
+        loop {
+            if Instant::now() >= deadline || child.try_wait().context("cannot poll QEMU")?.is_some() {
+                return Ok(());
             }
+            let events = events::parse_log(&process::read_log(log)?).events;
+            if let Some(offset) = events.iter().skip(position).position(|event| step.after.matches(event)) {
+                position += offset + 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // QEMU may already be gone; the exit status and events then tell what happened.
+        if stdin.write_all(step.text.as_bytes()).and_then(|()| stdin.flush()).is_err() {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// The first piece of `expected` text not found in `log` after the pieces before it.
+fn missing_text(expected: &[String], log: &str) -> Option<String> {
+    let mut rest = log;
+    for (index, text) in expected.iter().enumerate() {
+        match rest.find(text.as_str()) {
+            Some(at) => rest = &rest[at + text.len()..],
+            None if index == 0 => return Some(format!("expected text not found in the log: {text:?}")),
+            None => {
+                return Some(format!("expected text not found after {:?}: {text:?}", expected[index - 1]));
+            }
+        }
+    }
+    None
 }
 
 /// Everything wrong with a finished boot, from how QEMU ended and the serial log.
@@ -290,6 +312,7 @@ fn judge(scenario: &Scenario, completion: &Completion, log: &str) -> Vec<String>
         });
     }
     failures.extend(events::check(&parsed.events, &scenario.expect, &scenario.expect_any_order, &scenario.reject));
+    failures.extend(missing_text(&scenario.expect_text, log));
     failures
 }
 
@@ -320,6 +343,18 @@ mod tests {
     const CLEAN_LOG: &str = "$ qemu-system-x86_64 ...\n\
                              @manul {\"event\":\"boot\"}\r\n\
                              @manul {\"event\":\"shutdown\"}\r\n";
+
+    #[test]
+    fn expected_text_is_found_in_order() {
+        let log = "[vm linux] manul-guest: kernel 6.1.0\n[vm linux] MANUL-GUEST-INIT-OK\n";
+        let pieces = |texts: &[&str]| texts.iter().map(|t| (*t).to_owned()).collect::<Vec<_>>();
+        assert_eq!(missing_text(&pieces(&["kernel 6.1", "INIT-OK"]), log), None);
+        assert_eq!(missing_text(&[], log), None);
+        let out_of_order = missing_text(&pieces(&["INIT-OK", "kernel 6.1"]), log).unwrap();
+        assert!(out_of_order.contains("after \"INIT-OK\""), "{out_of_order}");
+        let absent = missing_text(&pieces(&["2 online CPUs"]), log).unwrap();
+        assert!(absent.contains("not found in the log"), "{absent}");
+    }
 
     #[test]
     fn a_clean_boot_passes() {
