@@ -65,6 +65,8 @@ pub enum VmEnd {
     UnhandledExit { code: u64, info1: u64, info2: u64, rip: u64 },
     /// The VMM could not go on (VMRUN refused the state, no memory, ...).
     VmmError(String),
+    /// The host stopped it ([`Vm::stop`]: an operator's `stop`, or the node going down).
+    Stopped,
 }
 
 impl VmEnd {
@@ -77,6 +79,7 @@ impl VmEnd {
             VmEnd::Halted => "halted",
             VmEnd::UnhandledExit { .. } => "unhandled_exit",
             VmEnd::VmmError(_) => "vmm_error",
+            VmEnd::Stopped => "stopped",
         }
     }
 }
@@ -247,9 +250,17 @@ impl Vm {
         self.stats.lock()
     }
 
-    /// Ends the VM (first reason wins); running vCPUs stop at their next exit.
+    /// Ends the VM (first reason wins): every vCPU's physical CPU is kicked, so each leaves the
+    /// guest at once (a physical interrupt always exits) and returns from [`Vm::run_vcpu`].
     pub fn stop(&self, why: VmEnd) {
         self.end.lock().get_or_insert(why);
+        for (kicked, core) in self.kicked.iter().zip(&self.cores) {
+            let core = core.load(Ordering::SeqCst);
+            if core != usize::MAX {
+                kicked.store(true, Ordering::SeqCst);
+                self.host.kick_cpu(core);
+            }
+        }
     }
 
     pub fn end_reason(&self) -> Option<VmEnd> {

@@ -62,6 +62,8 @@ pub const MAX_SECTIONS: usize = 256;
 pub const MAX_ERRORS: usize = 20;
 /// A VM's memory when it names none (the command line's `vm.mem=` default).
 pub const DEFAULT_VM_MEMORY: u64 = 256 << 20;
+/// Most live threads a job may be given (`threads`).
+pub const MAX_JOB_THREADS: u32 = 1 << 16;
 /// Time to a VM's first heartbeat when `heartbeat_grace` is not given.
 pub const DEFAULT_HEARTBEAT_GRACE_NS: u64 = 60_000_000_000;
 
@@ -144,6 +146,8 @@ pub struct EnclaveSpec {
     pub heartbeat: Option<Heartbeat>,
     /// Jobs only: hung when no thread gains CPU time over this many ns.
     pub progress_ns: Option<u64>,
+    /// Jobs only: most live threads (all its processes together); `None`: the LWK's default.
+    pub max_threads: Option<u32>,
     origin: Origin,
 }
 
@@ -174,6 +178,7 @@ impl EnclaveSpec {
             devices: Vec::new(),
             heartbeat: None,
             progress_ns: None,
+            max_threads: None,
             origin: Origin::default(),
         }
     }
@@ -245,6 +250,11 @@ impl EnclaveSpec {
         self
     }
 
+    pub fn with_max_threads(mut self, threads: u32) -> Self {
+        self.max_threads = Some(threads);
+        self
+    }
+
     pub fn kind(&self) -> Kind {
         match self.image {
             Image::Job { .. } => Kind::Job,
@@ -307,6 +317,9 @@ impl EnclaveSpec {
         }
         if let Some(window) = self.progress_ns {
             line("progress", &Duration(window).to_string());
+        }
+        if let Some(threads) = self.max_threads {
+            line("threads", &threads.to_string());
         }
         out
     }
@@ -402,6 +415,7 @@ pub enum ValueError {
     Grant(String),
     Device(String),
     Name(String),
+    ThreadCount(String),
     Empty,
 }
 
@@ -425,6 +439,7 @@ impl fmt::Display for ValueError {
             Self::Grant(w) => write!(f, "`{}` is not a grant (expected SEGMENT:r or SEGMENT:rw)", shorten(w)),
             Self::Device(w) => write!(f, "`{}` is not a device name", shorten(w)),
             Self::Name(w) => write!(f, "`{}` is not a name (1 to 64 letters, digits, '-' and '_')", shorten(w)),
+            Self::ThreadCount(w) => write!(f, "`{}` is not a thread count (1 to {MAX_JOB_THREADS})", shorten(w)),
             Self::Empty => write!(f, "needs a value"),
         }
     }
@@ -647,12 +662,13 @@ pub struct NodeManifest {
 }
 
 /// The keys of an `[enclave]` section: (key, only for this kind).
-const ENCLAVE_KEYS: [(&str, Option<Kind>); 15] = [
+const ENCLAVE_KEYS: [(&str, Option<Kind>); 16] = [
     ("kind", None),
     ("program", Some(Kind::Job)),
     ("args", Some(Kind::Job)),
     ("env", Some(Kind::Job)),
     ("progress", Some(Kind::Job)),
+    ("threads", Some(Kind::Job)),
     ("kernel", Some(Kind::Vm)),
     ("initrd", Some(Kind::Vm)),
     ("cmdline", Some(Kind::Vm)),
@@ -664,8 +680,8 @@ const ENCLAVE_KEYS: [(&str, Option<Kind>); 15] = [
     ("segments", None),
     ("devices", None),
 ];
-const ENCLAVE_KEY_NAMES: [&str; 15] = {
-    let mut names = [""; 15];
+const ENCLAVE_KEY_NAMES: [&str; 16] = {
+    let mut names = [""; 16];
     let mut i = 0;
     while i < ENCLAVE_KEYS.len() {
         names[i] = ENCLAVE_KEYS[i].0;
@@ -937,6 +953,7 @@ impl NodeManifest {
         let heartbeat = duration("heartbeat", &mut bad);
         let grace = duration("heartbeat_grace", &mut bad);
         let progress = duration("progress", &mut bad);
+        let threads = value("threads").and_then(|(v, at)| parse_threads(v).map_err(|e| bad("threads", at, e)).ok());
         let segments = value("segments").map_or(Vec::new(), |(v, at)| {
             list_items(v).filter_map(|item| parse_grant(item).map_err(|e| bad("segments", at, e)).ok()).collect()
         });
@@ -988,9 +1005,18 @@ impl NodeManifest {
             devices,
             heartbeat,
             progress_ns: progress,
+            max_threads: threads,
             origin,
         });
     }
+}
+
+/// A job's thread limit: 1 to [`MAX_JOB_THREADS`].
+fn parse_threads(text: &str) -> Result<u32, ValueError> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_JOB_THREADS).contains(n))
+        .ok_or_else(|| ValueError::ThreadCount(text.to_string()))
 }
 
 /// `enclave NAME]` (after the `[`) -> the section; `None` if it is not that shape.
@@ -1232,6 +1258,13 @@ fn check_enclave(spec: &EnclaveSpec, errors: &mut Errors) {
                 reason: ValueError::Duration(DurationError::Zero),
             },
         );
+    }
+    if spec.max_threads.is_some() && kind == Kind::Vm {
+        errors.push(at("threads"), ErrorKind::WrongKind { key: "threads", section: section(), kind });
+    }
+    if let Some(n) = spec.max_threads.filter(|n| !(1..=MAX_JOB_THREADS).contains(n)) {
+        let reason = ValueError::ThreadCount(n.to_string());
+        errors.push(at("threads"), ErrorKind::BadValue { key: "threads", section: section(), reason });
     }
     if spec.progress_ns == Some(0) {
         let reason = ValueError::Duration(DurationError::Zero);

@@ -19,13 +19,26 @@ pub enum LogLevel {
     Trace,
 }
 
-/// What the kernel does once every CPU is up.
+/// What the kernel does once every CPU is up and nothing (more) runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AfterBoot {
-    /// Wait on the serial console for commands (the default).
+    /// Wait on the serial console for commands (the default when nothing is launched).
     Console,
-    /// Power the machine off right after the boot event (scripts and tests).
+    /// Power the machine off right after the boot event, or once every enclave has ended (the
+    /// default when something is launched).
     Poweroff,
+}
+
+/// Which manifest file the node composes at boot (`manifest=PATH|none`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ManifestChoice {
+    /// `/etc/manul/node.conf` if the initrd has it.
+    #[default]
+    Default,
+    /// This file, which must exist.
+    Path(String),
+    /// No file: only the command line's `job=`/`vm=` enclaves.
+    None,
 }
 
 /// A deliberate failure or check requested with `test=...`, used by the boot scenarios.
@@ -43,7 +56,9 @@ pub enum SelfTest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
     pub log: LogLevel,
-    pub then: AfterBoot,
+    /// `None`: the console when nothing was launched, power-off once every enclave has ended.
+    pub then: Option<AfterBoot>,
+    pub manifest: ManifestChoice,
     pub test: Option<SelfTest>,
     /// Jobs to launch after boot, in command-line order.
     pub jobs: Vec<JobSpec>,
@@ -56,7 +71,8 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             log: LogLevel::Info,
-            then: AfterBoot::Console,
+            then: None,
+            manifest: ManifestChoice::Default,
             test: None,
             jobs: Vec::new(),
             jobs_expect: JobsExpect::Zero,
@@ -123,7 +139,14 @@ fn apply(options: &mut Options, key: &str, value: Option<&str>) -> Result<(), St
             options.log = LEVELS[choose(&["error", "warn", "info", "debug", "trace"])?];
         }
         "then" => {
-            options.then = [AfterBoot::Console, AfterBoot::Poweroff][choose(&["console", "poweroff"])?];
+            options.then = Some([AfterBoot::Console, AfterBoot::Poweroff][choose(&["console", "poweroff"])?]);
+        }
+        "manifest" => {
+            options.manifest = match value {
+                Some("none") => ManifestChoice::None,
+                Some(path) if path.starts_with('/') => ManifestChoice::Path(path.to_string()),
+                _ => return Err("expected an absolute path in the initrd, or none".to_string()),
+            };
         }
         "test" => {
             const TESTS: [SelfTest; 3] = [SelfTest::PageFault, SelfTest::Panic, SelfTest::Idle];
@@ -135,8 +158,8 @@ fn apply(options: &mut Options, key: &str, value: Option<&str>) -> Result<(), St
 }
 
 /// Splits into `(key, value)` words, honouring double quotes anywhere in a word. The flag says
-/// whether the last quote was left open.
-fn split_words(cmdline: &str) -> (Vec<(String, Option<String>)>, bool) {
+/// whether the last quote was left open. (The console's `create` splits its words the same way.)
+pub fn split_words(cmdline: &str) -> (Vec<(String, Option<String>)>, bool) {
     let mut words = Vec::new();
     let mut current = String::new();
     let mut in_word = false;
@@ -188,14 +211,14 @@ mod tests {
         let (o, e) = parse("log=debug then=poweroff test=idle");
         assert!(e.is_empty(), "{e:?}");
         assert_eq!(o.log, LogLevel::Debug);
-        assert_eq!(o.then, AfterBoot::Poweroff);
+        assert_eq!(o.then, Some(AfterBoot::Poweroff));
         assert_eq!(o.test, Some(SelfTest::Idle));
     }
 
     #[test]
     fn later_options_override_earlier_ones() {
         let (o, _) = parse("then=poweroff then=console");
-        assert_eq!(o.then, AfterBoot::Console);
+        assert_eq!(o.then, Some(AfterBoot::Console));
     }
 
     #[test]

@@ -1,17 +1,31 @@
-//! The console after boot: a line editor on the serial port and a few commands. The boot CPU
-//! halts between keystrokes (input arrives by interrupt).
+//! The console after boot, on core 0: a line editor on the serial port, the node's commands and
+//! the enclave control plane's (`enclaves`). Each enclave command answers in text and with a
+//! matching `@manul` event. The boot CPU halts between keystrokes (input arrives by interrupt).
 
 use crate::power::{ExitStatus, shutdown};
-use crate::{clock, cpu, kernel_memory, per_cpu, print, println, serial_console};
+use crate::{clock, cpu, enclaves, kernel_memory, logging, per_cpu, print, println, serial_console};
 use alloc::string::String;
 use core::sync::atomic::Ordering;
 
-const HELP: &str = "commands:
+/// Longest command line (a `create` with a guest command line needs room).
+const MAX_LINE: usize = 1024;
+
+const HELP: &str = "enclaves:
+  list                      every enclave: kind, state, cores, memory, isolation
+  show NAME                 its manifest section, state and partition
+  create NAME key=value...  a new enclave, keys as in a manifest section, e.g.
+                            create viz kind=vm kernel=/boot/vmlinux cores=3 memory=256M
+                            (quote values with spaces: cmdline=\"console=ttyS0 quiet\")
+  launch NAME               start it (again) on its cores and memory
+  stop NAME                 end it: a job's processes are killed, a VM's vCPUs stopped
+  destroy NAME              forget an ended enclave and free its cores and memory
+  stats [NAME]              VM exits per reason and job CPU time (vm_stats, job_stats)
+node:
   help      this list
   cpus      every CPU with its interrupt counts
   mem       free physical memory
-  vms       exit statistics of the running VMs (vm_stats events)
   uptime    time since boot
+  health    check that every core answers and how much memory is free (node_health)
   poweroff  power the machine off";
 
 pub fn run() -> ! {
@@ -29,7 +43,7 @@ pub fn run() -> ! {
                     print!("manul> ");
                 }
                 0x08 | 0x7f if line.pop().is_some() => print!("\x08 \x08"),
-                b if (b.is_ascii_graphic() || b == b' ') && line.len() < 256 => {
+                b if (b.is_ascii_graphic() || b == b' ') && line.len() < MAX_LINE => {
                     line.push(b as char);
                     print!("{}", b as char);
                 }
@@ -41,7 +55,60 @@ pub fn run() -> ! {
     }
 }
 
+/// Reports the answer of an enclave command: its text, or the refusal as text and a
+/// `command_error` event.
+fn answer(command: &str, result: Result<String, String>) {
+    match result {
+        Ok(text) if text.is_empty() => {}
+        Ok(text) => println!("{}", text.trim_end()),
+        Err(reason) => {
+            println!("{command}: {reason}");
+            logging::emit("command_error", |e| {
+                e.str("command", command).str("reason", &reason);
+            });
+        }
+    }
+}
+
+/// The enclave commands; `false` if `command` is not one.
+fn enclave_command(command: &str) -> bool {
+    let (verb, rest) = command.split_once(' ').unwrap_or((command, ""));
+    let rest = rest.trim();
+    let name = || if rest.is_empty() || rest.contains(' ') { Err(String::from("expects one enclave name")) } else { Ok(rest) };
+    let result = match verb {
+        "list" => {
+            let lines = enclaves::list();
+            Ok(if lines.is_empty() { String::from("no enclave") } else { lines.join("\n") })
+        }
+        "show" => name().and_then(enclaves::show),
+        "launch" => name().and_then(|n| enclaves::launch(n).map(|()| String::new())),
+        "stop" => name().and_then(|n| enclaves::stop(n).map(|()| alloc::format!("stopping {n}"))),
+        "destroy" => name().and_then(|n| enclaves::destroy(n).map(|()| String::new())),
+        "create" => {
+            let (words, unterminated) = lwk::cmdline::split_words(rest);
+            match words.split_first() {
+                _ if unterminated => Err(String::from("a double quote is not closed")),
+                Some(((n, None), settings)) => enclaves::create(n, settings).map(|()| String::new()),
+                _ => Err(String::from("expects a name, then key=value settings")),
+            }
+        }
+        "stats" => {
+            let only = (!rest.is_empty()).then_some(rest);
+            match enclaves::stats(only) {
+                0 => Ok(String::from(if only.is_some() { "that enclave is not running" } else { "no enclave is running" })),
+                _ => Ok(String::new()),
+            }
+        }
+        _ => return false,
+    };
+    answer(verb, result);
+    true
+}
+
 fn execute(command: &str) {
+    if enclave_command(command) {
+        return;
+    }
     match command {
         "" => {}
         "help" => println!("{HELP}"),
@@ -68,10 +135,8 @@ fn execute(command: &str) {
             let ns = clock::uptime_ns();
             println!("{}.{:03} s", ns / 1_000_000_000, ns / 1_000_000 % 1000);
         }
-        "vms" => {
-            if crate::vms::report() == 0 {
-                println!("no VM is running");
-            }
+        "health" => {
+            crate::node_health::report();
         }
         "poweroff" => shutdown(ExitStatus::Success),
         other => println!("unknown command '{other}'; try 'help'"),

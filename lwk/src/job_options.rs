@@ -20,7 +20,7 @@ const SETTINGS: [&str; 5] = ["args", "env", "cores", "mem", "threads"];
 pub const THREAD_KERNEL_BYTES: u64 = 40 * 1024;
 /// Bounds of a job's thread limit.
 pub const MIN_THREADS: usize = 16;
-pub const MAX_THREADS: usize = 1 << 16;
+pub const MAX_THREADS: usize = enclave::manifest::MAX_JOB_THREADS as usize;
 /// Largest core number accepted (the kernel checks against the CPUs it really has).
 const MAX_CORE: usize = 4095;
 

@@ -8,7 +8,7 @@ use crate::power::{ExitStatus, shutdown};
 use crate::pvh_entry::{BOOT_STACK, BOOT_STACK_SIZE};
 use crate::start_info::BootInfo;
 use crate::{
-    clock, console_commands, cpu, descriptor_tables, files, fpu_state, interrupt_entry, jobs, user_entry, io_apic, kernel_memory, local_apic, logging, vms,
+    clock, console_commands, cpu, descriptor_tables, enclaves, files, fpu_state, interrupt_entry, user_entry, io_apic, kernel_memory, local_apic, logging,
     per_cpu, println, serial_console, smp,
 };
 use alloc::vec::Vec;
@@ -177,21 +177,11 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
             });
         }
     }
-    if !options.jobs.is_empty() || !options.vms.is_empty() {
-        crate::node_health::mark_before_launch();
-        // The launch counts as running work, so an early ending cannot power off mid-launch.
-        jobs::begin_work();
-        let (vm_plans, vm_cores) = vms::plan(&options);
-        // VM memory (plus room for the VMM's tables) is set aside before jobs take their shares.
-        let vm_memory: u64 = options.vms.iter().map(|v| vms::memory_of(v) + (8 << 20)).sum();
-        jobs::launch_all(&options, &vm_cores, vm_memory);
-        vms::launch_all(&options, vm_plans);
-        jobs::end_work(true);
-        // The last job or VM to end powers the machine off; meanwhile the console works.
-        console_commands::run();
-    }
+    // The node's enclaves (the manifest and the command line's job=/vm=); the last one to end
+    // powers the node off unless then=console. Meanwhile the console takes commands.
+    let launched = enclaves::boot(&options);
     match options.then {
-        AfterBoot::Poweroff => shutdown(ExitStatus::Success),
-        AfterBoot::Console => console_commands::run(),
+        Some(AfterBoot::Poweroff) if !launched => shutdown(ExitStatus::Success),
+        _ => console_commands::run(),
     }
 }

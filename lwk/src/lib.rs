@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod acpi_tables;
+pub mod boot_manifest;
 pub mod calendar;
 pub mod cmdline;
 pub mod cpio;

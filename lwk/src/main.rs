@@ -28,6 +28,7 @@ kernel_modules!(
     console_commands,
     cpu,
     descriptor_tables,
+    enclaves,
     exceptions,
     files,
     fork_copy,

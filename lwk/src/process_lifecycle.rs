@@ -90,7 +90,7 @@ fn teardown(process: &Arc<Process>) {
             kill_process(p, ExitReason::Signaled(SIGKILL));
         }
         job.processes.lock().remove(&1);
-        jobs::end_job(&job, reason.shell_status());
+        jobs::end_job(&job, reason);
         return;
     }
     match job.process(process.parent.load(Ordering::SeqCst)) {

@@ -1,26 +1,22 @@
 //! Virtual machines on the LWK: the VMM's host interface over the kernel's memory and cores, and
-//! launching the VMs the command line names, one vCPU per dedicated core, with `vm_launch` and
-//! `vm_exit` events. A VM's end (power-off, crash, an exit the VMM cannot handle) stops only that
-//! VM; its memory goes back to the kernel and its cores to idle.
+//! VM enclaves, one vCPU per dedicated core, with `vm_launch` and `vm_exit` events. A VM's end
+//! (power-off, crash, an exit the VMM cannot handle, an operator's stop) stops only that VM; its
+//! memory goes back to the kernel, its cores to idle, and the control plane (`enclaves`) learns
+//! how it ended.
 
 use crate::interrupt_entry::RESCHEDULE_VECTOR;
 use crate::kernel_memory::{self, phys_to_virt};
-use crate::{clock, cpu, files, jobs, local_apic, logging, per_cpu, serial_console};
+use crate::enclaves::{self, Ending};
+use crate::{clock, cpu, files, local_apic, logging, per_cpu, serial_console};
 use alloc::boxed::Box;
-use alloc::string::String;
+use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use embedded_vmm::{HostBlock, LogLevel, Vm, VmConfig, VmEnd, VmmHost};
-use lwk::cmdline::Options;
+use embedded_vmm::{HostBlock, LogLevel, Vm, VmConfig, VmmHost};
 use lwk::ram_fs::{Lookup, ROOT};
-use lwk::vm_options::VmSpec;
 
-const DEFAULT_MEMORY: u64 = 256 << 20;
-
-/// The VMs running now (for the console's `vms` command).
-static RUNNING: spin::Mutex<Vec<Arc<Vm>>> = spin::Mutex::new(Vec::new());
 
 /// The LWK as the VMM's host.
 struct LwkHost;
@@ -109,96 +105,71 @@ impl VmmHost for LwkHost {
     }
 }
 
-/// Guest memory a VM will take (what it asks for, or the default).
-pub fn memory_of(spec: &VmSpec) -> u64 {
-    spec.mem.unwrap_or(DEFAULT_MEMORY)
+/// What a VM enclave runs and on what: one vCPU per core of its partition.
+pub struct VmLaunch<'a> {
+    pub name: &'a str,
+    pub kernel: &'a str,
+    pub initrd: Option<&'a str>,
+    pub cmdline: &'a str,
+    pub cores: Vec<usize>,
+    pub memory: u64,
 }
 
-/// The cores each VM will use: those it names, else one free core (the highest free one), never
-/// one a job names. Returns the plan and every core it takes.
-pub fn plan(options: &Options) -> (Vec<Result<Vec<usize>, String>>, Vec<usize>) {
-    let online = jobs::application_cores();
-    let mut taken: Vec<usize> = options.jobs.iter().filter_map(|j| j.cores.clone()).flatten().collect();
-    taken.extend(options.vms.iter().filter_map(|v| v.cores.clone()).flatten());
-    let mut reserved = Vec::new();
-    let plans = options
-        .vms
-        .iter()
-        .map(|v| {
-            let cores = match &v.cores {
-                Some(c) => {
-                    if let Some(bad) = c.iter().find(|x| !online.contains(x)) {
-                        return Err(alloc::format!("core {bad} is not an online application core"));
-                    }
-                    c.clone()
-                }
-                None => {
-                    let free = online.iter().rev().find(|c| !taken.contains(c)).ok_or("no free core left for this VM")?;
-                    taken.push(*free);
-                    alloc::vec![*free]
-                }
-            };
-            reserved.extend(&cores);
-            Ok(cores)
-        })
-        .collect();
-    (plans, reserved)
-}
-
-/// Launches every VM of the command line on its planned cores. The caller holds a
-/// `jobs::begin_work` for the launch.
-pub fn launch_all(options: &Options, plans: Vec<Result<Vec<usize>, String>>) {
-    for (spec, plan) in options.vms.iter().zip(plans) {
-        if let Err(reason) = plan.and_then(|cores| launch(spec, cores)) {
-            log::error!(target: "vms", "vm {}: {reason}", spec.name);
-            logging::emit("vm_error", |e| {
-                e.str("vm", &spec.name).str("reason", &reason);
-            });
-            jobs::begin_work();
-            jobs::end_work(false);
-        }
-    }
+/// A VM built and loaded: [`PreparedVm::start`] sends its vCPUs to their cores.
+pub struct PreparedVm {
+    vm: Arc<Vm>,
+    cores: Vec<usize>,
+    kernel: String,
+    started: u64,
 }
 
 fn read(path: &str) -> Result<Vec<u8>, String> {
     files::read_program(&Lookup { cwd: ROOT, exe: "" }, path).map_err(|e| alloc::format!("{path}: {e}"))
 }
 
-fn launch(spec: &VmSpec, cores: Vec<usize>) -> Result<(), String> {
-    let kernel = read(&spec.kernel)?;
-    let initrd = spec.initrd.as_deref().map(read).transpose()?;
+/// Reads the kernel and initrd, builds the VM (guest memory, tables, devices) and loads the guest.
+pub fn prepare(launch: VmLaunch) -> Result<PreparedVm, String> {
+    let kernel = read(launch.kernel)?;
+    let initrd = launch.initrd.map(read).transpose()?;
     let config = VmConfig {
-        name: &spec.name,
-        memory_bytes: memory_of(spec),
-        vcpus: cores.len(),
+        name: launch.name,
+        memory_bytes: launch.memory,
+        vcpus: launch.cores.len(),
         kernel: &kernel,
         initrd: initrd.as_deref(),
-        cmdline: &spec.cmdline,
+        cmdline: launch.cmdline,
     };
     let started = clock::uptime_ns();
     let vm = Arc::new(Vm::new(&HOST, &config).map_err(|e| alloc::format!("{e}"))?);
-    drop(kernel);
-    drop(initrd);
-    logging::emit("vm_launch", |e| {
-        e.str("vm", &spec.name)
-            .str("kernel", &spec.kernel)
-            .display("cores", format_args!("{cores:?}"))
-            .u64("mem_mib", vm.guest_memory_bytes() >> 20)
-            .u64("vcpus", vm.vcpus() as u64);
-    });
-    jobs::begin_work();
-    RUNNING.lock().push(vm.clone());
-    // The last vCPU to leave reports the end and frees the VM (its memory goes back only once
-    // no vCPU holds it).
-    let inside = Arc::new(AtomicUsize::new(cores.len()));
-    for (index, &core) in cores.iter().enumerate() {
-        let (vm, inside) = (vm.clone(), inside.clone());
-        let work: Box<dyn FnOnce() + Send> = Box::new(move || run_vcpu(vm, index, core, started, &inside));
-        let Some(target) = per_cpu::all().get(core) else { continue };
-        *target.vcpu_work.lock() = Some(work);
-        local_apic::send_ipi(target.apic_id, RESCHEDULE_VECTOR);
+    Ok(PreparedVm { vm, cores: launch.cores, kernel: launch.kernel.to_string(), started })
+}
+
+impl PreparedVm {
+    pub fn vm(&self) -> &Arc<Vm> {
+        &self.vm
     }
-    Ok(())
+
+    /// Reports the launch and starts one vCPU on each core.
+    pub fn start(self) {
+        let PreparedVm { vm, cores, kernel, started } = self;
+        logging::emit("vm_launch", |e| {
+            e.str("vm", &vm.name)
+                .str("kernel", &kernel)
+                .display("cores", format_args!("{cores:?}"))
+                .u64("mem_mib", vm.guest_memory_bytes() >> 20)
+                .u64("vcpus", vm.vcpus() as u64);
+        });
+        // The last vCPU to leave reports the end and frees the VM (its memory goes back only
+        // once no vCPU holds it).
+        let inside = Arc::new(AtomicUsize::new(cores.len()));
+        for (index, &core) in cores.iter().enumerate() {
+            let (vm, inside) = (vm.clone(), inside.clone());
+            let work: Box<dyn FnOnce() + Send> = Box::new(move || run_vcpu(vm, index, core, started, &inside));
+            let Some(target) = per_cpu::all().get(core) else { continue };
+            *target.vcpu_work.lock() = Some(work);
+            local_apic::send_ipi(target.apic_id, RESCHEDULE_VECTOR);
+        }
+    }
 }
 
 /// Runs one vCPU on this core until the VM ends; the last vCPU out reports the end.
@@ -219,27 +190,23 @@ fn run_vcpu(vm: Arc<Vm>, index: usize, core: usize, started: u64, inside: &Atomi
             e.u64(&alloc::format!("cycles_{reason}"), c.cycles);
         }
     });
-    let powered_off = end == VmEnd::PowerOff;
-    RUNNING.lock().retain(|v| !Arc::ptr_eq(v, &vm));
+    let name = vm.name.clone();
+    // The control plane holds the other reference; the VM's memory goes back when both are gone.
     drop(vm);
-    jobs::end_work(powered_off);
+    enclaves::ended(&name, Ending::Vm(end));
 }
 
-/// Exit statistics of every running VM, as `vm_stats` events (the console's `vms` command).
-pub fn report() -> usize {
-    let vms = RUNNING.lock().clone();
-    for vm in &vms {
-        let stats = vm.stats().rows();
-        let total: u64 = stats.iter().map(|(_, c)| c.count).sum();
-        logging::emit("vm_stats", |e| {
-            e.str("vm", &vm.name).u64("vcpus", vm.vcpus() as u64).u64("exits", total);
-            for (reason, c) in &stats {
-                e.u64(&alloc::format!("exits_{reason}"), c.count);
-                e.u64(&alloc::format!("cycles_{reason}"), c.cycles);
-            }
-        });
-    }
-    vms.len()
+/// Exit statistics of a running VM, as a `vm_stats` event (the console's `stats`).
+pub fn report(vm: &Vm) {
+    let stats = vm.stats().rows();
+    let total: u64 = stats.iter().map(|(_, c)| c.count).sum();
+    logging::emit("vm_stats", |e| {
+        e.str("vm", &vm.name).u64("vcpus", vm.vcpus() as u64).u64("exits", total);
+        for (reason, c) in &stats {
+            e.u64(&alloc::format!("exits_{reason}"), c.count);
+            e.u64(&alloc::format!("cycles_{reason}"), c.cycles);
+        }
+    });
 }
 
 /// Whether a vCPU is waiting to start on this core (the idle loop runs it).

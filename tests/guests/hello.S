@@ -2,16 +2,7 @@
  * EBX points at a valid hvm_start_info, prints through the COM1 UART (port I/O), and powers off
  * through the ACPI PM1a control register. On a failed check it prints the reason and triple
  * faults, so the VM ends with "triple_fault" instead of "poweroff". */
-    .section .note.Xen, "a", @note
-    .balign 4
-    .long 4, 4, 18          /* namesz, descsz, XEN_ELFNOTE_PHYS32_ENTRY */
-    .asciz "Xen"
-    .balign 4
-    .long _start
-
-    .text
-    .code32
-    .globl _start
+#include "pvh-entry.h"
 _start:
     mov $stack_top, %esp                /* PVH gives no stack */
     cmpl $0x336ec578, (%ebx)            /* start_info magic */

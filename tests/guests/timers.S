@@ -6,18 +6,9 @@
  * TSC-deadline timer (IA32_TSC_DEADLINE), each waking it from HLT. It reports each step on
  * COM1 and powers off; an unexpected interrupt or exception prints "FAIL" and halts with
  * interrupts off, so the VM ends "halted" instead of "poweroff". */
-    .section .note.Xen, "a", @note
-    .balign 4
-    .long 4, 4, 18
-    .asciz "Xen"
-    .balign 4
-    .long _start
+#include "pvh-entry.h"
 
     .set APIC, 0xfee00000
-
-    .text
-    .code32
-    .globl _start
 _start:
     mov $stack_top, %esp
     lgdt gdt_pointer

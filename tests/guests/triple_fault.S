@@ -1,15 +1,6 @@
 /* A PVH guest that triple faults on purpose: it loads an empty IDT and raises an exception. The
  * VM must end with "triple_fault" and nothing else on the node may notice. */
-    .section .note.Xen, "a", @note
-    .balign 4
-    .long 4, 4, 18
-    .asciz "Xen"
-    .balign 4
-    .long _start
-
-    .text
-    .code32
-    .globl _start
+#include "pvh-entry.h"
 _start:
     mov $msg, %esi
     mov $0x3f8, %dx

@@ -6,10 +6,13 @@
 //! Layout of `target/manul/initrd.cpio`:
 //! - `bin/busybox`, and `bin/APPLET -> busybox` for each of its applets;
 //! - `bin/hello`, `bin/hello-pie`, `bin/hello-musl`, `bin/null_deref`, ... (the test programs);
-//! - `guests/hello.elf`, `guests/triple_fault.elf`: the VMM's test guests (`tests/guests/`);
+//! - `guests/hello.elf`, `guests/triple_fault.elf`, ...: the VMM's test guests (`tests/guests/`);
 //! - `bad/corrupt-elf`, `bad/dynamic`, `bad/elf32`: files the kernel must refuse to run;
 //! - `data/`: the files of `tests/jobs/data/` (`known.txt`, whose checksum `tests/jobs/README.md`
 //!   records); `scripts/`: the shell scripts of `tests/jobs/scripts/`, executable;
+//! - `etc/manul/tests/`: the node manifests of `tests/manifests/`, which scenarios choose with
+//!   `manifest=/etc/manul/tests/NAME.conf` (the default `/etc/manul/node.conf` is absent, so
+//!   other scenarios compose only their command line);
 //! - `boot/vmlinux`, `boot/vmlinuz`, `boot/guest-initrd.cpio`: Debian's Linux kernel as a PVH ELF
 //!   and as a bzImage, and the guest's initramfs (see [`linux_guest`]).
 
@@ -31,8 +34,11 @@ use crate::workspace::Workspace;
 
 /// Directories of `tests/jobs/` copied into the initrd as they are: source, initrd directory,
 /// permissions of the files (data files readable, scripts executable).
-const COPIED_DIRECTORIES: [(&str, &str, u32); 2] =
-    [("tests/jobs/data", "data", READABLE), ("tests/jobs/scripts", "scripts", EXECUTABLE)];
+const COPIED_DIRECTORIES: [(&str, &str, u32); 3] = [
+    ("tests/jobs/data", "data", READABLE),
+    ("tests/jobs/scripts", "scripts", EXECUTABLE),
+    ("tests/manifests", "etc/manul/tests", READABLE),
+];
 pub const EXECUTABLE: u32 = 0o755;
 pub const READABLE: u32 = 0o644;
 

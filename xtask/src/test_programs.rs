@@ -75,6 +75,7 @@ const PROGRAMS: &[Program] = &[
     gcc("guests/hello.elf", "../guests/hello.S", GUEST_FLAGS),
     gcc("guests/triple_fault.elf", "../guests/triple_fault.S", GUEST_FLAGS),
     gcc("guests/timers.elf", "../guests/timers.S", GUEST_FLAGS),
+    gcc("guests/forever.elf", "../guests/forever.S", GUEST_FLAGS),
     gcc("bin/hello-pie", "hello.c", &["-static-pie"]),
     musl_gcc("bin/hello-musl", "hello.c", &["-static"]),
     gcc("bin/null_deref", "null_deref.c", &["-static"]),

@@ -156,7 +156,8 @@ fn round_trip_through_text() {
                 .with_isolation(Policy::Node)
                 .with_device("nic0")
                 .with_segment("s", Access::Read)
-                .with_progress(1500 * 1_000_000),
+                .with_progress(1500 * 1_000_000)
+                .with_max_threads(300),
             EnclaveSpec::vm("v", "/k")
                 .with_initrd("/i")
                 .with_cmdline("console=ttyS0 x=\"y z\"")
@@ -170,6 +171,30 @@ fn round_trip_through_text() {
     assert_eq!(parse(&text).unwrap(), built, "{text}");
     assert!(text.contains("args = 'a b' 'it'\"'\"'s' ''\n"), "{text}");
     assert!(text.contains("memory = 5000\n") && text.contains("size = 12K\n"), "{text}");
+}
+
+#[test]
+fn a_job_thread_limit() {
+    let m = parse("[enclave a]\nkind = job\nprogram = /a\nthreads = 512\n").unwrap();
+    assert_eq!(m.enclave("a").unwrap().max_threads, Some(512));
+    assert_eq!(parse("[enclave a]\nkind = job\nprogram = /a\n").unwrap().enclaves[0].max_threads, None);
+    let max = format!("[enclave a]\nkind = job\nprogram = /a\nthreads = {MAX_JOB_THREADS}\n");
+    assert_eq!(parse(&max).unwrap().enclaves[0].max_threads, Some(MAX_JOB_THREADS));
+    for bad in ["0", "-1", "65537", "many", "1e3"] {
+        assert_eq!(
+            error(&format!("[enclave a]\nkind = job\nprogram = /a\nthreads = {bad}\n")),
+            format!("line 4: `threads` in [enclave a]: `{bad}` is not a thread count (1 to 65536)")
+        );
+    }
+    assert_eq!(
+        error("[enclave v]\nkind = vm\nkernel = /k\nthreads = 4\n"),
+        "line 4: `threads` is for jobs, and [enclave v] is a vm"
+    );
+    let built = EnclaveSpec::vm("v", "/k").with_max_threads(4);
+    let refused = NodeManifest::from_specs(vec![built], vec![]).unwrap_err().errors[0].to_string();
+    assert_eq!(refused, "`threads` is for jobs, and [enclave v] is a vm");
+    let refused = NodeManifest::single(EnclaveSpec::job("j", "/j").with_max_threads(0)).unwrap_err();
+    assert!(refused.errors[0].to_string().contains("`0` is not a thread count"), "{refused}");
 }
 
 #[test]

@@ -1,0 +1,472 @@
+//! The node's enclaves on the LWK (`docs/enclaves.md`): composed at boot from the manifest file
+//! and the command line's `job=`/`vm=` shorthands through the `enclave` crate's [`Registry`],
+//! launched on their partitions, and ended (exit, crash, failure, an operator's stop), each
+//! lifecycle step an `enclave_state` event. The console's commands (`list`, `show`, `create`,
+//! `launch`, `stop`, `destroy`, `stats`) call the same functions as the boot.
+//!
+//! When everything has ended the node powers off (with success only if every enclave ended
+//! well), unless `then=console` keeps it up for more commands.
+
+use crate::cpu::IrqMutex;
+use crate::jobs::{self, JobLaunch, PreparedJob};
+use crate::power::{ExitStatus, shutdown};
+use crate::process::{ExitReason, Job};
+use crate::vms::{self, PreparedVm, VmLaunch};
+use crate::{clock, files, kernel_memory, logging, node_health, per_cpu, println};
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use embedded_vmm::{Vm, VmEnd};
+use enclave::isolation::Action;
+use enclave::{CpuSet, EnclaveSpec, Event, Image, Kind, Node, NodeManifest, Outcome, Registry};
+use lwk::boot_manifest::{self, ComposeError};
+use lwk::cmdline::{AfterBoot, Options};
+use lwk::job_options::{self, JobsExpect};
+use lwk::ram_fs::{Lookup, ROOT};
+
+/// Memory the kernel keeps for itself beyond what enclaves may take: page tables, stacks, VMCBs.
+const KERNEL_RESERVE_MIN: u64 = 16 << 20;
+/// What the VMM takes per VM besides guest RAM (nested page tables, VMCBs, device state).
+const VMM_RESERVE_PER_VM: u64 = 8 << 20;
+
+/// What runs for an enclave that is launching, running or hung.
+#[derive(Clone)]
+enum Handle {
+    Job(Arc<Job>),
+    Vm(Arc<Vm>),
+}
+
+struct Instance {
+    name: String,
+    handle: Handle,
+    /// An operator asked it to stop: its end is the `stop` event, not an exit or a crash.
+    stop_requested: bool,
+}
+
+struct ControlPlane {
+    registry: Registry,
+    running: Vec<Instance>,
+    /// The boot is still launching the manifest's enclaves: an early end must not power off.
+    launching: bool,
+    /// Whether the node powers off once nothing runs.
+    power_off_when_done: bool,
+    jobs_expect: JobsExpect,
+    /// Free memory when the node was composed: what enclaves leave of it is the kernel's.
+    free_at_compose: u64,
+}
+
+static PLANE: IrqMutex<Option<ControlPlane>> = IrqMutex::new(None);
+/// Every enclave so far ended well (jobs with status 0, VMs powered off, none failed).
+static ALL_ENDED_WELL: AtomicBool = AtomicBool::new(true);
+
+/// Composes the node from the manifest and the command line and launches every enclave. Returns
+/// whether anything was launched. A refused manifest is reported (one `manifest_error` per
+/// error) and nothing starts: the node then powers off with failure.
+pub fn boot(options: &Options) -> bool {
+    let file = match boot_manifest::manifest_path(options) {
+        Some(path) => match files::read_program(&Lookup { cwd: ROOT, exe: "" }, path) {
+            Ok(bytes) => Some((path, bytes)),
+            // The default file is optional; one named on the command line is not.
+            Err(_) if options.manifest == lwk::cmdline::ManifestChoice::Default => None,
+            Err(e) => refuse_boot(|| report_manifest_error(path, None, &alloc::format!("cannot read it: {e}"))),
+        },
+        None => None,
+    };
+    let source = file.as_ref().map_or("the command line", |(path, _)| path);
+    let manifest = match boot_manifest::compose(file.as_ref().map(|(_, b)| b.as_slice()), options) {
+        Ok(m) => m,
+        Err(ComposeError::Manifest(errors)) => refuse_boot(|| {
+            for e in &errors.errors {
+                report_manifest_error(source, e.line, &e.kind.to_string());
+            }
+            if errors.truncated {
+                report_manifest_error(source, None, "more errors not shown");
+            }
+        }),
+        Err(ComposeError::Shorthand(reason)) => refuse_boot(|| report_manifest_error("the command line", None, &reason)),
+    };
+    if let Some(segment) = manifest.segments.first() {
+        refuse_boot(|| {
+            let reason = alloc::format!("[segment {}]: shared segments are not provided by this kernel yet", segment.name);
+            report_manifest_error(source, segment.line(), &reason);
+        });
+    }
+    let registry = match Registry::compose(node(&manifest), &manifest) {
+        Ok(r) => r,
+        Err(errors) => refuse_boot(|| {
+            for e in &errors.errors {
+                report_manifest_error(source, e.line, &e.kind.to_string());
+            }
+        }),
+    };
+    let launched = !registry.records().is_empty();
+    if file.is_some() {
+        logging::emit("manifest", |e| {
+            e.str("path", source).u64("enclaves", manifest.enclaves.len() as u64).u64("segments", manifest.segments.len() as u64);
+        });
+    }
+    let names: Vec<String> = registry.records().iter().map(|r| r.spec.name.clone()).collect();
+    *PLANE.lock() = Some(ControlPlane {
+        registry,
+        running: Vec::new(),
+        launching: true,
+        power_off_when_done: match options.then {
+            Some(then) => then == AfterBoot::Poweroff,
+            None => launched,
+        },
+        jobs_expect: options.jobs_expect,
+        free_at_compose: kernel_memory::frame_stats().0,
+    });
+    node_health::mark_before_launch();
+    for name in &names {
+        // A failed launch is reported by `launch` and counts against the verdict.
+        let _ = launch(name);
+    }
+    if let Some(plane) = PLANE.lock().as_mut() {
+        plane.launching = false;
+    }
+    if launched {
+        power_off_if_done();
+    }
+    launched
+}
+
+/// The node as the partition sees it: the online cores, and the free memory less the kernel's
+/// own reserve and the VMM's tables of each VM.
+fn node(manifest: &NodeManifest) -> Node {
+    let mut cpus = CpuSet::default();
+    for c in per_cpu::all().iter().filter(|c| c.online.load(Ordering::Acquire)) {
+        // Indices come from the MADT, far below the set's 4096.
+        let _ = cpus.insert(c.index);
+    }
+    let free = kernel_memory::frame_stats().0;
+    let vms = manifest.enclaves.iter().filter(|e| e.kind() == Kind::Vm).count() as u64;
+    let reserve = (free / 16).max(KERNEL_RESERVE_MIN) + vms * VMM_RESERVE_PER_VM;
+    Node::new(cpus, free.saturating_sub(reserve))
+}
+
+fn report_manifest_error(source: &str, line: Option<usize>, reason: &str) {
+    log::error!(target: "enclaves", "{source}{}: {reason}", line.map(|l| alloc::format!(":{l}")).unwrap_or_default());
+    logging::emit("manifest_error", |e| {
+        e.str("source", source);
+        if let Some(l) = line {
+            e.u64("line", l as u64);
+        }
+        e.str("reason", reason);
+    });
+}
+
+/// Reports why the boot's enclaves cannot start, then powers off with failure.
+fn refuse_boot(report: impl FnOnce()) -> ! {
+    report();
+    println!("The node manifest is refused: nothing was launched.");
+    shutdown(ExitStatus::Failure)
+}
+
+fn emit_state(outcome: &Outcome, event: Event) {
+    logging::emit("enclave_state", |e| {
+        e.str("enclave", &outcome.enclave).str("from", outcome.from.name()).str("to", outcome.to.name()).str("cause", event.name());
+    });
+}
+
+/// Applies `event` and reports the transition.
+fn apply(plane: &mut ControlPlane, name: &str, event: Event) -> Result<Outcome, String> {
+    let outcome = plane.registry.apply(name, event, clock::uptime_ns()).map_err(|e| e.to_string())?;
+    emit_state(&outcome, event);
+    Ok(outcome)
+}
+
+/// Launches a defined (or ended) enclave on its partition.
+pub fn launch(name: &str) -> Result<(), String> {
+    let (spec, cores, memory, default_threads) = {
+        let mut guard = PLANE.lock();
+        let plane = guard.as_mut().ok_or("the control plane is not up")?;
+        apply(plane, name, Event::Launch)?;
+        let spec = plane.registry.get(name).map(|r| r.spec.clone()).ok_or("the enclave vanished")?;
+        let assignment = plane.registry.partition().get(name).ok_or("the enclave has no partition")?;
+        let jobs = plane.registry.records().iter().filter(|r| r.spec.kind() == Kind::Job).count();
+        // Half of the kernel memory the enclaves leave, shared by the jobs.
+        let kernel_left = plane.free_at_compose.saturating_sub(plane.registry.partition().used_memory());
+        (spec, assignment.cores.to_vec(), assignment.memory_bytes, job_options::default_max_threads(kernel_left, jobs))
+    };
+    let prepared = prepare(&spec, cores, memory, default_threads);
+    let mut guard = PLANE.lock();
+    let Some(plane) = guard.as_mut() else { return Err("the control plane is not up".into()) };
+    match prepared {
+        Ok(ready) => {
+            apply(plane, name, Event::Started)?;
+            let handle = match &ready {
+                Ready::Job(j) => Handle::Job(j.job().clone()),
+                Ready::Vm(v) => Handle::Vm(v.vm().clone()),
+            };
+            plane.running.push(Instance { name: name.to_string(), handle, stop_requested: false });
+            drop(guard);
+            match ready {
+                Ready::Job(j) => j.start(),
+                Ready::Vm(v) => v.start(),
+            }
+            Ok(())
+        }
+        Err(reason) => {
+            log::error!(target: "enclaves", "{name}: {reason}");
+            match &spec.image {
+                Image::Job { program, .. } => logging::emit("job_error", |e| {
+                    e.str("job", name).str("path", program).str("reason", &reason);
+                }),
+                Image::Vm { .. } => logging::emit("vm_error", |e| {
+                    e.str("vm", name).str("reason", &reason);
+                }),
+            }
+            if plane.jobs_expect != JobsExpect::Any {
+                ALL_ENDED_WELL.store(false, Ordering::Relaxed);
+            }
+            let _ = apply(plane, name, Event::Fail);
+            drop(guard);
+            power_off_if_done();
+            Err(reason)
+        }
+    }
+}
+
+enum Ready {
+    Job(PreparedJob),
+    Vm(PreparedVm),
+}
+
+fn prepare(spec: &EnclaveSpec, cores: Vec<usize>, memory: u64, default_threads: usize) -> Result<Ready, String> {
+    match &spec.image {
+        Image::Job { program, args, env } => jobs::prepare(JobLaunch {
+            name: &spec.name,
+            program,
+            args,
+            env,
+            cores,
+            memory,
+            max_threads: spec.max_threads.map_or(default_threads, |t| t as usize),
+        })
+        .map(Ready::Job),
+        Image::Vm { kernel, initrd, cmdline } => vms::prepare(VmLaunch {
+            name: &spec.name,
+            kernel,
+            initrd: initrd.as_deref(),
+            cmdline,
+            cores,
+            memory,
+        })
+        .map(Ready::Vm),
+    }
+}
+
+/// How an enclave's job or VM ended.
+pub enum Ending {
+    Job(ExitReason),
+    Vm(VmEnd),
+}
+
+/// Signals that mean the program faulted (a zone 2 error), not that it was told to end.
+const FAULT_SIGNALS: [i32; 6] = [4, 5, 6, 7, 8, 11]; // SIGILL SIGTRAP SIGABRT SIGBUS SIGFPE SIGSEGV
+
+/// The lifecycle event an ending is, and whether it counts as a good end.
+fn classify(ending: &Ending, expect: JobsExpect) -> (Event, bool) {
+    match ending {
+        Ending::Job(ExitReason::Exited(code)) => (Event::Exit, *code == 0 || expect == JobsExpect::Any),
+        Ending::Job(ExitReason::Signaled(sig)) if FAULT_SIGNALS.contains(sig) => (Event::Crash, expect == JobsExpect::Any),
+        Ending::Job(ExitReason::Signaled(_)) => (Event::Exit, expect == JobsExpect::Any),
+        Ending::Vm(VmEnd::PowerOff) => (Event::Exit, true),
+        // A reset request: Manul does not reboot guests, so the enclave ends (not a clean end).
+        Ending::Vm(VmEnd::Reboot) => (Event::Exit, false),
+        Ending::Vm(VmEnd::Stopped) => (Event::Stop, true),
+        Ending::Vm(VmEnd::VmmError(_)) => (Event::Fail, false),
+        Ending::Vm(VmEnd::TripleFault | VmEnd::Halted | VmEnd::UnhandledExit { .. }) => (Event::Crash, false),
+    }
+}
+
+/// An enclave's job or VM has ended (called on the core it ran on, after its memory went back).
+pub fn ended(name: &str, ending: Ending) {
+    let mut guard = PLANE.lock();
+    let Some(plane) = guard.as_mut() else { return };
+    let Some(i) = plane.running.iter().position(|r| r.name == name) else { return };
+    let instance = plane.running.remove(i);
+    let (event, good) = if instance.stop_requested { (Event::Stop, true) } else { classify(&ending, plane.jobs_expect) };
+    // The last reference to a VM: its memory goes back to the kernel now.
+    drop(instance);
+    if !good {
+        ALL_ENDED_WELL.store(false, Ordering::Relaxed);
+    }
+    // From `hung`, only stop, exit and crash are legal: an LWK failure there ends it as stopped.
+    let outcome = apply(plane, name, event).or_else(|_| apply(plane, name, Event::Stop));
+    let mut stop_node = false;
+    if let Ok(outcome) = &outcome
+        && let Some(response) = outcome.response
+    {
+        let zone = match ending {
+            Ending::Job(_) => enclave::Zone::HostUser,
+            Ending::Vm(_) => enclave::Zone::GuestKernel,
+        };
+        let policy = plane.registry.get(name).map_or("?", |r| r.spec.isolation.name());
+        let reason = match &ending {
+            Ending::Job(ExitReason::Signaled(sig)) => alloc::format!("signal {sig}"),
+            Ending::Job(ExitReason::Exited(code)) => alloc::format!("exit {code}"),
+            Ending::Vm(end) => end.name().to_string(),
+        };
+        logging::emit("enclave_crash", |e| {
+            e.str("enclave", name)
+                .u64("zone", zone.number() as u64)
+                .str("policy", policy)
+                .str("reach", response.reach.name())
+                .str("reason", &reason);
+        });
+        stop_node = response.actions.contains(&Action::StopNode);
+    }
+    drop(guard);
+    if stop_node {
+        println!("enclave {name} crashed under isolation = node: stopping the node");
+        shutdown(ExitStatus::Failure);
+    }
+    power_off_if_done();
+}
+
+/// With nothing launching or running, powers off (when the node should) with the verdict.
+fn power_off_if_done() {
+    let power_off = {
+        let guard = PLANE.lock();
+        let Some(plane) = guard.as_ref() else { return };
+        if plane.launching || plane.registry.records().iter().any(|r| r.state.is_active()) {
+            return;
+        }
+        plane.power_off_when_done
+    };
+    if !power_off {
+        println!("every enclave has ended; the console takes commands");
+        return;
+    }
+    let healthy = node_health::report();
+    let ok = healthy && ALL_ENDED_WELL.load(Ordering::Relaxed);
+    shutdown(if ok { ExitStatus::Success } else { ExitStatus::Failure })
+}
+
+/// Asks a running enclave to stop: a job's processes are killed, a VM's vCPUs leave the guest.
+/// The `stop` transition follows when it has ended.
+pub fn stop(name: &str) -> Result<(), String> {
+    let mut guard = PLANE.lock();
+    let plane = guard.as_mut().ok_or("the control plane is not up")?;
+    let state = plane.registry.get(name).ok_or_else(|| alloc::format!("no enclave named `{name}`"))?.state;
+    let instance = plane.running.iter_mut().find(|r| r.name == name).ok_or_else(|| {
+        alloc::format!("enclave `{name}` is {state}: only a running, paused or hung enclave can be stopped")
+    })?;
+    instance.stop_requested = true;
+    match &instance.handle {
+        Handle::Job(job) => jobs::stop(job),
+        Handle::Vm(vm) => vm.stop(VmEnd::Stopped),
+    }
+    Ok(())
+}
+
+/// Removes an ended (or never launched) enclave and frees its partition.
+pub fn destroy(name: &str) -> Result<(), String> {
+    let mut guard = PLANE.lock();
+    let plane = guard.as_mut().ok_or("the control plane is not up")?;
+    apply(plane, name, Event::Destroy).map(|_| ())
+}
+
+/// Adds an enclave from console words (`kind=vm kernel=/boot/vmlinux cores=3 ...`): they become
+/// an `[enclave NAME]` section, parsed and checked as a manifest file's would be, then placed on
+/// the free cores and memory.
+pub fn create(name: &str, words: &[(String, Option<String>)]) -> Result<(), String> {
+    let mut text = alloc::format!("[enclave {name}]\n");
+    for (key, value) in words {
+        let value = value.as_deref().ok_or_else(|| alloc::format!("`{key}` needs a value (key=value)"))?;
+        text.push_str(&alloc::format!("{key} = {value}\n"));
+    }
+    let manifest = NodeManifest::parse(text.as_bytes()).map_err(|e| {
+        // Line 1 is the header; line N+1 is the Nth word.
+        let messages: Vec<String> = e
+            .errors
+            .iter()
+            .map(|e| match e.line {
+                Some(l) if l > 1 => alloc::format!("word {}: {}", l - 1, e.kind),
+                _ => e.kind.to_string(),
+            })
+            .collect();
+        messages.join("; ")
+    })?;
+    let spec = manifest.enclaves.into_iter().next().ok_or("no enclave in the words")?;
+    let mut guard = PLANE.lock();
+    let plane = guard.as_mut().ok_or("the control plane is not up")?;
+    let state = plane.registry.create(spec).map_err(|e| e.to_string())?.state;
+    let assignment = plane.registry.partition().get(name);
+    logging::emit("enclave_state", |e| {
+        e.str("enclave", name).str("from", "").str("to", state.name()).str("cause", "create");
+        if let Some(a) = assignment {
+            e.display("cores", &a.cores).u64("mem_mib", a.memory_bytes >> 20);
+        }
+    });
+    Ok(())
+}
+
+/// One line per enclave: name, kind, state, cores, memory, policy (the `list` command).
+pub fn list() -> Vec<String> {
+    let guard = PLANE.lock();
+    let Some(plane) = guard.as_ref() else { return Vec::new() };
+    plane
+        .registry
+        .records()
+        .iter()
+        .map(|r| {
+            let a = plane.registry.partition().get(&r.spec.name);
+            alloc::format!(
+                "{:<16} {:<4} {:<10} {:<10} {:>8} MiB  {:<7} launched {}",
+                r.spec.name,
+                r.spec.kind().name(),
+                r.state.name(),
+                a.map_or(String::from("-"), |a| a.cores.to_string()),
+                a.map_or(0, |a| a.memory_bytes >> 20),
+                r.spec.isolation.name(),
+                r.launches
+            )
+        })
+        .collect()
+}
+
+/// An enclave's manifest section, partition and state (the `show` command), and an
+/// `enclave_info` event with the same facts.
+pub fn show(name: &str) -> Result<String, String> {
+    let guard = PLANE.lock();
+    let plane = guard.as_ref().ok_or("the control plane is not up")?;
+    let record = plane.registry.get(name).ok_or_else(|| alloc::format!("no enclave named `{name}`"))?;
+    let assignment = plane.registry.partition().get(name);
+    let mut text = record.spec.to_section();
+    text.push_str(&alloc::format!("# state {}, launched {} times\n", record.state, record.launches));
+    if let Some(a) = assignment {
+        text.push_str(&alloc::format!("# assigned cores {}, {} MiB\n", a.cores, a.memory_bytes >> 20));
+    }
+    logging::emit("enclave_info", |e| {
+        e.str("enclave", name)
+            .str("kind", record.spec.kind().name())
+            .str("state", record.state.name())
+            .str("isolation", record.spec.isolation.name())
+            .u64("launches", record.launches as u64);
+        if let Some(a) = assignment {
+            e.display("cores", &a.cores).u64("mem_mib", a.memory_bytes >> 20);
+        }
+    });
+    Ok(text)
+}
+
+/// Statistics of the running enclaves as events: `vm_stats` for VMs, `job_stats` for jobs.
+/// Returns how many were reported.
+pub fn stats(only: Option<&str>) -> usize {
+    let handles: Vec<Handle> = {
+        let guard = PLANE.lock();
+        let Some(plane) = guard.as_ref() else { return 0 };
+        plane.running.iter().filter(|r| only.is_none_or(|n| n == r.name)).map(|r| r.handle.clone()).collect()
+    };
+    for handle in &handles {
+        match handle {
+            Handle::Job(job) => jobs::report(job),
+            Handle::Vm(vm) => vms::report(vm),
+        }
+    }
+    handles.len()
+}
