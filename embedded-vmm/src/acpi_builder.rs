@@ -76,7 +76,10 @@ fn fadt() -> Vec<u8> {
     b[at(91)] = 4; // PM_TMR_LEN
     b[at(96)..at(98)].copy_from_slice(&0x0fffu16.to_le_bytes()); // P_LVL2_LAT: C2 unsupported
     b[at(98)..at(100)].copy_from_slice(&0x0fffu16.to_le_bytes()); // P_LVL3_LAT: C3 unsupported
-    b[at(109)..at(111)].copy_from_slice(&0x0002u16.to_le_bytes()); // IAPC_BOOT_ARCH: 8042
+    // IAPC_BOOT_ARCH: no VGA, and no 8042 announced. The i8042 model is there for the reset line
+    // and for guests that probe it anyway, but its AUX port has no loopback, and Linux's probe
+    // of an announced 8042 waits out that loopback test: 10,000 polls of port 0x64.
+    b[at(109)..at(111)].copy_from_slice(&IAPC_BOOT_ARCH_NO_VGA.to_le_bytes());
     // Flags: WBINVD, PROC_C1, SLP_BUTTON, RTC_S4, RESET_REG_SUP.
     let flags: u32 = (1 << 0) | (1 << 2) | (1 << 5) | (1 << 7) | (1 << 10);
     b[at(112)..at(116)].copy_from_slice(&flags.to_le_bytes());
@@ -126,6 +129,9 @@ fn madt(vcpus: u32) -> Vec<u8> {
     b.extend_from_slice(&0x000du16.to_le_bytes());
     table(b"APIC", 4, &b)
 }
+
+/// FADT IAPC_BOOT_ARCH: VGA not present (bit 2); LEGACY_DEVICES and 8042 (bits 0, 1) clear.
+const IAPC_BOOT_ARCH_NO_VGA: u16 = 1 << 2;
 
 /// The tables and where they go: (guest-physical address, bytes).
 pub fn build(config: AcpiConfig) -> Vec<(u64, Vec<u8>)> {
@@ -190,6 +196,8 @@ mod tests {
         let fadt = find(&t, FADT_GPA);
         assert_eq!(u32::from_le_bytes(fadt[64..68].try_into().unwrap()), PM1A_CONTROL as u32);
         assert_eq!(u64::from_le_bytes(fadt[140..148].try_into().unwrap()), DSDT_GPA);
+        // IAPC_BOOT_ARCH: no 8042 announced (Linux then skips the probe), no VGA.
+        assert_eq!(u16::from_le_bytes(fadt[109..111].try_into().unwrap()), 1 << 2);
         let dsdt = find(&t, DSDT_GPA);
         let at = dsdt.windows(4).position(|w| w == b"_S5_").unwrap();
         assert_eq!(dsdt[at + 4..at + 9], [0x12, 0x08, 0x04, 0x0a, 0x05]);

@@ -9,6 +9,24 @@ pub type Registers = (u32, u32, u32, u32);
 pub const SIGNATURE: [u32; 3] =
     [u32::from_le_bytes(*b"Manu"), u32::from_le_bytes(*b"lVMM"), u32::from_le_bytes(*b"    ")];
 
+/// Leaf 1 / 0x8000_0001 EAX of the CPU model guests see when the host's family is older: AMD
+/// family 17h (Zen) model 1 stepping 2.
+pub const MODERN_SIGNATURE: u32 = 0x0080_0f12;
+/// The first family (17h, Zen) guests are shown as it is.
+const MODERN_FAMILY: u32 = 0x17;
+
+/// The processor signature (leaf 1 EAX) the guest sees: the host's, unless its family predates
+/// Zen, which is then shown as [`MODERN_SIGNATURE`]. The family selects errata workarounds and
+/// probes of chipsets that a VM does not have: for a family 0Fh-15h CPU (QEMU's software CPU is
+/// a family-0Fh K8) Linux searches every PCI bus for a GART aperture, tens of thousands of
+/// emulated configuration reads, for hardware no VM has. Features are CPUID bits, not families,
+/// so the guest loses nothing. (A CPU-model choice, as KVM's user space makes one.)
+pub fn guest_signature(host_eax: u32) -> u32 {
+    let base = (host_eax >> 8) & 0xf;
+    let family = if base == 0xf { base + ((host_eax >> 20) & 0xff) } else { base };
+    if family < MODERN_FAMILY { MODERN_SIGNATURE } else { host_eax }
+}
+
 /// What the guest's view depends on besides the host's CPUID.
 #[derive(Clone, Copy, Debug)]
 pub struct GuestCpu {
@@ -62,7 +80,7 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> Registers
                 d |= 1 << 28;
             }
             let b = (b & 0x0000_ffff) | (g.vcpus.min(255) << 16) | (g.vcpu.min(255) << 24);
-            (a, b, c, d)
+            (guest_signature(a), b, c, d)
         }
         7 if subleaf == 0 => {
             let (_, b, c, _) = host(7, 0);
@@ -95,7 +113,7 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> Registers
                 | (1 << 23)
                 | (1 << 24);
             // No RDTSCP (it is intercepted: the VMM keeps no TSC_AUX).
-            (a, b, c & !c_clear, d & !(1 << 27))
+            (guest_signature(a), b, c & !c_clear, d & !(1 << 27))
         }
         0x8000_0002..=0x8000_0006 if leaf <= max_ext => host(leaf, subleaf),
         0x8000_0007 if leaf <= max_ext => (0, 0, 0, host(leaf, 0).3 & (1 << 8)),
@@ -139,6 +157,24 @@ mod tests {
         assert_eq!(guest_cpuid(0x8000_0001, 0, host, G).2 & (1 << 2), 0, "SVM hidden");
         assert_eq!(guest_cpuid(0x8000_000a, 0, host, G), (0, 0, 0, 0));
         assert_eq!(guest_cpuid(0x8000_0007, 0, host, G).3, 1 << 8);
+    }
+
+    #[test]
+    fn families_before_zen_are_shown_as_zen() {
+        // QEMU's TCG CPU: AuthenticAMD family 0Fh model 6Bh (K8); a family 10h (Barcelona) and
+        // a family 15h (Bulldozer) signature.
+        for old in [0x0006_0fb1, 0x0010_0f22, 0x0060_0f12] {
+            assert_eq!(guest_signature(old), MODERN_SIGNATURE, "{old:#x}");
+        }
+        // Zen and later, and an Intel family 6 (base family below 0Fh), keep their own.
+        for modern in [0x0080_0f12, 0x00a2_0f10, 0x00b4_0f40] {
+            assert_eq!(guest_signature(modern), modern, "{modern:#x}");
+        }
+        assert_eq!(guest_signature(0x0009_06ea), MODERN_SIGNATURE, "family 6 is older than 17h");
+        let k8 =
+            |leaf: u32, _: u32| if leaf == 1 || leaf == 0x8000_0001 { (0x0006_0fb1, 0, 0, 0) } else { host(leaf, 0) };
+        assert_eq!(guest_cpuid(1, 0, k8, G).0, MODERN_SIGNATURE);
+        assert_eq!(guest_cpuid(0x8000_0001, 0, k8, G).0, MODERN_SIGNATURE);
     }
 
     #[test]
