@@ -103,9 +103,42 @@ fn facs() -> Vec<u8> {
 }
 
 /// The DSDT: `Name (_S5, Package (4) { 5, 5, 0, 0 })`.
+/// The guest-panic device's I/O port (QEMU's `pvpanic` ISA device uses the same).
+pub const PVPANIC_PORT: u16 = 0x505;
+
+/// An AML package: `op`, its PkgLength (which counts itself), then `body`.
+fn aml_package(op: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut out = op.to_vec();
+    // One byte holds lengths below 64; two bytes below 4096 (low nibble, then the next byte).
+    let len = body.len() + 1;
+    if len < 64 {
+        out.push(len as u8);
+    } else {
+        let len = len + 1;
+        out.extend_from_slice(&[0x40 | (len & 0xf) as u8, (len >> 4) as u8]);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
 fn dsdt() -> Vec<u8> {
     let typ = SLP_TYP_S5 as u8;
-    let aml = [0x08, b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0a, typ, 0x0a, typ, 0x00, 0x00];
+    let mut aml = alloc::vec![0x08, b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0a, typ, 0x0a, typ, 0x00, 0x00];
+    // Device (\_SB.PEVT): the guest-panic device Linux's pvpanic-mmio driver binds to (_HID
+    // "QEMU0001"), one I/O port. Name (_HID, "QEMU0001"); Name (_CRS, ResourceTemplate () {
+    // IO (Decode16, 0x505, 0x505, 1, 1) }).
+    let [lo, hi] = PVPANIC_PORT.to_le_bytes();
+    let io_descriptor = [0x47, 0x01, lo, hi, lo, hi, 0x01, 0x01, 0x79, 0x00];
+    let mut crs = alloc::vec![0x0a, io_descriptor.len() as u8];
+    crs.extend_from_slice(&io_descriptor);
+    let mut device = b"PEVT".to_vec();
+    device.extend_from_slice(&[0x08, b'_', b'H', b'I', b'D', 0x0d]);
+    device.extend_from_slice(b"QEMU0001\0");
+    device.extend_from_slice(&[0x08, b'_', b'C', b'R', b'S']);
+    device.extend(aml_package(&[0x11], &crs));
+    let mut scope = b"\\_SB_".to_vec();
+    scope.extend(aml_package(&[0x5b, 0x82], &device));
+    aml.extend(aml_package(&[0x10], &scope));
     table(b"DSDT", 2, &aml)
 }
 
@@ -202,5 +235,23 @@ mod tests {
         let at = dsdt.windows(4).position(|w| w == b"_S5_").unwrap();
         assert_eq!(dsdt[at + 4..at + 9], [0x12, 0x08, 0x04, 0x0a, 0x05]);
         assert!(t.iter().all(|(g, _)| *g != MADT_GPA), "no MADT without APICs");
+        // Scope (\_SB) { Device (PEVT) { _HID "QEMU0001", _CRS: I/O port 0x505 } }, lengths
+        // counted by hand: Scope 47, Device 39, Buffer 13 (each PkgLength counts itself).
+        let scope = dsdt.windows(5).position(|w| w == b"\\_SB_").unwrap();
+        assert_eq!(dsdt[scope - 2..scope], [0x10, 47]);
+        assert_eq!(dsdt[scope + 5..scope + 12], [0x5b, 0x82, 39, b'P', b'E', b'V', b'T']);
+        let hid = dsdt.windows(8).position(|w| w == b"QEMU0001").unwrap();
+        assert_eq!(dsdt[hid - 1], 0x0d);
+        let crs = dsdt.windows(4).position(|w| w == b"_CRS").unwrap();
+        assert_eq!(dsdt[crs + 4..crs + 18], [0x11, 13, 0x0a, 10, 0x47, 1, 5, 5, 5, 5, 1, 1, 0x79, 0]);
+        assert_eq!(scope - 2 + 2 + 47 - 1, dsdt.len(), "the scope ends the table");
+    }
+
+    #[test]
+    fn aml_package_lengths_count_themselves() {
+        assert_eq!(aml_package(&[0x10], &[7; 3]), [0x10, 4, 7, 7, 7]);
+        assert_eq!(aml_package(&[0x10], &[0; 62])[1], 63);
+        // 63 bytes of body: 65 with a two-byte PkgLength, 0x41 then 0x04.
+        assert_eq!(aml_package(&[0x10], &[0; 63])[1..3], [0x41, 0x04]);
     }
 }

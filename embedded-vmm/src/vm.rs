@@ -59,6 +59,8 @@ pub enum VmEnd {
     Reboot,
     /// A triple fault (the SHUTDOWN intercept).
     TripleFault,
+    /// The guest kernel panicked and said so through the guest-panic port (Linux's pvpanic).
+    GuestPanic,
     /// Every vCPU halted with interrupts off: nothing can ever wake it.
     Halted,
     /// An exit the VMM does not handle.
@@ -76,6 +78,7 @@ impl VmEnd {
             VmEnd::PowerOff => "poweroff",
             VmEnd::Reboot => "reboot",
             VmEnd::TripleFault => "triple_fault",
+            VmEnd::GuestPanic => "guest_panic",
             VmEnd::Halted => "halted",
             VmEnd::UnhandledExit { .. } => "unhandled_exit",
             VmEnd::VmmError(_) => "vmm_error",
@@ -904,6 +907,7 @@ impl Vm {
             }
             Effect::PowerOff => Some(VmEnd::PowerOff),
             Effect::Reset => Some(VmEnd::Reboot),
+            Effect::GuestPanic => Some(VmEnd::GuestPanic),
         }
     }
 
@@ -952,6 +956,7 @@ impl Vm {
                     Effect::Console(line) => self.host.console_output(&self.name, &line),
                     Effect::PowerOff => return Some(VmEnd::PowerOff),
                     Effect::Reset => return Some(VmEnd::Reboot),
+                    Effect::GuestPanic => return Some(VmEnd::GuestPanic),
                     Effect::None => {}
                 }
             }

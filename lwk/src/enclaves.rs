@@ -278,7 +278,9 @@ fn classify(ending: &Ending, expect: JobsExpect) -> (Event, bool) {
         Ending::Vm(VmEnd::Reboot) => (Event::Exit, false),
         Ending::Vm(VmEnd::Stopped) => (Event::Stop, true),
         Ending::Vm(VmEnd::VmmError(_)) => (Event::Fail, false),
-        Ending::Vm(VmEnd::TripleFault | VmEnd::Halted | VmEnd::UnhandledExit { .. }) => (Event::Crash, false),
+        Ending::Vm(VmEnd::GuestPanic | VmEnd::TripleFault | VmEnd::Halted | VmEnd::UnhandledExit { .. }) => {
+            (Event::Crash, false)
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 # busybox, into /boot/guest-initrd.cpio of the LWK's initrd. It reports on the console, then
 # does what `manul.action=` on the kernel command line says:
 #   poweroff  power the guest off with `poweroff -f` (the default)
-#   crash     crash the guest kernel through sysrq (`echo c > /proc/sysrq-trigger`)
+#   crash     crash the guest kernel through sysrq (`echo c > /proc/sysrq-trigger`); the
+#             guest-panic driver reports the panic to the VMM
 #   shell     a shell on the console; leaving it powers the guest off
 # Scenarios look for the line MANUL-GUEST-INIT-OK.
 export PATH=/bin
@@ -12,6 +13,10 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 # Linux opened init's streams on /dev/console, which is in the archive; devtmpfs adds the rest.
 mount -t devtmpfs devtmpfs /dev
+# Debian builds the guest-panic driver as modules: with them a kernel panic reaches the VMM
+# (the DSDT's QEMU0001 device) and the VM ends "guest_panic" instead of hanging or resetting.
+insmod /lib/modules/pvpanic.ko && insmod /lib/modules/pvpanic-mmio.ko ||
+    echo "manul-guest: the guest-panic driver did not load"
 
 echo "manul-guest: kernel $(uname -r)"
 echo "manul-guest: $(nproc) online CPUs ($(cat /sys/devices/system/cpu/online))"

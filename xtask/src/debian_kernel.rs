@@ -1,7 +1,9 @@
 //! Debian's Linux kernel as a guest of the embedded VMM. The image package that
 //! `linux-image-amd64` depends on (about 70 MB) is downloaded once; of its files only the
-//! bzImage is kept, as `target/manul/cache/linux-image-amd64/vmlinuz`, next to `package` (its
-//! name and version, written last: the cache is complete when both exist). Nothing asks apt
+//! bzImage and the guest-panic modules are kept, as `target/manul/cache/linux-image-amd64/vmlinuz`
+//! and `modules/pvpanic.ko`, `modules/pvpanic-mmio.ko` (Debian builds pvpanic as modules; the
+//! guest's `/init` loads them so that a guest kernel panic reaches the VMM), next to `package`
+//! (its name and version, written last: the cache is complete when all exist). Nothing asks apt
 //! again while the cache is complete; deleting that directory fetches the current kernel.
 //!
 //! The uncompressed kernel, `target/manul/guest/vmlinux`, is the payload of the bzImage: an XZ
@@ -29,6 +31,10 @@ const IMAGE_PACKAGE_PREFIX: &str = "linux-image-";
 /// The start of every XZ stream.
 const XZ_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0x00];
 const ELF_MAGIC: [u8; 4] = [0x7F, b'E', b'L', b'F'];
+/// The guest-panic modules kept from the package, in loading order (the second needs the first).
+pub const PANIC_MODULES: [&str; 2] = ["pvpanic.ko", "pvpanic-mmio.ko"];
+/// Where they are in the package, below `lib/modules/VERSION/`.
+const PANIC_MODULES_DIR: &str = "kernel/drivers/misc/pvpanic";
 /// The Xen ELF note that gives a kernel's 32-bit PVH entry point.
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
@@ -37,6 +43,8 @@ pub struct DebianKernel {
     /// The package it came from: `NAME VERSION`.
     pub package: String,
     pub bzimage: PathBuf,
+    /// [`PANIC_MODULES`], in that order.
+    pub panic_modules: Vec<PathBuf>,
     pub vmlinux: PathBuf,
     /// The physical address of the PVH entry, when `vmlinux` has one.
     pub pvh_entry: Option<u32>,
@@ -50,10 +58,11 @@ pub fn fetch(workspace: &Workspace, log: &mut dyn Write) -> Result<DebianKernel>
     let dir = workspace.cache_dir().join(METAPACKAGE);
     let bzimage = dir.join("vmlinuz");
     let record = dir.join("package");
-    let cached = bzimage.is_file() && record.is_file();
+    let panic_modules: Vec<PathBuf> = PANIC_MODULES.iter().map(|m| dir.join("modules").join(m)).collect();
+    let cached = bzimage.is_file() && record.is_file() && panic_modules.iter().all(|m| m.is_file());
     if !cached && let Err(error) = download(&dir, &bzimage, &record, log) {
         // Not to leave the 400 MB of an unpacked package behind.
-        for leftover in ["download", "root", "root.partial"] {
+        for leftover in ["download", "root", "root.partial", "modules"] {
             let _ = debian_package::remove_dir_if_present(&dir.join(leftover));
         }
         return Err(error);
@@ -90,7 +99,7 @@ pub fn fetch(workspace: &Workspace, log: &mut dyn Write) -> Result<DebianKernel>
             None
         }
     };
-    Ok(DebianKernel { package, bzimage, vmlinux, pvh_entry, notes })
+    Ok(DebianKernel { package, bzimage, panic_modules, vmlinux, pvh_entry, notes })
 }
 
 /// Resolves, downloads and unpacks the image package, keeps its bzImage at `bzimage`, writes
@@ -107,7 +116,18 @@ fn download(dir: &Path, bzimage: &Path, record: &Path, log: &mut dyn Write) -> R
         bail!("expected one boot/vmlinuz-* file in {package}, found {}: {images:?}", images.len());
     };
     fs::rename(image, bzimage).with_context(|| format!("cannot move {} to {}", image.display(), bzimage.display()))?;
-    // Only the bzImage is needed: the modules alone take some 400 MB.
+    let module_dirs = files_starting_with(&unpacked.root.join("lib/modules"), "")?;
+    let [module_dir] = &module_dirs[..] else {
+        bail!("expected one lib/modules/VERSION directory in {package}, found {}: {module_dirs:?}", module_dirs.len());
+    };
+    let kept = dir.join("modules");
+    fs::create_dir_all(&kept).with_context(|| format!("cannot create {}", kept.display()))?;
+    for module in PANIC_MODULES {
+        let from = module_dir.join(PANIC_MODULES_DIR).join(module);
+        fs::rename(&from, kept.join(module))
+            .with_context(|| format!("cannot keep {} (is pvpanic still a module of {package}?)", from.display()))?;
+    }
+    // Only these are needed: the modules alone take some 400 MB.
     debian_package::remove_dir_if_present(&unpacked.root)?;
     debian_package::remove_dir_if_present(&dir.join("download"))?;
     fs::write(record, format!("{description}\n")).with_context(|| format!("cannot write {}", record.display()))?;

@@ -3,6 +3,8 @@
 //! into it changed. Layout of the initramfs:
 //! - `init`: the script `tests/guests/linux-init.sh`, executable;
 //! - `bin/busybox` (Debian's static busybox) and `bin/APPLET -> busybox` for each of its applets;
+//! - `lib/modules/pvpanic.ko`, `lib/modules/pvpanic-mmio.ko`: Debian's guest-panic driver, from
+//!   the same kernel package, which `/init` loads;
 //! - `dev/console` (character device 5:1, where Linux opens init's standard streams), and the
 //!   empty mount points `proc`, `sys`, `tmp`.
 
@@ -20,7 +22,9 @@ use crate::workspace::Workspace;
 /// The guest's `/init`, relative to the workspace root.
 pub const INIT_SCRIPT: &str = "tests/guests/linux-init.sh";
 /// The applets the init script runs: linked even when busybox could not list its applets.
-const INIT_APPLETS: &[&str] = &["cat", "mount", "nproc", "poweroff", "sh", "uname"];
+const INIT_APPLETS: &[&str] = &["cat", "insmod", "mount", "nproc", "poweroff", "sh", "uname"];
+/// Where the guest-panic modules are in the initramfs.
+const MODULES_DIR: &str = "lib/modules";
 /// Where the kernel (PVH ELF, bzImage) and the initramfs are in the LWK's initrd.
 pub const BOOT_FILES: [&str; 3] = ["boot/vmlinux", "boot/vmlinuz", "boot/guest-initrd.cpio"];
 /// Directories the guest mounts file systems on.
@@ -44,7 +48,7 @@ pub fn build(workspace: &Workspace, busybox: &Busybox, log: &mut dyn Write) -> R
     }
     let init = workspace.root().join(INIT_SCRIPT);
     ensure!(init.is_file(), "{} does not exist (it is the Linux guest's /init)", init.display());
-    let entries = layout(&init, busybox)?;
+    let entries = layout(&init, busybox, &kernel.panic_modules)?;
     let archive = workspace.guest_dir().join("guest-initrd.cpio");
     initrd::write_if_changed(&archive, &entries, log).context("cannot write the Linux guest's initramfs")?;
     let files = BOOT_FILES.iter().map(|&name| name.to_owned()).zip([kernel.vmlinux, kernel.bzimage, archive]).collect();
@@ -52,8 +56,13 @@ pub fn build(workspace: &Workspace, busybox: &Busybox, log: &mut dyn Write) -> R
 }
 
 /// The entries of the initramfs, every directory before its contents.
-fn layout(init: &Path, busybox: &Busybox) -> Result<Vec<Entry>> {
-    initramfs(init, busybox, INIT_APPLETS, Vec::new())
+fn layout(init: &Path, busybox: &Busybox, modules: &[PathBuf]) -> Result<Vec<Entry>> {
+    let mut extra = Vec::new();
+    for module in modules {
+        let name = module.file_name().and_then(|n| n.to_str()).context("a module path without a UTF-8 file name")?;
+        extra.push(Entry::file(&format!("{MODULES_DIR}/{name}"), module, initrd::READABLE)?);
+    }
+    initramfs(init, busybox, INIT_APPLETS, extra)
 }
 
 /// The entries of a busybox initramfs for Debian's kernel, every directory before its contents:
@@ -91,13 +100,18 @@ mod tests {
         fs::write(&binary, "busybox").unwrap();
         // "init" is an applet too: /bin/init stays a link, /init the script.
         let busybox = Busybox { binary, applets: vec!["init".into(), "ls".into(), "sh".into()], notes: Vec::new() };
-        let entries = layout(&script(), &busybox).unwrap();
+        let modules: Vec<PathBuf> = debian_kernel::PANIC_MODULES.iter().map(|m| dir.join(m)).collect();
+        for module in &modules {
+            fs::write(module, "\x7fELF module").unwrap();
+        }
+        let entries = layout(&script(), &busybox, &modules).unwrap();
         let names: Vec<&str> = entries.iter().map(|entry| entry.name.as_str()).collect();
         let expected = [
             "bin",
             "bin/busybox",
             "bin/cat",
             "bin/init",
+            "bin/insmod",
             "bin/ls",
             "bin/mount",
             "bin/nproc",
@@ -107,6 +121,10 @@ mod tests {
             "dev",
             "dev/console",
             "init",
+            "lib",
+            "lib/modules",
+            "lib/modules/pvpanic-mmio.ko",
+            "lib/modules/pvpanic.ko",
             "proc",
             "sys",
             "tmp",
@@ -142,7 +160,9 @@ mod tests {
     fn the_init_script_does_what_the_guest_needs() {
         let text = fs::read_to_string(script()).unwrap();
         assert!(text.starts_with("#!/bin/sh\n"), "it runs with busybox's sh");
-        for needed in ["MANUL-GUEST-INIT-OK", "/proc/cmdline", "manul.action", "poweroff -f", "/proc/sysrq-trigger"] {
+        let needed = ["MANUL-GUEST-INIT-OK", "/proc/cmdline", "manul.action", "poweroff -f", "/proc/sysrq-trigger"];
+        let modules = debian_kernel::PANIC_MODULES.map(|m| format!("insmod /{MODULES_DIR}/{m}"));
+        for needed in needed.iter().copied().chain(modules.iter().map(String::as_str)) {
             assert!(text.contains(needed), "{INIT_SCRIPT} lacks {needed}");
         }
         let status = Command::new("sh").arg("-n").arg(script()).status().unwrap();

@@ -26,6 +26,11 @@ pub const COM1: u16 = 0x3f8;
 pub const COM1_IRQ: u8 = 4;
 /// Port 0x80: POST codes, a delay port for old drivers.
 const POST: u16 = 0x80;
+/// The guest-panic port (the DSDT's `QEMU0001` device, Linux's pvpanic driver).
+const PVPANIC: u16 = crate::acpi_builder::PVPANIC_PORT;
+/// Guest-panic events: the guest panicked; a crash kernel is loaded (it goes on into it).
+const PVPANIC_PANICKED: u32 = 1 << 0;
+const PVPANIC_CRASH_LOADED: u32 = 1 << 1;
 
 /// What a port access asks the VM to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +40,8 @@ pub enum Effect {
     Console(Vec<u8>),
     PowerOff,
     Reset,
+    /// The guest kernel reported a panic through the guest-panic port.
+    GuestPanic,
 }
 
 /// The time a device access happens at: the VM's clock and the wall clock.
@@ -73,6 +80,8 @@ impl Devices {
             p if I8042::claims(p) => self.keyboard.read(p) as u32,
             p if PciHost::claims(p) => self.pci.read(p, size),
             POST => 0xff,
+            // The events this device reports.
+            PVPANIC if size == 1 => PVPANIC_PANICKED | PVPANIC_CRASH_LOADED,
             _ => {
                 self.unclaimed += 1;
                 match size {
@@ -117,6 +126,8 @@ impl Devices {
             // Port 0xcf9 (reset control): bit 2 with bit 1 resets.
             0xcf9 if value & 0x06 == 0x06 => Effect::Reset,
             POST => Effect::None,
+            PVPANIC if size == 1 && value & PVPANIC_PANICKED != 0 => Effect::GuestPanic,
+            PVPANIC if size == 1 => Effect::None,
             _ => {
                 self.unclaimed += 1;
                 Effect::None
@@ -144,5 +155,35 @@ impl Devices {
     /// When a device next raises an interrupt on its own (host uptime ns).
     pub fn next_event_ns(&self) -> Option<u64> {
         self.pit.next_irq0_ns()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Now = Now { ns: 0, unix_seconds: 0 };
+
+    #[test]
+    fn the_guest_panic_port_reports_its_events_and_ends_on_a_panic() {
+        let mut d = Devices::default();
+        assert_eq!(d.port_in(PVPANIC, 1, NOW), 0x3, "panicked and crash-loaded supported");
+        assert_eq!(d.port_out(PVPANIC, 1, PVPANIC_CRASH_LOADED, NOW), Effect::None, "kdump goes on");
+        assert_eq!(d.port_out(PVPANIC, 1, PVPANIC_PANICKED, NOW), Effect::GuestPanic);
+        assert_eq!(d.port_out(PVPANIC, 1, 0x3, NOW), Effect::GuestPanic);
+        // Other widths are not the device's: unclaimed, and no panic.
+        assert_eq!(d.port_out(PVPANIC, 2, 1, NOW), Effect::None);
+        assert_eq!(d.port_in(PVPANIC, 4, NOW), 0xffff_ffff);
+        assert_eq!(d.unclaimed, 2);
+    }
+
+    #[test]
+    fn resets_and_unclaimed_ports() {
+        let mut d = Devices::default();
+        assert_eq!(d.port_out(0xcf9, 1, 0x06, NOW), Effect::Reset);
+        assert_eq!(d.port_out(0xcf9, 1, 0x02, NOW), Effect::None);
+        assert_eq!(d.port_out(POST, 1, 0x55, NOW), Effect::None);
+        assert_eq!(d.port_in(0x1234, 2, NOW), 0xffff);
+        assert_eq!(d.unclaimed, 2, "0xcf9 without the reset bits and 0x1234");
     }
 }
