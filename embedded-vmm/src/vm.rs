@@ -161,6 +161,10 @@ pub struct Vm {
     kicked: Vec<AtomicBool>,
     /// vCPUs stopped by HLT with interrupts off.
     parked: AtomicUsize,
+    /// The host asked the vCPUs to stay out of the guest ([`Vm::pause`]).
+    paused: AtomicBool,
+    /// vCPUs waiting outside the guest because of the pause.
+    held: AtomicUsize,
 }
 
 /// An application processor's way to its first instruction.
@@ -237,6 +241,8 @@ impl Vm {
             nmi: (0..config.vcpus).map(|_| AtomicBool::new(false)).collect(),
             kicked: (0..config.vcpus).map(|_| AtomicBool::new(false)).collect(),
             parked: AtomicUsize::new(0),
+            paused: AtomicBool::new(false),
+            held: AtomicUsize::new(0),
         })
     }
 
@@ -257,6 +263,29 @@ impl Vm {
     /// guest at once (a physical interrupt always exits) and returns from [`Vm::run_vcpu`].
     pub fn stop(&self, why: VmEnd) {
         self.end.lock().get_or_insert(why);
+        self.kick_all();
+    }
+
+    /// Pauses the VM: every vCPU leaves the guest at its next exit (each is kicked at once) and
+    /// waits outside it, its physical CPU halted, until [`Vm::resume`] or the VM's end. The guest
+    /// loses nothing but time: its clocks (TSC, timers) run on, so it sees the pause as time
+    /// that passed, and the timer interrupts due during it arrive once, late.
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+        self.kick_all();
+    }
+
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+        self.kick_all();
+    }
+
+    /// How many vCPUs are held outside the guest by a pause now.
+    pub fn vcpus_held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    fn kick_all(&self) {
         for (kicked, core) in self.kicked.iter().zip(&self.cores) {
             let core = core.load(Ordering::SeqCst);
             if core != usize::MAX {
@@ -422,6 +451,10 @@ impl Vm {
         let end = loop {
             if let Some(end) = self.end_reason() {
                 break end;
+            }
+            if self.paused.load(Ordering::SeqCst) {
+                self.hold(index);
+                continue;
             }
             self.deliver_interrupts(vmcb, index);
             // SAFETY: SVM is on for this CPU, the VMCB and host pages belong to this vCPU, and
@@ -647,6 +680,21 @@ impl Vm {
             }
             self.host.wait_for_event(Some(self.host.now_ns() + WAIT_SLICE_NS), &self.kicked[index]);
         }
+    }
+
+    /// Waits outside the guest while the VM is paused (and not ended), halting the physical CPU
+    /// between kicks.
+    fn hold(&self, index: usize) {
+        self.held.fetch_add(1, Ordering::SeqCst);
+        self.host.set_wakeup(None);
+        loop {
+            self.kicked[index].store(false, Ordering::SeqCst);
+            if !self.paused.load(Ordering::SeqCst) || self.end_reason().is_some() {
+                break;
+            }
+            self.host.wait_for_event(Some(self.host.now_ns() + WAIT_SLICE_NS), &self.kicked[index]);
+        }
+        self.held.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// HLT with interrupts on: wait until an interrupt is due (a device event, or anything the

@@ -17,6 +17,9 @@ const HELP: &str = "enclaves:
                             create viz kind=vm kernel=/boot/vmlinux cores=3 memory=256M
                             (quote values with spaces: cmdline=\"console=ttyS0 quiet\")
   launch NAME               start it (again) on its cores and memory
+  pause NAME                stop it where it is: a VM's vCPUs leave the guest, a job's threads
+                            stop on their way to user mode (enclave_paused)
+  resume NAME               let it go on
   stop NAME                 end it: a job's processes are killed, a VM's vCPUs stopped
   destroy NAME              forget an ended enclave and free its cores and memory
   stats [NAME]              VM exits per reason and job CPU time (vm_stats, job_stats)
@@ -83,6 +86,8 @@ fn enclave_command(command: &str) -> bool {
         "show" => name().and_then(enclaves::show),
         "launch" => name().and_then(|n| enclaves::launch(n).map(|()| String::new())),
         "stop" => name().and_then(|n| enclaves::stop(n).map(|()| alloc::format!("stopping {n}"))),
+        "pause" => name().and_then(enclaves::pause),
+        "resume" => name().and_then(|n| enclaves::resume(n).map(|()| String::new())),
         "destroy" => name().and_then(|n| enclaves::destroy(n).map(|()| String::new())),
         "create" => {
             let (words, unterminated) = lwk::cmdline::split_words(rest);

@@ -365,6 +365,62 @@ pub fn stop(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// How long `pause` waits for a VM's vCPUs to leave the guest, or a job's running threads to
+/// stop, before it reports what it sees.
+const PAUSE_SETTLE_NS: u64 = 200_000_000;
+
+/// Pauses a running enclave: a VM's vCPUs wait outside the guest, a job's threads stop on their
+/// way back to user mode. Reports `enclave_paused` with how many stopped within
+/// [`PAUSE_SETTLE_NS`] (a job's threads blocked in the kernel stop when they wake).
+pub fn pause(name: &str) -> Result<String, String> {
+    let handle = {
+        let mut guard = PLANE.lock();
+        let plane = guard.as_mut().ok_or("the control plane is not up")?;
+        let handle = plane.running.iter().find(|r| r.name == name).map(|r| r.handle.clone());
+        apply(plane, name, Event::Pause)?;
+        handle.ok_or("the enclave has nothing running")?
+    };
+    match &handle {
+        Handle::Job(job) => jobs::pause(job),
+        Handle::Vm(vm) => vm.pause(),
+    }
+    let settled = |h: &Handle| match h {
+        Handle::Job(job) => {
+            let frozen = job.threads_frozen.load(Ordering::SeqCst);
+            (frozen, frozen + jobs::runnable_threads(job))
+        }
+        Handle::Vm(vm) => (vm.vcpus_held(), vm.vcpus()),
+    };
+    let deadline = clock::uptime_ns() + PAUSE_SETTLE_NS;
+    while settled(&handle).0 < settled(&handle).1 && clock::uptime_ns() < deadline {
+        clock::spin_ns(1_000_000);
+    }
+    let (stopped, of) = settled(&handle);
+    logging::emit("enclave_paused", |e| {
+        e.str("enclave", name).u64("stopped", stopped as u64).u64("of", of as u64).str(
+            "what",
+            match handle {
+                Handle::Job(_) => "threads",
+                Handle::Vm(_) => "vcpus",
+            },
+        );
+    });
+    Ok(alloc::format!("{name} paused ({stopped} of {of} stopped)"))
+}
+
+/// Resumes a paused enclave where it stopped.
+pub fn resume(name: &str) -> Result<(), String> {
+    let mut guard = PLANE.lock();
+    let plane = guard.as_mut().ok_or("the control plane is not up")?;
+    let handle = plane.running.iter().find(|r| r.name == name).map(|r| r.handle.clone());
+    apply(plane, name, Event::Resume)?;
+    match handle.ok_or("the enclave has nothing running")? {
+        Handle::Job(job) => jobs::resume(&job),
+        Handle::Vm(vm) => vm.resume(),
+    }
+    Ok(())
+}
+
 /// Removes an ended (or never launched) enclave and frees its partition.
 pub fn destroy(name: &str) -> Result<(), String> {
     let mut guard = PLANE.lock();

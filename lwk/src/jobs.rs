@@ -7,7 +7,7 @@ use crate::open_files::FdTable;
 use crate::enclaves::{self, Ending};
 use crate::process::{ExitReason, Job, Process};
 use crate::signals::SIGKILL;
-use crate::thread::Thread;
+use crate::thread::{Thread, ThreadState};
 use crate::{clock, logging, process_lifecycle, program_loader, scheduler, serial_console};
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
@@ -90,13 +90,39 @@ pub fn stop(job: &Job) {
     }
 }
 
+/// Pauses the job: each thread stops on its next way back to user mode (running ones are
+/// kicked into the kernel now; sleeping ones stop when they wake) and waits for [`resume`].
+pub fn pause(job: &Job) {
+    job.frozen.store(true, Ordering::SeqCst);
+    for t in threads(job) {
+        scheduler::kick(&t);
+    }
+}
+
+pub fn resume(job: &Job) {
+    job.frozen.store(false, Ordering::SeqCst);
+    job.thaw.wake_all();
+}
+
+/// The job's threads that are running or ready to run (not blocked in the kernel).
+pub fn runnable_threads(job: &Job) -> usize {
+    threads(job).iter().filter(|t| t.state() != ThreadState::Blocked).count()
+}
+
+/// Every live thread of the job.
+fn threads(job: &Job) -> Vec<Arc<Thread>> {
+    let processes: Vec<Arc<Process>> = job.processes.lock().values().cloned().collect();
+    processes.iter().flat_map(|p| p.threads.lock().clone()).collect()
+}
+
 /// The job's CPU time so far, as a `job_stats` event (the console's `stats`).
 pub fn report(job: &Job) {
-    let threads: usize = job.processes.lock().values().map(|p| p.threads.lock().len()).sum();
+    let threads = threads(job).len();
     logging::emit("job_stats", |e| {
         e.str("job", &job.name)
             .u64("processes", job.processes.lock().len() as u64)
             .u64("threads", threads as u64)
+            .u64("threads_frozen", job.threads_frozen.load(Ordering::SeqCst) as u64)
             .u64("cpu_ms", job.cpu_ns.load(Ordering::Relaxed) / 1_000_000)
             .u64("wall_ms", clock::uptime_ns().saturating_sub(job.started_ns) / 1_000_000);
     });

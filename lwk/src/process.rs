@@ -12,7 +12,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use lwk::ram_fs::{Ino, Lookup};
 
 pub struct Job {
@@ -31,6 +31,11 @@ pub struct Job {
     core_load: spin::Mutex<Vec<usize>>,
     pub cpu_ns: AtomicU64,
     pub ended: AtomicBool,
+    /// Paused: its threads stop on their way back to user mode and wait on `thaw`.
+    pub frozen: AtomicBool,
+    pub thaw: WaitQueue,
+    /// Threads waiting on `thaw` now.
+    pub threads_frozen: AtomicUsize,
 }
 
 impl Job {
@@ -48,6 +53,9 @@ impl Job {
             core_load: spin::Mutex::new(vec![0; n]),
             cpu_ns: AtomicU64::new(0),
             ended: AtomicBool::new(false),
+            frozen: AtomicBool::new(false),
+            thaw: WaitQueue::new(),
+            threads_frozen: AtomicUsize::new(0),
         }
     }
 

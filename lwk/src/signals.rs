@@ -153,13 +153,21 @@ pub fn user_fault(frame: &mut TrapFrame) {
     process_lifecycle::kill_process(&process, ExitReason::Signaled(sig));
 }
 
-/// On every return to user mode: ends a killed thread, then delivers one pending signal.
-/// Returns true when the frame changed (the return must restore every register).
+/// On every return to user mode: ends a killed thread, holds the thread of a paused job until
+/// it resumes, then delivers one pending signal. Returns true when the frame changed (the
+/// return must restore every register).
 pub fn on_return_to_user(frame: &mut TrapFrame) -> bool {
     let Some(thread) = scheduler::current() else { return false };
     loop {
         if thread.killed.load(Ordering::SeqCst) {
             process_lifecycle::end_thread(thread);
+        }
+        let job = &thread.process.job;
+        if job.frozen.load(Ordering::SeqCst) {
+            job.threads_frozen.fetch_add(1, Ordering::SeqCst);
+            job.thaw.wait_for(|| !job.frozen.load(Ordering::SeqCst) || thread.killed.load(Ordering::SeqCst));
+            job.threads_frozen.fetch_sub(1, Ordering::SeqCst);
+            continue;
         }
         let mask = thread.signal_mask.load(Ordering::Relaxed);
         let mine = thread.pending_signals.load(Ordering::SeqCst) & !mask;

@@ -201,7 +201,7 @@ pub fn report(vm: &Vm) {
     let stats = vm.stats().rows();
     let total: u64 = stats.iter().map(|(_, c)| c.count).sum();
     logging::emit("vm_stats", |e| {
-        e.str("vm", &vm.name).u64("vcpus", vm.vcpus() as u64).u64("exits", total);
+        e.str("vm", &vm.name).u64("vcpus", vm.vcpus() as u64).u64("vcpus_held", vm.vcpus_held() as u64).u64("exits", total);
         for (reason, c) in &stats {
             e.u64(&alloc::format!("exits_{reason}"), c.count);
             e.u64(&alloc::format!("cycles_{reason}"), c.cycles);

@@ -20,7 +20,17 @@ impl WaitQueue {
 
     /// Blocks the calling thread until `ready()` returns `Some`, and returns that value; EINTR
     /// when a signal (or a kill) arrives first.
-    pub fn wait_until<R>(&self, mut ready: impl FnMut() -> Option<R>) -> Result<R, Errno> {
+    pub fn wait_until<R>(&self, ready: impl FnMut() -> Option<R>) -> Result<R, Errno> {
+        self.wait(ready, true)
+    }
+
+    /// Blocks the calling thread until `ready()` is true, whatever signals arrive (a frozen
+    /// job's threads wait for the thaw this way; `ready` itself must watch for a kill).
+    pub fn wait_for(&self, mut ready: impl FnMut() -> bool) {
+        let _ = self.wait(|| ready().then_some(()), false);
+    }
+
+    fn wait<R>(&self, mut ready: impl FnMut() -> Option<R>, interruptible: bool) -> Result<R, Errno> {
         loop {
             if let Some(r) = ready() {
                 return Ok(r);
@@ -29,7 +39,7 @@ impl WaitQueue {
                 core::hint::spin_loop();
                 continue;
             };
-            if signals::deliverable(&me) {
+            if interruptible && signals::deliverable(&me) {
                 return Err(Errno::EINTR);
             }
             self.waiters.lock().push(me.clone());
