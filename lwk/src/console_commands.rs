@@ -37,6 +37,7 @@ pub fn run() -> ! {
     let me = per_cpu::current();
     let mut line = String::new();
     loop {
+        enclaves::housekeeping();
         while let Some(b) = serial_console::read_input() {
             match b {
                 b'\r' | b'\n' => {
@@ -53,8 +54,14 @@ pub fn run() -> ! {
                 _ => {}
             }
         }
-        me.halts.fetch_add(1, Ordering::Relaxed);
-        cpu::wait_for_interrupt();
+        // Checked with interrupts off, so that work queued just before the halt is not missed
+        // (the halt takes the interrupt that queued it as its wake-up).
+        cpu::without_interrupts(|| {
+            if !enclaves::housekeeping_pending() && !serial_console::input_pending() {
+                me.halts.fetch_add(1, Ordering::Relaxed);
+                cpu::wait_for_interrupt();
+            }
+        });
     }
 }
 

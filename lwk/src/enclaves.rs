@@ -12,7 +12,8 @@ use crate::jobs::{self, JobLaunch, PreparedJob};
 use crate::power::{ExitStatus, shutdown};
 use crate::process::{ExitReason, Job};
 use crate::vms::{self, PreparedVm, VmLaunch};
-use crate::{clock, files, kernel_memory, logging, node_health, per_cpu, println};
+use crate::interrupt_entry::RESCHEDULE_VECTOR;
+use crate::{clock, files, kernel_memory, local_apic, logging, node_health, per_cpu, println};
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -54,6 +55,9 @@ struct ControlPlane {
     jobs_expect: JobsExpect,
     /// Free memory when the node was composed: what enclaves leave of it is the kernel's.
     free_at_compose: u64,
+    /// Ended jobs whose memory has not come back (scrubbed) yet: the node waits for it before
+    /// it powers off, and a relaunch waits for it too.
+    unreleased: Vec<String>,
 }
 
 static PLANE: IrqMutex<Option<ControlPlane>> = IrqMutex::new(None);
@@ -117,6 +121,7 @@ pub fn boot(options: &Options) -> bool {
         },
         jobs_expect: options.jobs_expect,
         free_at_compose: kernel_memory::frame_stats().0,
+        unreleased: Vec::new(),
     });
     node_health::mark_before_launch();
     for name in &names {
@@ -182,6 +187,9 @@ pub fn launch(name: &str) -> Result<(), String> {
     let (spec, cores, memory, default_threads) = {
         let mut guard = PLANE.lock();
         let plane = guard.as_mut().ok_or("the control plane is not up")?;
+        if plane.unreleased.iter().any(|n| n == name) {
+            return Err(alloc::format!("the memory of `{name}`'s last run is still being scrubbed; try again"));
+        }
         apply(plane, name, Event::Launch)?;
         let spec = plane.registry.get(name).map(|r| r.spec.clone()).ok_or("the enclave vanished")?;
         let assignment = plane.registry.partition().get(name).ok_or("the enclave has no partition")?;
@@ -291,8 +299,9 @@ pub fn ended(name: &str, ending: Ending) {
     let Some(i) = plane.running.iter().position(|r| r.name == name) else { return };
     let instance = plane.running.remove(i);
     let (event, good) = if instance.stop_requested { (Event::Stop, true) } else { classify(&ending, plane.jobs_expect) };
-    // The last reference to a VM: its memory goes back to the kernel now.
-    drop(instance);
+    // Its memory is not back until scrubbed: a VM's below, a job's on core 0 once its last
+    // process is gone.
+    plane.unreleased.push(name.to_string());
     if !good {
         ALL_ENDED_WELL.store(false, Ordering::Relaxed);
     }
@@ -322,9 +331,62 @@ pub fn ended(name: &str, ending: Ending) {
         stop_node = response.actions.contains(&Action::StopNode);
     }
     drop(guard);
+    if let Handle::Vm(vm) = instance.handle {
+        // The last reference: the VM's memory is scrubbed and freed now (see `LwkHost`).
+        let bytes = vm.guest_memory_bytes();
+        drop(vm);
+        released(name, bytes);
+    }
     if stop_node {
         println!("enclave {name} crashed under isolation = node: stopping the node");
         shutdown(ExitStatus::Failure);
+    }
+    power_off_if_done();
+}
+
+/// An ended enclave's memory is scrubbed and back with the kernel.
+fn released(name: &str, bytes: u64) {
+    logging::emit("enclave_scrubbed", |e| {
+        e.str("enclave", name).u64("bytes", bytes);
+    });
+    if let Some(plane) = PLANE.lock().as_mut() {
+        plane.unreleased.retain(|n| n != name);
+    }
+}
+
+/// Enclave memory whose last holder let go, waiting for core 0 to scrub and free it.
+static RELEASES: IrqMutex<Vec<(String, Vec<(u64, u64)>)>> = IrqMutex::new(Vec::new());
+
+/// Hands a job's memory blocks to core 0 for scrubbing ([`housekeeping`]); the holder may be on
+/// any core, in any context.
+pub fn release_later(owner: String, blocks: Vec<(u64, u64)>) {
+    RELEASES.lock().push((owner, blocks));
+    if let Some(control) = per_cpu::all().first() {
+        local_apic::send_ipi(control.apic_id, RESCHEDULE_VECTOR);
+    }
+}
+
+/// Whether [`housekeeping`] has work.
+pub fn housekeeping_pending() -> bool {
+    !RELEASES.lock().is_empty()
+}
+
+/// Core 0's chores between console keystrokes: scrubs (zeroes) and frees the memory of ended
+/// jobs, reporting `enclave_scrubbed`, and powers off when that was the last thing to wait for.
+pub fn housekeeping() {
+    let releases = core::mem::take(&mut *RELEASES.lock());
+    if releases.is_empty() {
+        return;
+    }
+    for (owner, blocks) in releases {
+        let mut bytes = 0;
+        for (phys, len) in blocks {
+            if let Err(e) = kernel_memory::scrub_and_free(phys, len) {
+                log::error!(target: "enclaves", "{owner}: freeing {phys:#x}+{len:#x}: {e:?}");
+            }
+            bytes += len;
+        }
+        released(&owner, bytes);
     }
     power_off_if_done();
 }
@@ -334,7 +396,10 @@ fn power_off_if_done() {
     let power_off = {
         let guard = PLANE.lock();
         let Some(plane) = guard.as_ref() else { return };
-        if plane.launching || plane.registry.records().iter().any(|r| r.state.is_active()) {
+        if plane.launching
+            || !plane.unreleased.is_empty()
+            || plane.registry.records().iter().any(|r| r.state.is_active())
+        {
             return;
         }
         plane.power_off_when_done
@@ -421,10 +486,13 @@ pub fn resume(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Removes an ended (or never launched) enclave and frees its partition.
+/// Removes an ended (or never launched) enclave and frees its partition, once its memory is back.
 pub fn destroy(name: &str) -> Result<(), String> {
     let mut guard = PLANE.lock();
     let plane = guard.as_mut().ok_or("the control plane is not up")?;
+    if plane.unreleased.iter().any(|n| n == name) {
+        return Err(alloc::format!("the memory of `{name}` is still being scrubbed; try again"));
+    }
     apply(plane, name, Event::Destroy).map(|_| ())
 }
 

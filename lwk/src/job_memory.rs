@@ -1,10 +1,13 @@
 //! A job's memory: reserved at launch from the kernel's allocator as a few large physically
 //! contiguous blocks, then handed out to the job's mappings by a buddy allocator of its own. What
 //! a job unmaps goes back to its pool (not to the kernel), and a job can never take more than its
-//! reservation: beyond it, `mmap` and `brk` fail with ENOMEM.
+//! reservation: beyond it, `mmap` and `brk` fail with ENOMEM. When the last holder lets go, the
+//! blocks go to the control plane, which scrubs them (zeroes) on core 0 before the kernel may
+//! give them to anyone else.
 
 use crate::frame_allocator::{FRAME_SIZE, FrameAllocator, order_size};
 use crate::kernel_memory::{self, DirectMapMetadata, phys_to_virt};
+use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use lwk::errno::Errno;
@@ -13,11 +16,13 @@ pub struct JobMemory {
     frames: spin::Mutex<FrameAllocator<DirectMapMetadata<Vec<u8>>>>,
     blocks: Vec<(u64, u64)>,
     pub bytes: u64,
+    /// The enclave it belongs to (named in the `enclave_scrubbed` event).
+    owner: String,
 }
 
 impl JobMemory {
-    /// Reserves `bytes` (rounded up to 2 MiB) from the kernel.
-    pub fn reserve(bytes: u64) -> Result<JobMemory, Errno> {
+    /// Reserves `bytes` (rounded up to 2 MiB) from the kernel for the enclave `owner`.
+    pub fn reserve(owner: &str, bytes: u64) -> Result<JobMemory, Errno> {
         let bytes = bytes.next_multiple_of(1 << 21);
         let blocks = kernel_memory::reserve_blocks(bytes).map_err(|_| Errno::ENOMEM)?;
         let base = blocks.iter().map(|b| b.0).min().unwrap_or(0);
@@ -32,7 +37,7 @@ impl JobMemory {
                 return Err(Errno::ENOMEM);
             }
         }
-        Ok(JobMemory { frames: spin::Mutex::new(allocator), blocks, bytes })
+        Ok(JobMemory { frames: spin::Mutex::new(allocator), blocks, bytes, owner: owner.into() })
     }
 
     /// `len` bytes of zeroed memory, as few contiguous pieces as the pool allows (2 MiB aligned
@@ -81,8 +86,6 @@ impl JobMemory {
 
 impl Drop for JobMemory {
     fn drop(&mut self) {
-        for &(start, len) in &self.blocks {
-            let _ = kernel_memory::free_frames(start, len);
-        }
+        crate::enclaves::release_later(core::mem::take(&mut self.owner), core::mem::take(&mut self.blocks));
     }
 }

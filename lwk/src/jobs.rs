@@ -39,7 +39,7 @@ pub struct PreparedJob {
 /// Reserves the job's memory, loads its program and creates its first process and thread.
 pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
     let JobLaunch { name, program: path, args, env, cores, memory: mem, max_threads } = launch;
-    let memory = JobMemory::reserve(mem).map_err(|_| alloc::format!("cannot reserve {} MiB for the job", mem >> 20))?;
+    let memory = JobMemory::reserve(name, mem).map_err(|_| alloc::format!("cannot reserve {} MiB for the job", mem >> 20))?;
     let job = Arc::new(Job::new(name.to_string(), cores, memory, max_threads, clock::uptime_ns()));
     let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len() + 1);
     argv.push(path.as_bytes().to_vec());

@@ -292,6 +292,15 @@ pub fn alloc_frames(bytes: u64, align: u64) -> Result<u64, FrameError> {
     FRAMES.lock().as_mut().ok_or(FrameError::OutOfMemory)?.alloc_bytes(bytes, align)
 }
 
+/// Zeroes `bytes` at `phys` (frames the caller owns) and gives them back to the allocator: what
+/// an enclave held is scrubbed before anyone else can get it.
+pub fn scrub_and_free(phys: u64, bytes: u64) -> Result<(), FrameError> {
+    // SAFETY: the caller owns these frames (it is about to free them); the direct map maps all
+    // RAM writable, and nobody else touches them until they are freed below.
+    unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, bytes as usize) };
+    free_frames(phys, bytes)
+}
+
 pub fn free_frames(phys: u64, bytes: u64) -> Result<(), FrameError> {
     FRAMES.lock().as_mut().ok_or(FrameError::BadAddress(phys))?.free_bytes(phys, bytes)
 }

@@ -147,6 +147,11 @@ pub fn on_receive_interrupt() {
 }
 
 /// The next input byte, if one has arrived.
+/// Whether typed input waits to be read.
+pub fn input_pending() -> bool {
+    INPUT.lock().len != 0
+}
+
 pub fn read_input() -> Option<u8> {
     let mut ring = INPUT.lock();
     if ring.len == 0 {

@@ -33,7 +33,8 @@ impl VmmHost for LwkHost {
     }
 
     fn free_contiguous(&self, block: HostBlock) {
-        if let Err(e) = kernel_memory::free_frames(block.phys, block.bytes) {
+        // Guest RAM, nested page tables, VMCBs: whatever a VM held is scrubbed before reuse.
+        if let Err(e) = kernel_memory::scrub_and_free(block.phys, block.bytes) {
             log::error!(target: "vms", "freeing VMM memory {:#x}+{:#x}: {e:?}", block.phys, block.bytes);
         }
     }
