@@ -354,13 +354,19 @@ fn released(name: &str, bytes: u64) {
     }
 }
 
+/// An enclave's memory blocks, (physical address, bytes) each, on their way back.
+struct Release {
+    owner: String,
+    blocks: Vec<(u64, u64)>,
+}
+
 /// Enclave memory whose last holder let go, waiting for core 0 to scrub and free it.
-static RELEASES: IrqMutex<Vec<(String, Vec<(u64, u64)>)>> = IrqMutex::new(Vec::new());
+static RELEASES: IrqMutex<Vec<Release>> = IrqMutex::new(Vec::new());
 
 /// Hands a job's memory blocks to core 0 for scrubbing ([`housekeeping`]); the holder may be on
 /// any core, in any context.
 pub fn release_later(owner: String, blocks: Vec<(u64, u64)>) {
-    RELEASES.lock().push((owner, blocks));
+    RELEASES.lock().push(Release { owner, blocks });
     if let Some(control) = per_cpu::all().first() {
         local_apic::send_ipi(control.apic_id, RESCHEDULE_VECTOR);
     }
@@ -378,7 +384,7 @@ pub fn housekeeping() {
     if releases.is_empty() {
         return;
     }
-    for (owner, blocks) in releases {
+    for Release { owner, blocks } in releases {
         let mut bytes = 0;
         for (phys, len) in blocks {
             if let Err(e) = kernel_memory::scrub_and_free(phys, len) {
