@@ -66,6 +66,9 @@ fn job_spec(job: &JobSpec) -> Result<EnclaveSpec, String> {
     if let Some(bytes) = job.mem {
         spec = spec.with_memory(MemoryRequest::Bytes(bytes));
     }
+    if let Some(policy) = job.isolation {
+        spec = spec.with_isolation(policy);
+    }
     if let Some(threads) = job.threads {
         let threads = u32::try_from(threads).map_err(|_| alloc::format!("{}: too many threads", job.name))?;
         spec = spec.with_max_threads(threads);
@@ -84,6 +87,9 @@ fn vm_spec(vm: &VmSpec) -> Result<EnclaveSpec, String> {
     }
     if let Some(bytes) = vm.mem {
         spec = spec.with_memory(MemoryRequest::Bytes(bytes));
+    }
+    if let Some(policy) = vm.isolation {
+        spec = spec.with_isolation(policy);
     }
     Ok(spec)
 }
@@ -104,7 +110,7 @@ mod tests {
     fn shorthands_become_sections_after_the_file() {
         let file = b"[enclave sim]\nkind = job\nprogram = /bin/sim\ncores = 1\n";
         let o = options(
-            r#"job.post=/bin/post job.post.args="a 'b c'" job.post.cores=2 job.post.mem=64M job.post.threads=99 vm=viz vm.kernel=/boot/vmlinux vm.initrd=/i vm.cmdline="console=ttyS0 quiet" vm.cores=3-4 vm.mem=128M"#,
+            r#"job.post=/bin/post job.post.args="a 'b c'" job.post.cores=2 job.post.mem=64M job.post.threads=99 job.post.isolation=node vm=viz vm.kernel=/boot/vmlinux vm.initrd=/i vm.cmdline="console=ttyS0 quiet" vm.cores=3-4 vm.mem=128M vm.isolation=shared"#,
         );
         let m = compose(Some(file), &o).unwrap();
         let names: Vec<&str> = m.enclaves.iter().map(|e| e.name.as_str()).collect();
@@ -117,6 +123,7 @@ mod tests {
         assert_eq!(post.cores, CoreRequest::List(CpuSet::parse("2").unwrap()));
         assert_eq!(post.memory, MemoryRequest::Bytes(64 << 20));
         assert_eq!(post.max_threads, Some(99));
+        assert_eq!(post.isolation, enclave::Policy::Node);
         let viz = m.enclave("viz").unwrap();
         assert_eq!(viz.kind(), Kind::Vm);
         assert_eq!(
@@ -129,6 +136,11 @@ mod tests {
         );
         assert_eq!(viz.cores, CoreRequest::List(CpuSet::parse("3-4").unwrap()));
         assert_eq!(viz.memory, MemoryRequest::Bytes(128 << 20));
+        assert_eq!(viz.isolation, enclave::Policy::Shared);
+        let (_, errors) = cmdline::parse("job=/a job.isolation=paranoid vm=v vm.kernel=/k vm.isolation=loose");
+        let refused: Vec<&str> = errors.iter().map(|e| e.option.as_str()).collect();
+        assert_eq!(refused, ["job.isolation", "vm.isolation"], "{errors:?}");
+        assert!(errors[0].reason.contains("paranoid"), "{}", errors[0].reason);
     }
 
     #[test]

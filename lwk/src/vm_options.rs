@@ -3,6 +3,7 @@
 //! ```text
 //! vm=NAME vm.kernel=/boot/vmlinux vm.initrd=/boot/initrd vm.cmdline="console=ttyS0 ..."
 //! vm.cores=2-3 vm.mem=512M            (one vCPU per listed core)
+//! vm.isolation=strict|shared|node
 //! vm.NAME2.kernel=... vm.NAME2.cores=4 ...   (more VMs)
 //! ```
 
@@ -10,7 +11,7 @@ use crate::job_options::{parse_cores, parse_size};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-const SETTINGS: [&str; 5] = ["kernel", "initrd", "cmdline", "cores", "mem"];
+const SETTINGS: [&str; 6] = ["kernel", "initrd", "cmdline", "cores", "mem", "isolation"];
 /// The slot `vm=` names and `vm.SETTING` refers to.
 const DEFAULT_SLOT: &str = "";
 
@@ -26,6 +27,8 @@ pub struct VmSpec {
     pub cores: Option<Vec<usize>>,
     /// `None`: 256 MiB.
     pub mem: Option<u64>,
+    /// Its isolation policy; `None`: `strict`.
+    pub isolation: Option<enclave::Policy>,
 }
 
 /// Applies one `vm...` option. `Ok(false)`: not a VM option.
@@ -69,6 +72,7 @@ pub fn apply(vms: &mut Vec<VmSpec>, key: &str, value: Option<&str>) -> Result<bo
         }
         "cmdline" => vm.cmdline = value.to_string(),
         "cores" => vm.cores = Some(parse_cores(value)?),
+        "isolation" => vm.isolation = Some(enclave::Policy::parse(value).map_err(|e| e.to_string())?),
         _ => vm.mem = Some(parse_size(value)?),
     }
     Ok(true)

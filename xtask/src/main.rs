@@ -8,6 +8,7 @@ mod cpio;
 mod debian_kernel;
 mod debian_package;
 mod events;
+mod fault_campaign;
 mod initrd;
 mod job_command;
 mod kernel_build;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use toml::{Table, Value};
 
 use crate::events::{Expectation, Matcher};
+use crate::fault_campaign::Campaign;
 use crate::qemu::{self, MemSize};
 
 /// The scenario file, relative to the workspace root.
@@ -64,12 +65,15 @@ pub struct Scenario {
     pub expect_text: Vec<String>,
     /// Whether QEMU passes `target/manul/initrd.cpio` with `-initrd`.
     pub initrd: bool,
+    /// Its place in the fault campaign, if it is one of its boots.
+    pub campaign: Option<Campaign>,
 }
 
-/// One piece of console input: `text` is typed once an event matching `after` appears.
+/// One piece of console input: `text` is typed once an event matching each of `after` has
+/// appeared (in any order) after the events of the step before.
 #[derive(Debug)]
 pub struct InputStep {
-    pub after: Expectation,
+    pub after: Vec<Expectation>,
     pub text: String,
 }
 
@@ -102,6 +106,7 @@ struct RawScenario {
     #[serde(default)]
     expect_text: Vec<String>,
     initrd: Option<bool>,
+    campaign: Option<Campaign>,
 }
 
 #[derive(Deserialize)]
@@ -166,7 +171,7 @@ fn validate(raw: RawScenario) -> Result<Scenario> {
         }
         Some(RawInput::Text(text)) => {
             let event = raw.input_after.unwrap_or_else(|| "boot".to_owned());
-            vec![InputStep { after: Expectation { event, fields: Vec::new() }, text }]
+            vec![InputStep { after: vec![Expectation { event, fields: Vec::new() }], text }]
         }
         Some(RawInput::Steps(steps)) => {
             ensure!(raw.input_after.is_none(), "input steps name their own `after` events; drop input_after");
@@ -190,6 +195,7 @@ fn validate(raw: RawScenario) -> Result<Scenario> {
         input,
         expect_text: raw.expect_text,
         initrd: raw.initrd.unwrap_or(true),
+        campaign: raw.campaign,
     })
 }
 
@@ -199,8 +205,16 @@ fn input_step(step: &Table) -> Result<InputStep> {
         "a step is {{ after = {{ event = ... }}, text = \"...\" }}"
     );
     let after = match step.get("after") {
-        Some(Value::Table(after)) => expectation(after).context("after")?,
-        Some(other) => bail!("\"after\" must be an event table, not {}", other.type_str()),
+        Some(Value::Table(after)) => vec![expectation(after).context("after")?],
+        Some(Value::Array(all)) if !all.is_empty() => all
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| match entry {
+                Value::Table(after) => expectation(after).with_context(|| format!("after entry {}", index + 1)),
+                other => bail!("after entry {} must be an event table, not {}", index + 1, other.type_str()),
+            })
+            .collect::<Result<_>>()?,
+        Some(other) => bail!("\"after\" must be an event table or a list of them, not {}", other.type_str()),
         None => bail!("it has no \"after\" key"),
     };
     let text = match step.get("text") {
@@ -281,7 +295,7 @@ mod tests {
         let head = "[[scenario]]\nname = \"s\"\nsmp = 1\nmem = \"128M\"\nexit = \"success\"\n";
         let plain = parse_ok(&format!("{head}input = \"help\\r\"\n")).remove(0);
         assert_eq!(plain.input.len(), 1);
-        assert_eq!((plain.input[0].after.event.as_str(), plain.input[0].text.as_str()), ("boot", "help\r"));
+        assert_eq!((plain.input[0].after[0].event.as_str(), plain.input[0].text.as_str()), ("boot", "help\r"));
         let steps = parse_ok(&format!(
             "{head}input = [{{ after = {{ event = \"vm_exit\", vm = \"a\" }}, text = \"list\\r\" }}, \
              {{ after = {{ event = \"enclave_state\" }}, text = \"poweroff\\r\" }}]\n\
@@ -289,9 +303,17 @@ mod tests {
         ))
         .remove(0);
         assert_eq!(steps.input.len(), 2);
-        assert_eq!(steps.input[0].after.fields, vec![("vm".to_owned(), Matcher::String("a".into()))]);
+        assert_eq!(steps.input[0].after[0].fields, vec![("vm".to_owned(), Matcher::String("a".into()))]);
         assert_eq!(steps.input[1].text, "poweroff\r");
         assert_eq!(steps.expect_text, ["MANUL-GUEST-INIT-OK"]);
+        let both = parse_ok(&format!(
+            "{head}input = [{{ after = [{{ event = \"job_exit\" }}, {{ event = \"vm_exit\" }}], text = \"x\" }}]\n"
+        ))
+        .remove(0);
+        let names: Vec<&str> = both.input[0].after.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(names, ["job_exit", "vm_exit"]);
+        let error = parse_error(&format!("{head}input = [{{ after = [], text = \"x\" }}]\n"));
+        assert!(error.contains("an event table or a list of them"), "{error}");
         let error = parse_error(&format!("{head}input = [{{ text = \"x\" }}]\n"));
         assert!(error.contains("input step 1") && error.contains("no \"after\""), "{error}");
         let error = parse_error(&format!(

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::events;
+use crate::fault_campaign;
 use crate::initrd;
 use crate::kernel_build::{self, KERNEL_CRATE, Profile};
 use crate::prerequisites::{self, Purpose};
@@ -114,6 +115,7 @@ pub fn run(workspace: &Workspace, filter: Option<&str>) -> Result<ExitCode> {
     fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
 
     let mut tally = Tally::default();
+    let mut campaign = Vec::new();
     // The builds come before every boot item.
     let (mut built, mut initrd_built) = (true, true);
     for item in chosen {
@@ -136,7 +138,19 @@ pub fn run(workspace: &Workspace, filter: Option<&str>) -> Result<ExitCode> {
             }
             Item::Boot(scenario) => boot(workspace, scenario),
         };
+        if let Item::Boot(scenario) = item
+            && let Some(tag) = &scenario.campaign
+        {
+            let text = process::read_log(&log_path(workspace, &format!("boot-{}", scenario.name))).unwrap_or_default();
+            let passed = matches!(outcome, Outcome::Pass { .. });
+            campaign.push(fault_campaign::row(tag, &events::parse_log(&text).events, passed));
+        }
         tally.record(workspace, &item.name(), started, outcome);
+    }
+    if !campaign.is_empty() {
+        println!("\nFault campaign (docs/enclaves.md, \"Isolation policies and error zones\"):\n");
+        print!("{}", fault_campaign::table(&campaign));
+        println!();
     }
 
     println!("{} passed, {} failed", tally.passed, tally.failed);
@@ -234,10 +248,10 @@ fn boot(workspace: &Workspace, scenario: &Scenario) -> Outcome {
     if failures.is_empty() { Outcome::Pass { notes: Vec::new() } } else { fail(failures.join("; "), Some(log)) }
 }
 
-/// Writes each input step to QEMU's serial console once the log shows its event after the event
-/// of the step before (typing before the `boot` event could be lost when the kernel resets its
-/// UART), then closes the console's input. Gives up quietly at `deadline` or when QEMU exits:
-/// the judgement then reports what is missing.
+/// Writes each input step to QEMU's serial console once the log shows its events after the
+/// events of the step before (typing before the `boot` event could be lost when the kernel
+/// resets its UART), then closes the console's input. Gives up quietly at `deadline` or when
+/// QEMU exits: the judgement then reports what is missing.
 fn type_input(child: &mut Child, steps: &[InputStep], log: &Path, deadline: Instant) -> Result<()> {
     let Some(mut stdin) = child.stdin.take() else { return Ok(()) };
     // Events before this index belong to steps already typed.
@@ -248,8 +262,13 @@ fn type_input(child: &mut Child, steps: &[InputStep], log: &Path, deadline: Inst
                 return Ok(());
             }
             let events = events::parse_log(&process::read_log(log)?).events;
-            if let Some(offset) = events.iter().skip(position).position(|event| step.after.matches(event)) {
-                position += offset + 1;
+            let found: Option<Vec<usize>> = step
+                .after
+                .iter()
+                .map(|after| events.iter().skip(position).position(|event| after.matches(event)))
+                .collect();
+            if let Some(offsets) = found {
+                position += offsets.into_iter().max().unwrap_or(0) + 1;
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
