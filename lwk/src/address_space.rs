@@ -194,14 +194,36 @@ impl AddressSpace {
         Ok(())
     }
 
-    /// Removes the pages of `[start, start + len)` from the tables; their memory goes back to
-    /// the job's pool once no TLB holds them.
+    /// Maps `[start, start + len)` to the physical memory at `phys`, which is not the job's
+    /// (a shared segment): unmapping it later gives nothing back to the job's pool.
+    pub fn map_foreign(&mut self, start: u64, len: u64, phys: u64, protection: Protection, kind: AreaKind) -> Result<(), Errno> {
+        check_user_range(start, len)?;
+        if self.areas.overlaps(start, start + len) {
+            return Err(Errno::EEXIST);
+        }
+        let mut tables = kernel_memory::user_tables();
+        if let Err(e) = page_table::map(&mut tables, self.root, start, phys, len, page_flags(protection), LARGE_PAGES) {
+            log::warn!("mapping a segment at {start:#x}: {e:?}");
+            self.change(|released, root| {
+                let _ = page_table::unmap(&mut released.tables, root, start, len, &mut |_, _| {});
+            });
+            return Err(Errno::ENOMEM);
+        }
+        self.areas.insert(Area { start, end: start + len, protection, shared: true, kind }).map_err(|_| Errno::EEXIST)
+    }
+
+    /// Removes the pages of `[start, start + len)` from the tables; the job's memory among them
+    /// goes back to its pool once no TLB holds it (a segment's stays the segment's).
     fn unmap_pages(&mut self, start: u64, len: u64) {
+        let memory = self.memory.clone();
         self.change(|released, root| {
             let frames = &mut released.frames;
-            if let Err(e) =
-                page_table::unmap(&mut released.tables, root, start, len, &mut |phys, size| frames.push((phys, size)))
-            {
+            let mut give_back = |phys, size| {
+                if memory.owns(phys) {
+                    frames.push((phys, size));
+                }
+            };
+            if let Err(e) = page_table::unmap(&mut released.tables, root, start, len, &mut give_back) {
                 log::error!("unmapping user memory at {start:#x}: {e:?}");
             }
         });

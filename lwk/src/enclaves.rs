@@ -58,6 +58,60 @@ struct ControlPlane {
     /// Ended jobs whose memory has not come back (scrubbed) yet: the node waits for it before
     /// it powers off, and a relaunch waits for it too.
     unreleased: Vec<String>,
+    /// The shared segments' memory, reserved at boot for the node's lifetime.
+    segments: Vec<(String, SegmentMemory)>,
+}
+
+/// A shared segment's memory: one physically contiguous, zeroed block.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentMemory {
+    pub phys: u64,
+    pub bytes: u64,
+}
+
+/// A segment as an enclave may map it.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentView {
+    pub memory: SegmentMemory,
+    pub writable: bool,
+}
+
+/// Reserves every segment of the registry as one contiguous zeroed block (2 MiB aligned when it
+/// is that large, so mappings use large pages) and records it in the partition.
+fn reserve_segments(registry: &mut Registry) -> Result<Vec<(String, SegmentMemory)>, String> {
+    let wanted: Vec<(String, u64)> =
+        registry.segments().segments().iter().map(|s| (s.name.clone(), s.size)).collect();
+    let mut reserved = Vec::new();
+    for (name, bytes) in wanted {
+        let align = if bytes >= 1 << 21 { 1 << 21 } else { 4096 };
+        let phys = kernel_memory::alloc_frames(bytes, align).map_err(|_| {
+            alloc::format!("[segment {name}]: no physically contiguous block of {} KiB is free", bytes >> 10)
+        })?;
+        // SAFETY: freshly allocated frames, mapped by the direct map, owned by the segment.
+        unsafe { core::ptr::write_bytes(kernel_memory::phys_to_virt(phys) as *mut u8, 0, bytes as usize) };
+        let range = enclave::MemRange::new(phys, bytes).ok_or("a segment range wraps")?;
+        registry.partition_mut().record_segment_range(&name, range).map_err(|e| e.to_string())?;
+        log::info!(target: "enclaves", "segment {name}: {} KiB at {phys:#x}", bytes >> 10);
+        reserved.push((name, SegmentMemory { phys, bytes }));
+    }
+    Ok(reserved)
+}
+
+/// Segment `segment` as enclave `enclave` may map it: ENOENT unless it holds a grant to it
+/// (a crash revokes its grants).
+pub fn segment_for(enclave: &str, segment: &str) -> Result<SegmentView, lwk::errno::Errno> {
+    let guard = PLANE.lock();
+    let plane = guard.as_ref().ok_or(lwk::errno::Errno::ENOENT)?;
+    let access = plane
+        .registry
+        .segments()
+        .grants_of(enclave)
+        .into_iter()
+        .find(|(name, _)| name == segment)
+        .map(|(_, access)| access)
+        .ok_or(lwk::errno::Errno::ENOENT)?;
+    let memory = plane.segments.iter().find(|(name, _)| name == segment).map(|(_, m)| *m).ok_or(lwk::errno::Errno::ENOENT)?;
+    Ok(SegmentView { memory, writable: access == enclave::Access::ReadWrite })
 }
 
 static PLANE: IrqMutex<Option<ControlPlane>> = IrqMutex::new(None);
@@ -90,12 +144,6 @@ pub fn boot(options: &Options) -> bool {
         }),
         Err(ComposeError::Shorthand(reason)) => refuse_boot(|| report_manifest_error("the command line", None, &reason)),
     };
-    if let Some(segment) = manifest.segments.first() {
-        refuse_boot(|| {
-            let reason = alloc::format!("[segment {}]: shared segments are not provided by this kernel yet", segment.name);
-            report_manifest_error(source, segment.line(), &reason);
-        });
-    }
     let registry = match Registry::compose(node(&manifest), &manifest) {
         Ok(r) => r,
         Err(errors) => refuse_boot(|| {
@@ -103,6 +151,11 @@ pub fn boot(options: &Options) -> bool {
                 report_manifest_error(source, e.line, &e.kind.to_string());
             }
         }),
+    };
+    let mut registry = registry;
+    let segments = match reserve_segments(&mut registry) {
+        Ok(segments) => segments,
+        Err(reason) => refuse_boot(|| report_manifest_error(source, None, &reason)),
     };
     let launched = !registry.records().is_empty();
     if file.is_some() {
@@ -122,6 +175,7 @@ pub fn boot(options: &Options) -> bool {
         jobs_expect: options.jobs_expect,
         free_at_compose: kernel_memory::frame_stats().0,
         unreleased: Vec::new(),
+        segments,
     });
     node_health::mark_before_launch();
     for name in &names {
@@ -329,6 +383,14 @@ pub fn ended(name: &str, ending: Ending) {
                 .str("reason", &reason);
         });
         stop_node = response.actions.contains(&Action::StopNode);
+        // What it could write may be corrupt: its grants are revoked (its mappings died with
+        // it), and the segments stay suspect (no new grant) until cleared.
+        let containment = &outcome.containment;
+        for segment in &containment.suspect {
+            logging::emit("segment_suspect", |e| {
+                e.str("segment", segment).str("enclave", name).display("sharers", containment.sharers.join(","));
+            });
+        }
     }
     drop(guard);
     if let Handle::Vm(vm) = instance.handle {

@@ -1,6 +1,7 @@
 //! The eager copy `fork` makes: every area of the parent's address space mapped afresh from the
 //! job's pool and filled with the parent's bytes. There is no demand paging in the LWK, hence no
-//! copy-on-write either; a fork costs what it copies, once, and never faults later.
+//! copy-on-write either; a fork costs what it copies, once, and never faults later. Shared
+//! segments are the exception: parent and child map the same segment memory.
 
 use crate::address_space::AddressSpace;
 use crate::kernel_memory::{self, phys_to_virt};
@@ -15,6 +16,11 @@ pub fn duplicate(parent: &AddressSpace, rsp: u64) -> Result<AddressSpace, Errno>
     let mut child = AddressSpace::new(parent.memory.clone())?;
     let areas: VmAreas = parent.areas.clone();
     for Area { start, end, protection, shared, kind } in areas.iter().cloned() {
+        // A segment is shared with the child: the same memory, nothing copied.
+        if let AreaKind::Segment { phys, .. } = kind {
+            child.map_foreign(start, end - start, phys, protection, kind)?;
+            continue;
+        }
         let live_from = if kind == AreaKind::Stack && (start..end).contains(&rsp) {
             rsp.saturating_sub(128) & !(lwk::elf_loader::PAGE - 1)
         } else {

@@ -79,6 +79,11 @@ impl JobMemory {
         }
     }
 
+    /// Whether the frame at `phys` is part of this pool (and not, say, a shared segment's).
+    pub fn owns(&self, phys: u64) -> bool {
+        self.blocks.iter().any(|&(start, len)| phys >= start && phys - start < len)
+    }
+
     pub fn free_bytes(&self) -> u64 {
         self.frames.lock().free_total()
     }

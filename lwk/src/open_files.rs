@@ -2,11 +2,13 @@
 //! file system, a device, a snapshot of a synthetic file, the console, a pipe end) with its
 //! offset and status flags; descriptors point at open files and may share them (`dup`, `fork`).
 
+use crate::enclaves::SegmentView;
 use crate::files;
 use crate::pipe::Pipe;
 use crate::process::Job;
 use crate::wait_queue::WaitQueue;
 use crate::{jobs, random};
+use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -56,6 +58,9 @@ pub enum FileObject {
     Console(Arc<Job>),
     PipeRead(Arc<Pipe>),
     PipeWrite(Arc<Pipe>),
+    /// A shared segment granted to the job (`/dev/manul/seg/NAME`): only `mmap` reaches its
+    /// memory.
+    Segment { name: String, view: SegmentView },
 }
 
 pub struct OpenFile {
@@ -159,6 +164,7 @@ impl OpenFile {
                     random::fill(&mut buf);
                     &buf
                 }
+                FileObject::Segment { .. } => break Err(Errno::EINVAL),
                 FileObject::Device(DeviceKind::Null | DeviceKind::Console, _)
                 | FileObject::Console(_)
                 | FileObject::PipeRead(_)
@@ -197,6 +203,7 @@ impl OpenFile {
             FileObject::Device(DeviceKind::Null | DeviceKind::Zero | DeviceKind::Urandom, _) => return Ok(len),
             FileObject::Snapshot(_) => return Err(Errno::EACCES),
             FileObject::PipeRead(_) => return Err(Errno::EBADF),
+            FileObject::Segment { .. } => return Err(Errno::EINVAL),
             _ => {}
         }
         let mut buf = vec![0u8; len.min(IO_CHUNK)];

@@ -21,6 +21,14 @@ pub enum AreaKind {
         path: String,
         offset: u64,
     },
+    /// A shared segment (`/dev/manul/seg/NAME`): the segment's own memory, at `offset` into it
+    /// from the area's start (physical address `phys`); `writable` if its grant allows writing.
+    Segment {
+        name: String,
+        phys: u64,
+        offset: u64,
+        writable: bool,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +53,15 @@ impl Area {
         match &self.kind {
             AreaKind::File { path, offset } => {
                 AreaKind::File { path: path.clone(), offset: offset.saturating_add(addr.saturating_sub(self.start)) }
+            }
+            AreaKind::Segment { name, phys, offset, writable } => {
+                let moved = addr.saturating_sub(self.start);
+                AreaKind::Segment {
+                    name: name.clone(),
+                    phys: phys.saturating_add(moved),
+                    offset: offset.saturating_add(moved),
+                    writable: *writable,
+                }
             }
             k => k.clone(),
         }
@@ -193,6 +210,7 @@ impl VmAreas {
     /// `/proc/self/maps` text.
     pub fn maps_text(&self) -> String {
         let mut s = String::new();
+        let mut segment_path;
         for a in self.areas.values() {
             let p = a.protection;
             let (offset, name) = match &a.kind {
@@ -201,6 +219,10 @@ impl VmAreas {
                 AreaKind::Stack => (0, "[stack]"),
                 AreaKind::Anonymous => (0, ""),
                 AreaKind::File { path, offset } => (*offset, path.as_str()),
+                AreaKind::Segment { name, offset, .. } => {
+                    segment_path = alloc::format!("/dev/manul/seg/{name}");
+                    (*offset, segment_path.as_str())
+                }
             };
             let _ = writeln!(
                 s,
@@ -271,6 +293,24 @@ mod tests {
         assert_eq!(spans, [(0x1000, 0x3000), (0x12000, 0x14000)]);
         assert_eq!(v.find(0x12000).unwrap().kind, AreaKind::File { path: "/f".into(), offset: 0x2000 });
         assert!(v.find(0x5000).is_none());
+    }
+
+    #[test]
+    fn a_segment_area_keeps_its_physical_place_when_split() {
+        let mut v = VmAreas::default();
+        let kind = AreaKind::Segment { name: "results".into(), phys: 0x4000_0000, offset: 0, writable: true };
+        v.insert(Area { shared: true, kind, ..anon(0x10000, 0x14000) }).unwrap();
+        v.remove(0x10000, 0x11000);
+        let rest = v.find(0x11000).unwrap();
+        assert_eq!(
+            rest.kind,
+            AreaKind::Segment { name: "results".into(), phys: 0x4000_1000, offset: 0x1000, writable: true }
+        );
+        assert!(
+            v.maps_text().contains("00011000-00014000 rw-s 00001000 00:00 0 /dev/manul/seg/results"),
+            "{}",
+            v.maps_text()
+        );
     }
 
     #[test]

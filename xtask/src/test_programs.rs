@@ -80,6 +80,7 @@ const PROGRAMS: &[Program] = &[
     musl_gcc("bin/hello-musl", "hello.c", &["-static"]),
     gcc("bin/null_deref", "null_deref.c", &["-static"]),
     gcc("bin/wild_writes", "wild_writes.c", &["-static"]),
+    gcc("bin/segment", "segment.c", &["-static"]),
     gcc("bin/kernel_pointer", "kernel_pointer.c", &["-static"]),
     gcc("bin/illegal_instruction", "illegal_instruction.c", &["-static"]),
     gcc("bin/files", "files.c", &["-static"]),

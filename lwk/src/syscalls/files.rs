@@ -110,6 +110,9 @@ fn open_node(process: &Process, ino: Ino, flags: u32) -> Result<Arc<OpenFile>, E
 fn do_open(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> SysResult {
     let flags = flags as u32;
     let path = path_arg(c, path_addr)?;
+    if let Some(name) = path.strip_prefix(SEGMENT_DIR) {
+        return open_segment(c, name, flags);
+    }
     let follow = flags & O_NOFOLLOW == 0;
     let ino = match resolve(c, dirfd, &path, follow) {
         Ok(ino) => {
@@ -266,6 +269,7 @@ pub fn lseek(c: &mut Call) -> SysResult {
         FileObject::Snapshot(d) => d.len() as u64,
         FileObject::PipeRead(_) | FileObject::PipeWrite(_) | FileObject::Console(_) => return Err(Errno::ESPIPE),
         FileObject::Device(..) => 0,
+        FileObject::Segment { view, .. } => view.memory.bytes,
     };
     let base = match whence {
         0 => 0,
@@ -292,7 +296,27 @@ fn file_stat(file: &OpenFile) -> Stat {
         FileObject::PipeRead(_) | FileObject::PipeWrite(_) => {
             Stat { ino: 3, mode: 0o010600, nlink: 1, uid: 0, gid: 0, size: 0, mtime: 0, rdev: 0 }
         }
+        FileObject::Segment { view, .. } => {
+            let mode = if view.writable { 0o020660 } else { 0o020440 };
+            Stat { ino: 4, mode, nlink: 1, uid: 0, gid: 0, size: view.memory.bytes, mtime: 0, rdev: SEGMENT_RDEV }
+        }
     }
+}
+
+/// The device number of `/dev/manul/seg/*` (a character device of an unassigned major).
+const SEGMENT_RDEV: u64 = 240 << 8;
+/// Where a job finds the shared segments granted to it.
+const SEGMENT_DIR: &str = "/dev/manul/seg/";
+
+/// Opens `/dev/manul/seg/NAME`: ENOENT unless the job holds a grant to segment NAME, EACCES
+/// for writing under a read-only grant.
+fn open_segment(c: &Call, name: &str, flags: u32) -> SysResult {
+    let view = crate::enclaves::segment_for(&c.process.job.name, name)?;
+    if flags & O_ACCMODE != O_RDONLY && !view.writable {
+        return Err(Errno::EACCES);
+    }
+    let file = OpenFile::new(FileObject::Segment { name: name.into(), view }, flags);
+    c.process.files.lock().insert(file, flags & O_CLOEXEC != 0, 0)
 }
 
 /// `struct stat` as x86-64 Linux lays it out (144 bytes).
@@ -1045,6 +1069,7 @@ pub fn fstatfs(c: &mut Call) -> SysResult {
         FileObject::Node(ino) | FileObject::Device(_, ino) => fs_kind_of(*ino),
         FileObject::Snapshot(_) => FsKind::Proc,
         FileObject::Console(_) => FsKind::Terminal,
+        FileObject::Segment { .. } => FsKind::Ram,
         FileObject::PipeRead(_) | FileObject::PipeWrite(_) => FsKind::Pipe,
     };
     c.process.space.lock().write(out, &encode_statfs(kind))?;

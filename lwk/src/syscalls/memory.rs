@@ -7,7 +7,7 @@
 use super::{Call, SysResult};
 use crate::address_space::AddressSpace;
 use crate::files;
-use crate::open_files::{FileObject, O_ACCMODE, O_WRONLY};
+use crate::open_files::{FileObject, O_ACCMODE, O_RDWR, O_WRONLY};
 use alloc::string::String;
 use alloc::vec;
 use lwk::elf_loader::{PAGE, Protection, USER_END};
@@ -111,17 +111,27 @@ struct FileSource {
     path: String,
 }
 
-/// What mapping descriptor `fd` means: `None` for anonymous memory (`/dev/zero`), else the file
-/// to copy. Errors as Linux where it refuses too; ENODEV where only this kernel does (writable
-/// shared file mappings, whose writes would not reach the file).
-fn file_source(
+/// What a mapping holds.
+enum MapSource {
+    /// Fresh zeroed memory (`MAP_ANONYMOUS`, `/dev/zero`).
+    Anonymous,
+    /// A private copy of a file's bytes.
+    File(FileSource),
+    /// A shared segment's own memory from `phys` on (`/dev/manul/seg/NAME`).
+    Segment { name: String, phys: u64, writable: bool },
+}
+
+/// What mapping descriptor `fd` means. Errors as Linux where it refuses too; ENODEV where only
+/// this kernel does (writable shared file mappings, whose writes would not reach the file);
+/// EINVAL for a private mapping of a segment (a segment is for sharing).
+fn map_source(
     c: &Call,
     fd: u64,
     offset: u64,
     len: u64,
     shared: bool,
     protection: Protection,
-) -> Result<Option<FileSource>, Errno> {
+) -> Result<MapSource, Errno> {
     let file = c.process.files.lock().get(fd as u32 as u64)?;
     if !offset.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
@@ -134,7 +144,19 @@ fn file_source(
         return Err(Errno::EACCES);
     }
     match &file.object {
-        FileObject::Device(DeviceKind::Zero, _) => Ok(None),
+        FileObject::Device(DeviceKind::Zero, _) => Ok(MapSource::Anonymous),
+        FileObject::Segment { name, view } => {
+            if !shared {
+                return Err(Errno::EINVAL);
+            }
+            if protection.write && (access != O_RDWR || !view.writable) {
+                return Err(Errno::EACCES);
+            }
+            if offset.checked_add(len).is_none_or(|end| end > view.memory.bytes) {
+                return Err(Errno::ENXIO);
+            }
+            Ok(MapSource::Segment { name: name.clone(), phys: view.memory.phys + offset, writable: view.writable })
+        }
         FileObject::Node(ino) => {
             let ino = *ino;
             if files::with_fs(|fs| fs.kind(ino)) != NodeKind::File {
@@ -145,7 +167,7 @@ fn file_source(
                 return Err(Errno::ENODEV);
             }
             let path = files::with_fs(|fs| fs.path_of(ino)).unwrap_or_else(|_| String::from("(deleted)"));
-            Ok(Some(FileSource { ino, offset, path }))
+            Ok(MapSource::File(FileSource { ino, offset, path }))
         }
         _ => Err(Errno::ENODEV),
     }
@@ -177,19 +199,27 @@ pub fn mmap(c: &mut Call) -> SysResult {
     };
     let len = page_len(len)?;
     let protection = protection(prot, 0)?;
-    let source = if flags & MAP_ANONYMOUS != 0 { None } else { file_source(c, fd, offset, len, shared, protection)? };
+    let source = if flags & MAP_ANONYMOUS != 0 {
+        MapSource::Anonymous
+    } else {
+        map_source(c, fd, offset, len, shared, protection)?
+    };
     let mut space = space_of(c);
     let at = place(&mut space, addr, len, flags)?;
-    let kind = match &source {
-        Some(s) => AreaKind::File { path: s.path.clone(), offset: s.offset },
-        None => AreaKind::Anonymous,
-    };
-    space.map_anonymous(at, len, protection, shared, kind)?;
-    if let Some(source) = source
-        && let Err(e) = fill_from_file(&space, at, len, &source)
-    {
-        let _ = space.unmap(at, len);
-        return Err(e);
+    match source {
+        MapSource::Anonymous => space.map_anonymous(at, len, protection, shared, AreaKind::Anonymous)?,
+        MapSource::File(source) => {
+            let kind = AreaKind::File { path: source.path.clone(), offset: source.offset };
+            space.map_anonymous(at, len, protection, shared, kind)?;
+            if let Err(e) = fill_from_file(&space, at, len, &source) {
+                let _ = space.unmap(at, len);
+                return Err(e);
+            }
+        }
+        MapSource::Segment { name, phys, writable } => {
+            let kind = AreaKind::Segment { name, phys, offset, writable };
+            space.map_foreign(at, len, phys, protection, kind)?;
+        }
     }
     Ok(at)
 }
@@ -220,7 +250,15 @@ pub fn mprotect(c: &mut Call) -> SysResult {
     if addr.checked_add(len).is_none_or(|end| end > USER_END) {
         return Err(Errno::ENOMEM);
     }
-    space_of(c).protect(addr, len, protection)?;
+    let mut space = space_of(c);
+    // A segment granted read-only never becomes writable.
+    let read_only_segment = space.areas.iter().any(|a| {
+        a.start < addr + len && a.end > addr && matches!(a.kind, AreaKind::Segment { writable: false, .. })
+    });
+    if protection.write && read_only_segment {
+        return Err(Errno::EACCES);
+    }
+    space.protect(addr, len, protection)?;
     Ok(0)
 }
 
@@ -262,6 +300,10 @@ pub fn mremap(c: &mut Call) -> SysResult {
     let area = space.areas.find(old).cloned().ok_or(Errno::EFAULT)?;
     if old.checked_add(old_len).is_none_or(|e| e > area.end) {
         return Err(Errno::EFAULT);
+    }
+    // A segment mapping may shrink or move, never grow past what was mapped of the segment.
+    if matches!(area.kind, AreaKind::Segment { .. }) && new_len > old_len {
+        return Err(Errno::EINVAL);
     }
     let old_end = old + old_len;
 

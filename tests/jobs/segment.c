@@ -1,0 +1,207 @@
+/*
+ * segment: a native job's side of Manul's shared segments (/dev/manul/seg/NAME, see
+ * docs/enclaves.md). Three modes:
+ *
+ *   segment produce SEGMENT STEPS [crash]
+ *                                   a simulation: writes STEPS steps into SEGMENT, one at a time,
+ *                                   each published by a step counter (release order); with
+ *                                   `crash`, it then writes through NULL (a SIGSEGV)
+ *   segment consume SEGMENT STEPS   its analysis, at the same time on other cores: follows the
+ *                                   counter (acquire order) and checks every step's values
+ *   segment checks RW RO ABSENT     the rules: RW is granted read-write, RO read-only, ABSENT
+ *                                   not at all
+ *
+ * The layout of a simulation segment is struct steps below; step i (from 1) holds
+ * value(i, k) = i * 1000 + k for k < VALUES. Exit status 0 when every check passed, else the
+ * code of the first failure.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#define CHECKS_PROGRAM "segment"
+#define CHECKS_ERRNO
+#include "checks.h"
+
+#define MAGIC 0x4d414e554c534547ull /* "MANULSEG" */
+#define VALUES 8
+#define MAX_STEPS 4096
+/* How long a consumer waits for the next step before it gives up. */
+#define PATIENCE_SECONDS 60
+
+struct steps {
+    uint64_t magic;
+    _Atomic uint64_t published;
+    uint64_t values[MAX_STEPS][VALUES];
+};
+
+static uint64_t value(uint64_t step, int k) {
+    return step * 1000 + (uint64_t)k;
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static char path[128];
+
+static const char *segment_path(const char *name) {
+    snprintf(path, sizeof path, "/dev/manul/seg/%s", name);
+    return path;
+}
+
+/* Maps the whole segment `name` (at least `least` bytes) shared, with `prot`; NULL (after a
+ * FAIL) when that fails. */
+static void *map_segment(int code, const char *name, int prot, size_t least, size_t *size) {
+    int fd = open(segment_path(name), (prot & PROT_WRITE) ? O_RDWR : O_RDONLY);
+    if (fd < 0) {
+        fail(code, "open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)least) {
+        fail(code + 1, "%s: size %lld, expected at least %zu", path, (long long)st.st_size, least);
+        close(fd);
+        return NULL;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, prot, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED) {
+        fail(code + 2, "mmap %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    *size = (size_t)st.st_size;
+    return p;
+}
+
+static int produce(const char *name, uint64_t steps, int crash) {
+    size_t size;
+    struct steps *s = map_segment(10, name, PROT_READ | PROT_WRITE, sizeof(struct steps), &size);
+    if (s == NULL) {
+        return first_failure;
+    }
+    s->magic = MAGIC;
+    for (uint64_t i = 1; i <= steps; i++) {
+        for (int k = 0; k < VALUES; k++) {
+            s->values[i - 1][k] = value(i, k);
+        }
+        atomic_store_explicit(&s->published, i, memory_order_release);
+        /* A little work between steps, as a simulation does. */
+        for (volatile int spin = 0; spin < 20000; spin++) {
+        }
+    }
+    say(1, "producer: wrote %llu steps into %s\n", (unsigned long long)steps, name);
+    if (crash) {
+        say(1, "producer: crashing\n");
+        *(volatile int *)opaque(0) = 1;
+    }
+    return first_failure;
+}
+
+static int consume(const char *name, uint64_t steps) {
+    size_t size;
+    const struct steps *s = map_segment(20, name, PROT_READ, sizeof(struct steps), &size);
+    if (s == NULL) {
+        return first_failure;
+    }
+    uint64_t seen = 0;
+    double waited_since = now();
+    while (seen < steps) {
+        uint64_t published = atomic_load_explicit(&s->published, memory_order_acquire);
+        if (published == seen) {
+            if (now() - waited_since > PATIENCE_SECONDS) {
+                fail(23, "no step after %llu for %d s", (unsigned long long)seen, PATIENCE_SECONDS);
+                return first_failure;
+            }
+            continue;
+        }
+        CHECK(24, s->magic == MAGIC, "magic %#llx", (unsigned long long)s->magic);
+        for (uint64_t i = seen + 1; i <= published && i <= steps; i++) {
+            for (int k = 0; k < VALUES; k++) {
+                CHECK(25, s->values[i - 1][k] == value(i, k), "step %llu value %d: %llu", (unsigned long long)i, k,
+                      (unsigned long long)s->values[i - 1][k]);
+            }
+        }
+        if (seen == 0 || published / 50 != seen / 50) {
+            say(1, "consumer: step %llu seen\n", (unsigned long long)published);
+        }
+        seen = published;
+        waited_since = now();
+    }
+    say(1, "consumer: checked all %llu steps of %s\n", (unsigned long long)steps, name);
+    return first_failure;
+}
+
+static int checks(const char *rw, const char *ro, const char *absent) {
+    expect_errno(30, "open an ungranted segment", open(segment_path(absent), O_RDONLY), ENOENT);
+    expect_errno(31, "open a read-only grant for writing", open(segment_path(ro), O_RDWR), EACCES);
+    int fd = (int)expect_ok(32, "open a read-only grant", open(segment_path(ro), O_RDONLY));
+    struct stat st;
+    expect_ok(33, "fstat a segment", fstat(fd, &st));
+    CHECK(34, S_ISCHR(st.st_mode) && st.st_size > 0, "mode %o size %lld", st.st_mode, (long long)st.st_size);
+    size_t size = (size_t)st.st_size;
+    expect_errno(35, "map a read-only grant writable",
+                 (long)mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), EACCES);
+    expect_errno(36, "map a segment privately", (long)mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0), EINVAL);
+    expect_errno(37, "map beyond the segment", (long)mmap(NULL, size + 4096, PROT_READ, MAP_SHARED, fd, 0), ENXIO);
+    char byte;
+    expect_errno(38, "read a segment descriptor", read(fd, &byte, 1), EINVAL);
+    void *ro_map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    CHECK(39, ro_map != MAP_FAILED, "map a read-only grant: %s", strerror(errno));
+    if (ro_map != MAP_FAILED) {
+        expect_errno(40, "mprotect a read-only grant writable", mprotect(ro_map, 4096, PROT_READ | PROT_WRITE), EACCES);
+        CHECK(41, ((volatile char *)ro_map)[0] == 0, "a fresh segment reads zero");
+    }
+    close(fd);
+
+    size_t rw_size;
+    volatile uint64_t *shared = map_segment(42, rw, PROT_READ | PROT_WRITE, 4096, &rw_size);
+    if (shared == NULL) {
+        return first_failure;
+    }
+    shared[0] = 0x1111;
+    /* A child shares the segment across fork: what it writes, the parent reads. */
+    pid_t child = fork();
+    if (child == 0) {
+        _exit(shared[0] == 0x1111 ? (shared[1] = 0x2222, 0) : 1);
+    }
+    int status = 0;
+    expect_ok(45, "wait for the child", waitpid(child, &status, 0));
+    CHECK(46, WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child did not see the parent's write");
+    CHECK(47, shared[1] == 0x2222, "the parent did not see the child's write: %#llx", (unsigned long long)shared[1]);
+    /* Unmapping gives nothing to the job's pool: mapping the segment again shows the same data. */
+    expect_ok(48, "munmap the segment", munmap((void *)shared, rw_size));
+    shared = map_segment(49, rw, PROT_READ, 4096, &rw_size);
+    CHECK(52, shared != NULL && shared[1] == 0x2222, "the data did not survive an unmap");
+    char maps[4096] = {0};
+    int maps_fd = open("/proc/self/maps", O_RDONLY);
+    if (maps_fd >= 0) {
+        CHECK(53, read(maps_fd, maps, sizeof maps - 1) > 0, "read /proc/self/maps");
+        close(maps_fd);
+    }
+    CHECK(54, strstr(maps, segment_path(rw)) != NULL, "/proc/self/maps does not name %s", path);
+    if (first_failure == 0) {
+        say(1, "segment: all checks passed\n");
+    }
+    return first_failure;
+}
+
+int main(int argc, char **argv) {
+    if ((argc == 4 || (argc == 5 && strcmp(argv[4], "crash") == 0)) && strcmp(argv[1], "produce") == 0) {
+        return produce(argv[2], strtoull(argv[3], NULL, 10) % (MAX_STEPS + 1), argc == 5);
+    }
+    if (argc == 4 && strcmp(argv[1], "consume") == 0) {
+        return consume(argv[2], strtoull(argv[3], NULL, 10) % (MAX_STEPS + 1));
+    }
+    if (argc == 5 && strcmp(argv[1], "checks") == 0) {
+        return checks(argv[2], argv[3], argv[4]);
+    }
+    say(2, "usage: segment produce SEGMENT STEPS [crash] | segment consume SEGMENT STEPS | segment checks RW RO ABSENT\n");
+    return 2;
+}
