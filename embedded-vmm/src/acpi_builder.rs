@@ -138,8 +138,47 @@ fn dsdt() -> Vec<u8> {
     device.extend(aml_package(&[0x11], &crs));
     let mut scope = b"\\_SB_".to_vec();
     scope.extend(aml_package(&[0x5b, 0x82], &device));
+    scope.extend(aml_package(&[0x5b, 0x82], &pci_root()));
     aml.extend(aml_package(&[0x10], &scope));
     table(b"DSDT", 2, &aml)
+}
+
+/// The guest-physical window of PCI memory BARs (the shared regions' BARs live in it).
+pub const PCI_MEMORY_WINDOW: core::ops::Range<u64> = 0xc000_0000..0xfe00_0000;
+
+/// An ACPI Word or DWord Address Space descriptor (large items 0x88, 0x87): a range the root
+/// bridge produces (minimum and maximum fixed), of `kind` (0 memory, 1 I/O, 2 bus numbers).
+fn address_space(dword: bool, kind: u8, type_flags: u8, min: u64, max: u64) -> Vec<u8> {
+    let (tag, width) = if dword { (0x87, 4) } else { (0x88, 2) };
+    let mut d = alloc::vec![tag, 0, 0, kind, 0x0c, type_flags];
+    for value in [0, min, max, 0, max - min + 1] {
+        d.extend_from_slice(&value.to_le_bytes()[..width]);
+    }
+    let len = (d.len() - 3) as u16;
+    d[1..3].copy_from_slice(&len.to_le_bytes());
+    d
+}
+
+/// Device (\_SB.PCI0): the PCI root bridge (_HID PNP0A03, bus 0), so that Linux scans bus 0
+/// through ACPI and finds the shared regions' functions. Its _CRS: bus 0, the I/O ports but
+/// 0xcf8-0xcff (which it consumes), and the BAR window below the I/O APIC.
+fn pci_root() -> Vec<u8> {
+    let mut crs = address_space(false, 2, 0, 0, 0);
+    crs.extend_from_slice(&[0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08]);
+    crs.extend(address_space(false, 1, 0x03, 0x0000, 0x0cf7));
+    crs.extend(address_space(false, 1, 0x03, 0x0d00, 0xffff));
+    // Read-write, cacheable memory.
+    crs.extend(address_space(true, 0, 0x03, PCI_MEMORY_WINDOW.start, PCI_MEMORY_WINDOW.end - 1));
+    crs.extend_from_slice(&[0x79, 0x00]);
+    let mut buffer = alloc::vec![0x0a, crs.len() as u8];
+    buffer.extend(crs);
+    let mut device = b"PCI0".to_vec();
+    // Name (_HID, EisaId ("PNP0A03")), Name (_UID, Zero)
+    device.extend_from_slice(&[0x08, b'_', b'H', b'I', b'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03]);
+    device.extend_from_slice(&[0x08, b'_', b'U', b'I', b'D', 0x00]);
+    device.extend_from_slice(&[0x08, b'_', b'C', b'R', b'S']);
+    device.extend(aml_package(&[0x11], &buffer));
+    device
 }
 
 fn madt(vcpus: u32) -> Vec<u8> {
@@ -235,16 +274,23 @@ mod tests {
         let at = dsdt.windows(4).position(|w| w == b"_S5_").unwrap();
         assert_eq!(dsdt[at + 4..at + 9], [0x12, 0x08, 0x04, 0x0a, 0x05]);
         assert!(t.iter().all(|(g, _)| *g != MADT_GPA), "no MADT without APICs");
-        // Scope (\_SB) { Device (PEVT) { _HID "QEMU0001", _CRS: I/O port 0x505 } }, lengths
-        // counted by hand: Scope 47, Device 39, Buffer 13 (each PkgLength counts itself).
+        // Scope (\_SB) { Device (PEVT) { _HID "QEMU0001", _CRS: I/O port 0x505 }, Device (PCI0)
+        // }, lengths counted by hand: PEVT 39, its Buffer 13 (each PkgLength counts itself);
+        // the Scope's two-byte PkgLength covers the rest of the table.
         let scope = dsdt.windows(5).position(|w| w == b"\\_SB_").unwrap();
-        assert_eq!(dsdt[scope - 2..scope], [0x10, 47]);
+        assert_eq!(dsdt[scope - 3], 0x10);
+        let scope_len = (dsdt[scope - 2] & 0xf) as usize | (dsdt[scope - 1] as usize) << 4;
+        assert_eq!(scope - 3 + 1 + scope_len, dsdt.len(), "the scope ends the table");
         assert_eq!(dsdt[scope + 5..scope + 12], [0x5b, 0x82, 39, b'P', b'E', b'V', b'T']);
         let hid = dsdt.windows(8).position(|w| w == b"QEMU0001").unwrap();
         assert_eq!(dsdt[hid - 1], 0x0d);
         let crs = dsdt.windows(4).position(|w| w == b"_CRS").unwrap();
         assert_eq!(dsdt[crs + 4..crs + 18], [0x11, 13, 0x0a, 10, 0x47, 1, 5, 5, 5, 5, 1, 1, 0x79, 0]);
-        assert_eq!(scope - 2 + 2 + 47 - 1, dsdt.len(), "the scope ends the table");
+        // The root bridge: PNP0A03, and a memory window from 0xc0000000 to 0xfdffffff.
+        let pci = dsdt.windows(4).position(|w| w == b"PCI0").unwrap();
+        assert_eq!(dsdt[pci + 4..pci + 14], [0x08, b'_', b'H', b'I', b'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03]);
+        let window = [0x87, 23, 0, 0, 0x0c, 0x03, 0, 0, 0, 0, 0, 0, 0, 0xc0, 0xff, 0xff, 0xff, 0xfd];
+        assert!(dsdt.windows(window.len()).any(|w| w == window), "memory window");
     }
 
     #[test]

@@ -97,6 +97,17 @@ impl GuestMemory {
         Ok(memory)
     }
 
+    /// Maps `bytes` of the host's memory at `host_phys` (not guest RAM: the host keeps it, and
+    /// it is never freed with the VM) at guest-physical `gpa`, writable or read-only; a guest
+    /// write to a read-only mapping exits as a nested page fault.
+    pub fn map_shared(&mut self, gpa: u64, host_phys: u64, bytes: u64, writable: bool) -> Result<(), MemoryError> {
+        let mut tables = NestedTables { host: self.host, owned: &mut self.tables };
+        let flags = if writable { PageFlags::WRITABLE | PageFlags::USER } else { PageFlags::USER };
+        let sizes = PageSizes { use_2m: true, use_1g: true };
+        paging::map(&mut tables, self.npt_root, gpa, host_phys, bytes, flags, sizes)
+            .map_err(|_| MemoryError::OutOfHostMemory)
+    }
+
     /// The nested page tables' root (the VMCB's N_CR3).
     pub fn npt_root(&self) -> u64 {
         self.npt_root

@@ -16,8 +16,10 @@ pub mod guest_paging;
 pub mod host;
 pub mod loaders;
 pub mod paging;
+pub mod shared_regions;
 pub mod svm;
 pub mod vm;
 
 pub use host::{HostBlock, LogLevel, VmmHost};
+pub use shared_regions::SharedRegion;
 pub use vm::{Vm, VmConfig, VmEnd, VmError};

@@ -6,6 +6,7 @@ use crate::acpi_builder::{self, AcpiConfig};
 use crate::cpuid::{GuestCpu, guest_cpuid};
 use crate::decoder::{self, AluOp, CpuMode, Operation, Source};
 use crate::devices::local_apic::{self, Delivery, Destination, LocalApic, ReadOnlyRegister};
+use crate::devices::pci_host::PciHost;
 use crate::devices::{Devices, Effect, Now, io_apic};
 use crate::exit_stats::ExitStats;
 use crate::guest_memory::{GuestMemory, MemoryError};
@@ -13,6 +14,7 @@ use crate::guest_paging::{self, PagingState};
 use crate::host::{HostBlock, LogLevel, VmmHost};
 use crate::loaders::bzimage::{self, BzImageError};
 use crate::loaders::pvh::{self, PvhError};
+use crate::shared_regions::{self, SharedRegion, SharedRegionError};
 use crate::svm::cpu::{self, GuestRegisters, SvmError};
 use crate::svm::vmcb::{Segment, Vmcb, exit, misc1, misc2};
 use alloc::format;
@@ -48,6 +50,8 @@ pub struct VmConfig<'a> {
     pub kernel: &'a [u8],
     pub initrd: Option<&'a [u8]>,
     pub cmdline: &'a str,
+    /// Host memory shared with the guest (see [`crate::shared_regions`]).
+    pub shared: &'a [SharedRegion],
 }
 
 /// Why a VM stopped.
@@ -116,6 +120,7 @@ pub enum VmError {
     Memory(MemoryError),
     Image(PvhError),
     BzImage(BzImageError),
+    Shared(SharedRegionError),
     Config(&'static str),
 }
 
@@ -126,6 +131,7 @@ impl fmt::Display for VmError {
             VmError::Memory(e) => write!(f, "guest memory: {e:?}"),
             VmError::Image(e) => write!(f, "kernel image: {e}"),
             VmError::BzImage(e) => write!(f, "bzImage: {e}"),
+            VmError::Shared(e) => e.fmt(f),
             VmError::Config(e) => f.write_str(e),
         }
     }
@@ -182,7 +188,11 @@ impl Vm {
         if config.vcpus == 0 || config.vcpus > 64 {
             return Err(VmError::Config("a VM has 1 to 64 vCPUs"));
         }
-        let memory = GuestMemory::new(host, config.memory_bytes).map_err(VmError::Memory)?;
+        let placements = shared_regions::place(config.shared).map_err(VmError::Shared)?;
+        let mut memory = GuestMemory::new(host, config.memory_bytes).map_err(VmError::Memory)?;
+        for (region, at) in config.shared.iter().zip(&placements) {
+            memory.map_shared(at.gpa, region.host_phys, region.bytes, region.writable).map_err(VmError::Memory)?;
+        }
         let ram = memory.ram_ranges();
         let initrd_len = config.initrd.map(|i| i.len() as u64);
         let (writes, initrd_gpa, boot) = if bzimage::is_bzimage(config.kernel) {
@@ -226,7 +236,7 @@ impl Vm {
             host,
             name: String::from(config.name),
             memory,
-            devices: spin::Mutex::new(Devices::default()),
+            devices: spin::Mutex::new(Devices { pci: PciHost::with_shared(&placements), ..Devices::default() }),
             stats: spin::Mutex::new(ExitStats::default()),
             end: spin::Mutex::new(None),
             iopm,

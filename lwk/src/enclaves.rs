@@ -18,7 +18,7 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
-use embedded_vmm::{Vm, VmEnd};
+use embedded_vmm::{SharedRegion, Vm, VmEnd};
 use enclave::isolation::Action;
 use enclave::{CpuSet, EnclaveSpec, Event, Image, Kind, Node, NodeManifest, Outcome, Registry};
 use lwk::boot_manifest::{self, ComposeError};
@@ -97,21 +97,25 @@ fn reserve_segments(registry: &mut Registry) -> Result<Vec<(String, SegmentMemor
     Ok(reserved)
 }
 
-/// Segment `segment` as enclave `enclave` may map it: ENOENT unless it holds a grant to it
-/// (a crash revokes its grants).
-pub fn segment_for(enclave: &str, segment: &str) -> Result<SegmentView, lwk::errno::Errno> {
-    let guard = PLANE.lock();
-    let plane = guard.as_ref().ok_or(lwk::errno::Errno::ENOENT)?;
-    let access = plane
+/// The segments `enclave` holds grants to, as it may map them (a crash revokes its grants).
+fn granted_segments(plane: &ControlPlane, enclave: &str) -> Vec<(String, SegmentView)> {
+    plane
         .registry
         .segments()
         .grants_of(enclave)
         .into_iter()
-        .find(|(name, _)| name == segment)
-        .map(|(_, access)| access)
-        .ok_or(lwk::errno::Errno::ENOENT)?;
-    let memory = plane.segments.iter().find(|(name, _)| name == segment).map(|(_, m)| *m).ok_or(lwk::errno::Errno::ENOENT)?;
-    Ok(SegmentView { memory, writable: access == enclave::Access::ReadWrite })
+        .filter_map(|(name, access)| {
+            let memory = plane.segments.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)?;
+            Some((name, SegmentView { memory, writable: access == enclave::Access::ReadWrite }))
+        })
+        .collect()
+}
+
+/// Segment `segment` as enclave `enclave` may map it: ENOENT unless it holds a grant to it.
+pub fn segment_for(enclave: &str, segment: &str) -> Result<SegmentView, lwk::errno::Errno> {
+    let guard = PLANE.lock();
+    let plane = guard.as_ref().ok_or(lwk::errno::Errno::ENOENT)?;
+    granted_segments(plane, enclave).into_iter().find(|(name, _)| name == segment).map(|(_, view)| view).ok_or(lwk::errno::Errno::ENOENT)
 }
 
 static PLANE: IrqMutex<Option<ControlPlane>> = IrqMutex::new(None);
@@ -238,7 +242,7 @@ fn apply(plane: &mut ControlPlane, name: &str, event: Event) -> Result<Outcome, 
 
 /// Launches a defined (or ended) enclave on its partition.
 pub fn launch(name: &str) -> Result<(), String> {
-    let (spec, cores, memory, default_threads) = {
+    let (spec, cores, memory, default_threads, segments) = {
         let mut guard = PLANE.lock();
         let plane = guard.as_mut().ok_or("the control plane is not up")?;
         if plane.unreleased.iter().any(|n| n == name) {
@@ -250,9 +254,10 @@ pub fn launch(name: &str) -> Result<(), String> {
         let jobs = plane.registry.records().iter().filter(|r| r.spec.kind() == Kind::Job).count();
         // Half of the kernel memory the enclaves leave, shared by the jobs.
         let kernel_left = plane.free_at_compose.saturating_sub(plane.registry.partition().used_memory());
-        (spec, assignment.cores.to_vec(), assignment.memory_bytes, job_options::default_max_threads(kernel_left, jobs))
+        let segments = granted_segments(plane, name);
+        (spec, assignment.cores.to_vec(), assignment.memory_bytes, job_options::default_max_threads(kernel_left, jobs), segments)
     };
-    let prepared = prepare(&spec, cores, memory, default_threads);
+    let prepared = prepare(segments, &spec, cores, memory, default_threads);
     let mut guard = PLANE.lock();
     let Some(plane) = guard.as_mut() else { return Err("the control plane is not up".into()) };
     match prepared {
@@ -296,7 +301,7 @@ enum Ready {
     Vm(PreparedVm),
 }
 
-fn prepare(spec: &EnclaveSpec, cores: Vec<usize>, memory: u64, default_threads: usize) -> Result<Ready, String> {
+fn prepare(plane_segments: Vec<(String, SegmentView)>, spec: &EnclaveSpec, cores: Vec<usize>, memory: u64, default_threads: usize) -> Result<Ready, String> {
     match &spec.image {
         Image::Job { program, args, env } => jobs::prepare(JobLaunch {
             name: &spec.name,
@@ -308,15 +313,30 @@ fn prepare(spec: &EnclaveSpec, cores: Vec<usize>, memory: u64, default_threads: 
             max_threads: spec.max_threads.map_or(default_threads, |t| t as usize),
         })
         .map(Ready::Job),
-        Image::Vm { kernel, initrd, cmdline } => vms::prepare(VmLaunch {
-            name: &spec.name,
-            kernel,
-            initrd: initrd.as_deref(),
-            cmdline,
-            cores,
-            memory,
-        })
-        .map(Ready::Vm),
+        Image::Vm { kernel, initrd, cmdline } => {
+            // Each granted segment is a PCI function of the guest; its command line names them.
+            let mut cmdline = cmdline.clone();
+            let mut shared = Vec::new();
+            for (i, (name, view)) in plane_segments.into_iter().enumerate() {
+                cmdline.push_str(&alloc::format!(" manul.seg.{name}={}", embedded_vmm::shared_regions::pci_address(i)));
+                shared.push(SharedRegion {
+                    name,
+                    host_phys: view.memory.phys,
+                    bytes: view.memory.bytes,
+                    writable: view.writable,
+                });
+            }
+            vms::prepare(VmLaunch {
+                name: &spec.name,
+                kernel,
+                initrd: initrd.as_deref(),
+                cmdline: &cmdline,
+                cores,
+                memory,
+                shared,
+            })
+            .map(Ready::Vm)
+        }
     }
 }
 

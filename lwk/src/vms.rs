@@ -14,7 +14,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use embedded_vmm::{HostBlock, LogLevel, Vm, VmConfig, VmmHost};
+use embedded_vmm::{HostBlock, LogLevel, SharedRegion, Vm, VmConfig, VmmHost};
 use lwk::ram_fs::{Lookup, ROOT};
 
 
@@ -114,6 +114,8 @@ pub struct VmLaunch<'a> {
     pub cmdline: &'a str,
     pub cores: Vec<usize>,
     pub memory: u64,
+    /// Segments granted to it, in PCI slot order (their addresses are on `cmdline`).
+    pub shared: Vec<SharedRegion>,
 }
 
 /// A VM built and loaded: [`PreparedVm::start`] sends its vCPUs to their cores.
@@ -139,6 +141,7 @@ pub fn prepare(launch: VmLaunch) -> Result<PreparedVm, String> {
         kernel: &kernel,
         initrd: initrd.as_deref(),
         cmdline: launch.cmdline,
+        shared: &launch.shared,
     };
     let started = clock::uptime_ns();
     let vm = Arc::new(Vm::new(&HOST, &config).map_err(|e| alloc::format!("{e}"))?);

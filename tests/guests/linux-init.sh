@@ -6,6 +6,9 @@
 #   crash     crash the guest kernel through sysrq (`echo c > /proc/sysrq-trigger`); the
 #             guest-panic driver reports the panic to the VMM
 #   shell     a shell on the console; leaving it powers the guest off
+#   consume   run /bin/segment (tests/jobs/segment.c) on the first shared segment the VMM gives
+#             (manul.seg.NAME=PCI-ADDRESS, added by Manul): follow and check manul.steps=N
+#             simulation steps a native job writes into it
 # Scenarios look for the line MANUL-GUEST-INIT-OK.
 export PATH=/bin
 
@@ -23,9 +26,13 @@ echo "manul-guest: $(nproc) online CPUs ($(cat /sys/devices/system/cpu/online))"
 echo "MANUL-GUEST-INIT-OK"
 
 action=poweroff
+segment=
+steps=100
 for option in $(cat /proc/cmdline); do
     case "$option" in
         manul.action=*) action="${option#manul.action=}" ;;
+        manul.steps=*) steps="${option#manul.steps=}" ;;
+        manul.seg.*=*) [ -z "$segment" ] && segment="${option#*=}" ;;
     esac
 done
 
@@ -40,6 +47,11 @@ case "$action" in
     shell)
         echo "manul-guest: a shell; exit to power off"
         sh
+        ;;
+    consume)
+        echo "manul-guest: shared segment at PCI $segment"
+        /bin/segment consume "/sys/bus/pci/devices/$segment/resource2" "$steps"
+        echo "manul-guest: consumer exit status $?"
         ;;
     *) echo "manul-guest: unknown manul.action=$action" ;;
 esac

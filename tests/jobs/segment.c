@@ -2,12 +2,17 @@
  * segment: a native job's side of Manul's shared segments (/dev/manul/seg/NAME, see
  * docs/enclaves.md). Three modes:
  *
- *   segment produce SEGMENT STEPS [crash]
+ *   segment produce SEGMENT STEPS [MS|crash]
  *                                   a simulation: writes STEPS steps into SEGMENT, one at a time,
- *                                   each published by a step counter (release order); with
- *                                   `crash`, it then writes through NULL (a SIGSEGV)
+ *                                   each published by a step counter (release order), MS
+ *                                   milliseconds apart if given; with `crash`, it then writes
+ *                                   through NULL (a SIGSEGV)
  *   segment consume SEGMENT STEPS   its analysis, at the same time on other cores: follows the
  *                                   counter (acquire order) and checks every step's values
+ *
+ * SEGMENT is a name under /dev/manul/seg/ (a native job), or an absolute path: inside a Linux
+ * guest, the segment's PCI BAR, /sys/bus/pci/devices/0000:00:03.0/resource2. The same static
+ * binary runs as a Manul job and as a program of a Manul VM's Linux.
  *   segment checks RW RO ABSENT     the rules: RW is granted read-write, RO read-only, ABSENT
  *                                   not at all
  *
@@ -52,7 +57,7 @@ static double now(void) {
 static char path[128];
 
 static const char *segment_path(const char *name) {
-    snprintf(path, sizeof path, "/dev/manul/seg/%s", name);
+    snprintf(path, sizeof path, name[0] == '/' ? "%s" : "/dev/manul/seg/%s", name);
     return path;
 }
 
@@ -80,7 +85,7 @@ static void *map_segment(int code, const char *name, int prot, size_t least, siz
     return p;
 }
 
-static int produce(const char *name, uint64_t steps, int crash) {
+static int produce(const char *name, uint64_t steps, long pace_ms, int crash) {
     size_t size;
     struct steps *s = map_segment(10, name, PROT_READ | PROT_WRITE, sizeof(struct steps), &size);
     if (s == NULL) {
@@ -92,8 +97,15 @@ static int produce(const char *name, uint64_t steps, int crash) {
             s->values[i - 1][k] = value(i, k);
         }
         atomic_store_explicit(&s->published, i, memory_order_release);
-        /* A little work between steps, as a simulation does. */
+        /* A little work between steps, as a simulation does, and the pace asked for. */
         for (volatile int spin = 0; spin < 20000; spin++) {
+        }
+        if (pace_ms > 0) {
+            struct timespec pause = {pace_ms / 1000, (pace_ms % 1000) * 1000000};
+            nanosleep(&pause, NULL);
+        }
+        if (i % 100 == 0 && pace_ms > 0) {
+            say(1, "producer: step %llu written\n", (unsigned long long)i);
         }
     }
     say(1, "producer: wrote %llu steps into %s\n", (unsigned long long)steps, name);
@@ -193,8 +205,10 @@ static int checks(const char *rw, const char *ro, const char *absent) {
 }
 
 int main(int argc, char **argv) {
-    if ((argc == 4 || (argc == 5 && strcmp(argv[4], "crash") == 0)) && strcmp(argv[1], "produce") == 0) {
-        return produce(argv[2], strtoull(argv[3], NULL, 10) % (MAX_STEPS + 1), argc == 5);
+    if ((argc == 4 || argc == 5) && strcmp(argv[1], "produce") == 0) {
+        int crash = argc == 5 && strcmp(argv[4], "crash") == 0;
+        long pace_ms = argc == 5 && !crash ? strtol(argv[4], NULL, 10) % 10000 : 0;
+        return produce(argv[2], strtoull(argv[3], NULL, 10) % (MAX_STEPS + 1), pace_ms, crash);
     }
     if (argc == 4 && strcmp(argv[1], "consume") == 0) {
         return consume(argv[2], strtoull(argv[3], NULL, 10) % (MAX_STEPS + 1));
@@ -202,6 +216,6 @@ int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "checks") == 0) {
         return checks(argv[2], argv[3], argv[4]);
     }
-    say(2, "usage: segment produce SEGMENT STEPS [crash] | segment consume SEGMENT STEPS | segment checks RW RO ABSENT\n");
+    say(2, "usage: segment produce SEGMENT STEPS [MS|crash] | segment consume SEGMENT STEPS | segment checks RW RO ABSENT\n");
     return 2;
 }

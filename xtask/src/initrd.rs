@@ -101,7 +101,10 @@ pub struct Summary {
 pub fn build(workspace: &Workspace, log: &mut dyn Write) -> Result<Summary> {
     let programs = test_programs::build(workspace, log)?;
     let busybox = busybox::fetch(workspace, log)?;
-    let guest = linux_guest::build(workspace, &busybox, log).context("cannot make the Linux guest")?;
+    let segment =
+        programs.files.iter().find(|(name, _)| name == linux_guest::GUEST_PROGRAM).map(|(_, path)| path.clone());
+    let segment = segment.with_context(|| format!("the test programs lack {}", linux_guest::GUEST_PROGRAM))?;
+    let guest = linux_guest::build(workspace, &busybox, &segment, log).context("cannot make the Linux guest")?;
     let mut copied = Vec::new();
     for (source, target, permissions) in COPIED_DIRECTORIES {
         copied.extend(files_of(&workspace.root().join(source), target, permissions)?);

@@ -99,7 +99,8 @@ struct RunArgs {
     #[arg(long, value_name = "CMD")]
     job: Option<String>,
     /// Boot a named scenario: its options go on the kernel command line before those of
-    /// --cmdline and --job
+    /// --cmdline and --job (default, when none of --cmdline, --job and --initrd-dir is given:
+    /// compose)
     #[arg(long, value_name = "NAME", value_parser = run_scenarios::parser())]
     scenario: Option<String>,
 }
@@ -160,9 +161,14 @@ fn run_kernel(workspace: &Workspace, args: &RunArgs) -> Result<ExitCode> {
     if let Some(dir) = &args.initrd_dir {
         ensure!(dir.is_dir(), "--initrd-dir {}: not a directory", dir.display());
     }
-    let scenario = match &args.scenario {
-        Some(name) => run_scenarios::find(name).with_context(|| format!("no run scenario is called {name}"))?.cmdline,
-        None => "",
+    // Nothing to run given: the default scenario shows what Manul is about.
+    let nothing_given = args.cmdline.is_empty() && args.job.is_none() && args.initrd_dir.is_none();
+    let scenario = match (&args.scenario, nothing_given) {
+        (Some(name), _) => {
+            run_scenarios::find(name).with_context(|| format!("no run scenario is called {name}"))?.cmdline
+        }
+        (None, true) => run_scenarios::find(run_scenarios::DEFAULT).map_or("", |s| s.cmdline),
+        (None, false) => "",
     };
     let cmdline = run_scenarios::join_cmdline(&[scenario, &args.cmdline, job_options.as_deref().unwrap_or_default()]);
     prerequisites::ensure(if args.initrd_dir.is_some() {

@@ -11,13 +11,24 @@ pub struct RunScenario {
     pub cmdline: &'static str,
 }
 
-pub const RUN_SCENARIOS: &[RunScenario] = &[RunScenario {
-    name: "linux-vm",
-    about: "Debian's Linux (/boot/vmlinux, through PVH) as VM `linux` on core 1 with 512 MiB and \
+/// What `cargo xtask run` boots when given nothing to run.
+pub const DEFAULT: &str = "compose";
+
+pub const RUN_SCENARIOS: &[RunScenario] = &[
+    RunScenario {
+        name: "compose",
+        about: "the default: a simulation as a native job on core 1 writes steps into a shared segment while \
+                a Debian Linux VM on core 2 reads and checks them (tests/manifests/compose.conf)",
+        cmdline: "manifest=/etc/manul/tests/compose.conf",
+    },
+    RunScenario {
+        name: "linux-vm",
+        about: "Debian's Linux (/boot/vmlinux, through PVH) as VM `linux` on core 1 with 512 MiB and \
             /boot/guest-initrd.cpio, whose /init reports and powers the guest off",
-    cmdline: "vm=linux vm.kernel=/boot/vmlinux vm.initrd=/boot/guest-initrd.cpio \
+        cmdline: "vm=linux vm.kernel=/boot/vmlinux vm.initrd=/boot/guest-initrd.cpio \
               vm.cmdline=\"console=ttyS0 earlyprintk=serial,ttyS0 manul.action=poweroff\" vm.cores=1 vm.mem=512M",
-}];
+    },
+];
 
 /// The scenario called `name`.
 pub fn find(name: &str) -> Option<&'static RunScenario> {
