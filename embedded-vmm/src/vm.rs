@@ -20,7 +20,7 @@ use crate::svm::vmcb::{Segment, Vmcb, exit, misc1, misc2};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use core::arch::x86_64::_rdtsc;
 use core::fmt;
@@ -105,6 +105,19 @@ impl fmt::Display for VmEnd {
     }
 }
 
+/// The hypercall interface: `VMMCALL` with the number in RAX, the result in RAX. A guest finds
+/// the VMM by CPUID leaf 0x4000_0000 ("ManulVMM") first.
+pub mod hypercall {
+    /// "I am alive": the host's health monitor counts it (an enclave's heartbeat).
+    pub const HEARTBEAT: u64 = 1;
+    pub const OK: u64 = 0;
+    /// Any other number.
+    pub const UNKNOWN: u64 = u64::MAX;
+}
+
+/// VMMCALL is 0f 01 d9 (QEMU's SVM saves no next RIP to read the length from).
+const VMMCALL_LENGTH: u64 = 3;
+
 /// How the boot vCPU starts.
 #[derive(Clone, Copy, Debug)]
 enum BootEntry {
@@ -169,6 +182,9 @@ pub struct Vm {
     parked: AtomicUsize,
     /// The host asked the vCPUs to stay out of the guest ([`Vm::pause`]).
     paused: AtomicBool,
+    /// Heartbeat hypercalls so far, and the host time of the last one (0: none yet).
+    heartbeats: AtomicU64,
+    last_heartbeat_ns: AtomicU64,
     /// vCPUs waiting outside the guest because of the pause.
     held: AtomicUsize,
 }
@@ -253,6 +269,8 @@ impl Vm {
             parked: AtomicUsize::new(0),
             paused: AtomicBool::new(false),
             held: AtomicUsize::new(0),
+            heartbeats: AtomicU64::new(0),
+            last_heartbeat_ns: AtomicU64::new(0),
         })
     }
 
@@ -288,6 +306,24 @@ impl Vm {
     pub fn resume(&self) {
         self.paused.store(false, Ordering::SeqCst);
         self.kick_all();
+    }
+
+    /// Heartbeat hypercalls the guest made so far, and the host time (ns) of the last one.
+    pub fn heartbeats(&self) -> (u64, u64) {
+        (self.heartbeats.load(Ordering::SeqCst), self.last_heartbeat_ns.load(Ordering::SeqCst))
+    }
+
+    /// A VMMCALL (any privilege level: a guest user program may make it). RAX is the number;
+    /// the result goes back in RAX. See [`hypercall`].
+    fn hypercall(&self, number: u64) -> u64 {
+        match number {
+            hypercall::HEARTBEAT => {
+                self.last_heartbeat_ns.store(self.host.now_ns(), Ordering::SeqCst);
+                self.heartbeats.fetch_add(1, Ordering::SeqCst);
+                hypercall::OK
+            }
+            _ => hypercall::UNKNOWN,
+        }
     }
 
     /// How many vCPUs are held outside the guest by a pause now.
@@ -660,7 +696,12 @@ impl Vm {
                 }
                 None
             }
-            exit::VMMCALL | exit::VMRUN..=exit::SKINIT | exit::RDTSCP | exit::ICEBP | exit::MONITOR | exit::MWAIT => {
+            exit::VMMCALL => {
+                v.save.rax = self.hypercall(v.save.rax);
+                v.save.rip += VMMCALL_LENGTH;
+                None
+            }
+            exit::VMRUN..=exit::SKINIT | exit::RDTSCP | exit::ICEBP | exit::MONITOR | exit::MWAIT => {
                 inject_exception(v, UD, None);
                 None
             }

@@ -69,6 +69,9 @@ fn job_spec(job: &JobSpec) -> Result<EnclaveSpec, String> {
     if let Some(policy) = job.isolation {
         spec = spec.with_isolation(policy);
     }
+    if let Some(window) = job.progress_ns {
+        spec = spec.with_progress(window);
+    }
     if let Some(threads) = job.threads {
         let threads = u32::try_from(threads).map_err(|_| alloc::format!("{}: too many threads", job.name))?;
         spec = spec.with_max_threads(threads);
@@ -91,6 +94,11 @@ fn vm_spec(vm: &VmSpec) -> Result<EnclaveSpec, String> {
     if let Some(policy) = vm.isolation {
         spec = spec.with_isolation(policy);
     }
+    if let Some(period_ns) = vm.heartbeat_ns {
+        // The manifest's default grace for the first beat (the guest's boot).
+        let grace_ns = enclave::manifest::DEFAULT_HEARTBEAT_GRACE_NS.max(period_ns);
+        spec = spec.with_heartbeat(enclave::health::Heartbeat { period_ns, grace_ns });
+    }
     Ok(spec)
 }
 
@@ -110,7 +118,7 @@ mod tests {
     fn shorthands_become_sections_after_the_file() {
         let file = b"[enclave sim]\nkind = job\nprogram = /bin/sim\ncores = 1\n";
         let o = options(
-            r#"job.post=/bin/post job.post.args="a 'b c'" job.post.cores=2 job.post.mem=64M job.post.threads=99 job.post.isolation=node vm=viz vm.kernel=/boot/vmlinux vm.initrd=/i vm.cmdline="console=ttyS0 quiet" vm.cores=3-4 vm.mem=128M vm.isolation=shared"#,
+            r#"job.post=/bin/post job.post.args="a 'b c'" job.post.cores=2 job.post.mem=64M job.post.threads=99 job.post.isolation=node job.post.progress=2s vm=viz vm.kernel=/boot/vmlinux vm.initrd=/i vm.cmdline="console=ttyS0 quiet" vm.cores=3-4 vm.mem=128M vm.isolation=shared vm.heartbeat=500ms"#,
         );
         let m = compose(Some(file), &o).unwrap();
         let names: Vec<&str> = m.enclaves.iter().map(|e| e.name.as_str()).collect();
@@ -124,6 +132,7 @@ mod tests {
         assert_eq!(post.memory, MemoryRequest::Bytes(64 << 20));
         assert_eq!(post.max_threads, Some(99));
         assert_eq!(post.isolation, enclave::Policy::Node);
+        assert_eq!(post.progress_ns, Some(2_000_000_000));
         let viz = m.enclave("viz").unwrap();
         assert_eq!(viz.kind(), Kind::Vm);
         assert_eq!(
@@ -137,6 +146,8 @@ mod tests {
         assert_eq!(viz.cores, CoreRequest::List(CpuSet::parse("3-4").unwrap()));
         assert_eq!(viz.memory, MemoryRequest::Bytes(128 << 20));
         assert_eq!(viz.isolation, enclave::Policy::Shared);
+        let heartbeat = viz.heartbeat.unwrap();
+        assert_eq!((heartbeat.period_ns, heartbeat.grace_ns), (500_000_000, 60_000_000_000));
         let (_, errors) = cmdline::parse("job=/a job.isolation=paranoid vm=v vm.kernel=/k vm.isolation=loose");
         let refused: Vec<&str> = errors.iter().map(|e| e.option.as_str()).collect();
         assert_eq!(refused, ["job.isolation", "vm.isolation"], "{errors:?}");

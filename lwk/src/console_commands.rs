@@ -38,6 +38,7 @@ pub fn run() -> ! {
     let mut line = String::new();
     loop {
         enclaves::housekeeping();
+        enclaves::check_health();
         while let Some(b) = serial_console::read_input() {
             match b {
                 b'\r' | b'\n' => {

@@ -19,8 +19,9 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use embedded_vmm::{SharedRegion, Vm, VmEnd};
+use enclave::health::Cause;
 use enclave::isolation::Action;
-use enclave::{CpuSet, EnclaveSpec, Event, Image, Kind, Node, NodeManifest, Outcome, Registry};
+use enclave::{CpuSet, EnclaveSpec, Event, HealthEvent, Image, Kind, Node, NodeManifest, Outcome, Registry};
 use lwk::boot_manifest::{self, ComposeError};
 use lwk::cmdline::{AfterBoot, Options};
 use lwk::job_options::{self, JobsExpect};
@@ -43,6 +44,10 @@ struct Instance {
     handle: Handle,
     /// An operator asked it to stop: its end is the `stop` event, not an exit or a crash.
     stop_requested: bool,
+    /// The health monitor found it hung and the control plane ended it: its end is a crash.
+    hung: Option<Cause>,
+    /// Heartbeat hypercalls already given to the monitor (VMs).
+    beats_seen: u64,
 }
 
 struct ControlPlane {
@@ -267,7 +272,13 @@ pub fn launch(name: &str) -> Result<(), String> {
                 Ready::Job(j) => Handle::Job(j.job().clone()),
                 Ready::Vm(v) => Handle::Vm(v.vm().clone()),
             };
-            plane.running.push(Instance { name: name.to_string(), handle, stop_requested: false });
+            plane.running.push(Instance {
+                name: name.to_string(),
+                handle,
+                stop_requested: false,
+                hung: None,
+                beats_seen: 0,
+            });
             drop(guard);
             match ready {
                 Ready::Job(j) => j.start(),
@@ -314,8 +325,12 @@ fn prepare(plane_segments: Vec<(String, SegmentView)>, spec: &EnclaveSpec, cores
         })
         .map(Ready::Job),
         Image::Vm { kernel, initrd, cmdline } => {
-            // Each granted segment is a PCI function of the guest; its command line names them.
+            // Each granted segment is a PCI function of the guest; its command line names them,
+            // and the heartbeat helper's period (half the enclave's).
             let mut cmdline = cmdline.clone();
+            if let Some(heartbeat) = spec.heartbeat {
+                cmdline.push_str(&alloc::format!(" manul.heartbeat_ms={}", (heartbeat.period_ns / 2_000_000).max(1)));
+            }
             let mut shared = Vec::new();
             for (i, (name, view)) in plane_segments.into_iter().enumerate() {
                 cmdline.push_str(&alloc::format!(" manul.seg.{name}={}", embedded_vmm::shared_regions::pci_address(i)));
@@ -372,7 +387,11 @@ pub fn ended(name: &str, ending: Ending) {
     let Some(plane) = guard.as_mut() else { return };
     let Some(i) = plane.running.iter().position(|r| r.name == name) else { return };
     let instance = plane.running.remove(i);
-    let (event, good) = if instance.stop_requested { (Event::Stop, true) } else { classify(&ending, plane.jobs_expect) };
+    let (event, good) = match (instance.stop_requested, instance.hung) {
+        (_, Some(_)) => (Event::Crash, false),
+        (true, None) => (Event::Stop, true),
+        (false, None) => classify(&ending, plane.jobs_expect),
+    };
     // Its memory is not back until scrubbed: a VM's below, a job's on core 0 once its last
     // process is gone.
     plane.unreleased.push(name.to_string());
@@ -391,6 +410,7 @@ pub fn ended(name: &str, ending: Ending) {
         };
         let policy = plane.registry.get(name).map_or("?", |r| r.spec.isolation.name());
         let reason = match &ending {
+            _ if instance.hung.is_some() => alloc::format!("hang ({})", instance.hung.map_or("", Cause::name)),
             Ending::Job(ExitReason::Signaled(sig)) => alloc::format!("signal {sig}"),
             Ending::Job(ExitReason::Exited(code)) => alloc::format!("exit {code}"),
             Ending::Vm(end) => end.name().to_string(),
@@ -477,6 +497,76 @@ pub fn housekeeping() {
         released(&owner, bytes);
     }
     power_off_if_done();
+}
+
+/// Core 0, between keystrokes: feeds the health monitor (the heartbeats the VMM counted, the CPU
+/// time of jobs' threads), marks whatever missed its deadline hung (`enclave_hung`) and ends it
+/// as a crash of its own, then arms core 0's timer for the next look: the next deadline, and
+/// half the shortest watched period (nothing watched, no timer: core 0 takes no periodic tick).
+pub fn check_health() {
+    let now = clock::uptime_ns();
+    let mut to_end = Vec::new();
+    let next = {
+        let mut guard = PLANE.lock();
+        let Some(plane) = guard.as_mut() else { return };
+        let ControlPlane { running, registry, .. } = plane;
+        for instance in running.iter_mut() {
+            if !registry.health().is_watched(&instance.name) {
+                continue;
+            }
+            let recovered = match &instance.handle {
+                Handle::Vm(vm) => {
+                    let (beats, last) = vm.heartbeats();
+                    if beats == instance.beats_seen {
+                        continue;
+                    }
+                    instance.beats_seen = beats;
+                    registry.beat(&instance.name, last)
+                }
+                Handle::Job(job) => registry.sample(&instance.name, now, &jobs::thread_samples(job)),
+            };
+            if let Ok(Some(outcome)) = recovered {
+                emit_state(&outcome, Event::Heartbeat);
+            }
+        }
+        for event in registry.check_health(now) {
+            let HealthEvent::Hung { enclave, cause, silent_ns } = event else { continue };
+            logging::emit("enclave_state", |e| {
+                e.str("enclave", &enclave).str("from", "running").str("to", "hung").str("cause", "miss");
+            });
+            logging::emit("enclave_hung", |e| {
+                e.str("enclave", &enclave).str("cause", cause.name()).u64("silent_ms", silent_ns / 1_000_000);
+            });
+            if let Some(instance) = running.iter_mut().find(|i| i.name == enclave) {
+                instance.hung = Some(cause);
+                to_end.push(instance.handle.clone());
+            }
+        }
+        // Beats and progress reach the monitor only when core 0 looks: it looks at least twice
+        // per period of the most frequently watched enclave, and at every deadline.
+        let poll = registry
+            .records()
+            .iter()
+            .filter(|r| registry.health().is_watched(&r.spec.name))
+            .filter_map(|r| r.spec.heartbeat.map(|h| h.period_ns).or(r.spec.progress_ns))
+            .min()
+            .map(|period| now + period / 2);
+        [registry.health().next_deadline(), poll].into_iter().flatten().min()
+    };
+    for handle in to_end {
+        match handle {
+            Handle::Job(job) => jobs::stop(&job),
+            Handle::Vm(vm) => vm.stop(VmEnd::Stopped),
+        }
+    }
+    match next {
+        Some(deadline) => {
+            let ns = deadline.saturating_sub(now).max(1_000);
+            let ticks = (ns as u128 * clock::apic_timer_hz() as u128 / 1_000_000_000).clamp(1, u32::MAX as u128);
+            local_apic::start_timer(ticks as u32);
+        }
+        None => local_apic::stop_timer(),
+    }
 }
 
 /// With nothing launching or running, powers off (when the node should) with the verdict.

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! job=/bin/app job.args="a 'b c'" job.env="K=V K2=V2" job.cores=1-3 job.mem=512M job.threads=256
-//! job.isolation=strict|shared|node
+//! job.isolation=strict|shared|node job.progress=30s
 //! job.sim=/bin/sim job.sim.cores=1-2   job.viz=/bin/viz job.viz.cores=3
 //! jobs.expect=zero|any
 //! ```
@@ -16,7 +16,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 /// Words after `job.` that are settings, not job names.
-const SETTINGS: [&str; 6] = ["args", "env", "cores", "mem", "threads", "isolation"];
+const SETTINGS: [&str; 7] = ["args", "env", "cores", "mem", "threads", "isolation", "progress"];
 /// Kernel memory one thread takes: its 32 KiB kernel stack, its XSAVE area and its bookkeeping.
 pub const THREAD_KERNEL_BYTES: u64 = 40 * 1024;
 /// Bounds of a job's thread limit.
@@ -40,6 +40,8 @@ pub struct JobSpec {
     pub threads: Option<usize>,
     /// Its isolation policy; `None`: `strict`.
     pub isolation: Option<enclave::Policy>,
+    /// Hung when no thread gains CPU time for this many ns; `None`: not watched.
+    pub progress_ns: Option<u64>,
 }
 
 /// A job's default thread limit: half of the kernel memory the jobs leave free, shared evenly by
@@ -117,6 +119,7 @@ pub fn apply(jobs: &mut Vec<JobSpec>, expect: &mut JobsExpect, key: &str, value:
             job.threads = Some(n);
         }
         Some("isolation") => job.isolation = Some(enclave::Policy::parse(value).map_err(|e| e.to_string())?),
+        Some("progress") => job.progress_ns = Some(enclave::health::parse_duration(value).map_err(|e| e.to_string())?),
         Some(other) => return Err(alloc::format!("unknown job setting \"{other}\"")),
     }
     Ok(true)
@@ -258,6 +261,7 @@ mod tests {
                 mem: Some(512 << 20),
                 threads: None,
                 isolation: None,
+                progress_ns: None,
             }]
         );
     }

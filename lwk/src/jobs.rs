@@ -13,6 +13,7 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use enclave::ThreadSample;
 use lwk::elf_loader::ExecutableKind;
 use lwk::ram_fs::{Lookup, ROOT};
 
@@ -107,6 +108,11 @@ pub fn resume(job: &Job) {
 /// The job's threads that are running or ready to run (not blocked in the kernel).
 pub fn runnable_threads(job: &Job) -> usize {
     threads(job).iter().filter(|t| t.state() != ThreadState::Blocked).count()
+}
+
+/// The CPU time of each live thread, for the health monitor's progress check.
+pub fn thread_samples(job: &Job) -> Vec<ThreadSample> {
+    threads(job).iter().map(|t| ThreadSample { tid: t.tid as u64, cpu_ns: scheduler::cpu_time_ns(t) }).collect()
 }
 
 /// Every live thread of the job.

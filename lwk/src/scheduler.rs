@@ -52,6 +52,18 @@ pub fn has_runnable() -> bool {
     !per_cpu::current().scheduler.lock().queue.is_empty()
 }
 
+/// CPU time `thread` has had, its current slice included if it is running now (read from any
+/// CPU: the health monitor samples a job's threads from core 0).
+pub fn cpu_time_ns(thread: &Arc<Thread>) -> u64 {
+    let banked = thread.cpu_ns.load(Ordering::Relaxed);
+    let Some(cpu) = per_cpu::all().get(thread.cpu.load(Ordering::Relaxed)) else { return banked };
+    let s = cpu.scheduler.lock();
+    match &s.current {
+        Some(running) if Arc::ptr_eq(running, thread) => banked + clock::uptime_ns().saturating_sub(s.since),
+        _ => banked,
+    }
+}
+
 /// Nanoseconds the running thread has been on this CPU since it was last switched in.
 pub fn current_slice_ns() -> u64 {
     clock::uptime_ns().saturating_sub(per_cpu::current().scheduler.lock().since)

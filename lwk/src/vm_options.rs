@@ -3,7 +3,7 @@
 //! ```text
 //! vm=NAME vm.kernel=/boot/vmlinux vm.initrd=/boot/initrd vm.cmdline="console=ttyS0 ..."
 //! vm.cores=2-3 vm.mem=512M            (one vCPU per listed core)
-//! vm.isolation=strict|shared|node
+//! vm.isolation=strict|shared|node vm.heartbeat=5s
 //! vm.NAME2.kernel=... vm.NAME2.cores=4 ...   (more VMs)
 //! ```
 
@@ -11,7 +11,7 @@ use crate::job_options::{parse_cores, parse_size};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-const SETTINGS: [&str; 6] = ["kernel", "initrd", "cmdline", "cores", "mem", "isolation"];
+const SETTINGS: [&str; 7] = ["kernel", "initrd", "cmdline", "cores", "mem", "isolation", "heartbeat"];
 /// The slot `vm=` names and `vm.SETTING` refers to.
 const DEFAULT_SLOT: &str = "";
 
@@ -29,6 +29,8 @@ pub struct VmSpec {
     pub mem: Option<u64>,
     /// Its isolation policy; `None`: `strict`.
     pub isolation: Option<enclave::Policy>,
+    /// Longest time between two heartbeats, ns; `None`: not watched.
+    pub heartbeat_ns: Option<u64>,
 }
 
 /// Applies one `vm...` option. `Ok(false)`: not a VM option.
@@ -73,6 +75,7 @@ pub fn apply(vms: &mut Vec<VmSpec>, key: &str, value: Option<&str>) -> Result<bo
         "cmdline" => vm.cmdline = value.to_string(),
         "cores" => vm.cores = Some(parse_cores(value)?),
         "isolation" => vm.isolation = Some(enclave::Policy::parse(value).map_err(|e| e.to_string())?),
+        "heartbeat" => vm.heartbeat_ns = Some(enclave::health::parse_duration(value).map_err(|e| e.to_string())?),
         _ => vm.mem = Some(parse_size(value)?),
     }
     Ok(true)

@@ -188,7 +188,12 @@ fn run_vcpu(vm: Arc<Vm>, index: usize, core: usize, started: u64, inside: &Atomi
     let wall = clock::uptime_ns().saturating_sub(started);
     log::info!(target: "vms", "vm {}: ended: {end} ({})", vm.name, vm.summary());
     logging::emit("vm_exit", |e| {
-        e.str("vm", &vm.name).str("reason", end.name()).display("detail", &end).u64("wall_ms", wall / 1_000_000).u64("exits", total);
+        e.str("vm", &vm.name)
+            .str("reason", end.name())
+            .display("detail", &end)
+            .u64("wall_ms", wall / 1_000_000)
+            .u64("heartbeats", vm.heartbeats().0)
+            .u64("exits", total);
         for (reason, c) in &stats {
             e.u64(&alloc::format!("exits_{reason}"), c.count);
             e.u64(&alloc::format!("cycles_{reason}"), c.cycles);
@@ -205,7 +210,9 @@ pub fn report(vm: &Vm) {
     let stats = vm.stats().rows();
     let total: u64 = stats.iter().map(|(_, c)| c.count).sum();
     logging::emit("vm_stats", |e| {
-        e.str("vm", &vm.name).u64("vcpus", vm.vcpus() as u64).u64("vcpus_held", vm.vcpus_held() as u64).u64("exits", total);
+        e.str("vm", &vm.name).u64("vcpus", vm.vcpus() as u64).u64("vcpus_held", vm.vcpus_held() as u64)
+            .u64("heartbeats", vm.heartbeats().0)
+            .u64("exits", total);
         for (reason, c) in &stats {
             e.u64(&alloc::format!("exits_{reason}"), c.count);
             e.u64(&alloc::format!("cycles_{reason}"), c.cycles);

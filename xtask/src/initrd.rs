@@ -101,10 +101,12 @@ pub struct Summary {
 pub fn build(workspace: &Workspace, log: &mut dyn Write) -> Result<Summary> {
     let programs = test_programs::build(workspace, log)?;
     let busybox = busybox::fetch(workspace, log)?;
-    let segment =
-        programs.files.iter().find(|(name, _)| name == linux_guest::GUEST_PROGRAM).map(|(_, path)| path.clone());
-    let segment = segment.with_context(|| format!("the test programs lack {}", linux_guest::GUEST_PROGRAM))?;
-    let guest = linux_guest::build(workspace, &busybox, &segment, log).context("cannot make the Linux guest")?;
+    let mut guest_programs = Vec::new();
+    for (in_guest, built) in linux_guest::GUEST_PROGRAMS {
+        let path = programs.files.iter().find(|(name, _)| name == built).map(|(_, path)| path.clone());
+        guest_programs.push((in_guest, path.with_context(|| format!("the test programs lack {built}"))?));
+    }
+    let guest = linux_guest::build(workspace, &busybox, &guest_programs, log).context("cannot make the Linux guest")?;
     let mut copied = Vec::new();
     for (source, target, permissions) in COPIED_DIRECTORIES {
         copied.extend(files_of(&workspace.root().join(source), target, permissions)?);

@@ -7,6 +7,7 @@
 //!   the same kernel package, which `/init` loads;
 //! - `bin/segment`: the static test program `tests/jobs/segment.c`, the same binary the LWK runs
 //!   as a job, which reads a shared segment through its PCI BAR (`manul.action=consume`);
+//! - `bin/heartbeat`: the heartbeat helper `tests/guests/heartbeat.c` (`manul.heartbeat_ms=N`);
 //! - `dev/console` (character device 5:1, where Linux opens init's standard streams), and the
 //!   empty mount points `proc`, `sys`, `tmp`.
 
@@ -25,8 +26,8 @@ use crate::workspace::Workspace;
 pub const INIT_SCRIPT: &str = "tests/guests/linux-init.sh";
 /// The applets the init script runs: linked even when busybox could not list its applets.
 const INIT_APPLETS: &[&str] = &["cat", "insmod", "mount", "nproc", "poweroff", "sh", "uname"];
-/// The LWK initrd's test program that the guest carries too (as `bin/segment`).
-pub const GUEST_PROGRAM: &str = "bin/segment";
+/// Programs the guest carries: (path in the guest, the test program's path in the LWK initrd).
+pub const GUEST_PROGRAMS: [(&str, &str); 2] = [("bin/segment", "bin/segment"), ("bin/heartbeat", "guests/heartbeat")];
 /// Where the guest-panic modules are in the initramfs.
 const MODULES_DIR: &str = "lib/modules";
 /// Where the kernel (PVH ELF, bzImage) and the initramfs are in the LWK's initrd.
@@ -44,7 +45,12 @@ pub struct LinuxGuest {
 }
 
 /// Fetches the kernel and writes the initramfs if its contents changed; progress goes to `log`.
-pub fn build(workspace: &Workspace, busybox: &Busybox, segment: &Path, log: &mut dyn Write) -> Result<LinuxGuest> {
+pub fn build(
+    workspace: &Workspace,
+    busybox: &Busybox,
+    programs: &[(&str, PathBuf)],
+    log: &mut dyn Write,
+) -> Result<LinuxGuest> {
     let kernel = debian_kernel::fetch(workspace, log).context("cannot get Debian's Linux kernel")?;
     match kernel.pvh_entry {
         Some(entry) => writeln!(log, "Linux guest: {}, vmlinux boots through PVH at {entry:#x}", kernel.package)?,
@@ -52,7 +58,7 @@ pub fn build(workspace: &Workspace, busybox: &Busybox, segment: &Path, log: &mut
     }
     let init = workspace.root().join(INIT_SCRIPT);
     ensure!(init.is_file(), "{} does not exist (it is the Linux guest's /init)", init.display());
-    let entries = layout(&init, busybox, &kernel.panic_modules, segment)?;
+    let entries = layout(&init, busybox, &kernel.panic_modules, programs)?;
     let archive = workspace.guest_dir().join("guest-initrd.cpio");
     initrd::write_if_changed(&archive, &entries, log).context("cannot write the Linux guest's initramfs")?;
     let files = BOOT_FILES.iter().map(|&name| name.to_owned()).zip([kernel.vmlinux, kernel.bzimage, archive]).collect();
@@ -60,8 +66,11 @@ pub fn build(workspace: &Workspace, busybox: &Busybox, segment: &Path, log: &mut
 }
 
 /// The entries of the initramfs, every directory before its contents.
-fn layout(init: &Path, busybox: &Busybox, modules: &[PathBuf], segment: &Path) -> Result<Vec<Entry>> {
-    let mut extra = vec![Entry::file(GUEST_PROGRAM, segment, EXECUTABLE)?];
+fn layout(init: &Path, busybox: &Busybox, modules: &[PathBuf], programs: &[(&str, PathBuf)]) -> Result<Vec<Entry>> {
+    let mut extra = Vec::new();
+    for (name, path) in programs {
+        extra.push(Entry::file(name, path, EXECUTABLE)?);
+    }
     for module in modules {
         let name = module.file_name().and_then(|n| n.to_str()).context("a module path without a UTF-8 file name")?;
         extra.push(Entry::file(&format!("{MODULES_DIR}/{name}"), module, initrd::READABLE)?);
@@ -108,14 +117,21 @@ mod tests {
         for module in &modules {
             fs::write(module, "\x7fELF module").unwrap();
         }
-        let segment = dir.join("segment");
-        fs::write(&segment, "\x7fELF program").unwrap();
-        let entries = layout(&script(), &busybox, &modules, &segment).unwrap();
+        let programs: Vec<(&str, PathBuf)> = GUEST_PROGRAMS
+            .iter()
+            .map(|&(name, built)| {
+                let path = dir.join(built.replace('/', "-"));
+                fs::write(&path, "\x7fELF program").unwrap();
+                (name, path)
+            })
+            .collect();
+        let entries = layout(&script(), &busybox, &modules, &programs).unwrap();
         let names: Vec<&str> = entries.iter().map(|entry| entry.name.as_str()).collect();
         let expected = [
             "bin",
             "bin/busybox",
             "bin/cat",
+            "bin/heartbeat",
             "bin/init",
             "bin/insmod",
             "bin/ls",

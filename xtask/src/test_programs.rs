@@ -76,6 +76,8 @@ const PROGRAMS: &[Program] = &[
     gcc("guests/triple_fault.elf", "../guests/triple_fault.S", GUEST_FLAGS),
     gcc("guests/timers.elf", "../guests/timers.S", GUEST_FLAGS),
     gcc("guests/forever.elf", "../guests/forever.S", GUEST_FLAGS),
+    // A program for the Linux guest's initramfs (the heartbeat helper).
+    gcc("guests/heartbeat", "../guests/heartbeat.c", &["-static", "-O2"]),
     gcc("bin/hello-pie", "hello.c", &["-static-pie"]),
     musl_gcc("bin/hello-musl", "hello.c", &["-static"]),
     gcc("bin/null_deref", "null_deref.c", &["-static"]),
