@@ -124,7 +124,12 @@ fn execute(command: &str) {
     }
     match command {
         "" => {}
-        "help" => println!("{HELP}"),
+        "help" => {
+            println!("{HELP}");
+            logging::emit("help", |e| {
+                e.u64("commands", HELP.lines().filter(|l| l.starts_with("  ") && !l.starts_with("   ")).count() as u64);
+            });
+        }
         "cpus" => {
             println!("cpu  apic  online  timer  ipi  spurious  halts");
             for c in per_cpu::all() {

@@ -709,7 +709,8 @@ pub fn create(name: &str, words: &[(String, Option<String>)]) -> Result<(), Stri
     Ok(())
 }
 
-/// One line per enclave: name, kind, state, cores, memory, policy (the `list` command).
+/// One line per enclave: name, kind, state, cores, memory, policy (the `list` command), each
+/// also as an `enclave_info` event.
 pub fn list() -> Vec<String> {
     let guard = PLANE.lock();
     let Some(plane) = guard.as_ref() else { return Vec::new() };
@@ -719,6 +720,7 @@ pub fn list() -> Vec<String> {
         .iter()
         .map(|r| {
             let a = plane.registry.partition().get(&r.spec.name);
+            emit_info(r, a);
             alloc::format!(
                 "{:<16} {:<4} {:<10} {:<10} {:>8} MiB  {:<7} launched {}",
                 r.spec.name,
@@ -733,6 +735,20 @@ pub fn list() -> Vec<String> {
         .collect()
 }
 
+/// An `enclave_info` event: what `list` and `show` say of one enclave.
+fn emit_info(record: &enclave::Record, assignment: Option<&enclave::Assignment>) {
+    logging::emit("enclave_info", |e| {
+        e.str("enclave", &record.spec.name)
+            .str("kind", record.spec.kind().name())
+            .str("state", record.state.name())
+            .str("isolation", record.spec.isolation.name())
+            .u64("launches", record.launches as u64);
+        if let Some(a) = assignment {
+            e.display("cores", &a.cores).u64("mem_mib", a.memory_bytes >> 20);
+        }
+    });
+}
+
 /// An enclave's manifest section, partition and state (the `show` command), and an
 /// `enclave_info` event with the same facts.
 pub fn show(name: &str) -> Result<String, String> {
@@ -745,16 +761,7 @@ pub fn show(name: &str) -> Result<String, String> {
     if let Some(a) = assignment {
         text.push_str(&alloc::format!("# assigned cores {}, {} MiB\n", a.cores, a.memory_bytes >> 20));
     }
-    logging::emit("enclave_info", |e| {
-        e.str("enclave", name)
-            .str("kind", record.spec.kind().name())
-            .str("state", record.state.name())
-            .str("isolation", record.spec.isolation.name())
-            .u64("launches", record.launches as u64);
-        if let Some(a) = assignment {
-            e.display("cores", &a.cores).u64("mem_mib", a.memory_bytes >> 20);
-        }
-    });
+    emit_info(record, assignment);
     Ok(text)
 }
 
