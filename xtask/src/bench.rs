@@ -9,7 +9,9 @@
 //! - Linux native: Debian's kernel (the one the VMM boots, see [`debian_kernel`]) booted directly
 //!   by QEMU through its PVH entry with `-smp 1`, its busybox `/init` (`bench/linux-init.sh`)
 //!   running the program on that CPU. One CPU because single-threaded icount TCG switches vCPUs
-//!   round-robin and a Linux guest with 2 vCPUs under icount is too slow to use.
+//!   round-robin and a Linux guest with 2 vCPUs under icount is too slow to use;
+//! - Manul VM: the same Linux guest with the same initramfs, as a VM of the LWK on core 1 of 2
+//!   (one vCPU per program CPU), its console relayed by the LWK.
 
 use std::fs;
 use std::io;
@@ -20,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 
-use crate::bench_report::{self, Config, Footprint, LINUX_NATIVE, MANUL_NATIVE, Results, Run, SystemConfig};
+use crate::bench_report::{self, Config, Footprint, LINUX_NATIVE, MANUL_NATIVE, MANUL_VM, Results, Run, SystemConfig};
 use crate::bench_workloads::{self, WORKLOADS, Workload};
 use crate::busybox;
 use crate::debian_kernel;
@@ -58,15 +60,20 @@ pub struct Options {
 enum System {
     ManulNative,
     LinuxNative,
+    ManulVm,
 }
 
-const SYSTEMS: [System; 2] = [System::ManulNative, System::LinuxNative];
+const SYSTEMS: [System; 3] = [System::ManulNative, System::LinuxNative, System::ManulVm];
+/// Where the Manul VM's guest finds its kernel and initramfs in the LWK's initrd.
+const VM_KERNEL: &str = "/boot/vmlinux";
+const VM_INITRD: &str = "/boot/bench-initrd.cpio";
 
 impl System {
     fn name(self) -> &'static str {
         match self {
             System::ManulNative => MANUL_NATIVE,
             System::LinuxNative => LINUX_NATIVE,
+            System::ManulVm => MANUL_VM,
         }
     }
 
@@ -74,13 +81,14 @@ impl System {
         match self {
             System::ManulNative => "Manul native",
             System::LinuxNative => "Linux native",
+            System::ManulVm => "Manul VM",
         }
     }
 
     /// The CPUs of the machine that gives the program `cores` CPUs: Manul keeps core 0.
     fn smp(self, cores: u32) -> u32 {
         match self {
-            System::ManulNative => cores + 1,
+            System::ManulNative | System::ManulVm => cores + 1,
             System::LinuxNative => cores,
         }
     }
@@ -93,15 +101,20 @@ impl System {
                 let cores = if cores == 1 { "1".to_owned() } else { format!("1-{cores}") };
                 format!("{} job.cores={cores} job.mem={JOB_MEM}", job_command::kernel_options(&command)?)
             }
-            System::LinuxNative => {
-                ensure!(
-                    args.iter().all(|arg| !arg.is_empty() && !arg.contains([',', ' ', '"', '\''])),
-                    "arguments {args:?} cannot go on the Linux command line"
-                );
-                let run = std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(",");
-                format!("console=ttyS0 quiet bench.run={run}")
+            System::LinuxNative => linux_cmdline(program, args)?,
+            System::ManulVm => {
+                let cores = if cores == 1 { "1".to_owned() } else { format!("1-{cores}") };
+                format!(
+                    "vm=bench vm.kernel={VM_KERNEL} vm.initrd={VM_INITRD} vm.cmdline=\"{}\" vm.cores={cores} vm.mem={JOB_MEM}",
+                    linux_cmdline(program, args)?
+                )
             }
         })
+    }
+
+    /// Whether the LWK is the machine's kernel (it leaves through isa-debug-exit).
+    fn on_manul(self) -> bool {
+        self != System::LinuxNative
     }
 
     fn config(self) -> SystemConfig {
@@ -118,6 +131,16 @@ impl System {
                 "N",
                 "console=ttyS0 quiet bench.run={PROGRAM},{ARGS}".to_owned(),
             ),
+            System::ManulVm => (
+                "the same Linux guest and initramfs as a VM of the LWK, one vCPU per program CPU on cores 1 to N; \
+                 under icount the guest's TSC counts the instructions of the whole machine, the VMM's exits \
+                 included",
+                "N + 1",
+                format!(
+                    "vm=bench vm.kernel={VM_KERNEL} vm.initrd={VM_INITRD} \
+                     vm.cmdline=\"console=ttyS0 quiet bench.run={{PROGRAM}},{{ARGS}}\" vm.cores=1-N vm.mem={JOB_MEM}"
+                ),
+            ),
         };
         SystemConfig {
             name: self.name().to_owned(),
@@ -130,12 +153,24 @@ impl System {
     }
 }
 
-/// The kernels and initrds of both systems.
+/// The kernel command line of Linux (native, or as Manul's guest) that runs `program` with `args`.
+fn linux_cmdline(program: &str, args: &[&str]) -> Result<String> {
+    ensure!(
+        args.iter().all(|arg| !arg.is_empty() && !arg.contains([',', ' ', '"', '\''])),
+        "arguments {args:?} cannot go on the Linux command line"
+    );
+    let run = std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(",");
+    Ok(format!("console=ttyS0 quiet bench.run={run}"))
+}
+
+/// The kernels and initrds of the systems.
 struct Prepared {
     lwk: PathBuf,
     manul_initrd: PathBuf,
     vmlinux: PathBuf,
     linux_initrd: PathBuf,
+    /// The LWK's initrd for Manul VM: the guest's kernel and Linux's initramfs.
+    manul_vm_initrd: PathBuf,
 }
 
 pub fn run(workspace: &Workspace, options: &Options) -> Result<ExitCode> {
@@ -217,7 +252,14 @@ fn prepare(workspace: &Workspace) -> Result<Prepared> {
     let entries = linux_guest::initramfs(&init, &busybox, bench_workloads::LINUX_INIT_APPLETS, program_entries()?)?;
     let linux_initrd = build_dir.join("linux-initrd.cpio");
     initrd::write_if_changed(&linux_initrd, &entries, log).context("cannot write Linux's benchmark initramfs")?;
-    Ok(Prepared { lwk, manul_initrd, vmlinux: kernel.vmlinux, linux_initrd })
+    let manul_vm_initrd = build_dir.join("manul-vm-initrd.cpio");
+    let vm_entries = vec![
+        Entry::file(VM_KERNEL.trim_start_matches('/'), &kernel.vmlinux, initrd::READABLE)?,
+        Entry::file(VM_INITRD.trim_start_matches('/'), &linux_initrd, initrd::READABLE)?,
+    ];
+    initrd::write_if_changed(&manul_vm_initrd, &initrd::with_directories(vm_entries, &[]), log)
+        .context("cannot write the Manul VM's initrd")?;
+    Ok(Prepared { lwk, manul_initrd, vmlinux: kernel.vmlinux, linux_initrd, manul_vm_initrd })
 }
 
 fn config(workspace: &Workspace, prepared: &Prepared, quick: bool, date: String) -> Result<Config> {
@@ -309,6 +351,7 @@ fn boot_and_read(
     let (kernel, initrd) = match system {
         System::ManulNative => (&prepared.lwk, &prepared.manul_initrd),
         System::LinuxNative => (&prepared.vmlinux, &prepared.linux_initrd),
+        System::ManulVm => (&prepared.lwk, &prepared.manul_vm_initrd),
     };
     let mem: MemSize = MEM.parse().map_err(anyhow::Error::msg)?;
     let mut command = qemu::command(&Machine {
@@ -318,7 +361,7 @@ fn boot_and_read(
         mem,
         cmdline: &cmdline,
         // Linux powers off through ACPI: QEMU then exits with 0.
-        debug_exit: system == System::ManulNative,
+        debug_exit: system.on_manul(),
     });
     if workload.icount {
         command.args(ICOUNT_ARGS);
@@ -343,6 +386,12 @@ fn boot_and_read(
         System::LinuxNative => {
             run.exit_status = output.exit;
             qemu::STATUS_POWERED_OFF
+        }
+        System::ManulVm => {
+            manul_info(&text, run);
+            // The guest's /init reports the program's status; the LWK that the VM powered off.
+            run.exit_status = output.exit;
+            qemu::STATUS_KERNEL_SUCCESS
         }
     };
     match completion {
@@ -377,6 +426,17 @@ fn manul_info(text: &str, run: &mut Run) {
         let copy: &[(&str, &str)] = match event.name.as_str() {
             "boot" => &[("tsc_hz", "tsc_hz"), ("boot_us", "boot_us")],
             "job_exit" => &[("cpu_ms", "job_cpu_ms"), ("wall_ms", "job_wall_ms")],
+            "vm_exit" => &[
+                ("wall_ms", "vm_wall_ms"),
+                ("exits", "vm_exits"),
+                ("exits_ioio", "vm_exits_ioio"),
+                ("exits_npf", "vm_exits_npf"),
+                ("exits_cpuid", "vm_exits_cpuid"),
+                ("exits_msr", "vm_exits_msr"),
+                ("exits_hlt", "vm_exits_hlt"),
+                ("exits_intr", "vm_exits_intr"),
+                ("exits_vintr", "vm_exits_vintr"),
+            ],
             // The job runs on core 1: its interrupts over the whole boot.
             "irq_stats" if event.fields.get("cpu").and_then(Value::as_u64) == Some(1) => {
                 &[("timer", "timer_interrupts"), ("ipi", "ipis"), ("halts", "halts")]
@@ -425,6 +485,12 @@ mod tests {
         );
         assert!(System::LinuxNative.cmdline("/bench/fwq", &["a,b"], 1).is_err());
         assert_eq!((System::ManulNative.smp(1), System::LinuxNative.smp(1)), (2, 1));
+        assert_eq!(System::ManulVm.smp(2), 3);
+        assert_eq!(
+            System::ManulVm.cmdline("/bench/fwq", &["40000", "8192"], 1).unwrap(),
+            "vm=bench vm.kernel=/boot/vmlinux vm.initrd=/boot/bench-initrd.cpio \
+             vm.cmdline=\"console=ttyS0 quiet bench.run=/bench/fwq,40000,8192\" vm.cores=1 vm.mem=256M"
+        );
         assert_eq!((System::ManulNative.smp(2), System::LinuxNative.smp(2)), (3, 2));
         for system in SYSTEMS {
             assert!(system.config().cmdline.contains("{PROGRAM}"));

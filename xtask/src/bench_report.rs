@@ -17,6 +17,11 @@ use crate::bench_workloads::{Better, FwqSeries, Kind, Metric, Samples, WORKLOADS
 /// The system every ratio divides by Linux's number.
 pub const MANUL_NATIVE: &str = "manul-native";
 pub const LINUX_NATIVE: &str = "linux-native";
+pub const MANUL_VM: &str = "manul-vm";
+
+/// What is compared with what: (system, peer). Manul native against Linux native; a Linux guest
+/// on Manul's VMM against the same program as a Manul job (the cost of virtualization).
+pub const PAIRS: [(&str, &str); 2] = [(MANUL_NATIVE, LINUX_NATIVE), (MANUL_VM, MANUL_NATIVE)];
 
 /// How the numbers were made.
 #[derive(Clone, Debug, Serialize)]
@@ -113,7 +118,7 @@ impl Run {
     }
 }
 
-/// One metric of one workload on both systems.
+/// One metric of one workload on a system and its peer (see [`PAIRS`]).
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Comparison {
     pub workload: String,
@@ -121,9 +126,11 @@ pub struct Comparison {
     pub label: String,
     pub unit: String,
     pub better: Better,
-    pub manul: f64,
-    pub linux: f64,
-    /// Manul's number divided by Linux's (`None` when Linux's is 0).
+    pub system: String,
+    pub peer: String,
+    pub value: f64,
+    pub peer_value: f64,
+    /// The system's number divided by the peer's (`None` when the peer's is 0).
     pub ratio: Option<f64>,
 }
 
@@ -153,24 +160,28 @@ const GOALS: &[Goal] = &[
     Goal { workload: "syscall", metric: "getpid", at_most: 150.0, text: "null system call at most 150 instructions" },
 ];
 
-/// Every metric that both systems measured, in the order of Manul's runs.
+/// Every metric that both systems of a pair measured, pair by pair, in the order of the runs.
 pub fn comparisons(runs: &[Run]) -> Vec<Comparison> {
     let find = |workload: &str, system: &str| runs.iter().find(|run| run.workload == workload && run.system == system);
     let mut out = Vec::new();
-    for manul_run in runs.iter().filter(|run| run.system == MANUL_NATIVE) {
-        let Some(linux_run) = find(&manul_run.workload, LINUX_NATIVE) else { continue };
-        for manul in &manul_run.metrics {
-            let Some(linux) = linux_run.metrics.iter().find(|metric| metric.name == manul.name) else { continue };
-            out.push(Comparison {
-                workload: manul_run.workload.clone(),
-                metric: manul.name.clone(),
-                label: manul.label.clone(),
-                unit: manul.unit.to_owned(),
-                better: manul.better,
-                manul: manul.value,
-                linux: linux.value,
-                ratio: (linux.value != 0.0).then(|| manul.value / linux.value),
-            });
+    for (system, peer) in PAIRS {
+        for run in runs.iter().filter(|run| run.system == system) {
+            let Some(peer_run) = find(&run.workload, peer) else { continue };
+            for mine in &run.metrics {
+                let Some(theirs) = peer_run.metrics.iter().find(|metric| metric.name == mine.name) else { continue };
+                out.push(Comparison {
+                    workload: run.workload.clone(),
+                    metric: mine.name.clone(),
+                    label: mine.label.clone(),
+                    unit: mine.unit.to_owned(),
+                    better: mine.better,
+                    system: system.to_owned(),
+                    peer: peer.to_owned(),
+                    value: mine.value,
+                    peer_value: theirs.value,
+                    ratio: (theirs.value != 0.0).then(|| mine.value / theirs.value),
+                });
+            }
         }
     }
     out
@@ -264,7 +275,9 @@ pub fn markdown(results: &Results) -> String {
          guest's TSC then counts retired instructions, so their numbers are **{}** (one instruction is one \
          virtual nanosecond) and repeat from run to run; hardware events (TLB misses, cache misses, exits) \
          cost nothing there. Wall-clock numbers under TCG measure the emulator as much as the system: \
-         compare the systems within one run only. The ratio is Manul's number divided by Linux's.\n",
+         compare the systems within one run only. A ratio is a system's number divided by its peer's: \
+         Manul native over Linux native, and Manul VM (the program in a Linux guest on Manul's VMM) over \
+         Manul native.\n",
         config.qemu_common, config.icount_args, config.unit
     );
     let _ =
@@ -298,12 +311,18 @@ pub fn markdown(results: &Results) -> String {
                 if run.icount { "under icount" } else { "*wall clock* (no icount)" }
             );
         }
-        if !rows.is_empty() {
+        for (system, peer) in PAIRS {
+            let pair: Vec<&&Comparison> = rows.iter().filter(|c| c.system == system && c.peer == peer).collect();
+            if pair.is_empty() {
+                continue;
+            }
             let _ = writeln!(
                 md,
-                "| metric | unit | better | Manul native | Linux native | ratio |\n| --- | --- | --- | ---: | ---: | ---: |"
+                "| metric | unit | better | {} | {} | ratio |\n| --- | --- | --- | ---: | ---: | ---: |",
+                label(config, system),
+                label(config, peer)
             );
-            for row in &rows {
+            for row in pair {
                 let better = match row.better {
                     Better::Lower => "lower",
                     Better::Higher => "higher",
@@ -313,8 +332,8 @@ pub fn markdown(results: &Results) -> String {
                     "| {} | {} | {better} | {} | {} | {} |",
                     row.label,
                     row.unit,
-                    format_number(row.manul),
-                    format_number(row.linux),
+                    format_number(row.value),
+                    format_number(row.peer_value),
                     format_ratio(row.ratio)
                 );
             }
@@ -358,8 +377,11 @@ pub fn markdown(results: &Results) -> String {
     let _ = writeln!(md, "## Goals (of the benchmark issue; measurements, not tests)\n");
     let _ = writeln!(md, "| goal | Manul native | met |\n| --- | ---: | --- |");
     for goal in GOALS {
-        let value = results.comparisons.iter().find(|c| c.workload == goal.workload && c.metric == goal.metric);
-        let value = value.map(|c| c.manul).or_else(|| {
+        let value = results
+            .comparisons
+            .iter()
+            .find(|c| c.system == MANUL_NATIVE && c.workload == goal.workload && c.metric == goal.metric);
+        let value = value.map(|c| c.value).or_else(|| {
             results
                 .runs
                 .iter()
@@ -611,7 +633,7 @@ pub fn fwq_timeline_svg(systems: &[(String, &FwqSeries)], unit: &str) -> Result<
     Ok(svg)
 }
 
-/// A horizontal bar per metric: Manul's number over Linux's, with a line at 1.
+/// A horizontal bar per metric and pair: the system's number over its peer's, with a line at 1.
 pub fn ratios_svg(comparisons: &[Comparison]) -> Result<String> {
     // (label without its parenthesis, ratio, whether Manul does better).
     let rows: Vec<(String, f64, bool)> = comparisons
@@ -622,7 +644,8 @@ pub fn ratios_svg(comparisons: &[Comparison]) -> Result<String> {
                 Better::Lower => ratio <= 1.0,
                 Better::Higher => ratio >= 1.0,
             };
-            Some((format!("{}: {}", c.workload, short_label(&c.label)), ratio, manul_better))
+            let pair = if c.system == MANUL_NATIVE { String::new() } else { format!(" ({} / {})", c.system, c.peer) };
+            Some((format!("{}: {}{pair}", c.workload, short_label(&c.label)), ratio, manul_better))
         })
         .collect();
     let right = rows.iter().map(|(_, ratio, _)| *ratio).fold(1.2, f64::max) * 1.1;
@@ -633,7 +656,10 @@ pub fn ratios_svg(comparisons: &[Comparison]) -> Result<String> {
         root.fill(&WHITE).map_err(plot_error)?;
         let count = rows.len() as f64;
         let mut chart = ChartBuilder::on(&root)
-            .caption("Manul native / Linux native (blue: Manul does better, red: Linux)", ("sans-serif", 20))
+            .caption(
+                "Manul native / Linux native, and others as named (blue: the first does better)",
+                ("sans-serif", 20),
+            )
             .margin(15)
             .x_label_area_size(40)
             .y_label_area_size(260)
