@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--out DIR]`: every workload of [`bench_workloads::WORKLOADS`]
+//! `cargo xtask bench [--quick | --smoke] [--out DIR]`: every workload of [`bench_workloads::WORKLOADS`]
 //! on every system, one QEMU at a time, each under `-icount shift=0,sleep=off -rtc clock=vm`
 //! so that the guest's TSC counts retired instructions; then `results.json`, `report.md` and
 //! the plots in the output directory (see [`bench_report`]).
@@ -51,8 +51,27 @@ const JOB_MEM: &str = "256M";
 const QUICK_TIMEOUT: Duration = Duration::from_secs(300);
 const FULL_TIMEOUT: Duration = Duration::from_secs(900);
 
+/// How many samples a run takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One short iteration of everything (the CI: the harness cannot rot).
+    Smoke,
+    Quick,
+    Full,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Smoke => "smoke",
+            Mode::Quick => "quick",
+            Mode::Full => "full",
+        }
+    }
+}
+
 pub struct Options {
-    pub quick: bool,
+    pub mode: Mode,
     pub out: Option<PathBuf>,
 }
 
@@ -181,8 +200,8 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<ExitCode> {
     let logs = out.join("logs");
     fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let prepared = prepare(workspace)?;
-    let config = config(workspace, &prepared, options.quick, date)?;
-    let timeout = if options.quick { QUICK_TIMEOUT } else { FULL_TIMEOUT };
+    let config = config(workspace, &prepared, options.mode, date)?;
+    let timeout = if options.mode == Mode::Full { FULL_TIMEOUT } else { QUICK_TIMEOUT };
     println!(
         "bench: {} run, {} workloads on {} systems, one QEMU at a time; results in {}",
         config.mode,
@@ -194,7 +213,11 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<ExitCode> {
     let mut runs = Vec::new();
     for (index, workload) in WORKLOADS.iter().enumerate() {
         let workload_started = Instant::now();
-        let args = if options.quick { workload.quick_args } else { workload.full_args };
+        let args = match options.mode {
+            Mode::Smoke => workload.smoke_args,
+            Mode::Quick => workload.quick_args,
+            Mode::Full => workload.full_args,
+        };
         let mut briefs = Vec::new();
         for system in SYSTEMS {
             let run = run_one(&prepared, system, workload, args, &out, timeout);
@@ -262,7 +285,7 @@ fn prepare(workspace: &Workspace) -> Result<Prepared> {
     Ok(Prepared { lwk, manul_initrd, vmlinux: kernel.vmlinux, linux_initrd, manul_vm_initrd })
 }
 
-fn config(workspace: &Workspace, prepared: &Prepared, quick: bool, date: String) -> Result<Config> {
+fn config(workspace: &Workspace, prepared: &Prepared, mode: Mode, date: String) -> Result<Config> {
     let first_line = |command: &mut Command| {
         process::captured(command).ok().filter(|output| output.status.success()).and_then(|output| {
             String::from_utf8_lossy(&output.stdout).lines().next().map(|line| line.trim().to_owned())
@@ -277,7 +300,7 @@ fn config(workspace: &Workspace, prepared: &Prepared, quick: bool, date: String)
         Ok(Footprint { system: system.name().to_owned(), image: workspace.display(image), file_bytes, loaded_bytes })
     };
     Ok(Config {
-        mode: if quick { "quick" } else { "full" }.to_owned(),
+        mode: mode.name().to_owned(),
         date,
         commit: commit.unwrap_or_else(|| "unknown".into()),
         dirty,

@@ -56,6 +56,9 @@ pub struct Workload {
     pub about: &'static str,
     /// Its program in the initrds.
     pub program: &'static str,
+    /// One short iteration, for the CI's smoke run (`--smoke`): numbers that mean little, but a
+    /// harness that cannot rot.
+    pub smoke_args: &'static [&'static str],
     pub quick_args: &'static [&'static str],
     pub full_args: &'static [&'static str],
     pub kind: Kind,
@@ -69,6 +72,7 @@ pub struct Workload {
 pub const WORKLOADS: &[Workload] = &[
     Workload {
         name: "fwq",
+        smoke_args: &["2000", "8192"],
         about: "fixed work quanta: 8,192-instruction quanta timed back to back on one core; a detour is a \
                 sample minus the shortest",
         program: "/bench/fwq",
@@ -80,6 +84,7 @@ pub const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "syscall",
+        smoke_args: &["200"],
         about: "null system calls timed one by one: getpid, getppid, clock_gettime (the system call) and \
                 glibc's clock_gettime (the vDSO where there is one)",
         program: "/bench/syscall",
@@ -91,6 +96,7 @@ pub const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "threads",
+        smoke_args: &["20"],
         about: "thread create + join (a thread that returns at once) and a futex round trip between two \
                 threads (wake the partner, wait for its wake), both on one CPU, so switches included",
         program: "/bench/threads",
@@ -104,6 +110,7 @@ pub const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "matmul",
+        smoke_args: &["32", "1"],
         about: "a compute kernel: dense matrix multiply of doubles, repeated; pure user-space work, so the \
                 systems differ only by what they take away",
         program: "/bench/matmul",
@@ -115,6 +122,7 @@ pub const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "launch",
+        smoke_args: &[],
         about: "job launch: the TSC read first thing in main(), i.e. the instructions from power-on to the \
                 job's first line (kernel boot, program start, C library start-up)",
         program: "/bench/launch",
@@ -126,6 +134,7 @@ pub const WORKLOADS: &[Workload] = &[
     },
     Workload {
         name: "triad",
+        smoke_args: &["65536", "2"],
         about: "STREAM-style triad a = b + s c with OpenMP over 2 CPUs; wall clock WITHOUT icount, so the \
                 bandwidth is the emulator's as much as the system's: compare the two systems within one run only",
         program: "/bench/triad",
@@ -670,7 +679,7 @@ mod tests {
             let program = PROGRAMS.iter().find(|p| format!("/{}", p.path()) == workload.program);
             let program = program.unwrap_or_else(|| panic!("{}: no program {}", workload.name, workload.program));
             assert!(sources.join(program.source()).is_file(), "{} has no source", program.path());
-            for arg in workload.quick_args.iter().chain(workload.full_args) {
+            for arg in workload.quick_args.iter().chain(workload.full_args).chain(workload.smoke_args) {
                 assert!(!arg.is_empty() && !arg.contains([' ', ',', '"', '\'']), "{}: argument {arg:?}", workload.name);
             }
         }

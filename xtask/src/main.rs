@@ -65,8 +65,12 @@ enum Task {
     /// plots
     Bench {
         /// Fewer samples: a few minutes instead of the full run
-        #[arg(long)]
+        #[arg(long, conflicts_with = "smoke")]
         quick: bool,
+        /// One short iteration of every workload on every system: numbers that mean little, a
+        /// harness that is known to work (what `cargo xtask test` runs)
+        #[arg(long)]
+        smoke: bool,
         /// Where to write the results (default: target/manul/bench)
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
@@ -128,7 +132,14 @@ fn run_task(task: Task) -> Result<ExitCode> {
         }
         Task::Run(args) => run_kernel(&workspace, &args),
         Task::Test { filter } => test_runner::run(&workspace, filter.as_deref()),
-        Task::Bench { quick, out } => bench::run(&workspace, &bench::Options { quick, out }),
+        Task::Bench { quick, smoke, out } => {
+            let mode = match (smoke, quick) {
+                (true, _) => bench::Mode::Smoke,
+                (false, true) => bench::Mode::Quick,
+                (false, false) => bench::Mode::Full,
+            };
+            bench::run(&workspace, &bench::Options { mode, out })
+        }
     }
 }
 

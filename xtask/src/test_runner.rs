@@ -29,6 +29,8 @@ enum Item<'a> {
     Build,
     Initrd,
     Boot(&'a Scenario),
+    /// `cargo xtask bench --smoke`: every workload once, briefly, on every system.
+    BenchSmoke,
 }
 
 impl Item<'_> {
@@ -38,6 +40,7 @@ impl Item<'_> {
             Item::Build => format!("build:{KERNEL_CRATE}"),
             Item::Initrd => "build:initrd".into(),
             Item::Boot(scenario) => format!("boot:{}", scenario.name),
+            Item::BenchSmoke => "bench:smoke".into(),
         }
     }
 }
@@ -89,6 +92,7 @@ pub fn run(workspace: &Workspace, filter: Option<&str>) -> Result<ExitCode> {
         .map(|&krate| Item::Unit(krate))
         .chain([Item::Build, Item::Initrd])
         .chain(scenarios.iter().map(Item::Boot))
+        .chain([Item::BenchSmoke])
         .collect();
     let selected = |item: &Item| filter.is_none_or(|filter| item.name().contains(filter));
     let boots = items.iter().any(|item| matches!(item, Item::Boot(_)) && selected(item));
@@ -137,6 +141,7 @@ pub fn run(workspace: &Workspace, filter: Option<&str>) -> Result<ExitCode> {
                 Outcome::Fail { reason: "skipped: the initrd did not build".into(), log: None }
             }
             Item::Boot(scenario) => boot(workspace, scenario),
+            Item::BenchSmoke => bench_smoke(workspace),
         };
         if let Item::Boot(scenario) = item
             && let Some(tag) = &scenario.campaign
@@ -177,6 +182,19 @@ fn unit_tests(workspace: &Workspace, krate: &str) -> Outcome {
     let mut command = Command::new(workspace::cargo());
     command.current_dir(workspace.root()).args(["test", "-p", krate]);
     logged(command, log_path(workspace, &format!("unit-{krate}")))
+}
+
+/// The benchmark harness end to end, briefly (it builds what it needs itself): it passes when
+/// every run gave numbers; what they are is not judged.
+fn bench_smoke(workspace: &Workspace) -> Outcome {
+    let xtask = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(error) => return Outcome::Fail { reason: format!("cannot find the xtask binary: {error}"), log: None },
+    };
+    let mut command = Command::new(xtask);
+    let out = workspace.bench_results_dir().with_file_name("bench-smoke");
+    command.current_dir(workspace.root()).args(["bench", "--smoke", "--out"]).arg(out);
+    logged(command, log_path(workspace, "bench-smoke"))
 }
 
 /// The release kernel, installed at `target/manul/lwk`.
