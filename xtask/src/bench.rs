@@ -471,10 +471,33 @@ fn manul_info(text: &str, run: &mut Run) {
                 run.info.insert((*name).to_owned(), value);
             }
         }
+        // Cycles are instructions only under icount; without it they time the emulator.
+        if event.name == "vm_exit" && run.icount {
+            for (reason, path) in vmm_paths(&event.fields) {
+                run.info.insert(format!("vmm_path_{reason}"), path.to_string());
+            }
+        }
         if event.name == "job_exit" {
             run.exit_status = event.fields.get("status").and_then(Value::as_i64);
         }
     }
+}
+
+/// Exit reasons whose handling is all VMM work (no waiting, no host interrupt in it).
+const VMM_PATH_REASONS: [&str; 4] = ["cpuid", "msr", "ioio", "npf"];
+
+/// The VMM's path length per exit, for each reason of [`VMM_PATH_REASONS`] the VM took: the
+/// TSC cycles from the exit to the next VMRUN over the exits, from a `vm_exit` event's
+/// `cycles_REASON` and `exits_REASON`. Under icount a cycle is an instruction.
+fn vmm_paths(fields: &serde_json::Map<String, Value>) -> Vec<(&'static str, u64)> {
+    VMM_PATH_REASONS
+        .iter()
+        .filter_map(|&reason| {
+            let exits = fields.get(&format!("exits_{reason}"))?.as_u64().filter(|&n| n > 0)?;
+            let cycles = fields.get(&format!("cycles_{reason}"))?.as_u64()?;
+            Some((reason, (cycles + exits / 2) / exits))
+        })
+        .collect()
 }
 
 /// The first numbers of a run, or why it has none, for the progress line.
@@ -509,6 +532,11 @@ mod tests {
         assert!(System::LinuxNative.cmdline("/bench/fwq", &["a,b"], 1).is_err());
         assert_eq!((System::ManulNative.smp(1), System::LinuxNative.smp(1)), (2, 1));
         assert_eq!(System::ManulVm.smp(2), 3);
+        let event: serde_json::Map<String, Value> = serde_json::from_str(
+            r#"{"exits_cpuid":4,"cycles_cpuid":1202,"exits_msr":0,"cycles_msr":0,"exits_ioio":3,"cycles_ioio":3001,"exits_hlt":2,"cycles_hlt":99}"#,
+        )
+        .unwrap();
+        assert_eq!(vmm_paths(&event), [("cpuid", 301), ("ioio", 1000)], "no msr exits, hlt is not VMM work");
         assert_eq!(
             System::ManulVm.cmdline("/bench/fwq", &["40000", "8192"], 1).unwrap(),
             "vm=bench vm.kernel=/boot/vmlinux vm.initrd=/boot/bench-initrd.cpio \
