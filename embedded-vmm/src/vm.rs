@@ -115,6 +115,33 @@ pub mod hypercall {
     pub const UNKNOWN: u64 = u64::MAX;
 }
 
+/// The command line a Linux guest gets: the host's, plus what Linux cannot learn about the TSC
+/// from an unknown hypervisor (it reads a rate only from KVM's, VMware's, Hyper-V's, ACRN's or
+/// Jailhouse's leaves), unless the host's line says it itself:
+/// - `tsc_early_khz=` with the TSC rate: under an emulator Linux's calibration against the PIT
+///   and the PM timer fails its jitter checks, and Linux then marks the TSC unstable and reads
+///   the PM timer (an exit) for every clock read;
+/// - `tsc=reliable`: the guest's TSC is the host's own clock, passed through at a constant
+///   offset, while its tick (PIT, APIC timer) is emulated and may arrive late: Linux's watchdog
+///   would compare the TSC with that tick and distrust the better clock.
+pub fn linux_cmdline(cmdline: &str, tsc_hz: u64) -> String {
+    let mut out = String::from(cmdline.trim());
+    let has = |prefix: &str| cmdline.split_whitespace().any(|word| word.starts_with(prefix));
+    let mut add = |option: &str| {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(option);
+    };
+    if tsc_hz >= 1000 && !has("tsc_early_khz=") {
+        add(&format!("tsc_early_khz={}", tsc_hz / 1000));
+    }
+    if !has("tsc=") {
+        add("tsc=reliable");
+    }
+    out
+}
+
 /// VMMCALL is 0f 01 d9 (QEMU's SVM saves no next RIP to read the length from).
 const VMMCALL_LENGTH: u64 = 3;
 
@@ -211,9 +238,11 @@ impl Vm {
         }
         let ram = memory.ram_ranges();
         let initrd_len = config.initrd.map(|i| i.len() as u64);
+        let cmdline = linux_cmdline(config.cmdline, host.tsc_hz());
+        let cmdline = cmdline.as_str();
         let (writes, initrd_gpa, boot) = if bzimage::is_bzimage(config.kernel) {
             let (linux, initrd_gpa) =
-                bzimage::prepare(config.kernel, &ram, config.cmdline, initrd_len).map_err(VmError::BzImage)?;
+                bzimage::prepare(config.kernel, &ram, cmdline, initrd_len).map_err(VmError::BzImage)?;
             let entry = BootEntry::Linux64 { rip: linux.entry, zero_page: linux.zero_page, cr3: linux.cr3 };
             (linux.writes, initrd_gpa, entry)
         } else {
@@ -226,7 +255,7 @@ impl Vm {
                 kernel_end = kernel_end.max(s.gpa + s.memory_bytes);
                 writes.push((s.gpa, bytes));
             }
-            let boot = pvh::boot_data(&ram, kernel_end, config.cmdline, initrd_len, acpi_builder::RSDP_GPA)
+            let boot = pvh::boot_data(&ram, kernel_end, cmdline, initrd_len, acpi_builder::RSDP_GPA)
                 .map_err(VmError::Image)?;
             writes.extend(boot.writes);
             (writes, boot.initrd_gpa, BootEntry::Pvh { rip: image.entry as u64, start_info: pvh::START_INFO_GPA })
@@ -1260,4 +1289,23 @@ fn xsetbv(value: u64) {
 fn rdtsc() -> u64 {
     // SAFETY: rdtsc only reads the time-stamp counter.
     unsafe { _rdtsc() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linux_gets_the_tsc_rate_unless_it_names_one() {
+        assert_eq!(
+            linux_cmdline("console=ttyS0 quiet", 2_093_792_200),
+            "console=ttyS0 quiet tsc_early_khz=2093792 tsc=reliable"
+        );
+        assert_eq!(linux_cmdline("", 1_000_000_000), "tsc_early_khz=1000000 tsc=reliable");
+        assert_eq!(
+            linux_cmdline("a tsc_early_khz=5 tsc=unstable b", 2_000_000_000),
+            "a tsc_early_khz=5 tsc=unstable b"
+        );
+        assert_eq!(linux_cmdline("a", 0), "a tsc=reliable", "no rate known: no rate added");
+    }
 }
