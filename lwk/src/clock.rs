@@ -99,11 +99,25 @@ pub fn spin_ns(ns: u64) {
     }
 }
 
+/// Local APIC timer ticks for `ns` nanoseconds (at least 1, at most what the counter holds).
+pub fn apic_ticks(ns: u64) -> u32 {
+    (ns as u128 * apic_timer_hz() as u128 / 1_000_000_000).clamp(1, u32::MAX as u128) as u32
+}
+
+/// Arms this CPU's timer to fire at uptime `deadline` (at least 1 µs after `now`; a deadline
+/// beyond the counter's reach fires early, and the caller arms it again), or stops it.
+pub fn arm_timer_at(deadline: Option<u64>, now: u64) {
+    match deadline {
+        Some(t) => local_apic::start_timer(apic_ticks(t.saturating_sub(now).max(1000))),
+        None => local_apic::stop_timer(),
+    }
+}
+
 /// Halts this CPU for `ns` nanoseconds with one timer interrupt at the end. Other interrupts
 /// (cross-CPU calls, console input) are served meanwhile.
 pub fn sleep_ns(ns: u64) {
     let me = per_cpu::current();
-    let ticks = (ns as u128 * apic_timer_hz() as u128 / 1_000_000_000).clamp(1, u32::MAX as u128) as u32;
+    let ticks = apic_ticks(ns);
     cpu::without_interrupts(|| {
         me.timer_fired.store(false, Ordering::Relaxed);
         local_apic::start_timer(ticks);

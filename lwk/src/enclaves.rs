@@ -143,23 +143,12 @@ pub fn boot(options: &Options) -> bool {
     let source = file.as_ref().map_or("the command line", |(path, _)| path);
     let manifest = match boot_manifest::compose(file.as_ref().map(|(_, b)| b.as_slice()), options) {
         Ok(m) => m,
-        Err(ComposeError::Manifest(errors)) => refuse_boot(|| {
-            for e in &errors.errors {
-                report_manifest_error(source, e.line, &e.kind.to_string());
-            }
-            if errors.truncated {
-                report_manifest_error(source, None, "more errors not shown");
-            }
-        }),
+        Err(ComposeError::Manifest(errors)) => refuse_boot(|| report_manifest_errors(source, &errors)),
         Err(ComposeError::Shorthand(reason)) => refuse_boot(|| report_manifest_error("the command line", None, &reason)),
     };
     let registry = match Registry::compose(node(&manifest), &manifest) {
         Ok(r) => r,
-        Err(errors) => refuse_boot(|| {
-            for e in &errors.errors {
-                report_manifest_error(source, e.line, &e.kind.to_string());
-            }
-        }),
+        Err(errors) => refuse_boot(|| report_manifest_errors(source, &errors)),
     };
     let mut registry = registry;
     let segments = match reserve_segments(&mut registry) {
@@ -223,6 +212,15 @@ fn report_manifest_error(source: &str, line: Option<usize>, reason: &str) {
         }
         e.str("reason", reason);
     });
+}
+
+fn report_manifest_errors(source: &str, errors: &enclave::ManifestErrors) {
+    for e in &errors.errors {
+        report_manifest_error(source, e.line, &e.kind.to_string());
+    }
+    if errors.truncated {
+        report_manifest_error(source, None, "more errors not shown");
+    }
 }
 
 /// Reports why the boot's enclaves cannot start, then powers off with failure.
@@ -559,14 +557,7 @@ pub fn check_health() {
             Handle::Vm(vm) => vm.stop(VmEnd::Stopped),
         }
     }
-    match next {
-        Some(deadline) => {
-            let ns = deadline.saturating_sub(now).max(1_000);
-            let ticks = (ns as u128 * clock::apic_timer_hz() as u128 / 1_000_000_000).clamp(1, u32::MAX as u128);
-            local_apic::start_timer(ticks as u32);
-        }
-        None => local_apic::stop_timer(),
-    }
+    clock::arm_timer_at(next, now);
 }
 
 /// With nothing launching or running, powers off (when the node should) with the verdict.

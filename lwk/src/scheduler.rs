@@ -32,14 +32,7 @@ impl Scheduler {
     fn arm_timer(&self, now: u64) {
         let quantum = (!self.queue.is_empty()).then_some(now + QUANTUM_NS);
         let sleeper = self.sleepers.keys().next().map(|&(d, _)| d);
-        match [quantum, sleeper].into_iter().flatten().min() {
-            Some(deadline) => {
-                let ns = deadline.saturating_sub(now).max(1000);
-                let ticks = (ns as u128 * clock::apic_timer_hz() as u128 / 1_000_000_000).clamp(1, u32::MAX as u128);
-                local_apic::start_timer(ticks as u32);
-            }
-            None => local_apic::stop_timer(),
-        }
+        clock::arm_timer_at([quantum, sleeper].into_iter().flatten().min(), now);
     }
 }
 

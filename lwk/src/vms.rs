@@ -56,14 +56,7 @@ impl VmmHost for LwkHost {
     }
 
     fn set_wakeup(&self, at_ns: Option<u64>) {
-        match at_ns {
-            Some(t) => {
-                let ns = t.saturating_sub(clock::uptime_ns()).max(1000);
-                let ticks = (ns as u128 * clock::apic_timer_hz() as u128 / 1_000_000_000).clamp(1, u32::MAX as u128);
-                local_apic::start_timer(ticks as u32);
-            }
-            None => local_apic::stop_timer(),
-        }
+        clock::arm_timer_at(at_ns, clock::uptime_ns());
     }
 
     fn kick_cpu(&self, cpu: usize) {

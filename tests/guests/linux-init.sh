@@ -9,6 +9,8 @@
 #   consume   run /bin/segment (tests/jobs/segment.c) on the first shared segment the VMM gives
 #             (manul.seg.NAME=PCI-ADDRESS, added by Manul): follow and check manul.steps=N
 #             simulation steps a native job writes into it
+#   produce   write manul.steps=N simulation steps into that segment with /bin/segment (the VMM
+#             maps a read-only grant read-only: the first write ends the VM)
 #   hang      crash the guest kernel without the guest-panic driver: Linux's panic then spins
 #             forever with interrupts off, a real kernel hang that only a missing heartbeat shows
 # With manul.heartbeat_ms=N (added by Manul for an enclave with a heartbeat), /bin/heartbeat
@@ -67,10 +69,10 @@ case "$action" in
         echo "manul-guest: a shell; exit to power off"
         sh
         ;;
-    consume)
+    consume | produce)
         echo "manul-guest: shared segment at PCI $segment"
-        /bin/segment consume "/sys/bus/pci/devices/$segment/resource2" "$steps"
-        echo "manul-guest: consumer exit status $?"
+        /bin/segment "$action" "/sys/bus/pci/devices/$segment/resource2" "$steps"
+        echo "manul-guest: segment program exit status $?"
         ;;
     *) echo "manul-guest: unknown manul.action=$action" ;;
 esac
