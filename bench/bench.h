@@ -28,6 +28,20 @@ static inline void bench_prefault(void *memory, size_t bytes) {
     memset(memory, 0xa5, bytes);
 }
 
+/* Room for `count` timings and as many histogram pairs, written once (see bench_prefault);
+ * exits with a message naming `program` when memory is short. */
+static inline void bench_alloc_timings(const char *program, long count, uint64_t **timing,
+                                       uint64_t (**histogram)[2]) {
+    *timing = malloc(count * sizeof **timing);
+    *histogram = malloc(count * sizeof **histogram);
+    if (!*timing || !*histogram) {
+        fprintf(stderr, "%s: cannot allocate %ld timings\n", program, count);
+        exit(1);
+    }
+    bench_prefault(*timing, count * sizeof **timing);
+    bench_prefault(*histogram, count * sizeof **histogram);
+}
+
 /* A number from a command-line argument, or `fallback` when absent; exits on garbage. */
 static inline long bench_arg(int argc, char **argv, int index, long fallback) {
     if (index >= argc)

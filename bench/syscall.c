@@ -66,14 +66,8 @@ static bool run(enum Call call, long iterations, uint64_t *timing) {
 
 int main(int argc, char **argv) {
     long iterations = bench_arg(argc, argv, 1, 10000);
-    uint64_t *timing = malloc(iterations * sizeof *timing);
-    uint64_t (*histogram)[2] = malloc(iterations * sizeof *histogram);
-    if (!timing || !histogram) {
-        fprintf(stderr, "syscall: cannot allocate %ld timings\n", iterations);
-        return 1;
-    }
-    bench_prefault(timing, iterations * sizeof *timing);
-    bench_prefault(histogram, iterations * sizeof *histogram);
+    uint64_t *timing, (*histogram)[2];
+    bench_alloc_timings("syscall", iterations, &timing, &histogram);
     for (int call = 0; call < CALLS; call++) {
         run(call, iterations < 100 ? iterations : 100, timing); /* warm-up */
         if (!run(call, iterations, timing)) {

@@ -57,14 +57,8 @@ static void *partner(void *arg) {
 
 int main(int argc, char **argv) {
     long iterations = bench_arg(argc, argv, 1, 1000);
-    uint64_t *timing = malloc((iterations + WARM_UP) * sizeof *timing);
-    uint64_t (*histogram)[2] = malloc(iterations * sizeof *histogram);
-    if (!timing || !histogram) {
-        fprintf(stderr, "threads: cannot allocate %ld timings\n", iterations);
-        return 1;
-    }
-    bench_prefault(timing, (iterations + WARM_UP) * sizeof *timing);
-    bench_prefault(histogram, iterations * sizeof *histogram);
+    uint64_t *timing, (*histogram)[2];
+    bench_alloc_timings("threads", iterations + WARM_UP, &timing, &histogram);
 
     for (long i = 0; i < iterations + WARM_UP; i++) {
         pthread_t thread;

@@ -22,9 +22,31 @@ const MODERN_FAMILY: u32 = 0x17;
 /// emulated configuration reads, for hardware no VM has. Features are CPUID bits, not families,
 /// so the guest loses nothing. (A CPU-model choice, as KVM's user space makes one.)
 pub fn guest_signature(host_eax: u32) -> u32 {
-    let base = (host_eax >> 8) & 0xf;
-    let family = if base == 0xf { base + ((host_eax >> 20) & 0xff) } else { base };
-    if family < MODERN_FAMILY { MODERN_SIGNATURE } else { host_eax }
+    if family(host_eax) < MODERN_FAMILY { MODERN_SIGNATURE } else { host_eax }
+}
+
+/// The family of a processor signature (base family, plus the extended family for 0Fh).
+fn family(eax: u32) -> u32 {
+    let base = (eax >> 8) & 0xf;
+    if base == 0xf { base + ((eax >> 20) & 0xff) } else { base }
+}
+
+/// The "not affected" bits that keep a guest shown as [`MODERN_SIGNATURE`] from inferring
+/// speculation bugs of a CPU it does not run on: Linux derives three from the AMD family alone
+/// (`cpu_vuln_whitelist`/`cpu_vuln_blacklist` in arch/x86/kernel/cpu/common.c): speculative
+/// store bypass spares families 0Fh to 12h, branch type confusion (retbleed) hits 15h to 17h,
+/// speculative return stack overflow 17h and 19h. Family 17h has all three, so a guest told
+/// "17h" of an older host would pay for mitigations (the SRSO "safe RET" on every kernel
+/// return) its real CPU does not need; it is told which of them the host's family is immune to,
+/// and still sees the others. Returns (0x8000_0008 EBX, 0x8000_0021 EAX) bits to add.
+fn host_family_immunities(host_family: u32) -> (u32, u32) {
+    const AMD_SSB_NO: u32 = 1 << 26;
+    const BTC_NO: u32 = 1 << 29;
+    const SRSO_NO: u32 = 1 << 29;
+    let ssb = if (0xf..=0x12).contains(&host_family) { AMD_SSB_NO } else { 0 };
+    let btc = if (0x15..=0x17).contains(&host_family) { 0 } else { BTC_NO };
+    let srso = if matches!(host_family, 0x17 | 0x19) { 0 } else { SRSO_NO };
+    (ssb | btc, srso)
 }
 
 /// What the guest's view depends on besides the host's CPUID.
@@ -42,7 +64,12 @@ pub struct GuestCpu {
 /// The guest's CPUID for `leaf`/`subleaf`, given the host's answer `host`.
 pub fn guest_cpuid(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> Registers, g: GuestCpu) -> Registers {
     let max_basic = host(0, 0).0.min(0xd);
-    let max_ext = host(0x8000_0000, 0).0.min(0x8000_0008);
+    let host_signature = host(1, 0).0;
+    // Shown as another family: the immunities of the host's family, the last in leaf 0x8000_0021.
+    let immunities =
+        (guest_signature(host_signature) != host_signature).then(|| host_family_immunities(family(host_signature)));
+    let host_max_ext = host(0x8000_0000, 0).0.min(0x8000_0008);
+    let max_ext = if immunities.is_some() { 0x8000_0021 } else { host_max_ext };
     match leaf {
         0 => {
             let (_, b, c, d) = host(0, 0);
@@ -98,7 +125,7 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> Registers
             let (_, b, c, d) = host(0x8000_0000, 0);
             (max_ext, b, c, d)
         }
-        0x8000_0001 if leaf <= max_ext => {
+        0x8000_0001 if leaf <= host_max_ext => {
             let (a, b, c, d) = host(leaf, 0);
             // No SVM, extended APIC space, OSVW, IBS, SKINIT, WDT, LWP, topology extensions,
             // core and northbridge performance counters.
@@ -115,12 +142,14 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> Registers
             // No RDTSCP (it is intercepted: the VMM keeps no TSC_AUX).
             (guest_signature(a), b, c & !c_clear, d & !(1 << 27))
         }
-        0x8000_0002..=0x8000_0006 if leaf <= max_ext => host(leaf, subleaf),
-        0x8000_0007 if leaf <= max_ext => (0, 0, 0, host(leaf, 0).3 & (1 << 8)),
-        0x8000_0008 if leaf <= max_ext => {
+        0x8000_0002..=0x8000_0006 if leaf <= host_max_ext => host(leaf, subleaf),
+        0x8000_0007 if leaf <= host_max_ext => (0, 0, 0, host(leaf, 0).3 & (1 << 8)),
+        0x8000_0008 if leaf <= host_max_ext => {
             let (a, b, _, _) = host(leaf, 0);
-            (a, b & !0x7_f000, g.vcpus.saturating_sub(1) & 0xff, 0)
+            let b = (b & !0x7_f000) | immunities.map_or(0, |(b, _)| b);
+            (a, b, g.vcpus.saturating_sub(1) & 0xff, 0)
         }
+        0x8000_0021 if leaf <= max_ext => (immunities.map_or(0, |(_, a)| a), 0, 0, 0),
         _ => (0, 0, 0, 0),
     }
 }
@@ -175,6 +204,31 @@ mod tests {
             |leaf: u32, _: u32| if leaf == 1 || leaf == 0x8000_0001 { (0x0006_0fb1, 0, 0, 0) } else { host(leaf, 0) };
         assert_eq!(guest_cpuid(1, 0, k8, G).0, MODERN_SIGNATURE);
         assert_eq!(guest_cpuid(0x8000_0001, 0, k8, G).0, MODERN_SIGNATURE);
+    }
+
+    #[test]
+    fn a_guest_shown_as_zen_keeps_the_host_familys_immunities() {
+        let (ssb_no, btc_no, srso_no) = (1 << 26, 1 << 29, 1 << 29);
+        let on = |signature: u32| {
+            move |leaf: u32, sub: u32| match leaf {
+                1 | 0x8000_0001 => (signature, 0, 0, 0),
+                0x8000_0000 => (0x8000_0008, 0, 0, 0),
+                _ => host(leaf, sub),
+            }
+        };
+        // K8 (QEMU's software CPU): immune to all three; the guest reads leaf 0x8000_0021.
+        let k8 = on(0x0006_0fb1);
+        assert_eq!(guest_cpuid(0x8000_0000, 0, k8, G).0, 0x8000_0021);
+        assert_eq!(guest_cpuid(0x8000_0008, 0, k8, G).1 & (ssb_no | btc_no), ssb_no | btc_no);
+        assert_eq!(guest_cpuid(0x8000_0021, 0, k8, G).0, srso_no);
+        // Bulldozer (15h): has store bypass and branch type confusion, not SRSO.
+        let bulldozer = on(0x0060_0f12);
+        assert_eq!(guest_cpuid(0x8000_0008, 0, bulldozer, G).1 & (ssb_no | btc_no), 0);
+        assert_eq!(guest_cpuid(0x8000_0021, 0, bulldozer, G).0, srso_no);
+        // A real Zen keeps its own signature and learns nothing new.
+        let zen = on(0x0080_0f12);
+        assert_eq!(guest_cpuid(0x8000_0000, 0, zen, G).0, 0x8000_0008);
+        assert_eq!(guest_cpuid(0x8000_0021, 0, zen, G), (0, 0, 0, 0));
     }
 
     #[test]

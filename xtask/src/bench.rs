@@ -11,7 +11,10 @@
 //!   running the program on that CPU. One CPU because single-threaded icount TCG switches vCPUs
 //!   round-robin and a Linux guest with 2 vCPUs under icount is too slow to use;
 //! - Manul VM: the same Linux guest with the same initramfs, as a VM of the LWK on core 1 of 2
-//!   (one vCPU per program CPU), its console relayed by the LWK.
+//!   (one vCPU per program CPU), its console relayed by the LWK;
+//! - KVM VM: the same guest under Linux's KVM (`kvm_amd`, nested SVM in the same QEMU CPU),
+//!   started by the project's minimal launcher (`bench/kvm-launcher.c`) from the Linux native
+//!   system's `/init`; one vCPU, so it runs the single-CPU workloads.
 
 use std::fs;
 use std::io;
@@ -22,8 +25,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 
-use crate::bench_report::{self, Config, Footprint, LINUX_NATIVE, MANUL_NATIVE, MANUL_VM, Results, Run, SystemConfig};
-use crate::bench_workloads::{self, WORKLOADS, Workload};
+use crate::bench_report::{
+    self, Config, Footprint, KVM_VM, LINUX_NATIVE, MANUL_NATIVE, MANUL_VM, Results, Run, SystemConfig,
+};
+use crate::bench_workloads::{self, Metric, WORKLOADS, Workload};
 use crate::busybox;
 use crate::debian_kernel;
 use crate::events;
@@ -44,9 +49,13 @@ const COMMON_ARGS: [&str; 2] = ["-seed", "1"];
 /// What a TSC tick is under [`ICOUNT_ARGS`], and how many make a (virtual) second.
 const UNIT: &str = "instructions";
 const TICKS_PER_SECOND: f64 = 1e9;
-/// The memory of both machines, and of the Manul job within it.
+/// The memory of the machines, and of the Manul job or the VM within it.
 const MEM: &str = "512M";
 const JOB_MEM: &str = "256M";
+/// The KVM host's memory: its initramfs holds the guest's kernel and initramfs besides the VM.
+const KVM_HOST_MEM: &str = "1G";
+/// The KVM guest's memory in MiB (the launcher's argument), as [`JOB_MEM`].
+const KVM_GUEST_MIB: &str = "256";
 /// How long one run may take.
 const QUICK_TIMEOUT: Duration = Duration::from_secs(300);
 const FULL_TIMEOUT: Duration = Duration::from_secs(900);
@@ -80,12 +89,15 @@ enum System {
     ManulNative,
     LinuxNative,
     ManulVm,
+    KvmVm,
 }
 
-const SYSTEMS: [System; 3] = [System::ManulNative, System::LinuxNative, System::ManulVm];
-/// Where the Manul VM's guest finds its kernel and initramfs in the LWK's initrd.
+const SYSTEMS: [System; 4] = [System::ManulNative, System::LinuxNative, System::ManulVm, System::KvmVm];
+/// Where a VM's kernel and initramfs are in the LWK's initrd and in the KVM host's.
 const VM_KERNEL: &str = "/boot/vmlinux";
 const VM_INITRD: &str = "/boot/bench-initrd.cpio";
+/// Where the KVM host's initramfs holds the modules of `debian_kernel::KVM_MODULES`.
+const KVM_MODULES_DIR: &str = "lib/kvm";
 
 impl System {
     fn name(self) -> &'static str {
@@ -93,6 +105,7 @@ impl System {
             System::ManulNative => MANUL_NATIVE,
             System::LinuxNative => LINUX_NATIVE,
             System::ManulVm => MANUL_VM,
+            System::KvmVm => KVM_VM,
         }
     }
 
@@ -101,6 +114,7 @@ impl System {
             System::ManulNative => "Manul native",
             System::LinuxNative => "Linux native",
             System::ManulVm => "Manul VM",
+            System::KvmVm => "KVM VM",
         }
     }
 
@@ -108,8 +122,18 @@ impl System {
     fn smp(self, cores: u32) -> u32 {
         match self {
             System::ManulNative | System::ManulVm => cores + 1,
-            System::LinuxNative => cores,
+            System::LinuxNative | System::KvmVm => cores,
         }
+    }
+
+    /// The machine's memory.
+    fn mem(self) -> &'static str {
+        if self == System::KvmVm { KVM_HOST_MEM } else { MEM }
+    }
+
+    /// Whether `workload` runs on this system: the KVM launcher makes one vCPU.
+    fn runs(self, workload: &Workload) -> bool {
+        self != System::KvmVm || workload.cores == 1
     }
 
     /// The kernel command line that runs `program` with `args` on `cores` CPUs.
@@ -128,12 +152,17 @@ impl System {
                     linux_cmdline(program, args)?
                 )
             }
+            System::KvmVm => format!(
+                "{} bench.modules={} bench.vm={VM_KERNEL},{VM_INITRD},{KVM_GUEST_MIB}",
+                linux_cmdline(program, args)?,
+                kvm_module_paths().join(",")
+            ),
         })
     }
 
     /// Whether the LWK is the machine's kernel (it leaves through isa-debug-exit).
     fn on_manul(self) -> bool {
-        self != System::LinuxNative
+        matches!(self, System::ManulNative | System::ManulVm)
     }
 
     fn config(self) -> SystemConfig {
@@ -160,13 +189,26 @@ impl System {
                      vm.cmdline=\"console=ttyS0 quiet bench.run={{PROGRAM}},{{ARGS}}\" vm.cores=1-N vm.mem={JOB_MEM}"
                 ),
             ),
+            System::KvmVm => (
+                "the same Linux guest and initramfs under Linux's KVM: the Linux native system (with more memory, \
+                 for the guest's files) loads kvm_amd (nested SVM of the same QEMU CPU) and runs the project's \
+                 minimal launcher bench/kvm-launcher.c (PVH boot, in-kernel APIC/IOAPIC/PIC/PIT, a UART in user \
+                 space, no ACPI), one vCPU; the guest's TSC starts at the host's, so it too counts from power-on. \
+                 Single-CPU workloads only",
+                "N (N = 1)",
+                format!(
+                    "console=ttyS0 quiet bench.run={{PROGRAM}},{{ARGS}} bench.modules={} \
+                     bench.vm={VM_KERNEL},{VM_INITRD},{KVM_GUEST_MIB}",
+                    kvm_module_paths().join(",")
+                ),
+            ),
         };
         SystemConfig {
             name: self.name().to_owned(),
             label: self.label().to_owned(),
             about: about.to_owned(),
             cpus: cpus.to_owned(),
-            mem: MEM.to_owned(),
+            mem: self.mem().to_owned(),
             cmdline,
         }
     }
@@ -182,6 +224,11 @@ fn linux_cmdline(program: &str, args: &[&str]) -> Result<String> {
     Ok(format!("console=ttyS0 quiet bench.run={run}"))
 }
 
+/// Where the KVM host's `/init` finds the KVM modules, in loading order.
+fn kvm_module_paths() -> Vec<String> {
+    debian_kernel::KVM_MODULES.iter().map(|module| format!("/{KVM_MODULES_DIR}/{module}")).collect()
+}
+
 /// The kernels and initrds of the systems.
 struct Prepared {
     lwk: PathBuf,
@@ -190,6 +237,8 @@ struct Prepared {
     linux_initrd: PathBuf,
     /// The LWK's initrd for Manul VM: the guest's kernel and Linux's initramfs.
     manul_vm_initrd: PathBuf,
+    /// The KVM host's initramfs: Linux's, the launcher, the KVM modules and what the VM boots.
+    kvm_host_initrd: PathBuf,
 }
 
 pub fn run(workspace: &Workspace, options: &Options) -> Result<ExitCode> {
@@ -219,7 +268,7 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<ExitCode> {
             Mode::Full => workload.full_args,
         };
         let mut briefs = Vec::new();
-        for system in SYSTEMS {
+        for system in SYSTEMS.into_iter().filter(|system| system.runs(workload)) {
             let run = run_one(&prepared, system, workload, args, &out, timeout);
             briefs.push(format!("{}: {}", system.label(), brief(&run)));
             runs.push(run);
@@ -255,13 +304,18 @@ fn prepare(workspace: &Workspace) -> Result<Prepared> {
     let log = &mut io::stderr();
     let lwk = kernel_build::build(workspace, Profile::Release)?;
     let programs = bench_workloads::build(workspace, log).context("cannot build the benchmark programs")?;
-    let program_entries = || -> Result<Vec<Entry>> {
-        programs.iter().map(|(name, binary)| Entry::file(name, binary, EXECUTABLE)).collect()
+    // The launcher only in the KVM host's initramfs.
+    let program_entries = |launcher: bool| -> Result<Vec<Entry>> {
+        programs
+            .iter()
+            .filter(|(name, _)| launcher || name != bench_workloads::KVM_LAUNCHER)
+            .map(|(name, binary)| Entry::file(name, binary, EXECUTABLE))
+            .collect()
     };
     let build_dir = workspace.bench_build_dir();
 
     let manul_initrd = build_dir.join("manul-initrd.cpio");
-    initrd::write_if_changed(&manul_initrd, &initrd::with_directories(program_entries()?, &[]), log)
+    initrd::write_if_changed(&manul_initrd, &initrd::with_directories(program_entries(false)?, &[]), log)
         .context("cannot write Manul's benchmark initrd")?;
 
     let busybox = busybox::fetch(workspace, log)?;
@@ -272,17 +326,29 @@ fn prepare(workspace: &Workspace) -> Result<Prepared> {
         workspace.display(&kernel.vmlinux)
     );
     let init = workspace.root().join(bench_workloads::LINUX_INIT);
-    let entries = linux_guest::initramfs(&init, &busybox, bench_workloads::LINUX_INIT_APPLETS, program_entries()?)?;
+    let entries =
+        linux_guest::initramfs(&init, &busybox, bench_workloads::LINUX_INIT_APPLETS, program_entries(false)?)?;
     let linux_initrd = build_dir.join("linux-initrd.cpio");
     initrd::write_if_changed(&linux_initrd, &entries, log).context("cannot write Linux's benchmark initramfs")?;
     let manul_vm_initrd = build_dir.join("manul-vm-initrd.cpio");
-    let vm_entries = vec![
-        Entry::file(VM_KERNEL.trim_start_matches('/'), &kernel.vmlinux, initrd::READABLE)?,
-        Entry::file(VM_INITRD.trim_start_matches('/'), &linux_initrd, initrd::READABLE)?,
-    ];
-    initrd::write_if_changed(&manul_vm_initrd, &initrd::with_directories(vm_entries, &[]), log)
+    let vm_entries = || -> Result<Vec<Entry>> {
+        Ok(vec![
+            Entry::file(VM_KERNEL.trim_start_matches('/'), &kernel.vmlinux, initrd::READABLE)?,
+            Entry::file(VM_INITRD.trim_start_matches('/'), &linux_initrd, initrd::READABLE)?,
+        ])
+    };
+    initrd::write_if_changed(&manul_vm_initrd, &initrd::with_directories(vm_entries()?, &[]), log)
         .context("cannot write the Manul VM's initrd")?;
-    Ok(Prepared { lwk, manul_initrd, vmlinux: kernel.vmlinux, linux_initrd, manul_vm_initrd })
+    let kvm_host_initrd = build_dir.join("kvm-host-initrd.cpio");
+    let mut host_entries = program_entries(true)?;
+    host_entries.extend(vm_entries()?);
+    for module in &kernel.kvm_modules {
+        let name = module.file_name().unwrap_or_default().to_string_lossy();
+        host_entries.push(Entry::file(&format!("{KVM_MODULES_DIR}/{name}"), module, initrd::READABLE)?);
+    }
+    let host_entries = linux_guest::initramfs(&init, &busybox, bench_workloads::LINUX_INIT_APPLETS, host_entries)?;
+    initrd::write_if_changed(&kvm_host_initrd, &host_entries, log).context("cannot write the KVM host's initramfs")?;
+    Ok(Prepared { lwk, manul_initrd, vmlinux: kernel.vmlinux, linux_initrd, manul_vm_initrd, kvm_host_initrd })
 }
 
 fn config(workspace: &Workspace, prepared: &Prepared, mode: Mode, date: String) -> Result<Config> {
@@ -307,7 +373,7 @@ fn config(workspace: &Workspace, prepared: &Prepared, mode: Mode, date: String) 
         qemu_version: first_line(Command::new(qemu::QEMU).arg("--version")).unwrap_or_else(|| "unknown".into()),
         host_cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
         qemu_common: format!(
-            "-machine {} -accel tcg -cpu {} -m {MEM} -nic none -vga none {}",
+            "-machine {} -accel tcg -cpu {} -nic none -vga none {} (-m: each system's memory)",
             qemu::QEMU_MACHINE,
             qemu::QEMU_CPU,
             COMMON_ARGS.join(" ")
@@ -375,8 +441,9 @@ fn boot_and_read(
         System::ManulNative => (&prepared.lwk, &prepared.manul_initrd),
         System::LinuxNative => (&prepared.vmlinux, &prepared.linux_initrd),
         System::ManulVm => (&prepared.lwk, &prepared.manul_vm_initrd),
+        System::KvmVm => (&prepared.vmlinux, &prepared.kvm_host_initrd),
     };
-    let mem: MemSize = MEM.parse().map_err(anyhow::Error::msg)?;
+    let mem: MemSize = system.mem().parse().map_err(anyhow::Error::msg)?;
     let mut command = qemu::command(&Machine {
         kernel,
         initrd: Some(initrd),
@@ -396,8 +463,19 @@ fn boot_and_read(
     let completion = qemu::wait_with_timeout(&mut child, timeout)?;
     run.wall_seconds = started.elapsed().as_secs_f64();
     let text = process::read_log(log)?;
+    // The KVM host's console carries its guest's lines, which are the run's; the host's own
+    // lines say how the launcher and KVM fared (`host_` before the host's /init's keys).
+    let (text, host) = match system {
+        System::KvmVm => bench_workloads::split_guest(&text),
+        _ => (text, String::new()),
+    };
     let output = bench_workloads::scan(&text);
     run.info = output.info.clone();
+    let host = bench_workloads::scan(&host);
+    for (key, value) in &host.info {
+        let key = if key.starts_with("kvm_") { key.clone() } else { format!("host_{key}") };
+        run.info.insert(key, value.clone());
+    }
     if !output.malformed.is_empty() {
         run.info.insert("malformed_lines".into(), output.malformed.len().to_string());
     }
@@ -408,6 +486,11 @@ fn boot_and_read(
         }
         System::LinuxNative => {
             run.exit_status = output.exit;
+            qemu::STATUS_POWERED_OFF
+        }
+        System::KvmVm => {
+            run.exit_status = output.exit;
+            ensure!(host.exit == Some(0), "the KVM launcher's exit status was {:?}, not 0", host.exit);
             qemu::STATUS_POWERED_OFF
         }
         System::ManulVm => {
@@ -431,6 +514,14 @@ fn boot_and_read(
     ensure!(run.exit_status == Some(0), "the program's exit status was {:?}, not 0", run.exit_status);
     let samples = bench_workloads::samples(workload.name, workload.kind, &output.records)?;
     run.metrics = bench_workloads::metrics(&samples, UNIT, TICKS_PER_SECOND);
+    if let Some(exits) = vm_exits(system, &run.info) {
+        run.metrics.push(Metric::lower(
+            "vm_exits",
+            "VM exits over the whole run (boot, program, power-off)",
+            "exits",
+            exits,
+        ));
+    }
     run.samples = Some(samples);
     Ok(())
 }
@@ -481,6 +572,17 @@ fn manul_info(text: &str, run: &mut Run) {
             run.exit_status = event.fields.get("status").and_then(Value::as_i64);
         }
     }
+}
+
+/// A VM's exits over the whole run, as its VMM counted them: Manul's `vm_exit` event, KVM's
+/// statistics (every exit, those handled in the kernel included).
+fn vm_exits(system: System, info: &std::collections::BTreeMap<String, String>) -> Option<f64> {
+    let key = match system {
+        System::ManulVm => "vm_exits",
+        System::KvmVm => "kvm_exits",
+        System::ManulNative | System::LinuxNative => return None,
+    };
+    info.get(key)?.parse().ok()
 }
 
 /// Exit reasons whose handling is all VMM work (no waiting, no host interrupt in it).

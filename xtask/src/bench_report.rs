@@ -18,10 +18,14 @@ use crate::bench_workloads::{Better, FwqSeries, Kind, Metric, Samples, WORKLOADS
 pub const MANUL_NATIVE: &str = "manul-native";
 pub const LINUX_NATIVE: &str = "linux-native";
 pub const MANUL_VM: &str = "manul-vm";
+pub const KVM_VM: &str = "kvm-vm";
 
 /// What is compared with what: (system, peer). Manul native against Linux native; a Linux guest
-/// on Manul's VMM against the same program as a Manul job (the cost of virtualization).
-pub const PAIRS: [(&str, &str); 2] = [(MANUL_NATIVE, LINUX_NATIVE), (MANUL_VM, MANUL_NATIVE)];
+/// on Manul's VMM against the same program as a Manul job (the cost of virtualization), and
+/// against the same guest under KVM (the two VMMs); the KVM guest against Linux native (what
+/// virtualization costs on Linux).
+pub const PAIRS: [(&str, &str); 4] =
+    [(MANUL_NATIVE, LINUX_NATIVE), (MANUL_VM, MANUL_NATIVE), (MANUL_VM, KVM_VM), (KVM_VM, LINUX_NATIVE)];
 
 /// How the numbers were made.
 #[derive(Clone, Debug, Serialize)]
@@ -276,8 +280,8 @@ pub fn markdown(results: &Results) -> String {
          virtual nanosecond) and repeat from run to run; hardware events (TLB misses, cache misses, exits) \
          cost nothing there. Wall-clock numbers under TCG measure the emulator as much as the system: \
          compare the systems within one run only. A ratio is a system's number divided by its peer's: \
-         Manul native over Linux native, and Manul VM (the program in a Linux guest on Manul's VMM) over \
-         Manul native.\n",
+         Manul native over Linux native; Manul VM (the program in a Linux guest on Manul's VMM) over \
+         Manul native, and over KVM VM (the same guest under Linux's KVM); KVM VM over Linux native.\n",
         config.qemu_common, config.icount_args, config.unit
     );
     let _ =

@@ -33,11 +33,18 @@ pub const LINUX_INIT_APPLETS: &[&str] = &["cat", "cut", "mount", "poweroff", "sh
 const PROGRAMS: &[Program] = &[
     gcc("bench/fwq", "fwq.c", &["-static"]),
     gcc("bench/syscall", "syscall.c", &["-static"]),
+    gcc("bench/vmexit", "vmexit.c", &["-static"]),
     gcc("bench/threads", "threads.c", &["-static", "-pthread"]),
     gcc("bench/matmul", "matmul.c", &["-static"]),
     gcc("bench/launch", "launch.c", &["-static"]),
     gcc("bench/triad", "triad.c", &["-static", "-fopenmp"]),
+    gcc(KVM_LAUNCHER, "kvm-launcher.c", &["-static"]),
 ];
+
+/// The KVM peer's launcher (not a workload: only the KVM host's initramfs holds it).
+pub const KVM_LAUNCHER: &str = "bench/kvm-launcher";
+/// What the launcher puts before each line of its guest's console.
+const GUEST_PREFIX: &str = "[guest] ";
 
 /// What a workload measures, and so how its output reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +97,18 @@ pub const WORKLOADS: &[Workload] = &[
         program: "/bench/syscall",
         quick_args: &["10000"],
         full_args: &["100000"],
+        kind: Kind::Calls,
+        icount: true,
+        cores: 1,
+    },
+    Workload {
+        name: "vmexit",
+        smoke_args: &["200"],
+        about: "what a VM exit costs, seen from the guest: CPUID and a read of the UART's line status port \
+                (where the system allows port access), timed one by one; natively they exit nowhere",
+        program: "/bench/vmexit",
+        quick_args: &["2000"],
+        full_args: &["20000"],
         kind: Kind::Calls,
         icount: true,
         cores: 1,
@@ -186,6 +205,20 @@ pub struct Output {
 const RECORD: &str = "BENCH {";
 const INFO: &str = "BENCH-INFO ";
 const EXIT: &str = "BENCH-EXIT ";
+
+/// A KVM host's console cut in two: the guest's lines (without their prefix), then the host's.
+pub fn split_guest(log: &str) -> (String, String) {
+    let (mut guest, mut host) = (String::new(), String::new());
+    for line in log.lines() {
+        let (text, to) = match line.strip_prefix(GUEST_PREFIX) {
+            Some(text) => (text, &mut guest),
+            None => (line, &mut host),
+        };
+        to.push_str(text);
+        to.push('\n');
+    }
+    (guest, host)
+}
 
 /// The benchmark lines of a console log.
 pub fn scan(log: &str) -> Output {
@@ -565,7 +598,7 @@ pub struct Metric {
 }
 
 impl Metric {
-    fn lower(name: &str, label: &str, unit: &'static str, value: f64) -> Self {
+    pub fn lower(name: &str, label: &str, unit: &'static str, value: f64) -> Self {
         Self { name: name.to_owned(), label: label.to_owned(), unit, value, better: Better::Lower }
     }
 
@@ -705,6 +738,17 @@ mod tests {
         assert_eq!(output.info["kernel"], "6.1.0");
         assert_eq!(output.exit, Some(0));
         assert_eq!(output.malformed.len(), 3, "{:?}", output.malformed);
+    }
+
+    #[test]
+    fn a_kvm_hosts_console_is_cut_into_guest_and_host() {
+        let log = "BENCH-INFO kernel=host\n[guest] BENCH-INFO kernel=guest\n[guest] BENCH-EXIT 3\n\
+                   kvm-launcher: the guest ended (shutdown)\nBENCH-INFO kvm_exits=7\nBENCH-EXIT 0\n";
+        let (guest, host) = split_guest(log);
+        let (guest, host) = (scan(&guest), scan(&host));
+        assert_eq!((guest.info["kernel"].as_str(), guest.exit), ("guest", Some(3)));
+        assert!(!guest.info.contains_key("kvm_exits"));
+        assert_eq!((host.info["kernel"].as_str(), host.info["kvm_exits"].as_str(), host.exit), ("host", "7", Some(0)));
     }
 
     const FWQ_LOG: &str = "\

@@ -1,8 +1,9 @@
 //! Debian's Linux kernel as a guest of the embedded VMM. The image package that
 //! `linux-image-amd64` depends on (about 70 MB) is downloaded once; of its files only the
-//! bzImage and the guest-panic modules are kept, as `target/manul/cache/linux-image-amd64/vmlinuz`
-//! and `modules/pvpanic.ko`, `modules/pvpanic-mmio.ko` (Debian builds pvpanic as modules; the
-//! guest's `/init` loads them so that a guest kernel panic reaches the VMM), next to `package`
+//! bzImage and a few modules are kept, as `target/manul/cache/linux-image-amd64/vmlinuz` and
+//! `modules/NAME.ko`: the guest-panic modules (Debian builds pvpanic as modules; the guest's
+//! `/init` loads them so that a guest kernel panic reaches the VMM) and KVM for AMD with what
+//! it needs (the benchmarks' KVM peer), next to `package`
 //! (its name and version, written last: the cache is complete when all exist). Nothing asks apt
 //! again while the cache is complete; deleting that directory fetches the current kernel.
 //!
@@ -33,8 +34,17 @@ const XZ_MAGIC: [u8; 6] = [0xFD, b'7', b'z', b'X', b'Z', 0x00];
 const ELF_MAGIC: [u8; 4] = [0x7F, b'E', b'L', b'F'];
 /// The guest-panic modules kept from the package, in loading order (the second needs the first).
 pub const PANIC_MODULES: [&str; 2] = ["pvpanic.ko", "pvpanic-mmio.ko"];
-/// Where they are in the package, below `lib/modules/VERSION/`.
-const PANIC_MODULES_DIR: &str = "kernel/drivers/misc/pvpanic";
+/// KVM for AMD and the modules it needs, in loading order.
+pub const KVM_MODULES: [&str; 4] = ["irqbypass.ko", "ccp.ko", "kvm.ko", "kvm-amd.ko"];
+/// Every module kept, and where it is in the package, below `lib/modules/VERSION/kernel/`.
+const KEPT_MODULES: [(&str, &str); 6] = [
+    ("drivers/misc/pvpanic", PANIC_MODULES[0]),
+    ("drivers/misc/pvpanic", PANIC_MODULES[1]),
+    ("virt/lib", KVM_MODULES[0]),
+    ("drivers/crypto/ccp", KVM_MODULES[1]),
+    ("arch/x86/kvm", KVM_MODULES[2]),
+    ("arch/x86/kvm", KVM_MODULES[3]),
+];
 /// The Xen ELF note that gives a kernel's 32-bit PVH entry point.
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
 
@@ -45,6 +55,8 @@ pub struct DebianKernel {
     pub bzimage: PathBuf,
     /// [`PANIC_MODULES`], in that order.
     pub panic_modules: Vec<PathBuf>,
+    /// [`KVM_MODULES`], in that order.
+    pub kvm_modules: Vec<PathBuf>,
     pub vmlinux: PathBuf,
     /// The physical address of the PVH entry, when `vmlinux` has one.
     pub pvh_entry: Option<u32>,
@@ -58,8 +70,9 @@ pub fn fetch(workspace: &Workspace, log: &mut dyn Write) -> Result<DebianKernel>
     let dir = workspace.cache_dir().join(METAPACKAGE);
     let bzimage = dir.join("vmlinuz");
     let record = dir.join("package");
-    let panic_modules: Vec<PathBuf> = PANIC_MODULES.iter().map(|m| dir.join("modules").join(m)).collect();
-    let cached = bzimage.is_file() && record.is_file() && panic_modules.iter().all(|m| m.is_file());
+    let kept = |names: &[&str]| -> Vec<PathBuf> { names.iter().map(|m| dir.join("modules").join(m)).collect() };
+    let (panic_modules, kvm_modules) = (kept(&PANIC_MODULES), kept(&KVM_MODULES));
+    let cached = bzimage.is_file() && record.is_file() && panic_modules.iter().chain(&kvm_modules).all(|m| m.is_file());
     if !cached && let Err(error) = download(&dir, &bzimage, &record, log) {
         // Not to leave the 400 MB of an unpacked package behind.
         for leftover in ["download", "root", "root.partial", "modules"] {
@@ -99,7 +112,7 @@ pub fn fetch(workspace: &Workspace, log: &mut dyn Write) -> Result<DebianKernel>
             None
         }
     };
-    Ok(DebianKernel { package, bzimage, panic_modules, vmlinux, pvh_entry, notes })
+    Ok(DebianKernel { package, bzimage, panic_modules, kvm_modules, vmlinux, pvh_entry, notes })
 }
 
 /// Resolves, downloads and unpacks the image package, keeps its bzImage at `bzimage`, writes
@@ -122,10 +135,10 @@ fn download(dir: &Path, bzimage: &Path, record: &Path, log: &mut dyn Write) -> R
     };
     let kept = dir.join("modules");
     fs::create_dir_all(&kept).with_context(|| format!("cannot create {}", kept.display()))?;
-    for module in PANIC_MODULES {
-        let from = module_dir.join(PANIC_MODULES_DIR).join(module);
+    for (subdir, module) in KEPT_MODULES {
+        let from = module_dir.join("kernel").join(subdir).join(module);
         fs::rename(&from, kept.join(module))
-            .with_context(|| format!("cannot keep {} (is pvpanic still a module of {package}?)", from.display()))?;
+            .with_context(|| format!("cannot keep {} (is it still a module of {package}?)", from.display()))?;
     }
     // Only these are needed: the modules alone take some 400 MB.
     debian_package::remove_dir_if_present(&unpacked.root)?;
