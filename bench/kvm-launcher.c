@@ -12,8 +12,10 @@
  *
  * The machine is what KVM itself provides and nothing more: one vCPU with the CPUID KVM
  * supports (its paravirtual leaves included: the guest uses kvm-clock), the in-kernel local
- * APIC, I/O APIC, PICs and PIT, guest memory backed by transparent huge pages where the host
- * has them, and one device in user space: a 16550A UART at 0x3f8 (IRQ 4), whose output goes
+ * APIC, I/O APIC, PICs and PIT, described to the guest by MP tables (as Firecracker does) so
+ * that it uses the local APIC and I/O APIC as on any PC, guest memory backed by transparent
+ * huge pages where the host has them, and one device in user space: a 16550A UART at 0x3f8
+ * (IRQ 4), whose output goes
  * to standard output. There is no ACPI (the launcher appends "acpi=off"), no PCI
  * (configuration reads return all ones) and no firmware. Having no power-off device either,
  * the guest ends by rebooting through a triple fault (the launcher appends "reboot=t"), whose
@@ -51,7 +53,9 @@ enum {
     MEMMAP = 0x6080,
     CMDLINE = 0x7000,
     CMDLINE_MAX = 0x1000,
-    LOW_RAM_END = 0xa0000,
+    LOW_RAM_END = 0x9fc00, /* the MP tables follow, in the last KiB of base memory */
+    MP_TABLES = 0x9fc00,
+    MP_TABLES_END = 0xa0000,
     HIGH_RAM_START = 0x100000,
     HUGE_PAGE = 2 << 20,
     PAGE = 4096,
@@ -213,6 +217,68 @@ static void write_start_info(struct guest *guest, const char *initrd_path, const
         .memmap_entries = 2,
     };
     memcpy(guest_range(guest, START_INFO, sizeof info, "the start info"), &info, sizeof info);
+}
+
+/* The MP tables (Intel MultiProcessor Specification 1.4) of a PC with one CPU (local APIC 0),
+ * one I/O APIC (ID 1, 24 pins) and an ISA bus whose 16 interrupts go to the same-numbered
+ * I/O APIC pins (KVM's default routing), the PICs reached through LINT0 (ExtINT) and NMIs
+ * through LINT1. */
+static uint8_t mp_checksum(const uint8_t *bytes, size_t length) {
+    uint8_t sum = 0;
+    for (size_t i = 0; i < length; i++)
+        sum += bytes[i];
+    return (uint8_t)-sum;
+}
+
+static void write_mp_tables(struct guest *guest) {
+    enum { LAPIC = 0xfee00000, IOAPIC = 0xfec00000, IOAPIC_ID = 1, ISA_IRQS = 16, HEADER = 44 };
+    uint8_t table[MP_TABLES_END - MP_TABLES - 16] = {0};
+    size_t at = HEADER;
+    uint16_t entries = 0;
+    uint32_t signature = 0x00800f12, features = 0x0781abfd;
+    /* Processor: local APIC 0, version 0x14, enabled, bootstrap processor. */
+    table[at] = 0, table[at + 1] = 0, table[at + 2] = 0x14, table[at + 3] = 0x3;
+    memcpy(table + at + 4, &signature, 4);
+    memcpy(table + at + 8, &features, 4);
+    at += 20, entries++;
+    /* Bus 0: ISA. */
+    table[at] = 1, table[at + 1] = 0;
+    memcpy(table + at + 2, "ISA   ", 6);
+    at += 8, entries++;
+    /* I/O APIC: version 0x11, enabled. */
+    uint32_t ioapic = IOAPIC;
+    table[at] = 2, table[at + 1] = IOAPIC_ID, table[at + 2] = 0x11, table[at + 3] = 1;
+    memcpy(table + at + 4, &ioapic, 4);
+    at += 8, entries++;
+    /* I/O interrupts: ISA IRQ n -> I/O APIC pin n, bus-default polarity and trigger. */
+    for (int irq = 0; irq < ISA_IRQS; irq++, at += 8, entries++) {
+        table[at] = 3, table[at + 1] = 0 /* INT */, table[at + 4] = 0 /* bus */, table[at + 5] = irq;
+        table[at + 6] = IOAPIC_ID, table[at + 7] = irq;
+    }
+    /* Local interrupts: LINT0 ExtINT, LINT1 NMI, on every local APIC. */
+    for (int lint = 0; lint < 2; lint++, at += 8, entries++) {
+        table[at] = 4, table[at + 1] = lint == 0 ? 3 /* ExtINT */ : 1 /* NMI */, table[at + 6] = 0xff;
+        table[at + 7] = lint;
+    }
+    uint16_t length = at;
+    uint32_t lapic = LAPIC;
+    memcpy(table, "PCMP", 4);
+    memcpy(table + 4, &length, 2);
+    table[6] = 4; /* specification 1.4 */
+    memcpy(table + 8, "MANUL   ", 8);
+    memcpy(table + 16, "KVM-LAUNCHER", 12);
+    memcpy(table + 34, &entries, 2);
+    memcpy(table + 36, &lapic, 4);
+    table[7] = mp_checksum(table, length);
+
+    uint8_t pointer[16] = {'_', 'M', 'P', '_'};
+    uint32_t config = MP_TABLES + sizeof pointer;
+    memcpy(pointer + 4, &config, 4);
+    pointer[8] = 1; /* length in 16-byte units */
+    pointer[9] = 4;
+    pointer[10] = mp_checksum(pointer, sizeof pointer);
+    memcpy(guest_range(guest, MP_TABLES, sizeof pointer, "the MP floating pointer"), pointer, sizeof pointer);
+    memcpy(guest_range(guest, config, length, "the MP configuration table"), table, length);
 }
 
 /* The CPUID KVM supports, with the hypervisor bit set (leaf 1, ECX bit 31). */
@@ -447,6 +513,7 @@ int main(int argc, char **argv) {
 
     uint32_t entry = load_kernel(&guest, argv[1]);
     write_start_info(&guest, argv[2], cmdline);
+    write_mp_tables(&guest);
 
     int vcpu = checked_ioctl(vm, KVM_CREATE_VCPU, 0, "KVM_CREATE_VCPU");
     int run_size = checked_ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0, "KVM_GET_VCPU_MMAP_SIZE");
