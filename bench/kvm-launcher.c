@@ -21,8 +21,9 @@
  * the guest ends by rebooting through a triple fault (the launcher appends "reboot=t"), whose
  * shutdown exit ends the launcher.
  *
- * At the end the launcher prints, as `BENCH-INFO key=value` lines, the exits it saw in user
- * space and every non-zero counter of KVM's statistics of the VM and the vCPU (`kvm_exits`,
+ * At the end the launcher prints, as `BENCH-INFO key=value` lines, the TSC cycles from its
+ * start to the first KVM_RUN (files read, memory, tables), the exits it saw in user space and
+ * every non-zero counter of KVM's statistics of the VM and the vCPU (`kvm_exits`,
  * `kvm_io_exits`, ...), read through KVM_GET_STATS_FD before the VM goes away.
  *
  * The guest's TSC is set to the host's when the vCPU is made, so that a guest's time stamp
@@ -75,6 +76,12 @@ struct hvm_memmap_table_entry {
     uint64_t addr, size;
     uint32_t type, reserved;
 };
+
+static uint64_t rdtsc(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
 
 static void fail(const char *format, ...) {
     va_list args;
@@ -327,12 +334,10 @@ static void set_entry_state(int vcpu, uint32_t entry) {
 
 /* The guest's TSC starts where the host's is. */
 static void set_tsc(int vcpu) {
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
     struct {
         struct kvm_msrs header;
         struct kvm_msr_entry entry;
-    } msrs = {.header = {.nmsrs = 1}, .entry = {.index = 0x10, .data = ((uint64_t)hi << 32) | lo}};
+    } msrs = {.header = {.nmsrs = 1}, .entry = {.index = 0x10, .data = rdtsc()}};
     if (ioctl(vcpu, KVM_SET_MSRS, &msrs) != 1)
         fail("KVM_SET_MSRS (the TSC): %s", strerror(errno));
 }
@@ -474,6 +479,7 @@ static void print_stats(int fd) {
 }
 
 int main(int argc, char **argv) {
+    uint64_t requested = rdtsc();
     if (argc < 4)
         fail("usage: kvm-launcher KERNEL INITRD MEM_MIB [COMMAND-LINE WORD...]");
     char *end;
@@ -527,7 +533,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "kvm-launcher: %s at %#x, %lu MiB, command line \"%s\"\n", argv[1], entry, mib, cmdline);
 
     struct uart uart = {0};
-    uint64_t io_exits = 0, mmio_exits = 0;
+    uint64_t io_exits = 0, mmio_exits = 0, first_entry = rdtsc() - requested;
     const char *ended = NULL;
     while (!ended) {
         if (ioctl(vcpu, KVM_RUN, 0) < 0) {
@@ -582,6 +588,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     fprintf(stderr, "kvm-launcher: the guest ended (%s)\n", ended);
     printf("BENCH-INFO kvm_launcher_end=%s\n", ended);
+    printf("BENCH-INFO kvm_launcher_first_entry_cycles=%llu\n", (unsigned long long)first_entry);
     printf("BENCH-INFO kvm_launcher_io_exits=%llu\n", (unsigned long long)io_exits);
     printf("BENCH-INFO kvm_launcher_mmio_exits=%llu\n", (unsigned long long)mmio_exits);
     print_stats(vm);

@@ -117,6 +117,11 @@ impl GuestMemory {
         self.bytes
     }
 
+    /// The host memory the nested page tables take.
+    pub fn table_bytes(&self) -> u64 {
+        self.tables.iter().map(|block| block.bytes).sum()
+    }
+
     /// Guest RAM as (start, length) ranges, for the firmware memory map.
     pub fn ram_ranges(&self) -> Vec<(u64, u64)> {
         let mut out: Vec<(u64, u64)> = Vec::new();

@@ -26,6 +26,8 @@ use core::arch::x86_64::_rdtsc;
 use core::fmt;
 
 const PAGE: u64 = 4096;
+/// The host pages each vCPU holds: its VMCB, the host save area, the host state page.
+const VCPU_PAGES: u64 = 3;
 const EFER_SVME: u64 = 1 << 12;
 const RFLAGS_IF: u64 = 1 << 9;
 const EVENT_VALID: u64 = 1 << 31;
@@ -311,6 +313,18 @@ impl Vm {
         self.memory.bytes()
     }
 
+    /// The host pages the VMM holds for this VM besides guest RAM and nested page tables: the
+    /// I/O and MSR permission maps, and per vCPU its VMCB and two host-state pages (taken when
+    /// the vCPU starts).
+    pub fn control_page_bytes(&self) -> u64 {
+        self.iopm.bytes + self.msrpm.bytes + VCPU_PAGES * PAGE * self.vcpus as u64
+    }
+
+    /// The host memory the nested page tables take.
+    pub fn nested_table_bytes(&self) -> u64 {
+        self.memory.table_bytes()
+    }
+
     /// Exit statistics so far.
     pub fn stats(&self) -> spin::MutexGuard<'_, ExitStats> {
         self.stats.lock()
@@ -397,6 +411,7 @@ impl Vm {
             self.host.wait_for_event(Some(self.host.now_ns() + 1_000_000), &self.kicked[index]);
         };
         let alloc = |bytes| self.host.alloc_contiguous(bytes, PAGE);
+        // VCPU_PAGES of them.
         let (Some(vmcb), Some(host_save), Some(host_state)) = (alloc(PAGE), alloc(PAGE), alloc(PAGE)) else {
             self.stop(VmEnd::VmmError(String::from("no host memory for the vCPU")));
             return self.end_reason().unwrap_or(VmEnd::Halted);

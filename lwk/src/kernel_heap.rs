@@ -7,9 +7,27 @@ use lwk::heap_classes::{CLASSES, SMALLEST, size_class};
     use crate::frame_allocator::FRAME_SIZE;
     use crate::kernel_memory::{alloc_frames, free_frames, phys_to_virt, virt_to_phys};
     use core::alloc::{GlobalAlloc, Layout};
+    use core::sync::atomic::{AtomicU64, Ordering};
 
     /// Head of each class's free list (virtual address, 0 = empty); each free object holds the next.
     static FREE: [IrqMutex<usize>; CLASSES] = [const { IrqMutex::new(0) }; CLASSES];
+
+    /// Bytes handed out and not given back (objects at their class's size, large blocks in frames).
+    static IN_USE: AtomicU64 = AtomicU64::new(0);
+
+    /// What the kernel heap holds now: a difference of two readings is what the code between them
+    /// kept (another core's allocations meanwhile included).
+    pub fn bytes_in_use() -> u64 {
+        IN_USE.load(Ordering::Relaxed)
+    }
+
+    /// The bytes an allocation of `layout` takes.
+    fn footprint(layout: Layout) -> u64 {
+        match size_class(layout) {
+            Some(class) => (SMALLEST << class) as u64,
+            None => (layout.size() as u64).next_multiple_of(FRAME_SIZE),
+        }
+    }
 
     struct KernelHeap;
 
@@ -22,6 +40,25 @@ use lwk::heap_classes::{CLASSES, SMALLEST, size_class};
     // alignment argument.
     unsafe impl GlobalAlloc for KernelHeap {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller's contract, passed on.
+            let block = unsafe { self.alloc_block(layout) };
+            if !block.is_null() {
+                IN_USE.fetch_add(footprint(layout), Ordering::Relaxed);
+            }
+            block
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            IN_USE.fetch_sub(footprint(layout), Ordering::Relaxed);
+            // SAFETY: the caller's contract, passed on.
+            unsafe { self.dealloc_block(ptr, layout) }
+        }
+    }
+
+    impl KernelHeap {
+        /// # Safety
+        /// As [`GlobalAlloc::alloc`].
+        unsafe fn alloc_block(&self, layout: Layout) -> *mut u8 {
             let Some(class) = size_class(layout) else {
                 let align = (layout.align() as u64).max(FRAME_SIZE);
                 return match alloc_frames(layout.size() as u64, align) {
@@ -48,7 +85,9 @@ use lwk::heap_classes::{CLASSES, SMALLEST, size_class};
             obj as *mut u8
         }
 
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        /// # Safety
+        /// As [`GlobalAlloc::dealloc`].
+        unsafe fn dealloc_block(&self, ptr: *mut u8, layout: Layout) {
             match size_class(layout) {
                 Some(class) => {
                     let mut head = FREE[class].lock();

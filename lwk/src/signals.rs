@@ -158,6 +158,12 @@ pub fn user_fault(frame: &mut TrapFrame) {
 /// return must restore every register).
 pub fn on_return_to_user(frame: &mut TrapFrame) -> bool {
     let Some(thread) = scheduler::current() else { return false };
+    return_to_user(frame, thread)
+}
+
+/// [`on_return_to_user`] for the thread the caller already holds (the system-call path), which
+/// it gives up: a killed thread ends here, and must leave no reference behind.
+pub fn return_to_user(frame: &mut TrapFrame, thread: Arc<Thread>) -> bool {
     loop {
         if thread.killed.load(Ordering::SeqCst) {
             process_lifecycle::end_thread(thread);

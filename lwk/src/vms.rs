@@ -7,13 +7,13 @@
 use crate::interrupt_entry::RESCHEDULE_VECTOR;
 use crate::kernel_memory::{self, phys_to_virt};
 use crate::enclaves::{self, Ending};
-use crate::{clock, cpu, files, local_apic, logging, per_cpu, serial_console};
+use crate::{clock, cpu, files, kernel_heap, local_apic, logging, per_cpu, serial_console};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use embedded_vmm::{HostBlock, LogLevel, SharedRegion, Vm, VmConfig, VmmHost};
 use lwk::ram_fs::{Lookup, ROOT};
 
@@ -116,7 +116,15 @@ pub struct PreparedVm {
     vm: Arc<Vm>,
     cores: Vec<usize>,
     kernel: String,
+    /// When the launch was asked for (before the files were read), and when the VM was built.
+    requested: u64,
     started: u64,
+    /// Reading the kernel and initrd; building the VM (memory, tables, devices, loading).
+    read_ns: u64,
+    build_ns: u64,
+    /// What the kernel heap kept for the VM (its state and devices; guest RAM, nested page
+    /// tables and control pages come from frames, counted apart).
+    heap_bytes: u64,
 }
 
 fn read(path: &str) -> Result<Vec<u8>, String> {
@@ -125,8 +133,10 @@ fn read(path: &str) -> Result<Vec<u8>, String> {
 
 /// Reads the kernel and initrd, builds the VM (guest memory, tables, devices) and loads the guest.
 pub fn prepare(launch: VmLaunch) -> Result<PreparedVm, String> {
+    let requested = clock::uptime_ns();
     let kernel = read(launch.kernel)?;
     let initrd = launch.initrd.map(read).transpose()?;
+    let read_ns = clock::uptime_ns().saturating_sub(requested);
     let config = VmConfig {
         name: launch.name,
         memory_bytes: launch.memory,
@@ -137,8 +147,12 @@ pub fn prepare(launch: VmLaunch) -> Result<PreparedVm, String> {
         shared: &launch.shared,
     };
     let started = clock::uptime_ns();
+    let heap_before = kernel_heap::bytes_in_use();
     let vm = Arc::new(Vm::new(&HOST, &config).map_err(|e| alloc::format!("{e}"))?);
-    Ok(PreparedVm { vm, cores: launch.cores, kernel: launch.kernel.to_string(), started })
+    let heap_bytes = kernel_heap::bytes_in_use().saturating_sub(heap_before);
+    let build_ns = clock::uptime_ns().saturating_sub(started);
+    let kernel = launch.kernel.to_string();
+    Ok(PreparedVm { vm, cores: launch.cores, kernel, requested, started, read_ns, build_ns, heap_bytes })
 }
 
 impl PreparedVm {
@@ -148,20 +162,27 @@ impl PreparedVm {
 
     /// Reports the launch and starts one vCPU on each core.
     pub fn start(self) {
-        let PreparedVm { vm, cores, kernel, started } = self;
+        let PreparedVm { vm, cores, kernel, requested, started, read_ns, build_ns, heap_bytes } = self;
         logging::emit("vm_launch", |e| {
             e.str("vm", &vm.name)
                 .str("kernel", &kernel)
                 .display("cores", format_args!("{cores:?}"))
                 .u64("mem_mib", vm.guest_memory_bytes() >> 20)
-                .u64("vcpus", vm.vcpus() as u64);
+                .u64("vcpus", vm.vcpus() as u64)
+                .u64("read_ns", read_ns)
+                .u64("build_ns", build_ns)
+                .u64("vmm_heap_bytes", heap_bytes)
+                .u64("vmm_page_bytes", vm.control_page_bytes())
+                .u64("nested_table_bytes", vm.nested_table_bytes());
         });
+        let first_entry = Arc::new(AtomicU64::new(0));
         // The last vCPU to leave reports the end and frees the VM (its memory goes back only
         // once no vCPU holds it).
         let inside = Arc::new(AtomicUsize::new(cores.len()));
         for (index, &core) in cores.iter().enumerate() {
-            let (vm, inside) = (vm.clone(), inside.clone());
-            let work: Box<dyn FnOnce() + Send> = Box::new(move || run_vcpu(vm, index, core, started, &inside));
+            let (vm, inside, first_entry) = (vm.clone(), inside.clone(), first_entry.clone());
+            let work: Box<dyn FnOnce() + Send> =
+                Box::new(move || run_vcpu(vm, index, core, (requested, started), &inside, &first_entry));
             let Some(target) = per_cpu::all().get(core) else { continue };
             *target.vcpu_work.lock() = Some(work);
             local_apic::send_ipi(target.apic_id, RESCHEDULE_VECTOR);
@@ -169,8 +190,19 @@ impl PreparedVm {
     }
 }
 
-/// Runs one vCPU on this core until the VM ends; the last vCPU out reports the end.
-fn run_vcpu(vm: Arc<Vm>, index: usize, core: usize, started: u64, inside: &AtomicUsize) {
+/// Runs one vCPU on this core until the VM ends; the last vCPU out reports the end, with the
+/// time from the launch's request to the first vCPU's entering (`first_entry_ns`).
+fn run_vcpu(
+    vm: Arc<Vm>,
+    index: usize,
+    core: usize,
+    (requested, started): (u64, u64),
+    inside: &AtomicUsize,
+    first_entry: &AtomicU64,
+) {
+    if index == 0 {
+        first_entry.store(clock::uptime_ns().saturating_sub(requested), Ordering::Relaxed);
+    }
     let end = vm.run_vcpu(index, core);
     if inside.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;
@@ -185,6 +217,7 @@ fn run_vcpu(vm: Arc<Vm>, index: usize, core: usize, started: u64, inside: &Atomi
             .str("reason", end.name())
             .display("detail", &end)
             .u64("wall_ms", wall / 1_000_000)
+            .u64("first_entry_ns", first_entry.load(Ordering::Relaxed))
             .u64("heartbeats", vm.heartbeats().0)
             .u64("exits", total);
         for (reason, c) in &stats {

@@ -514,14 +514,7 @@ fn boot_and_read(
     ensure!(run.exit_status == Some(0), "the program's exit status was {:?}, not 0", run.exit_status);
     let samples = bench_workloads::samples(workload.name, workload.kind, &output.records)?;
     run.metrics = bench_workloads::metrics(&samples, UNIT, TICKS_PER_SECOND);
-    if let Some(exits) = vm_exits(system, &run.info) {
-        run.metrics.push(Metric::lower(
-            "vm_exits",
-            "VM exits over the whole run (boot, program, power-off)",
-            "exits",
-            exits,
-        ));
-    }
+    run.metrics.extend(vm_metrics(system, &run.info, run.icount));
     run.samples = Some(samples);
     Ok(())
 }
@@ -540,8 +533,16 @@ fn manul_info(text: &str, run: &mut Run) {
         let copy: &[(&str, &str)] = match event.name.as_str() {
             "boot" => &[("tsc_hz", "tsc_hz"), ("boot_us", "boot_us")],
             "job_exit" => &[("cpu_ms", "job_cpu_ms"), ("wall_ms", "job_wall_ms")],
+            "vm_launch" => &[
+                ("read_ns", "vm_read_ns"),
+                ("build_ns", "vm_build_ns"),
+                ("vmm_heap_bytes", "vmm_heap_bytes"),
+                ("vmm_page_bytes", "vmm_page_bytes"),
+                ("nested_table_bytes", "vmm_nested_table_bytes"),
+            ],
             "vm_exit" => &[
                 ("wall_ms", "vm_wall_ms"),
+                ("first_entry_ns", "vm_first_entry_ns"),
                 ("exits", "vm_exits"),
                 ("exits_ioio", "vm_exits_ioio"),
                 ("exits_npf", "vm_exits_npf"),
@@ -574,15 +575,31 @@ fn manul_info(text: &str, run: &mut Run) {
     }
 }
 
-/// A VM's exits over the whole run, as its VMM counted them: Manul's `vm_exit` event, KVM's
-/// statistics (every exit, those handled in the kernel included).
-fn vm_exits(system: System, info: &std::collections::BTreeMap<String, String>) -> Option<f64> {
-    let key = match system {
-        System::ManulVm => "vm_exits",
-        System::KvmVm => "kvm_exits",
-        System::ManulNative | System::LinuxNative => return None,
+/// What the VMM says about a VM's run, as metrics: its exits over the whole run (Manul's
+/// `vm_exit` event; KVM's statistics, exits handled in the kernel included) and, under icount,
+/// the instructions from the launch's start to the first guest entry (Manul: from the request,
+/// files read, to vCPU 0 entering; the KVM launcher: from its start to the first KVM_RUN).
+fn vm_metrics(system: System, info: &std::collections::BTreeMap<String, String>, icount: bool) -> Vec<Metric> {
+    let (exits, first_entry) = match system {
+        System::ManulVm => ("vm_exits", "vm_first_entry_ns"),
+        System::KvmVm => ("kvm_exits", "kvm_launcher_first_entry_cycles"),
+        System::ManulNative | System::LinuxNative => return Vec::new(),
     };
-    info.get(key)?.parse().ok()
+    let number = |key: &str| info.get(key).and_then(|value| value.parse::<f64>().ok());
+    let mut metrics = Vec::new();
+    if let Some(exits) = number(exits) {
+        metrics.push(Metric::lower(
+            "vm_exits",
+            "VM exits over the whole run (boot, program, power-off)",
+            "exits",
+            exits,
+        ));
+    }
+    if let Some(first_entry) = number(first_entry).filter(|_| icount) {
+        let label = "VMM launch: its start to the first guest entry (files read, memory, tables)";
+        metrics.push(Metric::lower("vmm_first_entry", label, UNIT, first_entry));
+    }
+    metrics
 }
 
 /// Exit reasons whose handling is all VMM work (no waiting, no host interrupt in it).

@@ -60,9 +60,9 @@ enum Task {
         /// Run only the items whose name contains this text (e.g. `unit:`, `smp8`)
         filter: Option<String>,
     },
-    /// Measure Manul native jobs against Linux native on the benchmark programs of bench/
-    /// (under QEMU icount: numbers in instructions); writes results.json, report.md and SVG
-    /// plots
+    /// Measure Manul (native jobs, and Linux guests on its VMM) against Linux native and KVM on
+    /// the benchmark programs of bench/ (under QEMU icount: numbers in instructions); writes
+    /// results.json, report.md and SVG plots
     Bench {
         /// Fewer samples: a few minutes instead of the full run
         #[arg(long, conflicts_with = "smoke")]

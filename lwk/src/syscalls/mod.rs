@@ -39,10 +39,10 @@ pub fn dispatch(frame: &mut TrapFrame) -> bool {
         frame.rax = (-(Errno::ENOSYS.0 as i64)) as u64;
         return false;
     };
-    let process = thread.process.clone();
+    let process = &thread.process;
     let nr = frame.rax;
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
-    let mut call = Call { thread: &thread, process: &process, frame, args, full_restore: false };
+    let mut call = Call { thread: &thread, process, frame, args, full_restore: false };
     let result = route(nr, &mut call);
     log::trace!(
         target: "syscalls",
@@ -67,9 +67,8 @@ pub fn dispatch(frame: &mut TrapFrame) -> bool {
         signals::send_to_thread(&thread, signals::SIGPIPE);
     }
     frame_result(frame, result);
-    drop(thread);
-    drop(process);
-    signals::on_return_to_user(frame) || full_restore
+    // The thread goes with the return: no reference may stay in this frame if it ends there.
+    signals::return_to_user(frame, thread) || full_restore
 }
 
 fn frame_result(frame: &mut TrapFrame, result: SysResult) {
