@@ -8,16 +8,18 @@
  *   MEM_MIB  the guest's memory in MiB (from physical address 0; the first 640 KiB and
  *            everything from 1 MiB on are RAM)
  *   WORD...  the guest's kernel command line, the words joined by spaces; the launcher
- *            appends "reboot=t acpi=off" (see below)
+ *            appends "reboot=t acpi=off pci=off" (see below)
  *
  * The machine is what KVM itself provides and nothing more: one vCPU with the CPUID KVM
  * supports (its paravirtual leaves included: the guest uses kvm-clock), the in-kernel local
  * APIC, I/O APIC, PICs and PIT, described to the guest by MP tables (as Firecracker does) so
  * that it uses the local APIC and I/O APIC as on any PC, guest memory backed by transparent
- * huge pages where the host has them, and one device in user space: a 16550A UART at 0x3f8
- * (IRQ 4), whose output goes
- * to standard output. There is no ACPI (the launcher appends "acpi=off"), no PCI
- * (configuration reads return all ones) and no firmware. Having no power-off device either,
+ * huge pages where the host has them, and two devices in user space: a 16550A UART at 0x3f8
+ * (IRQ 4), whose output goes to standard output, and the CMOS real-time clock (ports 0x70 and
+ * 0x71, the host's UTC time). There is no ACPI (the launcher appends "acpi=off"), no PCI (it
+ * appends "pci=off"; without it a guest that sees a K8, as under QEMU's software CPU, searches
+ * every PCI bus for a GART aperture, 33,000 exits to user space) and no firmware; reads of any
+ * other port return all ones. Having no power-off device either,
  * the guest ends by rebooting through a triple fault (the launcher appends "reboot=t"), whose
  * shutdown exit ends the launcher.
  *
@@ -44,6 +46,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Where the PVH start info, its tables and the command line go (below 1 MiB, away from the
@@ -449,6 +452,47 @@ static void uart_write(struct uart *uart, unsigned offset, uint8_t value) {
     }
 }
 
+/* The CMOS real-time clock: the register selected through port 0x70, read through 0x71. The
+ * time is the host's (UTC, BCD, 24-hour); no update is ever in progress, so that a guest
+ * waiting for one to end does not spin. */
+enum { CMOS_INDEX = 0x70, CMOS_DATA = 0x71 };
+
+static uint8_t bcd(int value) {
+    return (uint8_t)(((value / 10) << 4) | (value % 10));
+}
+
+static uint8_t cmos_read(uint8_t index) {
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    switch (index & 0x7f) {
+    case 0x00:
+        return bcd(utc.tm_sec);
+    case 0x02:
+        return bcd(utc.tm_min);
+    case 0x04:
+        return bcd(utc.tm_hour);
+    case 0x06:
+        return bcd(utc.tm_wday + 1);
+    case 0x07:
+        return bcd(utc.tm_mday);
+    case 0x08:
+        return bcd(utc.tm_mon + 1);
+    case 0x09:
+        return bcd(utc.tm_year % 100);
+    case 0x32:
+        return bcd(19 + utc.tm_year / 100); /* century */
+    case 0x0a:
+        return 0x26; /* 32.768 kHz time base, 1024 Hz rate, no update in progress */
+    case 0x0b:
+        return 0x02; /* 24-hour mode, BCD, no interrupts */
+    case 0x0d:
+        return 0x80; /* the battery is good */
+    default:
+        return 0;
+    }
+}
+
 /* Every non-zero cumulative counter of KVM's binary statistics of `fd` (a VM or a vCPU). */
 static void print_stats(int fd) {
     int stats = ioctl(fd, KVM_GET_STATS_FD, NULL);
@@ -489,7 +533,7 @@ int main(int argc, char **argv) {
     char cmdline[CMDLINE_MAX] = "";
     size_t used = 0;
     for (int i = 4; i <= argc; i++) {
-        const char *word = i < argc ? argv[i] : "reboot=t acpi=off";
+        const char *word = i < argc ? argv[i] : "reboot=t acpi=off pci=off";
         int wrote = snprintf(cmdline + used, sizeof cmdline - used, "%s%s", used ? " " : "", word);
         if (wrote < 0 || (size_t)wrote >= sizeof cmdline - used)
             fail("the command line is longer than %d bytes", CMDLINE_MAX - 1);
@@ -533,6 +577,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "kvm-launcher: %s at %#x, %lu MiB, command line \"%s\"\n", argv[1], entry, mib, cmdline);
 
     struct uart uart = {0};
+    uint8_t cmos_index = 0;
     uint64_t io_exits = 0, mmio_exits = 0, first_entry = rdtsc() - requested;
     const char *ended = NULL;
     while (!ended) {
@@ -554,6 +599,10 @@ int main(int argc, char **argv) {
                     else
                         uart_write(&uart, port - UART_BASE, *data);
                     uart_update_irq(&uart, vm);
+                } else if (port == CMOS_INDEX && !in && run->io.size == 1) {
+                    cmos_index = *data;
+                } else if (port == CMOS_DATA && in && run->io.size == 1) {
+                    *data = cmos_read(cmos_index);
                 } else if (in) {
                     memset(data, 0xff, run->io.size); /* nothing there (PCI configuration included) */
                 }

@@ -1,7 +1,9 @@
-//! `cargo xtask bench [--quick | --smoke] [--out DIR]`: every workload of [`bench_workloads::WORKLOADS`]
-//! on every system, one QEMU at a time, each under `-icount shift=0,sleep=off -rtc clock=vm`
-//! so that the guest's TSC counts retired instructions; then `results.json`, `report.md` and
-//! the plots in the output directory (see [`bench_report`]).
+//! `cargo xtask bench [--quick | --smoke] [--out DIR]`: every workload of
+//! [`bench_workloads::WORKLOADS`] on every system, each under `-icount shift=0,sleep=off -rtc
+//! clock=vm` so that the guest's TSC counts retired instructions (those runs share the host's
+//! CPUs, two QEMUs at a time: their numbers do not depend on the host; the wall-clock triad runs
+//! alone afterwards); then `results.json`, `report.md` and the plots in the output directory
+//! (see [`bench_report`]).
 //!
 //! The systems:
 //! - Manul native: the program as an LWK job on core 1 of 2 (`-smp 2`: core 0 is the kernel's
@@ -20,6 +22,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -59,6 +63,8 @@ const KVM_GUEST_MIB: &str = "256";
 /// How long one run may take.
 const QUICK_TIMEOUT: Duration = Duration::from_secs(300);
 const FULL_TIMEOUT: Duration = Duration::from_secs(900);
+/// At most this many QEMUs at once (each runs one vCPU thread under icount).
+const MAX_PARALLEL_RUNS: usize = 2;
 
 /// How many samples a run takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -252,36 +258,71 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<ExitCode> {
     let config = config(workspace, &prepared, options.mode, date)?;
     let timeout = if options.mode == Mode::Full { FULL_TIMEOUT } else { QUICK_TIMEOUT };
     println!(
-        "bench: {} run, {} workloads on {} systems, one QEMU at a time; results in {}",
+        "bench: {} run, {} workloads on {} systems, {} QEMUs at a time (wall-clock runs alone); results in {}",
         config.mode,
         WORKLOADS.len(),
         SYSTEMS.len(),
+        parallel_runs(),
         workspace.display(&out)
     );
 
-    let mut runs = Vec::new();
-    for (index, workload) in WORKLOADS.iter().enumerate() {
-        let workload_started = Instant::now();
-        let args = match options.mode {
-            Mode::Smoke => workload.smoke_args,
-            Mode::Quick => workload.quick_args,
-            Mode::Full => workload.full_args,
-        };
-        let mut briefs = Vec::new();
-        for system in SYSTEMS.into_iter().filter(|system| system.runs(workload)) {
-            let run = run_one(&prepared, system, workload, args, &out, timeout);
-            briefs.push(format!("{}: {}", system.label(), brief(&run)));
-            runs.push(run);
+    let args = |workload: &Workload| match options.mode {
+        Mode::Smoke => workload.smoke_args,
+        Mode::Quick => workload.quick_args,
+        Mode::Full => workload.full_args,
+    };
+    // Every (workload, system) run, in the report's order; each fills its slot.
+    let plan: Vec<(usize, System)> = WORKLOADS
+        .iter()
+        .enumerate()
+        .flat_map(|(index, workload)| {
+            SYSTEMS.into_iter().filter(move |system| system.runs(workload)).map(move |system| (index, system))
+        })
+        .collect();
+    let slots: Vec<Mutex<Option<Run>>> = plan.iter().map(|_| Mutex::new(None)).collect();
+    let finished = Mutex::new(0usize);
+    let run_planned = |item: usize| {
+        let (index, system) = plan[item];
+        let workload = &WORKLOADS[index];
+        let run = run_one(&prepared, system, workload, args(workload), &out, timeout);
+        *lock(&slots[item]) = Some(run);
+        // The workload's last run prints its progress line.
+        let mut finished = lock(&finished);
+        let mine: Vec<usize> = (0..plan.len()).filter(|&other| plan[other].0 == index).collect();
+        let briefs: Option<Vec<String>> = mine
+            .iter()
+            .map(|&other| lock(&slots[other]).as_ref().map(|run| format!("{}: {}", plan[other].1.label(), brief(run))))
+            .collect();
+        if let Some(briefs) = briefs {
+            *finished += 1;
+            println!(
+                "[{}/{}] {} (done at {:.0} s): {}",
+                *finished,
+                WORKLOADS.len(),
+                workload.name,
+                started.elapsed().as_secs_f64(),
+                briefs.join(" | ")
+            );
         }
-        println!(
-            "[{}/{}] {} ({:.1} s): {}",
-            index + 1,
-            WORKLOADS.len(),
-            workload.name,
-            workload_started.elapsed().as_secs_f64(),
-            briefs.join(" | ")
-        );
+    };
+    // Runs under icount count instructions whatever else the host does: they share its CPUs.
+    // Wall-clock runs come after them, alone.
+    let icount: Vec<usize> = (0..plan.len()).filter(|&item| WORKLOADS[plan[item].0].icount).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..parallel_runs() {
+            scope.spawn(|| {
+                while let Some(&item) = icount.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    run_planned(item);
+                }
+            });
+        }
+    });
+    for item in (0..plan.len()).filter(|item| !icount.contains(item)) {
+        run_planned(item);
     }
+    let runs: Vec<Run> =
+        slots.into_iter().filter_map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner())).collect();
 
     let comparisons = bench_report::comparisons(&runs);
     let failed = runs.iter().filter(|run| run.error.is_some()).count();
@@ -297,6 +338,16 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<ExitCode> {
         if failed > 0 { format!("; {failed} runs gave no numbers (see report.md)") } else { String::new() }
     );
     Ok(if failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// How many icount runs go at once: one per host CPU, at most [`MAX_PARALLEL_RUNS`].
+fn parallel_runs() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_PARALLEL_RUNS)
+}
+
+/// A mutex whose holder may have panicked: the data is still what it was.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Builds the kernel, the programs and both initrds.
