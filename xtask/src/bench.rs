@@ -30,7 +30,7 @@ use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 
 use crate::bench_report::{
-    self, Config, Footprint, KVM_VM, LINUX_NATIVE, MANUL_NATIVE, MANUL_VM, Results, Run, SystemConfig,
+    self, Config, Footprint, KVM_VM, LINUX_NATIVE, MANUL_NATIVE, MANUL_VM, Results, Run, SystemConfig, VmmFootprint,
 };
 use crate::bench_workloads::{self, Metric, WORKLOADS, Workload};
 use crate::busybox;
@@ -63,6 +63,8 @@ const KVM_GUEST_MIB: &str = "256";
 /// How long one run may take.
 const QUICK_TIMEOUT: Duration = Duration::from_secs(300);
 const FULL_TIMEOUT: Duration = Duration::from_secs(900);
+/// What the embedded VMM's symbols have in their (mangled) names.
+const VMM_CRATE: &str = "embedded_vmm";
 /// At most this many QEMUs at once (each runs one vCPU thread under icount).
 const MAX_PARALLEL_RUNS: usize = 2;
 
@@ -436,7 +438,36 @@ fn config(workspace: &Workspace, prepared: &Prepared, mode: Mode, date: String) 
             footprint(System::ManulNative, &prepared.lwk)?,
             footprint(System::LinuxNative, &prepared.vmlinux)?,
         ],
+        vmm: vmm_footprint(workspace, &prepared.lwk)?,
     })
+}
+
+/// The embedded VMM's functions in the LWK image (symbols whose path names the crate, generic
+/// code the kernel instantiated included) and the lines of its source.
+fn vmm_footprint(workspace: &Workspace, lwk: &Path) -> Result<VmmFootprint> {
+    let bytes = fs::read(lwk).with_context(|| format!("cannot read {}", lwk.display()))?;
+    let elf = goblin::elf::Elf::parse(&bytes).with_context(|| format!("{} is not an ELF file", lwk.display()))?;
+    let (mut text_bytes, mut functions) = (0, 0);
+    for symbol in elf.syms.iter().filter(|symbol| symbol.is_function() && symbol.st_size > 0) {
+        if elf.strtab.get_at(symbol.st_name).is_some_and(|name| name.contains(VMM_CRATE)) {
+            text_bytes += symbol.st_size;
+            functions += 1;
+        }
+    }
+    let mut source_lines = 0;
+    let mut dirs = vec![workspace.root().join("embedded-vmm/src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).with_context(|| format!("cannot list {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                let text = fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                source_lines += text.lines().count() as u64;
+            }
+        }
+    }
+    Ok(VmmFootprint { text_bytes, functions, source_lines })
 }
 
 /// An ELF file's size, and the memory its PT_LOAD segments take.
@@ -612,6 +643,12 @@ fn manul_info(text: &str, run: &mut Run) {
         for (key, name) in copy {
             if let Some(value) = field(&event.fields, key) {
                 run.info.insert((*name).to_owned(), value);
+            }
+        }
+        if event.name == "vm_launch" {
+            let number = |key: &str| event.fields.get(key).and_then(Value::as_u64);
+            if let (Some(heap), Some(pages)) = (number("vmm_heap_bytes"), number("vmm_page_bytes")) {
+                run.info.insert("vmm_memory_bytes".to_owned(), (heap + pages).to_string());
             }
         }
         // Cycles are instructions only under icount; without it they time the emulator.
