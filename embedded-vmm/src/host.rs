@@ -23,8 +23,9 @@ pub trait VmmHost: Sync {
     fn tsc_hz(&self) -> u64;
     /// Nanoseconds since the host booted.
     fn now_ns(&self) -> u64;
-    /// Nanoseconds since the Unix epoch (the guest's real-time clock).
-    fn unix_time_ns(&self) -> u64;
+    /// Nanoseconds since the Unix epoch at host uptime `now_ns` (the guest's real-time clock;
+    /// from an uptime already read, since the VMM asks on every port I/O exit).
+    fn unix_time_ns_at(&self, now_ns: u64) -> u64;
     /// Interrupts the calling CPU at `at_ns` (host uptime) so that a running guest exits in time
     /// for its next timer event; `None` cancels.
     fn set_wakeup(&self, at_ns: Option<u64>);

@@ -523,7 +523,8 @@ impl Vm {
     }
 
     fn now(&self) -> Now {
-        Now { ns: self.host.now_ns(), unix_seconds: self.host.unix_time_ns() / 1_000_000_000 }
+        let ns = self.host.now_ns();
+        Now { ns, unix_seconds: self.host.unix_time_ns_at(ns) / 1_000_000_000 }
     }
 
     fn vcpu_loop(&self, index: usize, sipi: u8, pages: &VcpuPages) -> VmEnd {

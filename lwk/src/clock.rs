@@ -104,11 +104,25 @@ pub fn apic_ticks(ns: u64) -> u32 {
     (ns as u128 * apic_timer_hz() as u128 / 1_000_000_000).clamp(1, u32::MAX as u128) as u32
 }
 
-/// Arms this CPU's timer to fire at uptime `deadline` (at least 1 µs after `now`; a deadline
-/// beyond the counter's reach fires early, and the caller arms it again), or stops it.
-pub fn arm_timer_at(deadline: Option<u64>, now: u64) {
+/// `PerCpu::timer_deadline` when the timer is stopped (or fired: it is one-shot).
+pub const TIMER_STOPPED: u64 = u64::MAX - 1;
+/// `PerCpu::timer_deadline` when something else armed the timer.
+pub const TIMER_UNKNOWN: u64 = u64::MAX;
+
+/// Arms this CPU's timer to fire at uptime `deadline` (at least 1 µs after `now()`, which is
+/// read only when the timer is programmed; a deadline beyond the counter's reach fires early,
+/// and the caller arms it again), or stops it. Asking for what is armed already changes
+/// nothing. (The deadline is recorded before the timer is programmed: an interrupt between the
+/// two marks it stopped, which only costs a re-arm.)
+pub fn arm_timer_at(deadline: Option<u64>, now: impl FnOnce() -> u64) {
+    let armed = &per_cpu::current().timer_deadline;
+    let wanted = deadline.unwrap_or(TIMER_STOPPED);
+    if armed.load(Ordering::Acquire) == wanted {
+        return;
+    }
+    armed.store(wanted, Ordering::Release);
     match deadline {
-        Some(t) => local_apic::start_timer(apic_ticks(t.saturating_sub(now).max(1000))),
+        Some(t) => local_apic::start_timer(apic_ticks(t.saturating_sub(now()).max(1000))),
         None => local_apic::stop_timer(),
     }
 }
@@ -120,12 +134,14 @@ pub fn sleep_ns(ns: u64) {
     let ticks = apic_ticks(ns);
     cpu::without_interrupts(|| {
         me.timer_fired.store(false, Ordering::Relaxed);
+        me.timer_deadline.store(TIMER_UNKNOWN, Ordering::Release);
         local_apic::start_timer(ticks);
         while !me.timer_fired.load(Ordering::Acquire) {
             me.halts.fetch_add(1, Ordering::Relaxed);
             cpu::wait_for_interrupt();
         }
         local_apic::stop_timer();
+        me.timer_deadline.store(TIMER_STOPPED, Ordering::Release);
     });
 }
 
@@ -177,5 +193,10 @@ pub fn read_real_time_clock() {
 
 /// Nanoseconds since the Unix epoch.
 pub fn realtime_ns() -> u64 {
-    BOOT_UNIX_NS.load(Ordering::Relaxed) + uptime_ns()
+    realtime_ns_at(uptime_ns())
+}
+
+/// Unix time at uptime `uptime_ns`.
+pub fn realtime_ns_at(uptime_ns: u64) -> u64 {
+    BOOT_UNIX_NS.load(Ordering::Relaxed) + uptime_ns
 }

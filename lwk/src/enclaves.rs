@@ -557,7 +557,7 @@ pub fn check_health() {
             Handle::Vm(vm) => vm.stop(VmEnd::Stopped),
         }
     }
-    clock::arm_timer_at(next, now);
+    clock::arm_timer_at(next, || now);
 }
 
 /// With nothing launching or running, powers off (when the node should) with the verdict.

@@ -183,6 +183,7 @@ fn handle(frame: &mut TrapFrame) {
             let cpu = per_cpu::current();
             cpu.timer_interrupts.fetch_add(1, Ordering::Relaxed);
             cpu.timer_fired.store(true, Ordering::Release);
+            cpu.timer_deadline.store(crate::clock::TIMER_STOPPED, Ordering::Release);
             local_apic::end_of_interrupt();
             scheduler::on_timer(frame);
         }

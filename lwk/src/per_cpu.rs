@@ -53,6 +53,10 @@ pub struct PerCpu {
     pub halts: AtomicU64,
     /// Set by the timer interrupt; cleared by whoever armed the timer.
     pub timer_fired: AtomicBool,
+    /// The uptime the timer is armed for by `clock::arm_timer_at`, or `clock::TIMER_STOPPED`,
+    /// or `clock::TIMER_UNKNOWN` (armed otherwise, or not yet): lets a caller that asks for the
+    /// same deadline again (the VMM, before every guest entry) skip reprogramming it.
+    pub timer_deadline: AtomicU64,
     pub calls: IrqMutex<VecDeque<CrossCall>>,
 }
 
@@ -81,6 +85,7 @@ impl PerCpu {
             other_interrupts: AtomicU64::new(0),
             halts: AtomicU64::new(0),
             timer_fired: AtomicBool::new(false),
+            timer_deadline: AtomicU64::new(crate::clock::TIMER_UNKNOWN),
             calls: IrqMutex::new(VecDeque::new()),
         }
     }

@@ -32,7 +32,7 @@ impl Scheduler {
     fn arm_timer(&self, now: u64) {
         let quantum = (!self.queue.is_empty()).then_some(now + QUANTUM_NS);
         let sleeper = self.sleepers.keys().next().map(|&(d, _)| d);
-        clock::arm_timer_at([quantum, sleeper].into_iter().flatten().min(), now);
+        clock::arm_timer_at([quantum, sleeper].into_iter().flatten().min(), || now);
     }
 }
 

@@ -51,12 +51,12 @@ impl VmmHost for LwkHost {
         clock::uptime_ns()
     }
 
-    fn unix_time_ns(&self) -> u64 {
-        clock::realtime_ns()
+    fn unix_time_ns_at(&self, now_ns: u64) -> u64 {
+        clock::realtime_ns_at(now_ns)
     }
 
     fn set_wakeup(&self, at_ns: Option<u64>) {
-        clock::arm_timer_at(at_ns, clock::uptime_ns());
+        clock::arm_timer_at(at_ns, clock::uptime_ns);
     }
 
     fn kick_cpu(&self, cpu: usize) {

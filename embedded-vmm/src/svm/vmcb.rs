@@ -209,34 +209,101 @@ pub mod exit {
     pub const INVALID: u32 = 0xffff_ffff;
 }
 
-/// The name of an exit code, for statistics and logs.
-pub fn exit_name(code: u64) -> &'static str {
-    match code {
-        0x00..=0x0f => "cr_read",
-        0x10..=0x1f => "cr_write",
-        0x20..=0x3f => "dr_access",
-        0x40..=0x5f => "exception",
-        exit::INTR => "intr",
-        exit::NMI => "nmi",
-        exit::SMI => "smi",
-        exit::INIT => "init",
-        exit::VINTR => "vintr",
-        exit::CPUID => "cpuid",
-        exit::INVD => "invd",
-        exit::HLT => "hlt",
-        exit::INVLPGA => "invlpga",
-        exit::IOIO => "ioio",
-        exit::MSR => "msr",
-        exit::TASK_SWITCH => "task_switch",
-        exit::SHUTDOWN => "shutdown",
-        exit::VMRUN..=exit::SKINIT => "svm_instruction",
-        exit::RDTSCP => "rdtscp",
-        exit::ICEBP => "icebp",
-        exit::MONITOR | exit::MWAIT => "monitor_mwait",
-        exit::XSETBV => "xsetbv",
-        exit::NPF => "npf",
-        _ => "other",
+/// What an exit code is counted as, in the order of the names (reports list them so).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    Cpuid,
+    CrRead,
+    CrWrite,
+    DrAccess,
+    Exception,
+    Hlt,
+    Icebp,
+    Init,
+    Intr,
+    Invd,
+    Invlpga,
+    Ioio,
+    MonitorMwait,
+    Msr,
+    Nmi,
+    Npf,
+    Other,
+    Rdtscp,
+    Shutdown,
+    Smi,
+    SvmInstruction,
+    TaskSwitch,
+    Vintr,
+    Xsetbv,
+}
+
+impl ExitReason {
+    /// The names, indexed by `reason as usize`.
+    pub const NAMES: [&'static str; 24] = [
+        "cpuid",
+        "cr_read",
+        "cr_write",
+        "dr_access",
+        "exception",
+        "hlt",
+        "icebp",
+        "init",
+        "intr",
+        "invd",
+        "invlpga",
+        "ioio",
+        "monitor_mwait",
+        "msr",
+        "nmi",
+        "npf",
+        "other",
+        "rdtscp",
+        "shutdown",
+        "smi",
+        "svm_instruction",
+        "task_switch",
+        "vintr",
+        "xsetbv",
+    ];
+
+    pub fn of(code: u64) -> ExitReason {
+        match code {
+            0x00..=0x0f => ExitReason::CrRead,
+            0x10..=0x1f => ExitReason::CrWrite,
+            0x20..=0x3f => ExitReason::DrAccess,
+            0x40..=0x5f => ExitReason::Exception,
+            exit::INTR => ExitReason::Intr,
+            exit::NMI => ExitReason::Nmi,
+            exit::SMI => ExitReason::Smi,
+            exit::INIT => ExitReason::Init,
+            exit::VINTR => ExitReason::Vintr,
+            exit::CPUID => ExitReason::Cpuid,
+            exit::INVD => ExitReason::Invd,
+            exit::HLT => ExitReason::Hlt,
+            exit::INVLPGA => ExitReason::Invlpga,
+            exit::IOIO => ExitReason::Ioio,
+            exit::MSR => ExitReason::Msr,
+            exit::TASK_SWITCH => ExitReason::TaskSwitch,
+            exit::SHUTDOWN => ExitReason::Shutdown,
+            exit::VMRUN..=exit::SKINIT => ExitReason::SvmInstruction,
+            exit::RDTSCP => ExitReason::Rdtscp,
+            exit::ICEBP => ExitReason::Icebp,
+            exit::MONITOR | exit::MWAIT => ExitReason::MonitorMwait,
+            exit::XSETBV => ExitReason::Xsetbv,
+            exit::NPF => ExitReason::Npf,
+            _ => ExitReason::Other,
+        }
     }
+
+    pub fn name(self) -> &'static str {
+        ExitReason::NAMES[self as usize]
+    }
+}
+
+/// The name of an exit code's reason, for statistics and logs.
+pub fn exit_name(code: u64) -> &'static str {
+    ExitReason::of(code).name()
 }
 
 impl Vmcb {
