@@ -1,6 +1,9 @@
 //! The CPUID the guest sees: the host's, with what the VMM does not virtualise taken out (SVM,
 //! VMX, monitor/mwait, performance counters, thermal and power control, machine checks), the
-//! hypervisor bit and a Manul leaf added, and the topology of the VM's vCPUs.
+//! hypervisor bit and a Manul leaf added (and, at 0x4000_0100, the KVM guest interface's
+//! leaves for the paravirtual clock), and the topology of the VM's vCPUs.
+
+use crate::pv_clock::{self, KVM_SIGNATURE};
 
 /// (eax, ebx, ecx, edx)
 pub type Registers = (u32, u32, u32, u32);
@@ -121,6 +124,9 @@ pub fn guest_cpuid(leaf: u32, subleaf: u32, host: impl Fn(u32, u32) -> Registers
         2..=0xc if leaf <= max_basic => (0, 0, 0, 0),
         0x4000_0000 => (0x4000_0010, SIGNATURE[0], SIGNATURE[1], SIGNATURE[2]),
         0x4000_0010 => (g.tsc_khz, 0, 0, 0),
+        // The KVM guest interface, for its paravirtual clock (see `pv_clock`).
+        pv_clock::KVM_LEAF => (pv_clock::KVM_FEATURES_LEAF, KVM_SIGNATURE[0], KVM_SIGNATURE[1], KVM_SIGNATURE[2]),
+        pv_clock::KVM_FEATURES_LEAF => (pv_clock::KVM_FEATURES, 0, 0, 0),
         0x8000_0000 => {
             let (_, b, c, d) = host(0x8000_0000, 0);
             (max_ext, b, c, d)
@@ -238,5 +244,8 @@ mod tests {
         assert_eq!(guest_cpuid(0x16, 0, host, G), (0, 0, 0, 0));
         assert_eq!(guest_cpuid(0x4000_0000, 0, host, G).1, SIGNATURE[0]);
         assert_eq!(guest_cpuid(0x4000_0010, 0, host, G).0, 2_000_000);
+        let kvm = guest_cpuid(pv_clock::KVM_LEAF, 0, host, G);
+        assert_eq!((kvm.0, [kvm.1, kvm.2, kvm.3]), (pv_clock::KVM_FEATURES_LEAF, KVM_SIGNATURE));
+        assert_eq!(guest_cpuid(pv_clock::KVM_FEATURES_LEAF, 0, host, G).0, pv_clock::KVM_FEATURES);
     }
 }

@@ -16,6 +16,7 @@ pub mod guest_paging;
 pub mod host;
 pub mod loaders;
 pub mod paging;
+pub mod pv_clock;
 pub mod shared_regions;
 pub mod svm;
 pub mod vm;

@@ -14,6 +14,7 @@ use crate::guest_paging::{self, PagingState};
 use crate::host::{HostBlock, LogLevel, VmmHost};
 use crate::loaders::bzimage::{self, BzImageError};
 use crate::loaders::pvh::{self, PvhError};
+use crate::pv_clock;
 use crate::shared_regions::{self, SharedRegion, SharedRegionError};
 use crate::svm::cpu::{self, GuestRegisters, SvmError};
 use crate::svm::vmcb::{Segment, Vmcb, exit, misc1, misc2};
@@ -527,6 +528,26 @@ impl Vm {
         Now { ns, unix_seconds: self.host.unix_time_ns_at(ns) / 1_000_000_000 }
     }
 
+    /// Writes the paravirtual clock's record that a write of `value` to `msr` asks for: the
+    /// vCPU's time record (when bit 0 enables it) or the wall clock, at the guest-physical
+    /// address in `value`. The guest's system time is its TSC in nanoseconds. `None` (a #GP
+    /// for the guest) when the record would not lie in its RAM.
+    fn write_clock_record(&self, msr: u32, value: u64, tsc_offset: u64) -> Option<()> {
+        let tsc_hz = self.host.tsc_hz();
+        let guest_tsc = rdtsc().wrapping_add(tsc_offset);
+        let system_time = pv_clock::scale(guest_tsc, pv_clock::time_scale(tsc_hz));
+        let written = if msr == pv_clock::MSR_SYSTEM_TIME {
+            if value & 1 == 0 {
+                return Some(());
+            }
+            self.memory.write(value & !1, &pv_clock::time_record(guest_tsc, system_time, tsc_hz))
+        } else {
+            let unix_now = self.host.unix_time_ns_at(self.host.now_ns());
+            self.memory.write(value, &pv_clock::wall_clock_record(unix_now.saturating_sub(system_time)))
+        };
+        written.ok()
+    }
+
     fn vcpu_loop(&self, index: usize, sipi: u8, pages: &VcpuPages) -> VmEnd {
         let vmcb = self.vmcb(pages);
         self.setup_vmcb(vmcb, index, sipi);
@@ -537,8 +558,14 @@ impl Vm {
                 BootEntry::Linux64 { zero_page, .. } => regs.rsi = zero_page,
             }
         }
-        let mut vcpu =
-            VcpuState { index: index as u32, host_xcr0: xgetbv(), reported_msrs: Vec::new(), tsc_deadline: 0 };
+        let mut vcpu = VcpuState {
+            index: index as u32,
+            host_xcr0: xgetbv(),
+            reported_msrs: Vec::new(),
+            tsc_deadline: 0,
+            system_time_msr: 0,
+            wall_clock_msr: 0,
+        };
         let end = loop {
             if let Some(end) = self.end_reason() {
                 break end;
@@ -899,6 +926,18 @@ impl Vm {
                     Err(ReadOnlyRegister) => None,
                 }
             }
+            (pv_clock::MSR_SYSTEM_TIME, false) => Some(vcpu.system_time_msr),
+            (pv_clock::MSR_WALL_CLOCK, false) => Some(vcpu.wall_clock_msr),
+            (pv_clock::MSR_SYSTEM_TIME | pv_clock::MSR_WALL_CLOCK, true) => {
+                self.write_clock_record(msr, value, v.control.tsc_offset).map(|()| {
+                    if msr == pv_clock::MSR_SYSTEM_TIME {
+                        vcpu.system_time_msr = value;
+                    } else {
+                        vcpu.wall_clock_msr = value;
+                    }
+                    0
+                })
+            }
             (0x1a0, false) => Some(1), // IA32_MISC_ENABLE: fast strings
             // Identification and AMD configuration MSRs Linux reads: zero, writes ignored.
             (
@@ -1154,6 +1193,9 @@ struct VcpuState {
     reported_msrs: Vec<u32>,
     /// IA32_TSC_DEADLINE as the guest wrote it.
     tsc_deadline: u64,
+    /// The paravirtual clock's MSRs as the guest wrote them (see `pv_clock`).
+    system_time_msr: u64,
+    wall_clock_msr: u64,
 }
 
 /// Device memory the VMM emulates, with the offset of the access.
