@@ -8,7 +8,7 @@ use crate::enclaves::{self, Ending};
 use crate::process::{ExitReason, Job, Process};
 use crate::signals::SIGKILL;
 use crate::thread::{Thread, ThreadState};
-use crate::{clock, logging, process_lifecycle, program_loader, scheduler, serial_console};
+use crate::{clock, cpu, logging, process_lifecycle, program_loader, scheduler, serial_console};
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
@@ -35,10 +35,14 @@ pub struct PreparedJob {
     thread: Arc<Thread>,
     path: String,
     kind: ExecutableKind,
+    /// The TSC when the launch was asked for: a program's first time stamp minus this is its
+    /// launch cost (memory, loading, the first switch to user mode, the C library's start).
+    requested_tsc: u64,
 }
 
 /// Reserves the job's memory, loads its program and creates its first process and thread.
 pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
+    let requested_tsc = cpu::rdtsc();
     let JobLaunch { name, program: path, args, env, cores, memory: mem, max_threads } = launch;
     let memory = JobMemory::reserve(name, mem).map_err(|_| alloc::format!("cannot reserve {} MiB for the job", mem >> 20))?;
     let job = Arc::new(Job::new(name.to_string(), cores, memory, max_threads, clock::uptime_ns()));
@@ -60,7 +64,7 @@ pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
     let thread = Thread::new(pid, process.clone(), core, &regs).map_err(|e| alloc::format!("thread: {e}"))?;
     process.threads.lock().push(thread.clone());
     job.processes.lock().insert(pid, process);
-    Ok(PreparedJob { job, thread, path: path.to_string(), kind })
+    Ok(PreparedJob { job, thread, path: path.to_string(), kind, requested_tsc })
 }
 
 impl PreparedJob {
@@ -70,14 +74,15 @@ impl PreparedJob {
 
     /// Reports the launch and makes the first thread runnable.
     pub fn start(self) {
-        let PreparedJob { job, thread, path, kind } = self;
+        let PreparedJob { job, thread, path, kind, requested_tsc } = self;
         logging::emit("job_launch", |e| {
             e.str("job", &job.name)
                 .str("path", &path)
                 .display("cores", format_args!("{:?}", job.cores))
                 .u64("mem_mib", job.memory.bytes >> 20)
                 .u64("max_threads", job.max_threads as u64)
-                .str("kind", if kind == ExecutableKind::StaticPie { "static-pie" } else { "static" });
+                .str("kind", if kind == ExecutableKind::StaticPie { "static-pie" } else { "static" })
+                .u64("request_tsc", requested_tsc);
         });
         scheduler::enqueue(thread);
     }

@@ -597,6 +597,13 @@ fn boot_and_read(
     let samples = bench_workloads::samples(workload.name, workload.kind, &output.records)?;
     run.metrics = bench_workloads::metrics(&samples, UNIT, TICKS_PER_SECOND);
     run.metrics.extend(vm_metrics(system, &run.info, run.icount));
+    if let (bench_workloads::Samples::Launch { tsc_at_main }, Some(requested)) =
+        (&samples, run.info.get("job_request_tsc").and_then(|tsc| tsc.parse::<u64>().ok()))
+        && run.icount
+    {
+        let label = "job launch: the request to main() (memory, loading, first entry, C library start)";
+        run.metrics.push(Metric::lower("request_to_main", label, UNIT, tsc_at_main.saturating_sub(requested) as f64));
+    }
     run.samples = Some(samples);
     Ok(())
 }
@@ -615,6 +622,7 @@ fn manul_info(text: &str, run: &mut Run) {
         let copy: &[(&str, &str)] = match event.name.as_str() {
             "boot" => &[("tsc_hz", "tsc_hz"), ("boot_us", "boot_us")],
             "job_exit" => &[("cpu_ms", "job_cpu_ms"), ("wall_ms", "job_wall_ms")],
+            "job_launch" => &[("request_tsc", "job_request_tsc")],
             "vm_launch" => &[
                 ("read_ns", "vm_read_ns"),
                 ("build_ns", "vm_build_ns"),

@@ -181,6 +181,7 @@ const GOALS: &[Goal] = &[
     goal(MANUL_NATIVE, "fwq", "noise_ppm", 8.0, "FWQ noise at most 8 ppm"),
     goal(MANUL_NATIVE, "fwq", "max_detour", 1000.0, "FWQ largest detour at most 1,000 instructions"),
     goal(MANUL_NATIVE, "syscall", "getpid", 150.0, "null system call at most 150 instructions"),
+    goal(MANUL_NATIVE, "launch", "request_to_main", 5e6, "native job: request to main() under 5 million instructions"),
     goal(MANUL_VM, "vmexit", "vmm_path_cpuid", 500.0, "VMM path per CPUID exit at most 500 instructions"),
     goal(MANUL_VM, "vmexit", "vmm_path_msr", 500.0, "VMM path per MSR exit at most 500 instructions"),
     goal(MANUL_VM, "vmexit", "vmm_path_ioio", 1000.0, "VMM path per port I/O exit at most 1,000 instructions"),
