@@ -196,7 +196,14 @@ impl AddressSpace {
 
     /// Maps `[start, start + len)` to the physical memory at `phys`, which is not the job's
     /// (a shared segment): unmapping it later gives nothing back to the job's pool.
-    pub fn map_foreign(&mut self, start: u64, len: u64, phys: u64, protection: Protection, kind: AreaKind) -> Result<(), Errno> {
+    pub fn map_foreign(
+        &mut self,
+        start: u64,
+        len: u64,
+        phys: u64,
+        protection: Protection,
+        kind: AreaKind,
+    ) -> Result<(), Errno> {
         check_user_range(start, len)?;
         if self.areas.overlaps(start, start + len) {
             return Err(Errno::EEXIST);

@@ -85,7 +85,8 @@ fn answer(command: &str, result: Result<String, String>) {
 fn enclave_command(command: &str) -> bool {
     let (verb, rest) = command.split_once(' ').unwrap_or((command, ""));
     let rest = rest.trim();
-    let name = || if rest.is_empty() || rest.contains(' ') { Err(String::from("expects one enclave name")) } else { Ok(rest) };
+    let name =
+        || if rest.is_empty() || rest.contains(' ') { Err(String::from("expects one enclave name")) } else { Ok(rest) };
     let result = match verb {
         "list" => {
             let lines = enclaves::list();
@@ -108,7 +109,11 @@ fn enclave_command(command: &str) -> bool {
         "stats" => {
             let only = (!rest.is_empty()).then_some(rest);
             match enclaves::stats(only) {
-                0 => Ok(String::from(if only.is_some() { "that enclave is not running" } else { "no enclave is running" })),
+                0 => Ok(String::from(if only.is_some() {
+                    "that enclave is not running"
+                } else {
+                    "no enclave is running"
+                })),
                 _ => Ok(String::new()),
             }
         }

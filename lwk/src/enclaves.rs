@@ -8,11 +8,11 @@
 //! well), unless `then=console` keeps it up for more commands.
 
 use crate::cpu::IrqMutex;
+use crate::interrupt_entry::RESCHEDULE_VECTOR;
 use crate::jobs::{self, JobLaunch, PreparedJob};
 use crate::power::{ExitStatus, shutdown};
 use crate::process::{ExitReason, Job};
 use crate::vms::{self, PreparedVm, VmLaunch};
-use crate::interrupt_entry::RESCHEDULE_VECTOR;
 use crate::{clock, files, kernel_memory, local_apic, logging, node_health, per_cpu, println};
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
@@ -84,8 +84,7 @@ pub struct SegmentView {
 /// Reserves every segment of the registry as one contiguous zeroed block (2 MiB aligned when it
 /// is that large, so mappings use large pages) and records it in the partition.
 fn reserve_segments(registry: &mut Registry) -> Result<Vec<(String, SegmentMemory)>, String> {
-    let wanted: Vec<(String, u64)> =
-        registry.segments().segments().iter().map(|s| (s.name.clone(), s.size)).collect();
+    let wanted: Vec<(String, u64)> = registry.segments().segments().iter().map(|s| (s.name.clone(), s.size)).collect();
     let mut reserved = Vec::new();
     for (name, bytes) in wanted {
         let align = if bytes >= 1 << 21 { 1 << 21 } else { 4096 };
@@ -120,7 +119,11 @@ fn granted_segments(plane: &ControlPlane, enclave: &str) -> Vec<(String, Segment
 pub fn segment_for(enclave: &str, segment: &str) -> Result<SegmentView, lwk::errno::Errno> {
     let guard = PLANE.lock();
     let plane = guard.as_ref().ok_or(lwk::errno::Errno::ENOENT)?;
-    granted_segments(plane, enclave).into_iter().find(|(name, _)| name == segment).map(|(_, view)| view).ok_or(lwk::errno::Errno::ENOENT)
+    granted_segments(plane, enclave)
+        .into_iter()
+        .find(|(name, _)| name == segment)
+        .map(|(_, view)| view)
+        .ok_or(lwk::errno::Errno::ENOENT)
 }
 
 static PLANE: IrqMutex<Option<ControlPlane>> = IrqMutex::new(None);
@@ -144,7 +147,9 @@ pub fn boot(options: &Options) -> bool {
     let manifest = match boot_manifest::compose(file.as_ref().map(|(_, b)| b.as_slice()), options) {
         Ok(m) => m,
         Err(ComposeError::Manifest(errors)) => refuse_boot(|| report_manifest_errors(source, &errors)),
-        Err(ComposeError::Shorthand(reason)) => refuse_boot(|| report_manifest_error("the command line", None, &reason)),
+        Err(ComposeError::Shorthand(reason)) => {
+            refuse_boot(|| report_manifest_error("the command line", None, &reason))
+        }
     };
     let registry = match Registry::compose(node(&manifest), &manifest) {
         Ok(r) => r,
@@ -158,7 +163,9 @@ pub fn boot(options: &Options) -> bool {
     let launched = !registry.records().is_empty();
     if file.is_some() {
         logging::emit("manifest", |e| {
-            e.str("path", source).u64("enclaves", manifest.enclaves.len() as u64).u64("segments", manifest.segments.len() as u64);
+            e.str("path", source)
+                .u64("enclaves", manifest.enclaves.len() as u64)
+                .u64("segments", manifest.segments.len() as u64);
         });
     }
     let names: Vec<String> = registry.records().iter().map(|r| r.spec.name.clone()).collect();
@@ -232,7 +239,10 @@ fn refuse_boot(report: impl FnOnce()) -> ! {
 
 fn emit_state(outcome: &Outcome, event: Event) {
     logging::emit("enclave_state", |e| {
-        e.str("enclave", &outcome.enclave).str("from", outcome.from.name()).str("to", outcome.to.name()).str("cause", event.name());
+        e.str("enclave", &outcome.enclave)
+            .str("from", outcome.from.name())
+            .str("to", outcome.to.name())
+            .str("cause", event.name());
     });
 }
 
@@ -258,7 +268,13 @@ pub fn launch(name: &str) -> Result<(), String> {
         // Half of the kernel memory the enclaves leave, shared by the jobs.
         let kernel_left = plane.free_at_compose.saturating_sub(plane.registry.partition().used_memory());
         let segments = granted_segments(plane, name);
-        (spec, assignment.cores.to_vec(), assignment.memory_bytes, job_options::default_max_threads(kernel_left, jobs), segments)
+        (
+            spec,
+            assignment.cores.to_vec(),
+            assignment.memory_bytes,
+            job_options::default_max_threads(kernel_left, jobs),
+            segments,
+        )
     };
     let prepared = prepare(segments, &spec, cores, memory, default_threads);
     let mut guard = PLANE.lock();
@@ -310,7 +326,13 @@ enum Ready {
     Vm(PreparedVm),
 }
 
-fn prepare(plane_segments: Vec<(String, SegmentView)>, spec: &EnclaveSpec, cores: Vec<usize>, memory: u64, default_threads: usize) -> Result<Ready, String> {
+fn prepare(
+    plane_segments: Vec<(String, SegmentView)>,
+    spec: &EnclaveSpec,
+    cores: Vec<usize>,
+    memory: u64,
+    default_threads: usize,
+) -> Result<Ready, String> {
     match &spec.image {
         Image::Job { program, args, env } => jobs::prepare(JobLaunch {
             name: &spec.name,
@@ -366,7 +388,9 @@ const FAULT_SIGNALS: [i32; 6] = [4, 5, 6, 7, 8, 11]; // SIGILL SIGTRAP SIGABRT S
 fn classify(ending: &Ending, expect: JobsExpect) -> (Event, bool) {
     match ending {
         Ending::Job(ExitReason::Exited(code)) => (Event::Exit, *code == 0 || expect == JobsExpect::Any),
-        Ending::Job(ExitReason::Signaled(sig)) if FAULT_SIGNALS.contains(sig) => (Event::Crash, expect == JobsExpect::Any),
+        Ending::Job(ExitReason::Signaled(sig)) if FAULT_SIGNALS.contains(sig) => {
+            (Event::Crash, expect == JobsExpect::Any)
+        }
         Ending::Job(ExitReason::Signaled(_)) => (Event::Exit, expect == JobsExpect::Any),
         Ending::Vm(VmEnd::PowerOff) => (Event::Exit, true),
         // A reset request: Manul does not reboot guests, so the enclave ends (not a clean end).

@@ -48,7 +48,11 @@ fn copy_range(from_root: u64, to_root: u64, start: u64, end: u64) -> Result<(), 
         // SAFETY: both ranges are mapped user memory of the two spaces (just translated), seen
         // through the direct map; they are different frames, so they do not overlap.
         unsafe {
-            core::ptr::copy_nonoverlapping(phys_to_virt(src.phys) as *const u8, phys_to_virt(dst.phys) as *mut u8, n as usize)
+            core::ptr::copy_nonoverlapping(
+                phys_to_virt(src.phys) as *const u8,
+                phys_to_virt(dst.phys) as *mut u8,
+                n as usize,
+            )
         };
         at += n;
     }

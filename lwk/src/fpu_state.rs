@@ -109,8 +109,10 @@ impl FpuState {
         if u32_at(24) & !mask != 0 {
             return Err(());
         }
-        let bad_header =
-            bytes.len() < 576 || u64_at(512) & !xcr0() != 0 || u64_at(520) != 0 || bytes[528..576].iter().any(|&b| b != 0);
+        let bad_header = bytes.len() < 576
+            || u64_at(512) & !xcr0() != 0
+            || u64_at(520) != 0
+            || bytes[528..576].iter().any(|&b| b != 0);
         if xcr0() != 0 && bad_header {
             return Err(());
         }

@@ -1,10 +1,10 @@
 //! Native jobs as enclaves: loading one onto its partition (`job_launch`), stopping it, and
 //! reporting its end (`job_exit`) to the control plane (`enclaves`).
 
+use crate::enclaves::{self, Ending};
 use crate::interrupt_entry::TrapFrame;
 use crate::job_memory::JobMemory;
 use crate::open_files::FdTable;
-use crate::enclaves::{self, Ending};
 use crate::process::{ExitReason, Job, Process};
 use crate::signals::SIGKILL;
 use crate::thread::{Thread, ThreadState};
@@ -44,7 +44,8 @@ pub struct PreparedJob {
 pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
     let requested_tsc = cpu::rdtsc();
     let JobLaunch { name, program: path, args, env, cores, memory: mem, max_threads } = launch;
-    let memory = JobMemory::reserve(name, mem).map_err(|_| alloc::format!("cannot reserve {} MiB for the job", mem >> 20))?;
+    let memory =
+        JobMemory::reserve(name, mem).map_err(|_| alloc::format!("cannot reserve {} MiB for the job", mem >> 20))?;
     let job = Arc::new(Job::new(name.to_string(), cores, memory, max_threads, clock::uptime_ns()));
     let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len() + 1);
     argv.push(path.as_bytes().to_vec());

@@ -8,8 +8,8 @@ use crate::power::{ExitStatus, shutdown};
 use crate::pvh_entry::{BOOT_STACK, BOOT_STACK_SIZE};
 use crate::start_info::BootInfo;
 use crate::{
-    clock, console_commands, cpu, descriptor_tables, enclaves, files, fpu_state, interrupt_entry, user_entry, io_apic, kernel_memory, local_apic, logging,
-    per_cpu, println, serial_console, smp,
+    clock, console_commands, cpu, descriptor_tables, enclaves, files, fpu_state, interrupt_entry, io_apic,
+    kernel_memory, local_apic, logging, per_cpu, println, serial_console, smp, user_entry,
 };
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;

@@ -60,7 +60,10 @@ pub enum FileObject {
     PipeWrite(Arc<Pipe>),
     /// A shared segment granted to the job (`/dev/manul/seg/NAME`): only `mmap` reaches its
     /// memory.
-    Segment { name: String, view: SegmentView },
+    Segment {
+        name: String,
+        view: SegmentView,
+    },
 }
 
 pub struct OpenFile {

@@ -5,8 +5,8 @@
 //! reaping by `wait4`.
 
 use crate::process::{ExitReason, Process};
-use crate::thread::Thread;
 use crate::signals::{self, SIGCHLD, SIGKILL};
+use crate::thread::Thread;
 use crate::{cpu, jobs, kernel_memory, scheduler};
 use alloc::sync::Arc;
 use alloc::vec::Vec;

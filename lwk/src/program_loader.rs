@@ -63,7 +63,13 @@ impl fmt::Display for LoadError {
 }
 
 /// Loads `path` with `argv` and `envp` into a new address space backed by `memory`.
-pub fn load(memory: Arc<JobMemory>, at: &Lookup, path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Result<LoadedProgram, LoadError> {
+pub fn load(
+    memory: Arc<JobMemory>,
+    at: &Lookup,
+    path: &str,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+) -> Result<LoadedProgram, LoadError> {
     let program = files::read_program(at, path).map_err(LoadError::File)?;
     if let Some((interpreter, argument)) = shebang(&program) {
         // `#!interp [arg]`: run the interpreter with the script's path in place of argv[0].
@@ -93,7 +99,13 @@ fn shebang(file: &[u8]) -> Option<(String, Option<String>)> {
     (!interpreter.is_empty()).then(|| (String::from(interpreter), argument.filter(|a| !a.is_empty())))
 }
 
-fn load_elf(memory: Arc<JobMemory>, program: &[u8], path: &str, argv: &[Vec<u8>], envp: &[Vec<u8>]) -> Result<LoadedProgram, LoadError> {
+fn load_elf(
+    memory: Arc<JobMemory>,
+    program: &[u8],
+    path: &str,
+    argv: &[Vec<u8>],
+    envp: &[Vec<u8>],
+) -> Result<LoadedProgram, LoadError> {
     let exe = elf_loader::inspect(program).map_err(LoadError::Elf)?;
     let mut space = AddressSpace::new(memory).map_err(LoadError::Memory)?;
     for s in &exe.segments {

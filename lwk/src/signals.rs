@@ -178,7 +178,8 @@ pub fn return_to_user(frame: &mut TrapFrame, thread: Arc<Thread>) -> bool {
         let mask = thread.signal_mask.load(Ordering::Relaxed);
         let mine = thread.pending_signals.load(Ordering::SeqCst) & !mask;
         let shared = thread.process.pending_signals.load(Ordering::SeqCst) & !mask;
-        let (set, source) = if mine != 0 { (mine, &thread.pending_signals) } else { (shared, &thread.process.pending_signals) };
+        let (set, source) =
+            if mine != 0 { (mine, &thread.pending_signals) } else { (shared, &thread.process.pending_signals) };
         if set == 0 {
             // An rt_sigsuspend that delivered nothing puts its caller's mask back.
             if let Some(mask) = thread.suspend_mask.lock().take() {
@@ -226,7 +227,8 @@ fn deliver(frame: &mut TrapFrame, t: &Arc<Thread>, sig: i32, action: &SignalActi
     }
     let (alt_base, alt_size) = *t.alt_stack.lock();
     let on_alt = alt_size > 0 && frame.rsp > alt_base && frame.rsp <= alt_base + alt_size;
-    let mut sp = if action.flags & SA_ONSTACK != 0 && alt_size > 0 && !on_alt { alt_base + alt_size } else { frame.rsp - 128 };
+    let mut sp =
+        if action.flags & SA_ONSTACK != 0 && alt_size > 0 && !on_alt { alt_base + alt_size } else { frame.rsp - 128 };
     // FPU state, 64-byte aligned.
     let fpu = {
         let mut f = t.fpu.lock();
@@ -250,8 +252,24 @@ fn deliver(frame: &mut TrapFrame, t: &Arc<Thread>, sig: i32, action: &SignalActi
     put(&mut uc, 32, alt_size);
     let m = 40; // uc_mcontext
     let regs = [
-        frame.r8, frame.r9, frame.r10, frame.r11, frame.r12, frame.r13, frame.r14, frame.r15, frame.rdi, frame.rsi,
-        frame.rbp, frame.rbx, frame.rdx, frame.rax, frame.rcx, frame.rsp, frame.rip, frame.rflags,
+        frame.r8,
+        frame.r9,
+        frame.r10,
+        frame.r11,
+        frame.r12,
+        frame.r13,
+        frame.r14,
+        frame.r15,
+        frame.rdi,
+        frame.rsi,
+        frame.rbp,
+        frame.rbx,
+        frame.rdx,
+        frame.rax,
+        frame.rcx,
+        frame.rsp,
+        frame.rip,
+        frame.rflags,
     ];
     for (i, r) in regs.iter().enumerate() {
         put(&mut uc, m + 8 * i, *r);

@@ -121,7 +121,12 @@ impl Thread {
         self.wake_pending.store(true, Ordering::SeqCst);
         let woke = self
             .state
-            .compare_exchange(ThreadState::Blocked as u8, ThreadState::Runnable as u8, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(
+                ThreadState::Blocked as u8,
+                ThreadState::Runnable as u8,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            )
             .is_ok();
         if woke {
             self.wake_pending.store(false, Ordering::SeqCst);
@@ -138,7 +143,6 @@ impl Thread {
         }
         true
     }
-
 }
 
 impl Drop for Thread {

@@ -4,9 +4,9 @@
 //! memory goes back to the kernel, its cores to idle, and the control plane (`enclaves`) learns
 //! how it ended.
 
+use crate::enclaves::{self, Ending};
 use crate::interrupt_entry::RESCHEDULE_VECTOR;
 use crate::kernel_memory::{self, phys_to_virt};
-use crate::enclaves::{self, Ending};
 use crate::{clock, cpu, files, kernel_heap, local_apic, logging, per_cpu, serial_console};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};
@@ -16,7 +16,6 @@ use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use embedded_vmm::{HostBlock, LogLevel, SharedRegion, Vm, VmConfig, VmmHost};
 use lwk::ram_fs::{Lookup, ROOT};
-
 
 /// The LWK as the VMM's host.
 struct LwkHost;
@@ -236,7 +235,9 @@ pub fn report(vm: &Vm) {
     let stats = vm.stats().rows();
     let total: u64 = stats.iter().map(|(_, c)| c.count).sum();
     logging::emit("vm_stats", |e| {
-        e.str("vm", &vm.name).u64("vcpus", vm.vcpus() as u64).u64("vcpus_held", vm.vcpus_held() as u64)
+        e.str("vm", &vm.name)
+            .u64("vcpus", vm.vcpus() as u64)
+            .u64("vcpus_held", vm.vcpus_held() as u64)
             .u64("heartbeats", vm.heartbeats().0)
             .u64("exits", total);
         for (reason, c) in &stats {

@@ -595,7 +595,12 @@ fn boot_and_read(
     }
     ensure!(run.exit_status == Some(0), "the program's exit status was {:?}, not 0", run.exit_status);
     let samples = bench_workloads::samples(workload.name, workload.kind, &output.records)?;
-    run.metrics = bench_workloads::metrics(&samples, UNIT, TICKS_PER_SECOND);
+    // Without icount a sample is in TSC ticks of the host's rate, which the report does not know.
+    run.metrics = if run.icount {
+        bench_workloads::metrics(&samples, UNIT, Some(TICKS_PER_SECOND))
+    } else {
+        bench_workloads::metrics(&samples, "TSC ticks", None)
+    };
     run.metrics.extend(vm_metrics(system, &run.info, run.icount));
     if let (bench_workloads::Samples::Launch { tsc_at_main }, Some(requested)) =
         (&samples, run.info.get("job_request_tsc").and_then(|tsc| tsc.parse::<u64>().ok()))

@@ -252,9 +252,11 @@ pub fn write(dir: &Path, results: &Results) -> Result<Vec<PathBuf>> {
     };
     save("results.json", serde_json::to_string_pretty(results)? + "\n")?;
     save("report.md", markdown(results))?;
+    // The plots are of the runs in instructions (the wall-clock FWQ is in the report's tables).
     let fwq: Vec<(String, &FwqSeries)> = results
         .runs
         .iter()
+        .filter(|run| run.icount)
         .filter_map(|run| match &run.samples {
             Some(Samples::Fwq { series }) => series.first().map(|one| (label(&results.config, &run.system), one)),
             _ => None,

@@ -31,7 +31,7 @@ pub const LINUX_INIT_APPLETS: &[&str] = &["cat", "cut", "mount", "poweroff", "sh
 
 /// The programs, at the same path in both systems' initrds.
 const PROGRAMS: &[Program] = &[
-    gcc("bench/fwq", "fwq.c", &["-static"]),
+    gcc("bench/fwq", "fwq.c", &["-static", "-pthread"]),
     gcc("bench/syscall", "syscall.c", &["-static"]),
     gcc("bench/vmexit", "vmexit.c", &["-static"]),
     gcc("bench/threads", "threads.c", &["-static", "-pthread"]),
@@ -88,6 +88,19 @@ pub const WORKLOADS: &[Workload] = &[
         kind: Kind::Fwq,
         icount: true,
         cores: 1,
+    },
+    Workload {
+        name: "fwq-smp",
+        smoke_args: &["2000", "8192", "2"],
+        about: "FWQ on 2 cores at once, one pinned thread each, per-core detours; wall clock WITHOUT icount \
+                (single-threaded icount TCG runs the vCPUs in turn, so each core would count the other's turn as \
+                a detour): the host's noise is in every system's numbers, compare them within one run only",
+        program: "/bench/fwq",
+        quick_args: &["40000", "8192", "2"],
+        full_args: &["400000", "8192", "2"],
+        kind: Kind::Fwq,
+        icount: false,
+        cores: 2,
     },
     Workload {
         name: "syscall",
@@ -608,8 +621,8 @@ impl Metric {
 }
 
 /// The numbers the report compares, with `unit` naming a TSC tick (instructions under icount)
-/// and `ticks_per_second` its rate.
-pub fn metrics(samples: &Samples, unit: &'static str, ticks_per_second: f64) -> Vec<Metric> {
+/// and `ticks_per_second` its rate, when known (rates per second are left out otherwise).
+pub fn metrics(samples: &Samples, unit: &'static str, ticks_per_second: Option<f64>) -> Vec<Metric> {
     let mut metrics = Vec::new();
     match samples {
         Samples::Fwq { series } => {
@@ -629,12 +642,14 @@ pub fn metrics(samples: &Samples, unit: &'static str, ticks_per_second: f64) -> 
                     unit,
                     one.max_detour() as f64,
                 ));
-                metrics.push(Metric::lower(
-                    &format!("detours_per_s{suffix}"),
-                    &format!("detours per second{on}"),
-                    "1/s",
-                    one.detours_per_second(ticks_per_second),
-                ));
+                if let Some(ticks_per_second) = ticks_per_second {
+                    metrics.push(Metric::lower(
+                        &format!("detours_per_s{suffix}"),
+                        &format!("detours per second{on}"),
+                        "1/s",
+                        one.detours_per_second(ticks_per_second),
+                    ));
+                }
             }
         }
         Samples::Calls { series } => {
@@ -769,7 +784,7 @@ mod tests {
         // 3 detours in 221 ticks, at 1000 ticks a second.
         assert!((one.detours_per_second(1000.0) - 3000.0 / 221.0).abs() < 1e-9);
         assert_eq!(one.detour_histogram().bins, [[1, 1], [20, 1], [100, 1]]);
-        let metrics = metrics(&Samples::Fwq { series }, "instructions", 1e9);
+        let metrics = metrics(&Samples::Fwq { series }, "instructions", Some(1e9));
         let names: Vec<&str> = metrics.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["noise_ppm", "max_detour", "detours_per_s"]);
         assert_eq!(metrics[1].value, 100.0);
@@ -811,7 +826,7 @@ BENCH {\"workload\":\"syscall\",\"call\":\"getpid\",\"iterations\":4,\"parts\":2
         let series = calls(&records(log), "syscall").unwrap();
         assert_eq!(series.len(), 2);
         assert_eq!(series[1].histogram.bins, [[300, 2], [310, 1], [9000, 1]]);
-        let metrics = metrics(&Samples::Calls { series }, "instructions", 1e9);
+        let metrics = metrics(&Samples::Calls { series }, "instructions", Some(1e9));
         assert_eq!(metrics.len(), 1);
         assert_eq!((metrics[0].name.as_str(), metrics[0].value), ("getpid", 288.0));
         let short = log.replace("\"iterations\":4,\"parts\":2", "\"iterations\":5,\"parts\":2");
@@ -826,7 +841,7 @@ BENCH {\"workload\":\"threads\",\"call\":\"create_join\",\"iterations\":3,\"part
 BENCH {\"workload\":\"syscall\",\"call\":\"empty\",\"iterations\":0,\"parts\":0}
 ";
         let samples = samples("threads", Kind::Calls, &records(log)).unwrap();
-        let metrics = metrics(&samples, "instructions", 1e9);
+        let metrics = metrics(&samples, "instructions", Some(1e9));
         assert_eq!(metrics.len(), 1);
         assert_eq!((metrics[0].label.as_str(), metrics[0].value), ("create_join (median)", 60000.0));
     }
@@ -841,12 +856,12 @@ BENCH {\"workload\":\"triad\",\"threads\":2,\"n\":1000,\"bytes\":24000,\"ns\":[2
         let records = records(log);
         let launch = samples("launch", Kind::Launch, &records).unwrap();
         assert_eq!(launch, Samples::Launch { tsc_at_main: 41_000_000 });
-        assert_eq!(metrics(&launch, "instructions", 1e9)[0].value, 41e6);
+        assert_eq!(metrics(&launch, "instructions", Some(1e9))[0].value, 41e6);
         let matmul = samples("matmul", Kind::Matmul, &records).unwrap();
-        let values: Vec<f64> = metrics(&matmul, "instructions", 1e9).iter().map(|m| m.value).collect();
+        let values: Vec<f64> = metrics(&matmul, "instructions", Some(1e9)).iter().map(|m| m.value).collect();
         assert_eq!(values, [300.0, 500.0]);
         let triad = samples("triad", Kind::Triad, &records).unwrap();
-        let triad = metrics(&triad, "instructions", 1e9);
+        let triad = metrics(&triad, "instructions", Some(1e9));
         // 24,000 bytes in 12,000 ns: 2 GB/s; the median repeat takes 24,000 ns.
         assert_eq!((triad[0].value, triad[0].better), (2000.0, Better::Higher));
         assert_eq!(triad[1].value, 1000.0);

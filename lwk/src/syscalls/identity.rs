@@ -29,7 +29,7 @@ fn limit(resource: u64) -> Result<(u64, u64), Errno> {
     const INFINITY: u64 = u64::MAX;
     Ok(match resource {
         3 => (crate::program_loader::STACK_BYTES, INFINITY), // RLIMIT_STACK
-        7 => (1024, 4096),                   // RLIMIT_NOFILE
+        7 => (1024, 4096),                                   // RLIMIT_NOFILE
         0..=15 => (INFINITY, INFINITY),
         _ => return Err(Errno::EINVAL),
     })
@@ -68,14 +68,19 @@ pub fn arch_prctl(c: &mut Call) -> SysResult {
             if addr >= USER_END {
                 return Err(Errno::EPERM);
             }
-            let (slot, msr) = if code == ARCH_SET_FS { (&c.thread.fs_base, 0xc000_0100) } else { (&c.thread.gs_base, 0xc000_0102) };
+            let (slot, msr) =
+                if code == ARCH_SET_FS { (&c.thread.fs_base, 0xc000_0100) } else { (&c.thread.gs_base, 0xc000_0102) };
             slot.store(addr, Ordering::Relaxed);
             // SAFETY: a canonical user address into FS base / the inactive GS base of this thread.
             unsafe { crate::cpu::wrmsr(msr, addr) };
             Ok(0)
         }
         ARCH_GET_FS | ARCH_GET_GS => {
-            let v = if code == ARCH_GET_FS { crate::cpu::rdmsr(0xc000_0100) } else { c.thread.gs_base.load(Ordering::Relaxed) };
+            let v = if code == ARCH_GET_FS {
+                crate::cpu::rdmsr(0xc000_0100)
+            } else {
+                c.thread.gs_base.load(Ordering::Relaxed)
+            };
             c.process.space.lock().write(addr, &v.to_le_bytes())?;
             Ok(0)
         }

@@ -252,9 +252,10 @@ pub fn mprotect(c: &mut Call) -> SysResult {
     }
     let mut space = space_of(c);
     // A segment granted read-only never becomes writable.
-    let read_only_segment = space.areas.iter().any(|a| {
-        a.start < addr + len && a.end > addr && matches!(a.kind, AreaKind::Segment { writable: false, .. })
-    });
+    let read_only_segment = space
+        .areas
+        .iter()
+        .any(|a| a.start < addr + len && a.end > addr && matches!(a.kind, AreaKind::Segment { writable: false, .. }));
     if protection.write && read_only_segment {
         return Err(Errno::EACCES);
     }

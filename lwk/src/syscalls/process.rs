@@ -141,7 +141,8 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
     process.threads.lock().push(thread.clone());
     if !thread_clone {
         job.processes.lock().insert(id, process.clone());
-        let parent = if a.flags & CLONE_PARENT != 0 { job.process(c.process.parent.load(Ordering::Relaxed)) } else { None };
+        let parent =
+            if a.flags & CLONE_PARENT != 0 { job.process(c.process.parent.load(Ordering::Relaxed)) } else { None };
         parent.as_ref().unwrap_or(c.process).children.lock().push(process.clone());
     }
     scheduler::enqueue(thread);
@@ -154,13 +155,20 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
 
 /// The fallible part of `clone`: the child process (unless a thread is asked for), its thread on
 /// `core`, and the thread ID stored where CLONE_CHILD_SETTID / CLONE_PARENT_SETTID ask.
-fn new_thread(c: &Call, a: &CloneArgs, id: u32, core: usize, regs: &TrapFrame) -> Result<(Arc<Process>, Arc<Thread>), Errno> {
+fn new_thread(
+    c: &Call,
+    a: &CloneArgs,
+    id: u32,
+    core: usize,
+    regs: &TrapFrame,
+) -> Result<(Arc<Process>, Arc<Thread>), Errno> {
     let process = if a.flags & CLONE_THREAD != 0 {
         c.process.clone()
     } else {
         let space = fork_copy::duplicate(&c.process.space.lock(), c.frame.rsp)?;
         let files = c.process.files.lock().clone();
-        let parent_pid = if a.flags & CLONE_PARENT != 0 { c.process.parent.load(Ordering::Relaxed) } else { c.process.pid };
+        let parent_pid =
+            if a.flags & CLONE_PARENT != 0 { c.process.parent.load(Ordering::Relaxed) } else { c.process.pid };
         let group = (c.process.pgid.load(Ordering::Relaxed), c.process.sid.load(Ordering::Relaxed));
         let exe = c.process.exe.lock().clone();
         let cwd = *c.process.cwd.lock();
@@ -192,7 +200,9 @@ fn string_array(c: &Call, addr: u64, total: &mut usize) -> Result<Vec<Vec<u8>>, 
         if ptr == 0 {
             return Ok(out);
         }
-        let s = space.read_string(ptr, MAX_ARG_BYTES).map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
+        let s = space
+            .read_string(ptr, MAX_ARG_BYTES)
+            .map_err(|e| if e == Errno::ENAMETOOLONG { Errno::E2BIG } else { e })?;
         *total += s.len() + 1;
         if *total > MAX_ARG_BYTES {
             return Err(Errno::E2BIG);
@@ -210,10 +220,8 @@ pub fn execve(c: &mut Call) -> SysResult {
     let argv = string_array(c, argv, &mut total)?;
     let envp = string_array(c, envp, &mut total)?;
     let memory = c.process.job.memory.clone();
-    let program = c
-        .process
-        .with_lookup(|at| program_loader::load(memory, at, &path, &argv, &envp))
-        .map_err(|e| e.errno())?;
+    let program =
+        c.process.with_lookup(|at| program_loader::load(memory, at, &path, &argv, &envp)).map_err(|e| e.errno())?;
     // The point of no return: the new program replaces the old one.
     let others: Vec<Arc<Thread>> =
         c.process.threads.lock().iter().filter(|t| !Arc::ptr_eq(t, c.thread)).cloned().collect();
@@ -245,7 +253,15 @@ pub fn execve(c: &mut Call) -> SysResult {
         *c.thread.fpu.lock() = fresh;
     }
     let f = &mut *c.frame;
-    *f = TrapFrame { rip: program.entry, rsp: program.rsp, cs: f.cs, ss: f.ss, rflags: 0x202, vector: f.vector, ..crate::jobs::empty_frame() };
+    *f = TrapFrame {
+        rip: program.entry,
+        rsp: program.rsp,
+        cs: f.cs,
+        ss: f.ss,
+        rflags: 0x202,
+        vector: f.vector,
+        ..crate::jobs::empty_frame()
+    };
     c.full_restore = true;
     c.process.vfork_released.store(true, Ordering::SeqCst);
     c.process.vfork_done.wake_all();
@@ -372,11 +388,7 @@ pub fn kill(c: &mut Call) -> SysResult {
 
 fn find_thread(c: &Call, tid: u64) -> Result<Arc<Thread>, Errno> {
     let processes: Vec<Arc<Process>> = c.process.job.processes.lock().values().cloned().collect();
-    processes
-        .iter()
-        .flat_map(|p| p.threads.lock().clone())
-        .find(|t| t.tid as u64 == tid)
-        .ok_or(Errno::ESRCH)
+    processes.iter().flat_map(|p| p.threads.lock().clone()).find(|t| t.tid as u64 == tid).ok_or(Errno::ESRCH)
 }
 
 pub fn tgkill(c: &mut Call) -> SysResult {
@@ -454,7 +466,12 @@ pub fn rt_sigaction(c: &mut Call) -> SysResult {
         let mut raw = [0u8; 32];
         c.process.space.lock().read(act, &mut raw)?;
         let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        let action = SignalAction { handler: word(0), flags: word(1), restorer: word(2), mask: word(3) & !signals::unblockable() };
+        let action = SignalAction {
+            handler: word(0),
+            flags: word(1),
+            restorer: word(2),
+            mask: word(3) & !signals::unblockable(),
+        };
         if action.handler >= USER_END {
             return Err(Errno::EFAULT);
         }
