@@ -48,6 +48,13 @@ fi
 
 echo "manul-guest: kernel $(uname -r)"
 echo "manul-guest: $(nproc) online CPUs ($(cat /sys/devices/system/cpu/online))"
+# The VMM's KVM-compatible paravirtual clock and the x2APIC mode Linux then chooses.
+case " $(cat /sys/devices/system/clocksource/clocksource0/available_clocksource) " in
+    *" kvm-clock "*) echo "manul-guest: paravirtual clock registered" ;;
+esac
+if dmesg | grep -q 'x2apic enabled'; then
+    echo "manul-guest: x2APIC mode"
+fi
 echo "MANUL-GUEST-INIT-OK"
 
 case "$action" in

@@ -301,6 +301,9 @@ impl ExitReason {
     }
 }
 
+// Every reason has its name (the statistics index a table by `reason as usize`).
+static_assertions::const_assert_eq!(ExitReason::Xsetbv as usize + 1, ExitReason::NAMES.len());
+
 /// The name of an exit code's reason, for statistics and logs.
 pub fn exit_name(code: u64) -> &'static str {
     ExitReason::of(code).name()
