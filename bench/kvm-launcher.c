@@ -33,6 +33,8 @@
  *
  * Exit status: 0 when the guest shut down, 1 on any error (with a message on stderr). */
 #define _GNU_SOURCE
+#include "bench.h"
+
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -79,12 +81,6 @@ struct hvm_memmap_table_entry {
     uint64_t addr, size;
     uint32_t type, reserved;
 };
-
-static uint64_t rdtsc(void) {
-    uint32_t lo, hi;
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return ((uint64_t)hi << 32) | lo;
-}
 
 static void fail(const char *format, ...) {
     va_list args;
@@ -340,7 +336,7 @@ static void set_tsc(int vcpu) {
     struct {
         struct kvm_msrs header;
         struct kvm_msr_entry entry;
-    } msrs = {.header = {.nmsrs = 1}, .entry = {.index = 0x10, .data = rdtsc()}};
+    } msrs = {.header = {.nmsrs = 1}, .entry = {.index = 0x10, .data = bench_tsc()}};
     if (ioctl(vcpu, KVM_SET_MSRS, &msrs) != 1)
         fail("KVM_SET_MSRS (the TSC): %s", strerror(errno));
 }
@@ -523,7 +519,7 @@ static void print_stats(int fd) {
 }
 
 int main(int argc, char **argv) {
-    uint64_t requested = rdtsc();
+    uint64_t requested = bench_tsc();
     if (argc < 4)
         fail("usage: kvm-launcher KERNEL INITRD MEM_MIB [COMMAND-LINE WORD...]");
     char *end;
@@ -578,7 +574,7 @@ int main(int argc, char **argv) {
 
     struct uart uart = {0};
     uint8_t cmos_index = 0;
-    uint64_t io_exits = 0, mmio_exits = 0, first_entry = rdtsc() - requested;
+    uint64_t io_exits = 0, mmio_exits = 0, first_entry = bench_tsc() - requested;
     const char *ended = NULL;
     while (!ended) {
         if (ioctl(vcpu, KVM_RUN, 0) < 0) {

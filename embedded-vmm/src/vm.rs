@@ -118,9 +118,11 @@ pub mod hypercall {
     pub const UNKNOWN: u64 = u64::MAX;
 }
 
-/// The command line a Linux guest gets: the host's, plus what Linux cannot learn about the TSC
-/// from an unknown hypervisor (it reads a rate only from KVM's, VMware's, Hyper-V's, ACRN's or
-/// Jailhouse's leaves), unless the host's line says it itself:
+/// The command line a Linux guest gets: the host's, plus what a kernel without KVM guest
+/// support cannot learn about the TSC (Linux reads a rate only through KVM's, VMware's,
+/// Hyper-V's, ACRN's or Jailhouse's interfaces; one with KVM guest support reads it from the
+/// paravirtual clock, see `pv_clock`, and these options then change nothing), unless the host's
+/// line says it itself:
 /// - `tsc_early_khz=` with the TSC rate: under an emulator Linux's calibration against the PIT
 ///   and the PM timer fails its jitter checks, and Linux then marks the TSC unstable and reads
 ///   the PM timer (an exit) for every clock read;
@@ -412,7 +414,7 @@ impl Vm {
             self.host.wait_for_event(Some(self.host.now_ns() + 1_000_000), &self.kicked[index]);
         };
         let alloc = |bytes| self.host.alloc_contiguous(bytes, PAGE);
-        // VCPU_PAGES of them.
+        // The VCPU_PAGES that `control_page_bytes` counts.
         let (Some(vmcb), Some(host_save), Some(host_state)) = (alloc(PAGE), alloc(PAGE), alloc(PAGE)) else {
             self.stop(VmEnd::VmmError(String::from("no host memory for the vCPU")));
             return self.end_reason().unwrap_or(VmEnd::Halted);
