@@ -199,7 +199,10 @@ fn bench_smoke(workspace: &Workspace) -> Outcome {
 
 /// The release kernel, installed at `target/manul/lwk`.
 fn build_kernel(workspace: &Workspace) -> Outcome {
-    let command = kernel_build::cargo_build_command(workspace, Profile::Release);
+    let command = match kernel_build::cargo_build_command(workspace, Profile::Release) {
+        Ok(command) => command,
+        Err(error) => return Outcome::Fail { reason: format!("{error:#}"), log: None },
+    };
     let log = log_path(workspace, &format!("build-{KERNEL_CRATE}"));
     match logged(command, log) {
         Outcome::Pass { notes } => match kernel_build::install_image(workspace, Profile::Release) {

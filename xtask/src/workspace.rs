@@ -96,3 +96,9 @@ impl Workspace {
 pub fn cargo() -> OsString {
     env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
 }
+
+/// The rustc of the toolchain running xtask (cargo sets `RUSTC` only for build scripts; rustup's
+/// proxy picks the same toolchain from `rust-toolchain.toml` and `RUSTUP_TOOLCHAIN`).
+pub fn rustc() -> OsString {
+    env::var_os("RUSTC").unwrap_or_else(|| "rustc".into())
+}
