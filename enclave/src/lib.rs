@@ -14,6 +14,7 @@ extern crate alloc;
 
 pub mod health;
 pub mod isolation;
+pub mod kernel_budget;
 pub mod lifecycle;
 pub mod manifest;
 pub mod partition;
@@ -22,6 +23,7 @@ pub mod segments;
 
 pub use health::{HealthEvent, Monitor, ThreadSample};
 pub use isolation::{Policy, Reach, Zone};
+pub use kernel_budget::{Account, Charge, OverBudget};
 pub use lifecycle::{Event, IllegalTransition, State};
 pub use manifest::{EnclaveSpec, Image, Kind, ManifestError, ManifestErrors, NodeManifest, SegmentSpec};
 pub use partition::{Assignment, CoreRequest, CpuSet, MemRange, MemoryRequest, Node, Partition, PartitionError};

@@ -64,6 +64,9 @@ pub const MAX_ERRORS: usize = 20;
 pub const DEFAULT_VM_MEMORY: u64 = 256 << 20;
 /// Most live threads a job may be given (`threads`).
 pub const MAX_JOB_THREADS: u32 = 1 << 16;
+/// The smallest `kernel_memory` an enclave may name: its first process or its VM's control
+/// structures need about this much.
+pub const MIN_KERNEL_MEMORY: u64 = 1 << 20;
 /// Time to a VM's first heartbeat when `heartbeat_grace` is not given.
 pub const DEFAULT_HEARTBEAT_GRACE_NS: u64 = 60_000_000_000;
 
@@ -148,6 +151,12 @@ pub struct EnclaveSpec {
     pub progress_ns: Option<u64>,
     /// Jobs only: most live threads (all its processes together); `None`: the LWK's default.
     pub max_threads: Option<u32>,
+    /// Kernel memory the enclave may make the kernel hold (`kernel_memory`); `None`: the LWK's
+    /// default share ([`crate::kernel_budget::default_budget`]).
+    pub kernel_memory: Option<u64>,
+    /// Jobs only: most bytes of files in its `/tmp` (`tmp_size`, as tmpfs `size=`); `None`:
+    /// [`crate::kernel_budget::default_tmp_size`] of its budget.
+    pub tmp_size: Option<u64>,
     origin: Origin,
 }
 
@@ -179,6 +188,8 @@ impl EnclaveSpec {
             heartbeat: None,
             progress_ns: None,
             max_threads: None,
+            kernel_memory: None,
+            tmp_size: None,
             origin: Origin::default(),
         }
     }
@@ -255,6 +266,16 @@ impl EnclaveSpec {
         self
     }
 
+    pub fn with_kernel_memory(mut self, bytes: u64) -> Self {
+        self.kernel_memory = Some(bytes);
+        self
+    }
+
+    pub fn with_tmp_size(mut self, bytes: u64) -> Self {
+        self.tmp_size = Some(bytes);
+        self
+    }
+
     pub fn kind(&self) -> Kind {
         match self.image {
             Image::Job { .. } => Kind::Job,
@@ -320,6 +341,12 @@ impl EnclaveSpec {
         }
         if let Some(threads) = self.max_threads {
             line("threads", &threads.to_string());
+        }
+        if let Some(bytes) = self.kernel_memory {
+            line("kernel_memory", &Size(bytes).to_string());
+        }
+        if let Some(bytes) = self.tmp_size {
+            line("tmp_size", &Size(bytes).to_string());
         }
         out
     }
@@ -416,6 +443,13 @@ pub enum ValueError {
     Device(String),
     Name(String),
     ThreadCount(String),
+    /// A `kernel_memory` below [`MIN_KERNEL_MEMORY`].
+    KernelMemory(u64),
+    /// A `tmp_size` larger than the enclave's `kernel_memory`.
+    TmpOverBudget {
+        tmp: u64,
+        budget: u64,
+    },
     Empty,
 }
 
@@ -440,6 +474,12 @@ impl fmt::Display for ValueError {
             Self::Device(w) => write!(f, "`{}` is not a device name", shorten(w)),
             Self::Name(w) => write!(f, "`{}` is not a name (1 to 64 letters, digits, '-' and '_')", shorten(w)),
             Self::ThreadCount(w) => write!(f, "`{}` is not a thread count (1 to {MAX_JOB_THREADS})", shorten(w)),
+            Self::KernelMemory(n) => {
+                write!(f, "{} is less than the smallest kernel-memory budget, {}", Size(*n), Size(MIN_KERNEL_MEMORY))
+            }
+            Self::TmpOverBudget { tmp, budget } => {
+                write!(f, "{} of /tmp does not fit in the kernel-memory budget of {}", Size(*tmp), Size(*budget))
+            }
             Self::Empty => write!(f, "needs a value"),
         }
     }
@@ -662,13 +702,14 @@ pub struct NodeManifest {
 }
 
 /// The keys of an `[enclave]` section: (key, only for this kind).
-const ENCLAVE_KEYS: [(&str, Option<Kind>); 16] = [
+const ENCLAVE_KEYS: [(&str, Option<Kind>); 18] = [
     ("kind", None),
     ("program", Some(Kind::Job)),
     ("args", Some(Kind::Job)),
     ("env", Some(Kind::Job)),
     ("progress", Some(Kind::Job)),
     ("threads", Some(Kind::Job)),
+    ("tmp_size", Some(Kind::Job)),
     ("kernel", Some(Kind::Vm)),
     ("initrd", Some(Kind::Vm)),
     ("cmdline", Some(Kind::Vm)),
@@ -679,9 +720,10 @@ const ENCLAVE_KEYS: [(&str, Option<Kind>); 16] = [
     ("isolation", None),
     ("segments", None),
     ("devices", None),
+    ("kernel_memory", None),
 ];
-const ENCLAVE_KEY_NAMES: [&str; 16] = {
-    let mut names = [""; 16];
+const ENCLAVE_KEY_NAMES: [&str; 18] = {
+    let mut names = [""; 18];
     let mut i = 0;
     while i < ENCLAVE_KEYS.len() {
         names[i] = ENCLAVE_KEYS[i].0;
@@ -954,6 +996,11 @@ impl NodeManifest {
         let grace = duration("heartbeat_grace", &mut bad);
         let progress = duration("progress", &mut bad);
         let threads = value("threads").and_then(|(v, at)| parse_threads(v).map_err(|e| bad("threads", at, e)).ok());
+        let size = |key: &'static str, bad: &mut dyn FnMut(&'static str, usize, ValueError)| {
+            value(key).and_then(|(v, at)| parse_size(v).map_err(|e| bad(key, at, ValueError::Size(e))).ok())
+        };
+        let kernel_memory = size("kernel_memory", &mut bad);
+        let tmp_size = size("tmp_size", &mut bad);
         let segments = value("segments").map_or(Vec::new(), |(v, at)| {
             list_items(v).filter_map(|item| parse_grant(item).map_err(|e| bad("segments", at, e)).ok()).collect()
         });
@@ -1006,6 +1053,8 @@ impl NodeManifest {
             heartbeat,
             progress_ns: progress,
             max_threads: threads,
+            kernel_memory,
+            tmp_size,
             origin,
         });
     }
@@ -1265,6 +1314,19 @@ fn check_enclave(spec: &EnclaveSpec, errors: &mut Errors) {
     if let Some(n) = spec.max_threads.filter(|n| !(1..=MAX_JOB_THREADS).contains(n)) {
         let reason = ValueError::ThreadCount(n.to_string());
         errors.push(at("threads"), ErrorKind::BadValue { key: "threads", section: section(), reason });
+    }
+    if spec.tmp_size.is_some() && kind == Kind::Vm {
+        errors.push(at("tmp_size"), ErrorKind::WrongKind { key: "tmp_size", section: section(), kind });
+    }
+    if let Some(bytes) = spec.kernel_memory.filter(|&b| b < MIN_KERNEL_MEMORY) {
+        let reason = ValueError::KernelMemory(bytes);
+        errors.push(at("kernel_memory"), ErrorKind::BadValue { key: "kernel_memory", section: section(), reason });
+    }
+    if let (Some(tmp), Some(budget)) = (spec.tmp_size, spec.kernel_memory)
+        && tmp > budget
+    {
+        let reason = ValueError::TmpOverBudget { tmp, budget };
+        errors.push(at("tmp_size"), ErrorKind::BadValue { key: "tmp_size", section: section(), reason });
     }
     if spec.progress_ns == Some(0) {
         let reason = ValueError::Duration(DurationError::Zero);

@@ -76,6 +76,12 @@ fn job_spec(job: &JobSpec) -> Result<EnclaveSpec, String> {
         let threads = u32::try_from(threads).map_err(|_| alloc::format!("{}: too many threads", job.name))?;
         spec = spec.with_max_threads(threads);
     }
+    if let Some(bytes) = job.kernel_memory {
+        spec = spec.with_kernel_memory(bytes);
+    }
+    if let Some(bytes) = job.tmp_size {
+        spec = spec.with_tmp_size(bytes);
+    }
     Ok(spec)
 }
 
@@ -99,6 +105,9 @@ fn vm_spec(vm: &VmSpec) -> Result<EnclaveSpec, String> {
         let grace_ns = enclave::manifest::DEFAULT_HEARTBEAT_GRACE_NS.max(period_ns);
         spec = spec.with_heartbeat(enclave::health::Heartbeat { period_ns, grace_ns });
     }
+    if let Some(bytes) = vm.kernel_memory {
+        spec = spec.with_kernel_memory(bytes);
+    }
     Ok(spec)
 }
 
@@ -118,7 +127,7 @@ mod tests {
     fn shorthands_become_sections_after_the_file() {
         let file = b"[enclave sim]\nkind = job\nprogram = /bin/sim\ncores = 1\n";
         let o = options(
-            r#"job.post=/bin/post job.post.args="a 'b c'" job.post.cores=2 job.post.mem=64M job.post.threads=99 job.post.isolation=node job.post.progress=2s vm=viz vm.kernel=/boot/vmlinux vm.initrd=/i vm.cmdline="console=ttyS0 quiet" vm.cores=3-4 vm.mem=128M vm.isolation=shared vm.heartbeat=500ms"#,
+            r#"job.post=/bin/post job.post.args="a 'b c'" job.post.cores=2 job.post.mem=64M job.post.threads=99 job.post.kernel_memory=48M job.post.tmp_size=16M job.post.isolation=node job.post.progress=2s vm=viz vm.kernel=/boot/vmlinux vm.initrd=/i vm.cmdline="console=ttyS0 quiet" vm.cores=3-4 vm.mem=128M vm.isolation=shared vm.heartbeat=500ms vm.kernel_memory=2G"#,
         );
         let m = compose(Some(file), &o).unwrap();
         let names: Vec<&str> = m.enclaves.iter().map(|e| e.name.as_str()).collect();
@@ -131,10 +140,12 @@ mod tests {
         assert_eq!(post.cores, CoreRequest::List(CpuSet::parse("2").unwrap()));
         assert_eq!(post.memory, MemoryRequest::Bytes(64 << 20));
         assert_eq!(post.max_threads, Some(99));
+        assert_eq!((post.kernel_memory, post.tmp_size), (Some(48 << 20), Some(16 << 20)));
         assert_eq!(post.isolation, enclave::Policy::Node);
         assert_eq!(post.progress_ns, Some(2_000_000_000));
         let viz = m.enclave("viz").unwrap();
         assert_eq!(viz.kind(), Kind::Vm);
+        assert_eq!(viz.kernel_memory, Some(2 << 30));
         assert_eq!(
             viz.image,
             Image::Vm {

@@ -16,7 +16,8 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 /// Words after `job.` that are settings, not job names.
-const SETTINGS: [&str; 7] = ["args", "env", "cores", "mem", "threads", "isolation", "progress"];
+const SETTINGS: [&str; 9] =
+    ["args", "env", "cores", "mem", "threads", "isolation", "progress", "kernel_memory", "tmp_size"];
 /// Kernel memory one thread takes: its 32 KiB kernel stack, its XSAVE area and its bookkeeping.
 pub const THREAD_KERNEL_BYTES: u64 = 40 * 1024;
 /// Bounds of a job's thread limit.
@@ -42,6 +43,10 @@ pub struct JobSpec {
     pub isolation: Option<enclave::Policy>,
     /// Hung when no thread gains CPU time for this many ns; `None`: not watched.
     pub progress_ns: Option<u64>,
+    /// Its kernel-memory budget; `None`: the default share.
+    pub kernel_memory: Option<u64>,
+    /// Most bytes of files in its `/tmp`; `None`: half its budget.
+    pub tmp_size: Option<u64>,
 }
 
 /// A job's default thread limit: half of the kernel memory the jobs leave free, shared evenly by
@@ -120,6 +125,8 @@ pub fn apply(jobs: &mut Vec<JobSpec>, expect: &mut JobsExpect, key: &str, value:
         }
         Some("isolation") => job.isolation = Some(enclave::Policy::parse(value).map_err(|e| e.to_string())?),
         Some("progress") => job.progress_ns = Some(enclave::health::parse_duration(value).map_err(|e| e.to_string())?),
+        Some("kernel_memory") => job.kernel_memory = Some(parse_size(value)?),
+        Some("tmp_size") => job.tmp_size = Some(parse_size(value)?),
         Some(other) => return Err(alloc::format!("unknown job setting \"{other}\"")),
     }
     Ok(true)
@@ -199,19 +206,7 @@ pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
 
 /// `512M`, `1G`, `4096K`, or bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = || alloc::format!("bad size \"{s}\": expected e.g. 512M or 2G");
-    let (digits, shift) = match s.as_bytes().last() {
-        Some(b'K' | b'k') => (&s[..s.len() - 1], 10),
-        Some(b'M' | b'm') => (&s[..s.len() - 1], 20),
-        Some(b'G' | b'g') => (&s[..s.len() - 1], 30),
-        _ => (s, 0),
-    };
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let bytes = n.checked_mul(1 << shift).ok_or_else(bad)?;
-    if bytes == 0 {
-        return Err(bad());
-    }
-    Ok(bytes)
+    enclave::partition::parse_size(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -262,6 +257,8 @@ mod tests {
                 threads: None,
                 isolation: None,
                 progress_ns: None,
+                kernel_memory: None,
+                tmp_size: None,
             }]
         );
     }

@@ -11,7 +11,7 @@ use crate::job_options::{parse_cores, parse_size};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-const SETTINGS: [&str; 7] = ["kernel", "initrd", "cmdline", "cores", "mem", "isolation", "heartbeat"];
+const SETTINGS: [&str; 8] = ["kernel", "initrd", "cmdline", "cores", "mem", "isolation", "heartbeat", "kernel_memory"];
 /// The slot `vm=` names and `vm.SETTING` refers to.
 const DEFAULT_SLOT: &str = "";
 
@@ -31,6 +31,8 @@ pub struct VmSpec {
     pub isolation: Option<enclave::Policy>,
     /// Longest time between two heartbeats, ns; `None`: not watched.
     pub heartbeat_ns: Option<u64>,
+    /// Its kernel-memory budget; `None`: the default share.
+    pub kernel_memory: Option<u64>,
 }
 
 /// Applies one `vm...` option. `Ok(false)`: not a VM option.
@@ -76,6 +78,7 @@ pub fn apply(vms: &mut Vec<VmSpec>, key: &str, value: Option<&str>) -> Result<bo
         "cores" => vm.cores = Some(parse_cores(value)?),
         "isolation" => vm.isolation = Some(enclave::Policy::parse(value).map_err(|e| e.to_string())?),
         "heartbeat" => vm.heartbeat_ns = Some(enclave::health::parse_duration(value).map_err(|e| e.to_string())?),
+        "kernel_memory" => vm.kernel_memory = Some(parse_size(value)?),
         _ => vm.mem = Some(parse_size(value)?),
     }
     Ok(true)

@@ -157,8 +157,11 @@ fn round_trip_through_text() {
                 .with_device("nic0")
                 .with_segment("s", Access::Read)
                 .with_progress(1500 * 1_000_000)
-                .with_max_threads(300),
+                .with_max_threads(300)
+                .with_kernel_memory(64 << 20)
+                .with_tmp_size(5 << 20),
             EnclaveSpec::vm("v", "/k")
+                .with_kernel_memory(3 << 30)
                 .with_initrd("/i")
                 .with_cmdline("console=ttyS0 x=\"y z\"")
                 .with_memory(MemoryRequest::Bytes(5000))
@@ -171,6 +174,28 @@ fn round_trip_through_text() {
     assert_eq!(parse(&text).unwrap(), built, "{text}");
     assert!(text.contains("args = 'a b' 'it'\"'\"'s' ''\n"), "{text}");
     assert!(text.contains("memory = 5000\n") && text.contains("size = 12K\n"), "{text}");
+}
+
+#[test]
+fn kernel_memory_and_tmp_size() {
+    let m = parse("[enclave a]\nkind = job\nprogram = /a\nkernel_memory = 32M\ntmp_size = 8M\n").unwrap();
+    let a = m.enclave("a").unwrap();
+    assert_eq!((a.kernel_memory, a.tmp_size), (Some(32 << 20), Some(8 << 20)));
+    let v = parse("[enclave v]\nkind = vm\nkernel = /k\nkernel_memory = 2G\n").unwrap();
+    assert_eq!(v.enclaves[0].kernel_memory, Some(2 << 30));
+    assert_eq!(
+        error("[enclave v]\nkind = vm\nkernel = /k\ntmp_size = 4M\n"),
+        "line 4: `tmp_size` is for jobs, and [enclave v] is a vm"
+    );
+    assert_eq!(
+        error("[enclave a]\nkind = job\nprogram = /a\nkernel_memory = 512K\n"),
+        "line 4: `kernel_memory` in [enclave a]: 512K is less than the smallest kernel-memory budget, 1M"
+    );
+    assert_eq!(
+        error("[enclave a]\nkind = job\nprogram = /a\nkernel_memory = 4M\ntmp_size = 8M\n"),
+        "line 5: `tmp_size` in [enclave a]: 8M of /tmp does not fit in the kernel-memory budget of 4M"
+    );
+    assert!(error("[enclave a]\nkind = job\nprogram = /a\ntmp_size = lots\n").contains("`tmp_size` in [enclave a]"));
 }
 
 #[test]
