@@ -152,6 +152,8 @@ pub enum CpioErrorKind {
     ParentNotDirectory,
     /// Loading: the entry would replace a directory that is not empty.
     ReplacesNonEmptyDirectory,
+    /// Loading: the file system's memory (its account or the allocator) cannot hold the entry.
+    NoSpace,
 }
 
 impl fmt::Display for CpioError {
@@ -202,6 +204,7 @@ impl fmt::Display for CpioError {
             CpioErrorKind::ReplacesBuiltin => f.write_str("would replace a node the kernel provides"),
             CpioErrorKind::ParentNotDirectory => f.write_str("a parent of the entry is not a directory"),
             CpioErrorKind::ReplacesNonEmptyDirectory => f.write_str("would replace a directory that is not empty"),
+            CpioErrorKind::NoSpace => f.write_str("the file system has no memory left to hold it"),
         }
     }
 }

@@ -7,13 +7,19 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use goblin::elf::{Elf, header, program_header};
+use goblin::container::{Container, Ctx, Endian};
+use goblin::elf::{Elf, ProgramHeader, header, program_header};
 
 /// Where a static-PIE executable is placed (1 GiB aligned, so its segments can use large pages).
 pub const PIE_BASE: u64 = 0x5555_4000_0000;
 /// End of the user half of the address space.
 pub const USER_END: u64 = 0x0000_8000_0000_0000;
 pub const PAGE: u64 = 4096;
+/// Most bytes of ELF header and program headers the kernel reads before loading (a file whose
+/// program headers end later is refused): the headers are read, the segments streamed.
+pub const MAX_HEADERS: usize = 64 * 1024;
+/// The ELF64 header's size: what [`headers_len`] needs to see.
+pub const ELF64_HEADER: usize = 64;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Protection {
@@ -97,23 +103,68 @@ impl fmt::Display for ElfError {
     }
 }
 
-/// Checks `file` and describes how to load it.
-pub fn inspect(file: &[u8]) -> Result<Executable, ElfError> {
-    if file.len() < 4 || &file[..4] != b"\x7fELF" {
+fn corrupt(e: goblin::error::Error) -> ElfError {
+    ElfError::Corrupt(alloc::format!("{e}"))
+}
+
+/// The magic and class checks every entry point makes first.
+fn check_identity(head: &[u8]) -> Result<(), ElfError> {
+    if head.len() < 4 || &head[..4] != b"\x7fELF" {
         return Err(ElfError::NotElf);
     }
-    if file.get(4) == Some(&header::ELFCLASS32) {
+    if head.get(4) == Some(&header::ELFCLASS32) {
         return Err(ElfError::Bits32);
     }
-    let elf = Elf::parse(file).map_err(|e| ElfError::Corrupt(alloc::format!("{e}")))?;
+    Ok(())
+}
+
+/// How many bytes from the file's start hold its ELF header and program headers (what
+/// [`inspect_head`] must be given), read from the file's first [`ELF64_HEADER`] bytes (or all of
+/// it, if shorter). Refuses program headers that end past [`MAX_HEADERS`].
+pub fn headers_len(first: &[u8]) -> Result<usize, ElfError> {
+    check_identity(first)?;
+    let header = Elf::parse_header(first).map_err(corrupt)?;
+    let table = u64::from(header.e_phnum) * u64::from(header.e_phentsize);
+    let end = header.e_phoff.checked_add(table).ok_or(ElfError::Corrupt("program headers overflow".into()))?;
+    let end = usize::try_from(end).unwrap_or(usize::MAX).max(ELF64_HEADER);
+    if end > MAX_HEADERS {
+        return Err(ElfError::Corrupt(alloc::format!("program headers end at byte {end}, past the first 64 KiB")));
+    }
+    Ok(end)
+}
+
+/// Checks a whole file held in memory and describes how to load it.
+pub fn inspect(file: &[u8]) -> Result<Executable, ElfError> {
+    inspect_head(file, file.len() as u64)
+}
+
+/// Checks an executable of `file_len` bytes from its start, `head` (at least its ELF header and
+/// program headers: [`headers_len`] bytes), and describes how to load it. The segments' bytes
+/// are not looked at: the loader streams them from the file afterwards.
+pub fn inspect_head(head: &[u8], file_len: u64) -> Result<Executable, ElfError> {
+    check_identity(head)?;
+    let header = Elf::parse_header(head).map_err(corrupt)?;
+    let elf = Elf::lazy_parse(header).map_err(corrupt)?;
+    let phoff =
+        usize::try_from(elf.header.e_phoff).map_err(|_| ElfError::Corrupt("program headers overflow".into()))?;
     if !elf.is_64 {
         return Err(ElfError::Bits32);
     }
+    let endian = if elf.little_endian { Endian::Little } else { Endian::Big };
+    let ctx = Ctx::new(Container::Big, endian);
+    let program_headers = ProgramHeader::parse(head, phoff, elf.header.e_phnum as usize, ctx).map_err(corrupt)?;
     if elf.header.e_machine != header::EM_X86_64 {
         return Err(ElfError::WrongMachine(elf.header.e_machine));
     }
-    if let Some(interp) = elf.interpreter {
-        return Err(ElfError::Dynamic(String::from(interp)));
+    if let Some(interp) = program_headers.iter().find(|p| p.p_type == program_header::PT_INTERP) {
+        // The interpreter's name, when the headers' bytes hold it.
+        let name = usize::try_from(interp.p_offset)
+            .ok()
+            .zip(usize::try_from(interp.p_filesz).ok())
+            .and_then(|(start, len)| head.get(start..start.checked_add(len)?))
+            .and_then(|bytes| core::str::from_utf8(bytes.split(|&b| b == 0).next()?).ok())
+            .unwrap_or("(its name lies past the headers)");
+        return Err(ElfError::Dynamic(String::from(name)));
     }
     let (kind, load_base) = match elf.header.e_type {
         header::ET_EXEC => (ExecutableKind::Static, 0),
@@ -121,7 +172,7 @@ pub fn inspect(file: &[u8]) -> Result<Executable, ElfError> {
         other => return Err(ElfError::NotExecutable(other)),
     };
     let mut segments: Vec<Segment> = Vec::new();
-    for (index, ph) in elf.program_headers.iter().enumerate() {
+    for (index, ph) in program_headers.iter().enumerate() {
         if ph.p_type != program_header::PT_LOAD || ph.p_memsz == 0 {
             continue;
         }
@@ -130,7 +181,7 @@ pub fn inspect(file: &[u8]) -> Result<Executable, ElfError> {
             return Err(bad("file size larger than memory size"));
         }
         let file_end = ph.p_offset.checked_add(ph.p_filesz).ok_or(bad("file range overflows"))?;
-        if file_end > file.len() as u64 {
+        if file_end > file_len {
             return Err(bad("file range runs past the end of the file"));
         }
         if ph.p_offset % PAGE != ph.p_vaddr % PAGE {
@@ -166,7 +217,7 @@ pub fn inspect(file: &[u8]) -> Result<Executable, ElfError> {
     }
     // AT_PHDR: PT_PHDR if present, else the loaded segment that holds the header table.
     let phoff = elf.header.e_phoff;
-    let phdr = match elf.program_headers.iter().find(|p| p.p_type == program_header::PT_PHDR) {
+    let phdr = match program_headers.iter().find(|p| p.p_type == program_header::PT_PHDR) {
         Some(p) => p.p_vaddr.checked_add(load_base).ok_or(ElfError::NoPhdrInMemory)?,
         None => segments
             .iter()
@@ -288,5 +339,34 @@ mod tests {
         );
         f[0x1800..0x181c].copy_from_slice(b"/lib64/ld-linux-x86-64.so.2\0");
         assert_eq!(inspect(&f), Err(ElfError::Dynamic("/lib64/ld-linux-x86-64.so.2".into())));
+        // Read from the headers only, the name is out of reach; the verdict is the same.
+        let head = &f[..headers_len(&f[..ELF64_HEADER]).unwrap()];
+        assert!(matches!(inspect_head(head, f.len() as u64), Err(ElfError::Dynamic(_))));
+    }
+
+    /// The loader reads the headers, then streams the segments: the headers' length comes from
+    /// the first 64 bytes, and the verdict from them and the file's length alone.
+    #[test]
+    fn headers_then_segments() {
+        let f = good();
+        assert_eq!(headers_len(&f[..ELF64_HEADER]), Ok(64 + 2 * 56));
+        let head = &f[..64 + 2 * 56];
+        assert_eq!(inspect_head(head, f.len() as u64), inspect(&f));
+        // A segment past the file's end is caught from the length alone.
+        assert!(matches!(inspect_head(head, 0x1000), Err(ElfError::BadSegment { index: 1, .. })));
+        // Too few bytes for the headers: an error, never a read past the slice.
+        assert!(matches!(inspect_head(&f[..100], f.len() as u64), Err(ElfError::Corrupt(_))));
+        // Program headers far away, or past 64 KiB.
+        let mut far = f.clone();
+        far[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(matches!(headers_len(&far[..ELF64_HEADER]), Err(ElfError::Corrupt(_))));
+        far[32..40].copy_from_slice(&(70_000u64).to_le_bytes());
+        assert!(matches!(headers_len(&far[..ELF64_HEADER]), Err(ElfError::Corrupt(_))));
+        assert_eq!(headers_len(b"#!/bin/sh\n"), Err(ElfError::NotElf));
+        assert!(matches!(headers_len(&f[..20]), Err(ElfError::Corrupt(_))));
+        // The Linux kernel's vmlinux is an x86-64 ELF whose segments lie in the kernel half.
+        let kernel =
+            elf(header::ET_EXEC, &[(LOAD, RX, 0, 0xffff_ffff_8100_0000, 0x1000, 0x1000)], 0xffff_ffff_8100_0000);
+        assert!(matches!(inspect(&kernel), Err(ElfError::BadSegment { index: 0, .. })));
     }
 }

@@ -21,11 +21,12 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use embedded_vmm::{SharedRegion, Vm, VmEnd};
 use enclave::health::Cause;
 use enclave::isolation::Action;
-use enclave::{CpuSet, EnclaveSpec, Event, HealthEvent, Image, Kind, Node, NodeManifest, Outcome, Registry};
+use enclave::{
+    CpuSet, EnclaveSpec, Event, HealthEvent, Image, Kind, Node, NodeManifest, Outcome, Registry, kernel_budget,
+};
 use lwk::boot_manifest::{self, ComposeError};
 use lwk::cmdline::{AfterBoot, Options};
 use lwk::job_options::{self, JobsExpect};
-use lwk::ram_fs::{Lookup, ROOT};
 
 /// Memory the kernel keeps for itself beyond what enclaves may take: page tables, stacks, VMCBs.
 const KERNEL_RESERVE_MIN: u64 = 16 << 20;
@@ -48,6 +49,8 @@ struct Instance {
     hung: Option<Cause>,
     /// Heartbeat hypercalls already given to the monitor (VMs).
     beats_seen: u64,
+    /// Its kernel-memory budget, committed while it runs.
+    kernel_budget: u64,
 }
 
 struct ControlPlane {
@@ -65,6 +68,9 @@ struct ControlPlane {
     unreleased: Vec<String>,
     /// The shared segments' memory, reserved at boot for the node's lifetime.
     segments: Vec<(String, SegmentMemory)>,
+    /// The kernel-memory budgets of the running enclaves, added up: never more than the kernel
+    /// memory the partition leaves, less [`KERNEL_RESERVE_MIN`] for the kernel itself.
+    kernel_committed: u64,
 }
 
 /// A shared segment's memory: one physically contiguous, zeroed block.
@@ -135,7 +141,7 @@ static ALL_ENDED_WELL: AtomicBool = AtomicBool::new(true);
 /// error) and nothing starts: the node then powers off with failure.
 pub fn boot(options: &Options) -> bool {
     let file = match boot_manifest::manifest_path(options) {
-        Some(path) => match files::read_program(&Lookup { cwd: ROOT, exe: "" }, path) {
+        Some(path) => match files::initrd_file(path) {
             Ok(bytes) => Some((path, bytes)),
             // The default file is optional; one named on the command line is not.
             Err(_) if options.manifest == lwk::cmdline::ManifestChoice::Default => None,
@@ -144,7 +150,7 @@ pub fn boot(options: &Options) -> bool {
         None => None,
     };
     let source = file.as_ref().map_or("the command line", |(path, _)| path);
-    let manifest = match boot_manifest::compose(file.as_ref().map(|(_, b)| b.as_slice()), options) {
+    let manifest = match boot_manifest::compose(file.as_ref().map(|(_, b)| *b), options) {
         Ok(m) => m,
         Err(ComposeError::Manifest(errors)) => refuse_boot(|| report_manifest_errors(source, &errors)),
         Err(ComposeError::Shorthand(reason)) => {
@@ -181,6 +187,7 @@ pub fn boot(options: &Options) -> bool {
         free_at_compose: kernel_memory::frame_stats().0,
         unreleased: Vec::new(),
         segments,
+        kernel_committed: 0,
     });
     node_health::mark_before_launch();
     for name in &names {
@@ -255,28 +262,41 @@ fn apply(plane: &mut ControlPlane, name: &str, event: Event) -> Result<Outcome, 
 
 /// Launches a defined (or ended) enclave on its partition.
 pub fn launch(name: &str) -> Result<(), String> {
-    let (spec, cores, memory, default_threads, segments) = {
+    let (spec, cores, memory, default_threads, budget, segments) = {
         let mut guard = PLANE.lock();
         let plane = guard.as_mut().ok_or("the control plane is not up")?;
         if plane.unreleased.iter().any(|n| n == name) {
             return Err(alloc::format!("the memory of `{name}`'s last run is still being scrubbed; try again"));
         }
-        apply(plane, name, Event::Launch)?;
-        let spec = plane.registry.get(name).map(|r| r.spec.clone()).ok_or("the enclave vanished")?;
-        let assignment = plane.registry.partition().get(name).ok_or("the enclave has no partition")?;
+        let spec =
+            plane.registry.get(name).map(|r| r.spec.clone()).ok_or_else(|| alloc::format!("no enclave `{name}`"))?;
         let jobs = plane.registry.records().iter().filter(|r| r.spec.kind() == Kind::Job).count();
-        // Half of the kernel memory the enclaves leave, shared by the jobs.
+        // Half of the kernel memory the enclaves leave, shared by the jobs (threads) or by all
+        // enclaves (budgets).
         let kernel_left = plane.free_at_compose.saturating_sub(plane.registry.partition().used_memory());
+        let enclaves = plane.registry.records().len();
+        let budget = spec.kernel_memory.unwrap_or_else(|| kernel_budget::default_budget(kernel_left, enclaves));
+        let room = kernel_left.saturating_sub(KERNEL_RESERVE_MIN).saturating_sub(plane.kernel_committed);
+        if budget > room {
+            return Err(alloc::format!(
+                "its kernel-memory budget of {} KiB does not fit: the running enclaves' budgets leave {} KiB of the kernel's memory",
+                budget >> 10,
+                room >> 10
+            ));
+        }
+        apply(plane, name, Event::Launch)?;
+        let assignment = plane.registry.partition().get(name).ok_or("the enclave has no partition")?;
         let segments = granted_segments(plane, name);
         (
             spec,
             assignment.cores.to_vec(),
             assignment.memory_bytes,
             job_options::default_max_threads(kernel_left, jobs),
+            budget,
             segments,
         )
     };
-    let prepared = prepare(segments, &spec, cores, memory, default_threads);
+    let prepared = prepare(segments, &spec, cores, memory, default_threads, budget);
     let mut guard = PLANE.lock();
     let Some(plane) = guard.as_mut() else { return Err("the control plane is not up".into()) };
     match prepared {
@@ -286,12 +306,14 @@ pub fn launch(name: &str) -> Result<(), String> {
                 Ready::Job(j) => Handle::Job(j.job().clone()),
                 Ready::Vm(v) => Handle::Vm(v.vm().clone()),
             };
+            plane.kernel_committed += budget;
             plane.running.push(Instance {
                 name: name.to_string(),
                 handle,
                 stop_requested: false,
                 hung: None,
                 beats_seen: 0,
+                kernel_budget: budget,
             });
             drop(guard);
             match ready {
@@ -332,6 +354,7 @@ fn prepare(
     cores: Vec<usize>,
     memory: u64,
     default_threads: usize,
+    kernel_memory: u64,
 ) -> Result<Ready, String> {
     match &spec.image {
         Image::Job { program, args, env } => jobs::prepare(JobLaunch {
@@ -342,6 +365,8 @@ fn prepare(
             cores,
             memory,
             max_threads: spec.max_threads.map_or(default_threads, |t| t as usize),
+            kernel_memory,
+            tmp_size: spec.tmp_size.unwrap_or_else(|| kernel_budget::default_tmp_size(kernel_memory)),
         })
         .map(Ready::Job),
         Image::Vm { kernel, initrd, cmdline } => {
@@ -409,6 +434,7 @@ pub fn ended(name: &str, ending: Ending) {
     let Some(plane) = guard.as_mut() else { return };
     let Some(i) = plane.running.iter().position(|r| r.name == name) else { return };
     let instance = plane.running.remove(i);
+    plane.kernel_committed = plane.kernel_committed.saturating_sub(instance.kernel_budget);
     let (event, good) = match (instance.stop_requested, instance.hung) {
         (_, Some(_)) => (Event::Crash, false),
         (true, None) => (Event::Stop, true),

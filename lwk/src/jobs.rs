@@ -2,6 +2,7 @@
 //! reporting its end (`job_exit`) to the control plane (`enclaves`).
 
 use crate::enclaves::{self, Ending};
+use crate::files::EnclaveFiles;
 use crate::interrupt_entry::TrapFrame;
 use crate::job_memory::JobMemory;
 use crate::open_files::FdTable;
@@ -13,9 +14,10 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use enclave::ThreadSample;
+use enclave::{Account, ThreadSample};
 use lwk::elf_loader::ExecutableKind;
-use lwk::ram_fs::{Lookup, ROOT};
+use lwk::event::Event;
+use lwk::ram_fs::{Lookup, ROOT, WritableUsage};
 
 /// What a job enclave runs and on what (its partition's cores and memory).
 pub struct JobLaunch<'a> {
@@ -27,6 +29,9 @@ pub struct JobLaunch<'a> {
     pub cores: Vec<usize>,
     pub memory: u64,
     pub max_threads: usize,
+    /// Its kernel-memory budget, and the size limit of its `/tmp`.
+    pub kernel_memory: u64,
+    pub tmp_size: u64,
 }
 
 /// A job loaded and ready: [`PreparedJob::start`] makes its first thread runnable.
@@ -43,17 +48,21 @@ pub struct PreparedJob {
 /// Reserves the job's memory, loads its program and creates its first process and thread.
 pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
     let requested_tsc = cpu::rdtsc();
-    let JobLaunch { name, program: path, args, env, cores, memory: mem, max_threads } = launch;
+    let JobLaunch { name, program: path, args, env, cores, memory: mem, max_threads, kernel_memory, tmp_size } = launch;
     let memory =
         JobMemory::reserve(name, mem).map_err(|_| alloc::format!("cannot reserve {} MiB for the job", mem >> 20))?;
-    let job = Arc::new(Job::new(name.to_string(), cores, memory, max_threads, clock::uptime_ns()));
+    let account = Arc::new(Account::new(kernel_memory));
+    let files = EnclaveFiles::new(&account, tmp_size).map_err(|e| {
+        alloc::format!("its file system does not fit in its kernel-memory budget of {} KiB: {e}", kernel_memory >> 10)
+    })?;
+    let job = Arc::new(Job::new(name.to_string(), cores, memory, account, files, max_threads, clock::uptime_ns()));
     let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len() + 1);
     argv.push(path.as_bytes().to_vec());
     argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
     let envp: Vec<Vec<u8>> = env.iter().map(|e| e.as_bytes().to_vec()).collect();
     let at = Lookup { cwd: ROOT, exe: "" };
-    let program =
-        program_loader::load(job.memory.clone(), &at, path, &argv, &envp).map_err(|e| alloc::format!("{path}: {e}"))?;
+    let program = program_loader::load(job.memory.clone(), &job.files, &at, path, &argv, &envp)
+        .map_err(|e| alloc::format!("{path}: {e}"))?;
     let pid = job.new_id();
     let files = FdTable::with_console(&job);
     let kind = program.kind;
@@ -82,6 +91,8 @@ impl PreparedJob {
                 .display("cores", format_args!("{:?}", job.cores))
                 .u64("mem_mib", job.memory.bytes >> 20)
                 .u64("max_threads", job.max_threads as u64)
+                .u64("kernel_memory_kib", job.kernel_memory.limit() >> 10)
+                .u64("tmp_size_kib", job.files.tmp_usage().limit >> 10)
                 .str("kind", if kind == ExecutableKind::StaticPie { "static-pie" } else { "static" })
                 .u64("request_tsc", requested_tsc);
         });
@@ -130,6 +141,7 @@ fn threads(job: &Job) -> Vec<Arc<Thread>> {
 /// The job's CPU time so far, as a `job_stats` event (the console's `stats`).
 pub fn report(job: &Job) {
     let threads = threads(job).len();
+    let kmem = KernelMemoryFields::of(job);
     logging::emit("job_stats", |e| {
         e.str("job", &job.name)
             .u64("processes", job.processes.lock().len() as u64)
@@ -137,7 +149,36 @@ pub fn report(job: &Job) {
             .u64("threads_frozen", job.threads_frozen.load(Ordering::SeqCst) as u64)
             .u64("cpu_ms", job.cpu_ns.load(Ordering::Relaxed) / 1_000_000)
             .u64("wall_ms", clock::uptime_ns().saturating_sub(job.started_ns) / 1_000_000);
+        kmem.write(e);
     });
+}
+
+/// The job's kernel memory and `/tmp`, as fields of `job_stats` and `job_exit`: bytes in use,
+/// the high-water mark and the budget; refused charges; `/tmp` bytes and its limit. Read before
+/// the event is written (its file system has a lock of its own).
+struct KernelMemoryFields {
+    used: u64,
+    peak: u64,
+    limit: u64,
+    refusals: u64,
+    tmp: WritableUsage,
+}
+
+impl KernelMemoryFields {
+    fn of(job: &Job) -> Self {
+        let account = &job.kernel_memory;
+        let tmp = job.files.tmp_usage();
+        Self { used: account.used(), peak: account.peak(), limit: account.limit(), refusals: account.refusals(), tmp }
+    }
+
+    fn write(&self, e: &mut Event<&mut dyn core::fmt::Write>) {
+        e.u64("kmem_used_kib", self.used >> 10)
+            .u64("kmem_peak_kib", self.peak >> 10)
+            .u64("kmem_limit_kib", self.limit >> 10)
+            .u64("kmem_refusals", self.refusals)
+            .u64("tmp_used_kib", self.tmp.bytes >> 10)
+            .u64("tmp_limit_kib", self.tmp.limit >> 10);
+    }
 }
 
 /// A frame with every register zero (user segments and flags are set by `Thread::new`).
@@ -150,11 +191,13 @@ pub fn empty_frame() -> TrapFrame {
 pub fn end_job(job: &Job, reason: ExitReason) {
     let status = reason.shell_status();
     let wall = clock::uptime_ns().saturating_sub(job.started_ns);
+    let kmem = KernelMemoryFields::of(job);
     logging::emit("job_exit", |e| {
         e.str("job", &job.name)
             .u64("status", status as u64)
             .u64("cpu_ms", job.cpu_ns.load(Ordering::Relaxed) / 1_000_000)
             .u64("wall_ms", wall / 1_000_000);
+        kmem.write(e);
     });
     job.ended.store(true, Ordering::SeqCst);
     enclaves::ended(&job.name, Ending::Job(reason));

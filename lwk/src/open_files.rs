@@ -3,7 +3,7 @@
 //! offset and status flags; descriptors point at open files and may share them (`dup`, `fork`).
 
 use crate::enclaves::SegmentView;
-use crate::files;
+use crate::files::EnclaveFiles;
 use crate::pipe::Pipe;
 use crate::process::Job;
 use crate::wait_queue::WaitQueue;
@@ -25,8 +25,17 @@ pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_CLOEXEC: u32 = 0o2000000;
 /// Most descriptors a process may hold (RLIMIT_NOFILE).
 pub const MAX_FDS: usize = 1024;
-/// Most bytes moved between a file and user memory in one step (the kernel buffer's size).
-pub const IO_CHUNK: usize = 1 << 20;
+/// Most bytes moved between a file and user memory in one step (the kernel buffer's size, and
+/// how long a file system's lock is held at once).
+pub const IO_CHUNK: usize = 64 * 1024;
+
+/// Makes `buf` hold `len` zeroed bytes, allocating fallibly: `ENOMEM` when the heap cannot.
+pub fn sized_buffer(buf: &mut Vec<u8>, len: usize) -> Result<(), Errno> {
+    buf.clear();
+    buf.try_reserve_exact(len).map_err(|_| Errno::ENOMEM)?;
+    buf.resize(len, 0);
+    Ok(())
+}
 /// `O_PATH`: a descriptor that only names a node (neither read nor written, invisible to poll).
 pub const O_PATH: u32 = 0o10000000;
 
@@ -47,9 +56,15 @@ pub type Deliver<'a> = dyn FnMut(&[u8]) -> Result<(), Errno> + 'a;
 /// with the bytes from `position` on.
 pub type Fetch<'a> = dyn FnMut(usize, &mut [u8]) -> Result<(), Errno> + 'a;
 
+/// A node of an enclave's file system, held there while the open file lives.
+pub struct NodeRef {
+    pub files: Arc<EnclaveFiles>,
+    pub ino: Ino,
+}
+
 pub enum FileObject {
     /// A file or directory of the RAM file system.
-    Node(Ino),
+    Node(NodeRef),
     /// A device of `/dev`, and its node (built in: never freed, so not held).
     Device(DeviceKind, Ino),
     /// `/proc` and `/sys` contents, generated at open.
@@ -73,14 +88,16 @@ pub struct OpenFile {
 }
 
 impl OpenFile {
-    pub fn new(object: FileObject, flags: u32) -> Arc<OpenFile> {
+    /// Opens `object`; `ENOENT` for a node that is already gone (removed by another thread since
+    /// its path was resolved).
+    pub fn new(object: FileObject, flags: u32) -> Result<Arc<OpenFile>, Errno> {
         match &object {
-            FileObject::Node(ino) => files::with_fs(|fs| fs.hold(*ino)),
+            FileObject::Node(node) => node.files.with(|fs| fs.hold(node.ino))?,
             FileObject::PipeRead(p) => p.open_end(false),
             FileObject::PipeWrite(p) => p.open_end(true),
             _ => {}
         }
-        Arc::new(OpenFile { object, offset: AtomicU64::new(0), flags: AtomicU32::new(flags & !O_CLOEXEC) })
+        Ok(Arc::new(OpenFile { object, offset: AtomicU64::new(0), flags: AtomicU32::new(flags & !O_CLOEXEC) }))
     }
 
     /// Open for reading (access mode 3 is an O_PATH descriptor: neither readable nor writable).
@@ -146,9 +163,11 @@ impl OpenFile {
             }
             let at = start.saturating_add(done as u64);
             let piece: &[u8] = match &self.object {
-                FileObject::Node(ino) => {
-                    buf.resize(want, 0);
-                    match files::with_fs(|fs| fs.read(*ino, at, &mut buf)) {
+                FileObject::Node(node) => {
+                    if let Err(e) = sized_buffer(&mut buf, want) {
+                        break Err(e);
+                    }
+                    match node.files.with(|fs| fs.read(node.ino, at, &mut buf)) {
                         Ok(n) => &buf[..n],
                         Err(e) => break Err(e),
                     }
@@ -158,12 +177,15 @@ impl OpenFile {
                     &data[from..from + want.min(data.len() - from)]
                 }
                 FileObject::Device(DeviceKind::Zero, _) => {
-                    buf.clear();
-                    buf.resize(want, 0);
+                    if let Err(e) = sized_buffer(&mut buf, want) {
+                        break Err(e);
+                    }
                     &buf
                 }
                 FileObject::Device(DeviceKind::Urandom, _) => {
-                    buf.resize(want, 0);
+                    if let Err(e) = sized_buffer(&mut buf, want) {
+                        break Err(e);
+                    }
                     random::fill(&mut buf);
                     &buf
                 }
@@ -209,7 +231,8 @@ impl OpenFile {
             FileObject::Segment { .. } => return Err(Errno::EINVAL),
             _ => {}
         }
-        let mut buf = vec![0u8; len.min(IO_CHUNK)];
+        let mut buf = Vec::new();
+        sized_buffer(&mut buf, len.min(IO_CHUNK))?;
         let mut done = 0usize;
         let result = loop {
             let want = (len - done).min(IO_CHUNK);
@@ -221,7 +244,7 @@ impl OpenFile {
             }
             let data = &buf[..want];
             let written = match &self.object {
-                FileObject::Node(ino) => self.write_node(*ino, data, offset.map(|o| o.saturating_add(done as u64))),
+                FileObject::Node(node) => self.write_node(node, data, offset.map(|o| o.saturating_add(done as u64))),
                 FileObject::Console(owner) => {
                     jobs::console_write(owner, data);
                     Ok(want)
@@ -250,11 +273,12 @@ impl OpenFile {
     }
 
     /// One write to a file of the RAM file system, moving the file offset unless `offset`.
-    fn write_node(&self, ino: Ino, data: &[u8], offset: Option<u64>) -> Result<usize, Errno> {
-        files::with_fs(|fs| {
+    fn write_node(&self, node: &NodeRef, data: &[u8], offset: Option<u64>) -> Result<usize, Errno> {
+        let ino = node.ino;
+        node.files.with(|fs| {
             let at = match offset {
                 Some(o) => o,
-                None if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 => fs.stat(ino).size,
+                None if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 => fs.stat(ino)?.size,
                 None => self.offset.load(Ordering::Relaxed),
             };
             let n = fs.write(ino, at, data)?;
@@ -269,7 +293,7 @@ impl OpenFile {
 impl Drop for OpenFile {
     fn drop(&mut self) {
         match &self.object {
-            FileObject::Node(ino) => files::with_fs(|fs| fs.release(*ino)),
+            FileObject::Node(node) => node.files.with(|fs| fs.release(node.ino)),
             FileObject::PipeRead(p) => p.close_end(false),
             FileObject::PipeWrite(p) => p.close_end(true),
             _ => {}
@@ -292,7 +316,11 @@ pub struct FdTable {
 impl FdTable {
     /// Descriptors 0, 1 and 2 on the job's console.
     pub fn with_console(job: &Arc<Job>) -> FdTable {
-        let console = OpenFile::new(FileObject::Console(job.clone()), O_RDWR);
+        let console = Arc::new(OpenFile {
+            object: FileObject::Console(job.clone()),
+            offset: AtomicU64::new(0),
+            flags: AtomicU32::new(O_RDWR),
+        });
         let d = Descriptor { file: console, close_on_exec: false };
         FdTable { slots: vec![Some(d.clone()), Some(d.clone()), Some(d)] }
     }

@@ -3,6 +3,7 @@
 //! process owns an address space, descriptors, signal actions and threads that share them.
 
 use crate::address_space::AddressSpace;
+use crate::files::EnclaveFiles;
 use crate::job_memory::JobMemory;
 use crate::open_files::FdTable;
 use crate::thread::Thread;
@@ -13,12 +14,17 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use enclave::Account;
 use lwk::ram_fs::{Ino, Lookup};
 
 pub struct Job {
     pub name: String,
     pub cores: Vec<usize>,
     pub memory: Arc<JobMemory>,
+    /// The enclave's kernel-memory account: what its processes make the kernel hold.
+    pub kernel_memory: Arc<Account>,
+    /// Its own file system (a private `/tmp`), charged to `kernel_memory`.
+    pub files: Arc<EnclaveFiles>,
     /// Most live threads at once (all processes); `clone`/`fork` beyond it fail with EAGAIN.
     pub max_threads: usize,
     pub started_ns: u64,
@@ -39,12 +45,22 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(name: String, cores: Vec<usize>, memory: JobMemory, max_threads: usize, started_ns: u64) -> Job {
+    pub fn new(
+        name: String,
+        cores: Vec<usize>,
+        memory: JobMemory,
+        kernel_memory: Arc<Account>,
+        files: Arc<EnclaveFiles>,
+        max_threads: usize,
+        started_ns: u64,
+    ) -> Job {
         let n = cores.len();
         Job {
             name,
             cores,
             memory: Arc::new(memory),
+            kernel_memory,
+            files,
             max_threads,
             started_ns,
             next_id: AtomicU32::new(1),
@@ -174,7 +190,9 @@ impl Process {
         cwd: Ino,
         group: (u32, u32),
     ) -> Process {
-        crate::files::with_fs(|fs| fs.hold(cwd));
+        // The working directory is a directory the caller already holds or the root, which lives
+        // as long as the file system: this cannot fail.
+        let _ = job.files.with(|fs| fs.hold(cwd));
         Process {
             pid,
             parent: AtomicU32::new(parent),
@@ -224,6 +242,6 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         let cwd = *self.cwd.lock();
-        crate::files::with_fs(|fs| fs.release(cwd));
+        self.job.files.with(|fs| fs.release(cwd));
     }
 }

@@ -1,9 +1,14 @@
 //! Loading a program into a new address space: the executable (static or static-PIE ELF, or a
 //! `#!` script run by its interpreter), a populated 8 MiB stack, and the initial stack image with
 //! arguments, environment and auxiliary vector. Used by job launch and by `execve`.
+//!
+//! The file is never copied whole into kernel memory: its headers are read (at most
+//! [`elf_loader::MAX_HEADERS`] bytes), then each segment goes straight from the file system into
+//! the new address space, in pieces of at most [`COPY_CHUNK`] bytes (an initrd file without any
+//! copy at all). The file stays held while it loads, so a concurrent unlink cannot free it.
 
 use crate::address_space::AddressSpace;
-use crate::files;
+use crate::files::EnclaveFiles;
 use crate::job_memory::JobMemory;
 use crate::random;
 use alloc::string::String;
@@ -12,7 +17,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use lwk::elf_loader::{self, ElfError, ExecutableKind, Protection};
 use lwk::errno::Errno;
-use lwk::ram_fs::Lookup;
+use lwk::ram_fs::{Ino, Lookup};
 use lwk::user_stack::{self, StackError, StackParameters};
 use lwk::vm_areas::AreaKind;
 
@@ -22,6 +27,9 @@ pub const STACK_BYTES: u64 = 8 << 20;
 /// Room for arguments and environment at the top of the stack.
 const ARGS_LIMIT: usize = 256 * 1024;
 const SHEBANG_MAX: usize = 256;
+/// Most bytes of a file of the writable part copied into a new address space in one step (the
+/// kernel buffer's size, and how long the file system's lock is held at once).
+const COPY_CHUNK: usize = 64 * 1024;
 
 pub struct LoadedProgram {
     pub space: AddressSpace,
@@ -62,24 +70,96 @@ impl fmt::Display for LoadError {
     }
 }
 
-/// Loads `path` with `argv` and `envp` into a new address space backed by `memory`.
+/// An executable file being loaded: held in its file system until dropped.
+struct ProgramFile<'f> {
+    files: &'f EnclaveFiles,
+    ino: Ino,
+    len: u64,
+    /// The bytes, when the file is the initrd's (borrowed, never copied).
+    initrd: Option<&'static [u8]>,
+}
+
+impl<'f> ProgramFile<'f> {
+    fn open(files: &'f EnclaveFiles, at: &Lookup, path: &str) -> Result<Self, LoadError> {
+        let ino = files.resolve_and_hold(at, path).map_err(LoadError::File)?;
+        let file = ProgramFile { files, ino, len: 0, initrd: None };
+        let (len, initrd) =
+            files.with(|fs| Ok::<_, Errno>((fs.stat(ino)?.size, fs.initrd_bytes(ino)?))).map_err(LoadError::File)?;
+        Ok(ProgramFile { len, initrd, ..file })
+    }
+
+    /// Fills `buf` from `offset`; `ENOEXEC` if the file ends first (it shrank meanwhile).
+    fn read_exact(&self, offset: u64, buf: &mut [u8]) -> Result<(), LoadError> {
+        let n = match self.initrd {
+            Some(bytes) => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(bytes.len());
+                let n = buf.len().min(bytes.len() - start);
+                buf[..n].copy_from_slice(&bytes[start..start + n]);
+                n
+            }
+            None => self.files.with(|fs| fs.read(self.ino, offset, buf)).map_err(LoadError::File)?,
+        };
+        if n < buf.len() { Err(LoadError::File(Errno::ENOEXEC)) } else { Ok(()) }
+    }
+
+    /// The file's first `len` bytes (fewer if it is shorter).
+    fn head(&self, len: usize) -> Result<Vec<u8>, LoadError> {
+        let len = len.min(usize::try_from(self.len).unwrap_or(usize::MAX));
+        let mut head = Vec::new();
+        head.try_reserve_exact(len).map_err(|_| LoadError::Memory(Errno::ENOMEM))?;
+        head.resize(len, 0);
+        self.read_exact(0, &mut head)?;
+        Ok(head)
+    }
+
+    /// Copies `len` bytes from `offset` into `space` at `vaddr`.
+    fn copy_into(&self, space: &AddressSpace, vaddr: u64, offset: u64, len: u64) -> Result<(), LoadError> {
+        if let Some(bytes) = self.initrd {
+            // `inspect_head` checked the range against the file's length.
+            let range = usize::try_from(offset).ok().zip(usize::try_from(offset + len).ok());
+            let piece = range.and_then(|(start, end)| bytes.get(start..end)).ok_or(LoadError::File(Errno::ENOEXEC))?;
+            return space.write_initial(vaddr, piece).map_err(LoadError::Memory);
+        }
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(COPY_CHUNK).map_err(|_| LoadError::Memory(Errno::ENOMEM))?;
+        buf.resize(COPY_CHUNK, 0);
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(COPY_CHUNK as u64) as usize;
+            self.read_exact(offset + done, &mut buf[..n])?;
+            space.write_initial(vaddr + done, &buf[..n]).map_err(LoadError::Memory)?;
+            done += n as u64;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ProgramFile<'_> {
+    fn drop(&mut self) {
+        self.files.with(|fs| fs.release(self.ino));
+    }
+}
+
+/// Loads `path` (in `files`) with `argv` and `envp` into a new address space backed by `memory`.
 pub fn load(
     memory: Arc<JobMemory>,
+    files: &EnclaveFiles,
     at: &Lookup,
     path: &str,
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
 ) -> Result<LoadedProgram, LoadError> {
-    let program = files::read_program(at, path).map_err(LoadError::File)?;
-    if let Some((interpreter, argument)) = shebang(&program) {
+    let program = ProgramFile::open(files, at, path)?;
+    if let Some((interpreter, argument)) = shebang(&program.head(SHEBANG_MAX + 2)?) {
         // `#!interp [arg]`: run the interpreter with the script's path in place of argv[0].
         let mut args: Vec<Vec<u8>> = Vec::new();
         args.push(interpreter.as_bytes().to_vec());
         args.extend(argument.map(|a| a.as_bytes().to_vec()));
         args.push(path.as_bytes().to_vec());
         args.extend(argv.iter().skip(1).cloned());
-        let inner = files::read_program(at, &interpreter).map_err(LoadError::File)?;
-        if shebang(&inner).is_some() {
+        drop(program);
+        let inner = ProgramFile::open(files, at, &interpreter)?;
+        if shebang(&inner.head(2)?).is_some() {
             return Err(LoadError::File(Errno::ELOOP));
         }
         return load_elf(memory, &inner, &interpreter, &args, envp);
@@ -101,21 +181,21 @@ fn shebang(file: &[u8]) -> Option<(String, Option<String>)> {
 
 fn load_elf(
     memory: Arc<JobMemory>,
-    program: &[u8],
+    program: &ProgramFile,
     path: &str,
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
 ) -> Result<LoadedProgram, LoadError> {
-    let exe = elf_loader::inspect(program).map_err(LoadError::Elf)?;
+    let first = program.head(elf_loader::ELF64_HEADER)?;
+    let headers = elf_loader::headers_len(&first).map_err(LoadError::Elf)?;
+    let exe = elf_loader::inspect_head(&program.head(headers)?, program.len).map_err(LoadError::Elf)?;
     let mut space = AddressSpace::new(memory).map_err(LoadError::Memory)?;
     for s in &exe.segments {
         let (start, end) = s.pages();
         space
             .map_anonymous(start, end - start, s.protection, false, AreaKind::Image(String::from(path)))
             .map_err(LoadError::Memory)?;
-        // `inspect` checked that the file range lies inside the file.
-        let bytes = &program[s.file_offset as usize..(s.file_offset + s.file_size) as usize];
-        space.write_initial(s.vaddr, bytes).map_err(LoadError::Memory)?;
+        program.copy_into(&space, s.vaddr, s.file_offset, s.file_size)?;
     }
     space.brk_start = exe.end;
     space.brk = exe.end;

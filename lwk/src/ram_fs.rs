@@ -1,5 +1,9 @@
-//! The node's file tree: one file system in memory, built at boot from the initrd and shared by
-//! every job (the kernel keeps it behind a lock; nothing here locks).
+//! A file tree in memory. The kernel builds one at boot from the initrd (the *template*) and
+//! gives every enclave its own copy ([`FileSystem::instance`]): the initrd's files are shared
+//! read-only (every copy borrows the same archive bytes), while each copy's writable part (`/tmp`)
+//! is private to its enclave, held in memory charged to the enclave's kernel-memory account and
+//! bounded by its size limit (as tmpfs `size=`). The kernel keeps each copy behind a lock;
+//! nothing here locks.
 //!
 //! What it owns:
 //! - the nodes: directories, regular files, symbolic links, and the kernel's device and synthetic
@@ -19,29 +23,63 @@
 //! Node lifetime: a node lives while it has a name (its link count, 0 or 1 since there are no
 //! hard links) or while the kernel holds it ([`FileSystem::hold`] for each open file, working
 //! directory or mapping, [`FileSystem::release`] when that goes). An unlinked node that is still
-//! held stays readable and writable through its `Ino`, and is freed by the last release.
-//! Every method taking an `Ino` expects a live node; a stale one is a kernel bug and panics.
+//! held stays readable and writable through its `Ino`, and is freed by the last release. An
+//! [`Ino`] names a slot *and* the generation of the node in it, so an `Ino` kept past its node's
+//! end (a path resolved by one thread while another removes it) is stale: every method answers it
+//! with `ENOENT` rather than reaching the slot's next node, and nothing panics.
+//!
+//! Memory: a writable file's data is a table of 4 KiB pages, each allocated on first write
+//! (holes read as zeros and cost only their table entry), fallibly: a page that cannot be
+//! charged, or that would take the writable part past its limit, or that the allocator cannot
+//! give, makes the write short or fail with `ENOSPC`. Nodes are charged [`NODE_BYTES`] each.
 
 use crate::cpio::{
     self, CpioError, CpioErrorKind, Entry, EntryKind, MAX_COMPONENT_LEN, MAX_PATH_LEN, S_IFCHR, S_IFDIR, S_IFLNK,
     S_IFREG,
 };
 use crate::errno::Errno;
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::fmt;
 use core::ops::Range;
+use enclave::kernel_budget::{Account, Charge};
 
-/// A node's number: an index into the file system's node table. Slots of freed nodes are reused.
-pub type Ino = usize;
+/// A node's name in the file system: the slot of the node table it lives in, and which of the
+/// slot's successive nodes it is. Slots of freed nodes are reused under a new generation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ino {
+    index: u32,
+    generation: u32,
+}
+
+impl fmt::Display for Ino {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.index, self.generation)
+    }
+}
 
 /// The root directory.
-pub const ROOT: Ino = 0;
+pub const ROOT: Ino = Ino { index: 0, generation: 0 };
 
 /// The largest size of a file in the writable part; writing or truncating beyond it fails with
 /// `EFBIG` (a write that would cross it is cut short, as Linux does at a file size limit).
-/// Growing a file takes memory from the kernel heap; when that fails the error is `ENOSPC`.
 pub const MAX_FILE_SIZE: u64 = 1 << 30;
+
+/// A file's data comes in pages of this size.
+pub const PAGE_SIZE: usize = 4096;
+
+/// What one node is charged besides its data: its slot, its directory entry and its name
+/// (an upper bound: names are at most 255 bytes).
+pub const NODE_BYTES: u64 = 1024;
+
+/// What one entry of a file's page table is charged (a hole costs only this).
+const PAGE_ENTRY_BYTES: u64 = core::mem::size_of::<Option<Box<[u8]>>>() as u64;
+
+/// Most nodes one file system holds (the slot number is 32 bits).
+const MAX_NODES: usize = u32::MAX as usize;
 
 /// How many symbolic links one resolution may follow before failing with `ELOOP` (Linux's).
 pub const MAX_SYMLINK_HOPS: usize = 40;
@@ -120,25 +158,78 @@ pub struct DirEntry {
 }
 
 /// The inode number user space sees for a node (never 0, which some programs take for a deleted
-/// directory entry).
+/// directory entry). Like Linux's, it may be reused once the node is gone.
 pub const fn st_ino(ino: Ino) -> u64 {
-    ino as u64 + 1
+    ino.index as u64 + 1
 }
 
 /// The file system. `'a` is the lifetime of the initrd archive, whose bytes its files borrow
 /// (`'static` in the kernel, which keeps the archive for ever).
-#[derive(Clone)]
 pub struct FileSystem<'a> {
-    nodes: Vec<Option<Node<'a>>>,
-    free: Vec<Ino>,
+    slots: Vec<Slot<'a>>,
+    /// Indices of empty slots.
+    free: Vec<u32>,
     /// The cursor the next directory entry gets (cursors 0 and 1 are `.` and `..`).
     next_cookie: u64,
     clock: fn() -> u64,
+    usage: Usage,
+}
+
+/// One entry of the node table.
+#[derive(Clone)]
+struct Slot<'a> {
+    /// Counts the nodes the slot has held; an [`Ino`] of an earlier one is stale.
+    generation: u32,
+    node: Option<Node<'a>>,
+}
+
+/// What a file system holds: everything on its account, and what of it its writable part takes
+/// against its limit.
+struct Usage {
+    charge: Charge,
+    /// Bytes of the writable part: its nodes at [`NODE_BYTES`], its files' pages and page tables.
+    writable_bytes: u64,
+    writable_nodes: u64,
+    /// Most bytes the writable part may take.
+    limit: u64,
+}
+
+/// Disk-space words for `statfs`: what the writable part holds and may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WritableUsage {
+    pub nodes: u64,
+    pub bytes: u64,
+    pub limit: u64,
+}
+
+impl Usage {
+    /// Takes `bytes` for the file system (`writable`: for its writable part, within the limit):
+    /// `ENOSPC` when the limit or the account refuses.
+    fn take(&mut self, bytes: u64, writable: bool) -> Result<(), Errno> {
+        if writable && self.writable_bytes.saturating_add(bytes) > self.limit {
+            return Err(Errno::ENOSPC);
+        }
+        self.charge.grow(bytes).map_err(|_| Errno::ENOSPC)?;
+        if writable {
+            self.writable_bytes += bytes;
+        }
+        Ok(())
+    }
+
+    /// Gives back what [`Usage::take`] took.
+    fn give(&mut self, bytes: u64, writable: bool) {
+        self.charge.shrink(bytes);
+        if writable {
+            self.writable_bytes = self.writable_bytes.saturating_sub(bytes);
+        }
+    }
 }
 
 #[derive(Clone)]
 struct Node<'a> {
     body: Body<'a>,
+    /// Counted in the writable part's usage (created there, or copied from the initrd there).
+    writable: bool,
     /// Permission bits only (the type is in `body`).
     mode: u32,
     uid: u32,
@@ -180,7 +271,152 @@ struct Dir {
 #[derive(Clone)]
 enum FileData<'a> {
     Static(&'a [u8]),
-    Owned(Vec<u8>),
+    Owned(Pages),
+}
+
+/// A writable file's bytes: `len` bytes in pages of [`PAGE_SIZE`], `None` for a page never
+/// written (it reads as zeros). Pages past `len` are never kept; the bytes of the last page past
+/// `len` are zero.
+#[derive(Clone, Default)]
+struct Pages {
+    pages: Vec<Option<Box<[u8]>>>,
+    len: u64,
+}
+
+/// One zeroed page, or `None` when the allocator has none.
+fn new_page() -> Option<Box<[u8]>> {
+    let mut page = Vec::new();
+    page.try_reserve_exact(PAGE_SIZE).ok()?;
+    page.resize(PAGE_SIZE, 0);
+    Some(page.into_boxed_slice())
+}
+
+impl Pages {
+    /// The number of pages `len` bytes span.
+    fn pages_for(len: u64) -> usize {
+        usize::try_from(len.div_ceil(PAGE_SIZE as u64)).unwrap_or(usize::MAX)
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> usize {
+        let Some(rest) = self.len.checked_sub(offset) else { return 0 };
+        let len = buf.len().min(usize::try_from(rest).unwrap_or(usize::MAX));
+        let mut done = 0;
+        while done < len {
+            let at = offset + done as u64;
+            let (page, within) = ((at / PAGE_SIZE as u64) as usize, (at % PAGE_SIZE as u64) as usize);
+            let n = (PAGE_SIZE - within).min(len - done);
+            match self.pages.get(page).and_then(Option::as_ref) {
+                Some(bytes) => buf[done..done + n].copy_from_slice(&bytes[within..within + n]),
+                None => buf[done..done + n].fill(0),
+            }
+            done += n;
+        }
+        len
+    }
+
+    /// Makes the page table span `len` bytes (new pages are holes), charging its entries.
+    fn grow_table(&mut self, len: u64, usage: &mut Usage, writable: bool) -> Result<(), Errno> {
+        let want = Self::pages_for(len);
+        let Some(more) = want.checked_sub(self.pages.len()).filter(|&more| more > 0) else { return Ok(()) };
+        usage.take(more as u64 * PAGE_ENTRY_BYTES, writable)?;
+        if self.pages.try_reserve_exact(more).is_err() {
+            usage.give(more as u64 * PAGE_ENTRY_BYTES, writable);
+            return Err(Errno::ENOSPC);
+        }
+        self.pages.resize(want, None);
+        Ok(())
+    }
+
+    /// Writes `data` at `range.start` (the file grows to `range.end`); returns how many bytes
+    /// were written: fewer than asked when a page could not be had, `ENOSPC` when none was.
+    fn write(&mut self, range: Range<usize>, data: &[u8], usage: &mut Usage, writable: bool) -> Result<usize, Errno> {
+        self.grow_table(range.end as u64, usage, writable)?;
+        let mut done = 0;
+        let mut failure = None;
+        while done < range.len() {
+            let at = range.start + done;
+            let (page, within) = (at / PAGE_SIZE, at % PAGE_SIZE);
+            let n = (PAGE_SIZE - within).min(range.len() - done);
+            if self.pages[page].is_none() {
+                if let Err(e) = usage.take(PAGE_SIZE as u64, writable) {
+                    failure = Some(e);
+                    break;
+                }
+                let Some(fresh) = new_page() else {
+                    usage.give(PAGE_SIZE as u64, writable);
+                    failure = Some(Errno::ENOSPC);
+                    break;
+                };
+                self.pages[page] = Some(fresh);
+            }
+            if let Some(bytes) = self.pages[page].as_mut() {
+                bytes[within..within + n].copy_from_slice(&data[done..done + n]);
+            }
+            done += n;
+        }
+        self.len = self.len.max((range.start + done) as u64);
+        // A table grown for bytes that were not written goes back to the file's length.
+        self.shrink_table(usage, writable);
+        match failure {
+            Some(e) if done == 0 => Err(e),
+            _ => Ok(done),
+        }
+    }
+
+    /// Sets the length: pages past it are freed, the tail of the last one zeroed; a longer
+    /// file gets holes.
+    fn set_len(&mut self, len: u64, usage: &mut Usage, writable: bool) -> Result<(), Errno> {
+        if len >= self.len {
+            self.grow_table(len, usage, writable)?;
+            self.len = len;
+            return Ok(());
+        }
+        self.len = len;
+        let within = (len % PAGE_SIZE as u64) as usize;
+        if within != 0
+            && let Some(Some(last)) = self.pages.get_mut((len / PAGE_SIZE as u64) as usize)
+        {
+            last[within..].fill(0);
+        }
+        self.shrink_table(usage, writable);
+        Ok(())
+    }
+
+    /// Frees the pages and table entries past the length.
+    fn shrink_table(&mut self, usage: &mut Usage, writable: bool) {
+        let keep = Self::pages_for(self.len);
+        if keep >= self.pages.len() {
+            return;
+        }
+        let dropped = self.pages.len() - keep;
+        let present = self.pages[keep..].iter().filter(|p| p.is_some()).count();
+        self.pages.truncate(keep);
+        self.pages.shrink_to_fit();
+        usage.give(dropped as u64 * PAGE_ENTRY_BYTES + present as u64 * PAGE_SIZE as u64, writable);
+    }
+
+    /// What the file holds on its account: its pages and its table.
+    fn bytes(&self) -> u64 {
+        let present = self.pages.iter().filter(|p| p.is_some()).count() as u64;
+        present * PAGE_SIZE as u64 + self.pages.len() as u64 * PAGE_ENTRY_BYTES
+    }
+
+    /// A copy, or `None` when the allocator cannot give its pages.
+    fn try_clone(&self) -> Option<Pages> {
+        let mut pages = Vec::new();
+        pages.try_reserve_exact(self.pages.len()).ok()?;
+        for page in &self.pages {
+            pages.push(match page {
+                None => None,
+                Some(bytes) => {
+                    let mut copy = new_page()?;
+                    copy.copy_from_slice(bytes);
+                    Some(copy)
+                }
+            });
+        }
+        Some(Pages { pages, len: self.len })
+    }
 }
 
 const FIRST_COOKIE: u64 = 2;
@@ -228,10 +464,22 @@ fn makedev((major, minor): (u64, u64)) -> u64 {
 }
 
 impl FileData<'_> {
-    fn bytes(&self) -> &[u8] {
+    fn len(&self) -> u64 {
         match self {
-            FileData::Static(bytes) => bytes,
-            FileData::Owned(bytes) => bytes,
+            FileData::Static(bytes) => bytes.len() as u64,
+            FileData::Owned(pages) => pages.len,
+        }
+    }
+
+    fn read(&self, offset: u64, buf: &mut [u8]) -> usize {
+        match self {
+            FileData::Static(bytes) => {
+                let rest = usize::try_from(offset).ok().and_then(|start| bytes.get(start..)).unwrap_or_default();
+                let len = rest.len().min(buf.len());
+                buf[..len].copy_from_slice(&rest[..len]);
+                len
+            }
+            FileData::Owned(pages) => pages.read(offset, buf),
         }
     }
 }
@@ -255,17 +503,17 @@ impl<'a> Body<'a> {
         }
     }
 
-    fn file(&self) -> Result<&[u8], Errno> {
+    fn file(&self) -> Result<&FileData<'a>, Errno> {
         match self {
-            Body::File(data) => Ok(data.bytes()),
+            Body::File(data) => Ok(data),
             other => Err(other.not_a_file()),
         }
     }
 
     /// A file's bytes for changing them: only files of the writable part have owned bytes.
-    fn file_mut(&mut self) -> Result<&mut Vec<u8>, Errno> {
+    fn file_mut(&mut self) -> Result<&mut Pages, Errno> {
         match self {
-            Body::File(FileData::Owned(bytes)) => Ok(bytes),
+            Body::File(FileData::Owned(pages)) => Ok(pages),
             Body::File(FileData::Static(_)) => Err(Errno::EROFS),
             other => Err(other.not_a_file()),
         }
@@ -277,6 +525,7 @@ impl<'a> Node<'a> {
     fn new(body: Body<'a>, mode: u32, mtime: u64) -> Self {
         Node {
             body,
+            writable: false,
             mode: mode & 0o7777,
             uid: 0,
             gid: 0,
@@ -332,17 +581,6 @@ fn write_range(offset: u64, len: usize) -> Result<Range<usize>, Errno> {
     Ok(start..end)
 }
 
-/// Grows `bytes` to `len` with zeros (no-op if already that long).
-fn grow(bytes: &mut Vec<u8>, len: usize) -> Result<(), Errno> {
-    if let Some(more) = len.checked_sub(bytes.len())
-        && more > 0
-    {
-        bytes.try_reserve(more).map_err(|_| Errno::ENOSPC)?;
-        bytes.resize(len, 0);
-    }
-    Ok(())
-}
-
 impl Default for FileSystem<'_> {
     fn default() -> Self {
         Self::new()
@@ -352,11 +590,23 @@ impl Default for FileSystem<'_> {
 impl<'a> FileSystem<'a> {
     /// The built-in tree: `/`, `/tmp` (mode 1777, the writable part), `/dev/{null,zero,urandom,
     /// console}`, `/proc/{cpuinfo,meminfo,self/exe,self/maps}`, `/sys/devices/system/cpu/online`.
-    /// Times are 0 until [`FileSystem::set_clock`].
+    /// Times are 0 until [`FileSystem::set_clock`]. Its memory is counted on an account of its
+    /// own without limit (the kernel's template); [`FileSystem::instance`] makes bounded copies.
     pub fn new() -> Self {
         let root = Node { nlink: 1, builtin: true, ..Node::new(directory(false), 0o755, 0) };
-        let mut fs =
-            FileSystem { nodes: Vec::from([Some(root)]), free: Vec::new(), next_cookie: FIRST_COOKIE, clock: || 0 };
+        let usage = Usage {
+            charge: Charge::empty(&Arc::new(Account::unlimited())),
+            writable_bytes: 0,
+            writable_nodes: 0,
+            limit: u64::MAX,
+        };
+        let mut fs = FileSystem {
+            slots: Vec::from([Slot { generation: 0, node: Some(root) }]),
+            free: Vec::new(),
+            next_cookie: FIRST_COOKIE,
+            clock: || 0,
+            usage,
+        };
         let at = Lookup { cwd: ROOT, exe: "" };
         for (path, body, mode) in BUILT_IN {
             let (parent, name) = match path.rsplit_once('/') {
@@ -364,9 +614,48 @@ impl<'a> FileSystem<'a> {
                 None => (Ok(ROOT), path),
             };
             let node = Node { builtin: true, ..Node::new(body, mode, 0) };
-            parent.and_then(|parent| fs.attach(parent, name, node)).expect("BUILT_IN lists parents first");
+            // Cannot fail: the account has no limit, the parents come first, the names are new.
+            let _ = parent.and_then(|parent| fs.attach(parent, name, node));
         }
         fs
+    }
+
+    /// A copy of this tree for one enclave: what it holds is charged to `account` (`ENOSPC` if
+    /// that refuses, or if the allocator cannot give it), and its writable part may grow to
+    /// `limit` bytes. The read-only files keep borrowing the same bytes; the writable part's
+    /// files are copied.
+    pub fn instance(&self, account: &Arc<Account>, limit: u64) -> Result<FileSystem<'a>, Errno> {
+        if self.usage.writable_bytes > limit {
+            return Err(Errno::ENOSPC);
+        }
+        let charge = Charge::new(account, self.usage.charge.bytes()).map_err(|_| Errno::ENOSPC)?;
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(self.slots.len()).map_err(|_| Errno::ENOSPC)?;
+        for slot in &self.slots {
+            let node = match &slot.node {
+                Some(Node { body: Body::File(FileData::Owned(pages)), .. }) => {
+                    let pages = pages.try_clone().ok_or(Errno::ENOSPC)?;
+                    slot.node.clone().map(|node| Node { body: Body::File(FileData::Owned(pages)), ..node })
+                }
+                other => other.clone(),
+            };
+            slots.push(Slot { generation: slot.generation, node });
+        }
+        let mut free = Vec::new();
+        free.try_reserve_exact(self.free.len()).map_err(|_| Errno::ENOSPC)?;
+        free.extend_from_slice(&self.free);
+        Ok(FileSystem {
+            slots,
+            free,
+            next_cookie: self.next_cookie,
+            clock: self.clock,
+            usage: Usage {
+                charge,
+                writable_bytes: self.usage.writable_bytes,
+                writable_nodes: self.usage.writable_nodes,
+                limit,
+            },
+        })
     }
 
     /// Sets the clock that dates changes (seconds since the Unix epoch).
@@ -384,7 +673,8 @@ impl<'a> FileSystem<'a> {
     /// bytes. On any error nothing is added.
     pub fn load_initrd(&mut self, archive: &'a [u8]) -> Result<usize, CpioError> {
         let entries = cpio::parse(archive)?;
-        let mut staged = self.clone();
+        let no_space = |_| CpioError { offset: 0, name: None, kind: CpioErrorKind::NoSpace };
+        let mut staged = self.instance(&self.usage.charge.account().clone(), self.usage.limit).map_err(no_space)?;
         for entry in &entries {
             staged.add_entry(entry).map_err(|kind| CpioError {
                 offset: entry.offset,
@@ -402,28 +692,29 @@ impl<'a> FileSystem<'a> {
         }
         let (parents, last) = entry.name.rsplit_once('/').unwrap_or(("", entry.name));
         let not_dir = |_| CpioErrorKind::ParentNotDirectory;
+        let no_space = |e| if e == Errno::ENOSPC { CpioErrorKind::NoSpace } else { CpioErrorKind::ParentNotDirectory };
         let mut dir = ROOT;
         for component in parents.split('/').filter(|c| !c.is_empty()) {
             let existing = self.dir(dir).map_err(not_dir)?.children.get(component).copied();
             dir = match existing {
-                Some(ino) if self.node(ino).body.kind() == NodeKind::Directory => ino,
+                Some(ino) if self.kind(ino) == Ok(NodeKind::Directory) => ino,
                 Some(_) => return Err(CpioErrorKind::ParentNotDirectory),
                 None => {
                     let writable = self.dir(dir).map_err(not_dir)?.writable;
                     let node = Node::new(directory(writable), 0o755, self.now());
-                    self.attach(dir, component, node).map_err(not_dir)?
+                    self.attach(dir, component, node).map_err(no_space)?
                 }
             };
         }
         let writable = self.dir(dir).map_err(not_dir)?.writable;
         let body = match entry.kind {
             EntryKind::Directory => directory(writable),
-            EntryKind::File if writable => Body::File(FileData::Owned(entry.data.to_vec())),
+            EntryKind::File if writable => Body::File(FileData::Owned(Pages::default())),
             EntryKind::File => Body::File(FileData::Static(entry.data)),
             EntryKind::Symlink(target) => Body::Symlink(target.to_string()),
         };
         if let Some(old) = self.dir(dir).map_err(not_dir)?.children.get(last).copied() {
-            let old_node = self.node_mut(old);
+            let old_node = self.node_mut(old).map_err(not_dir)?;
             match (&old_node.body, entry.kind) {
                 (Body::Directory(_), EntryKind::Directory) => {
                     if !old_node.builtin {
@@ -443,32 +734,40 @@ impl<'a> FileSystem<'a> {
             }
         }
         let node = Node { uid: entry.uid, gid: entry.gid, ..Node::new(body, entry.mode, entry.mtime) };
-        self.attach(dir, last, node).map_err(not_dir)?;
+        let ino = self.attach(dir, last, node).map_err(no_space)?;
+        if writable && entry.kind == EntryKind::File && !entry.data.is_empty() {
+            let mtime = entry.mtime;
+            match self.write(ino, 0, entry.data) {
+                Ok(n) if n == entry.data.len() => self.node_mut(ino).map_err(not_dir)?.mtime = mtime,
+                _ => return Err(CpioErrorKind::NoSpace),
+            }
+        }
         Ok(())
     }
 
     /// Resolves `path` (absolute, or relative to `at.cwd`) to a node. Symbolic links are followed
     /// in every component, and in the last one if `follow_last` or if the path ends with a slash;
     /// a relative target is relative to the link's directory. Errors as Linux: `ENOENT` (missing
-    /// component, empty path or link target), `ENOTDIR` (a non-directory followed by a component
-    /// or a trailing slash), `ENAMETOOLONG` (path over 4095 bytes or a component over 255),
-    /// `ELOOP` (more than [`MAX_SYMLINK_HOPS`] links).
+    /// component, empty path or link target, a working directory that is gone), `ENOTDIR` (a
+    /// non-directory followed by a component or a trailing slash), `ENAMETOOLONG` (path over 4095
+    /// bytes or a component over 255), `ELOOP` (more than [`MAX_SYMLINK_HOPS`] links).
     pub fn resolve(&self, at: &Lookup, path: &str, follow_last: bool) -> Result<Ino, Errno> {
         check_path(path)?;
         let mut pending = Vec::new();
         let mut current = push_components(&mut pending, path, at.cwd);
+        self.node(current)?;
         let mut hops = 0;
         while let Some(component) = pending.pop() {
             let dir = self.dir(current)?;
             let next = match component {
                 "." => current,
                 // An unlinked directory's parent may be gone.
-                ".." if self.node(current).nlink == 0 => return Err(Errno::ENOENT),
-                ".." => self.node(current).parent,
+                ".." if self.node(current)?.nlink == 0 => return Err(Errno::ENOENT),
+                ".." => self.node(current)?.parent,
                 name if name.len() > MAX_COMPONENT_LEN => return Err(Errno::ENAMETOOLONG),
                 name => *dir.children.get(name).ok_or(Errno::ENOENT)?,
             };
-            match self.link_target(next, at.exe) {
+            match self.link_target(next, at.exe)? {
                 Some(target) if follow_last || !pending.is_empty() => {
                     hops += 1;
                     if hops > MAX_SYMLINK_HOPS {
@@ -505,7 +804,7 @@ impl<'a> FileSystem<'a> {
 
     /// Creates an empty regular file `name` in `dir` with permission bits `mode`.
     pub fn create(&mut self, dir: Ino, name: &str, mode: u32) -> Result<Ino, Errno> {
-        self.new_entry(dir, name, Body::File(FileData::Owned(Vec::new())), mode)
+        self.new_entry(dir, name, Body::File(FileData::Owned(Pages::default())), mode)
     }
 
     /// Creates an empty directory `name` in `dir`.
@@ -520,7 +819,8 @@ impl<'a> FileSystem<'a> {
     }
 
     /// The checks and errors shared by the calls that create a name: `ENOTDIR`, `EEXIST` (before
-    /// `EROFS`, as Linux), `ENOENT` for a directory that was removed, `EROFS`.
+    /// `EROFS`, as Linux), `ENOENT` for a directory that was removed, `EROFS`, `ENOSPC` when the
+    /// writable part is full.
     fn new_entry(&mut self, dir: Ino, name: &str, body: Body<'a>, mode: u32) -> Result<Ino, Errno> {
         check_name(name)?;
         if self.dir(dir)?.children.contains_key(name) {
@@ -565,8 +865,8 @@ impl<'a> FileSystem<'a> {
         if target == Some(source) {
             return Ok(());
         }
-        let source_is_dir = self.node(source).body.kind() == NodeKind::Directory;
-        if source_is_dir && self.is_within(new_dir, source) {
+        let source_is_dir = self.kind(source)? == NodeKind::Directory;
+        if source_is_dir && self.is_within(new_dir, source)? {
             return Err(Errno::EINVAL);
         }
         if let Some(target) = target {
@@ -580,46 +880,38 @@ impl<'a> FileSystem<'a> {
 
     /// Reads from a file at `offset` (0 bytes at or past the end).
     pub fn read(&self, ino: Ino, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        let bytes = self.file_data(ino)?;
-        let rest = usize::try_from(offset).ok().and_then(|start| bytes.get(start..)).unwrap_or_default();
-        let len = rest.len().min(buf.len());
-        buf[..len].copy_from_slice(&rest[..len]);
-        Ok(len)
+        Ok(self.node(ino)?.body.file()?.read(offset, buf))
     }
 
     /// Writes to a file of the writable part at `offset`, growing it (a gap reads as zeros) up to
-    /// [`MAX_FILE_SIZE`]. Errors: `EISDIR`, `EINVAL` (not a file), `EROFS`, `EFBIG`, `ENOSPC`.
+    /// [`MAX_FILE_SIZE`]. Errors: `EISDIR`, `EINVAL` (not a file), `EROFS`, `EFBIG`, `ENOSPC`
+    /// (the writable part's limit, the account or the allocator; a write that gets some pages but
+    /// not all is cut short).
     pub fn write(&mut self, ino: Ino, offset: u64, data: &[u8]) -> Result<usize, Errno> {
         let now = self.now();
-        let node = self.node_mut(ino);
-        let bytes = node.body.file_mut()?;
+        let (node, usage) = self.node_and_usage(ino)?;
+        let writable = node.writable;
+        let pages = node.body.file_mut()?;
         if data.is_empty() {
             return Ok(0);
         }
         let range = write_range(offset, data.len())?;
         let len = range.len();
-        grow(bytes, range.end)?;
-        bytes[range].copy_from_slice(&data[..len]);
+        let written = pages.write(range, &data[..len], usage, writable)?;
         node.mtime = now;
-        Ok(len)
+        Ok(written)
     }
 
     /// Sets a file's size (zeros when growing). Errors as [`FileSystem::write`].
     pub fn truncate(&mut self, ino: Ino, len: u64) -> Result<(), Errno> {
         let now = self.now();
-        let node = self.node_mut(ino);
-        let bytes = node.body.file_mut()?;
+        let (node, usage) = self.node_and_usage(ino)?;
+        let writable = node.writable;
+        let pages = node.body.file_mut()?;
         if len > MAX_FILE_SIZE {
             return Err(Errno::EFBIG);
         }
-        let len = usize::try_from(len).map_err(|_| Errno::EFBIG)?;
-        if len == 0 {
-            *bytes = Vec::new(); // Gives the memory back.
-        } else if len < bytes.len() {
-            bytes.truncate(len);
-        } else {
-            grow(bytes, len)?;
-        }
+        pages.set_len(len, usage, writable)?;
         node.mtime = now;
         Ok(())
     }
@@ -627,7 +919,7 @@ impl<'a> FileSystem<'a> {
     /// Whether a node may be opened for writing: `EROFS` for a file of the read-only part (the
     /// initrd), `EISDIR` for a directory; devices and the others are for their drivers to judge.
     pub fn check_writable(&self, ino: Ino) -> Result<(), Errno> {
-        match &self.node(ino).body {
+        match &self.node(ino)?.body {
             Body::File(FileData::Static(_)) => Err(Errno::EROFS),
             Body::Directory(_) => Err(Errno::EISDIR),
             _ => Ok(()),
@@ -635,101 +927,94 @@ impl<'a> FileSystem<'a> {
     }
 
     /// Whether a node belongs to the writable part (`/tmp` and what was created under it): an
-    /// owned file, a writable directory, or another node named in one. An unlinked node lost its
-    /// name in the writable part (the read-only part never loses names).
+    /// owned file, a writable directory, or another node named in one (false for a stale `Ino`).
     pub fn in_writable_part(&self, ino: Ino) -> bool {
-        let node = self.node(ino);
-        match &node.body {
-            Body::File(FileData::Static(_)) => false,
-            Body::File(FileData::Owned(_)) => true,
-            Body::Directory(dir) => dir.writable,
-            _ if node.nlink == 0 => true,
-            _ => matches!(&self.node(node.parent).body, Body::Directory(dir) if dir.writable),
-        }
+        self.node(ino).is_ok_and(|node| node.writable)
     }
 
     /// Sets a node's permission bits (`chmod`; the type bits of `mode` are ignored). `EROFS`
     /// outside the writable part.
     pub fn chmod(&mut self, ino: Ino, mode: u32) -> Result<(), Errno> {
-        if !self.in_writable_part(ino) {
+        let node = self.node_mut(ino)?;
+        if !node.writable {
             return Err(Errno::EROFS);
         }
-        self.node_mut(ino).mode = mode & 0o7777;
+        node.mode = mode & 0o7777;
         Ok(())
     }
 
     /// Sets a node's modification time (`utimensat`): `Some(seconds)`, or `None` for now.
     /// `EROFS` outside the writable part.
     pub fn set_mtime(&mut self, ino: Ino, mtime: Option<u64>) -> Result<(), Errno> {
-        if !self.in_writable_part(ino) {
+        let now = self.now();
+        let node = self.node_mut(ino)?;
+        if !node.writable {
             return Err(Errno::EROFS);
         }
-        let mtime = mtime.unwrap_or_else(|| self.now());
-        self.node_mut(ino).mtime = mtime;
+        node.mtime = mtime.unwrap_or(now);
         Ok(())
     }
 
-    /// What the writable part holds (for `statfs`): its nodes, and its files' bytes with each
-    /// file rounded up to whole 4 KiB blocks.
-    pub fn writable_usage(&self) -> (u64, u64) {
-        let mut nodes = 0u64;
-        let mut bytes = 0u64;
-        for (ino, node) in self.nodes.iter().enumerate() {
-            let Some(node) = node else { continue };
-            if !self.in_writable_part(ino) {
-                continue;
-            }
-            nodes += 1;
-            if let Body::File(data) = &node.body {
-                bytes = bytes.saturating_add((data.bytes().len() as u64).next_multiple_of(4096));
-            }
-        }
-        (nodes, bytes)
+    /// What the writable part holds and may hold (for `statfs`, `stats` and events): its nodes,
+    /// and its bytes (nodes at [`NODE_BYTES`], pages, page tables) against its limit.
+    pub fn writable_usage(&self) -> WritableUsage {
+        WritableUsage { nodes: self.usage.writable_nodes, bytes: self.usage.writable_bytes, limit: self.usage.limit }
     }
 
-    /// A file's whole contents (for loading programs and mapping files).
-    pub fn file_data(&self, ino: Ino) -> Result<&[u8], Errno> {
-        self.node(ino).body.file()
+    /// Bytes this file system holds on its account (all of it: the copy of the read-only tree
+    /// too).
+    pub fn charged_bytes(&self) -> u64 {
+        self.usage.charge.bytes()
+    }
+
+    /// A read-only file's bytes, borrowed from the initrd, without copying: `Ok(None)` for a file
+    /// of the writable part (read it with [`FileSystem::read`]), `EISDIR`/`EINVAL` for other nodes.
+    pub fn initrd_bytes(&self, ino: Ino) -> Result<Option<&'a [u8]>, Errno> {
+        match self.node(ino)?.body.file()? {
+            FileData::Static(bytes) => Ok(Some(bytes)),
+            FileData::Owned(_) => Ok(None),
+        }
     }
 
     /// A node's attributes.
-    pub fn stat(&self, ino: Ino) -> Stat {
-        let node = self.node(ino);
+    pub fn stat(&self, ino: Ino) -> Result<Stat, Errno> {
+        let node = self.node(ino)?;
         let (type_bits, size, rdev) = match &node.body {
             Body::Directory(_) => (S_IFDIR, 0, 0),
-            Body::File(data) => (S_IFREG, data.bytes().len(), 0),
-            Body::Symlink(target) => (S_IFLNK, target.len(), 0),
+            Body::File(data) => (S_IFREG, data.len(), 0),
+            Body::Symlink(target) => (S_IFLNK, target.len() as u64, 0),
             Body::Device(device) => (S_IFCHR, 0, makedev(device.numbers())),
             Body::Synthetic(SyntheticKind::SelfExe) => (S_IFLNK, 0, 0),
             Body::Synthetic(_) => (S_IFREG, 0, 0),
         };
         let nlink = match &node.body {
             Body::Directory(dir) if node.nlink > 0 => {
-                let subdirs = dir.children.values().filter(|&&child| self.kind(child) == NodeKind::Directory).count();
+                let subdirs =
+                    dir.children.values().filter(|&&child| self.kind(child) == Ok(NodeKind::Directory)).count();
                 u32::try_from(subdirs).unwrap_or(u32::MAX).saturating_add(2)
             }
             _ => node.nlink,
         };
-        Stat {
+        Ok(Stat {
             ino: st_ino(ino),
             mode: type_bits | node.mode,
             nlink,
             uid: node.uid,
             gid: node.gid,
-            size: size as u64,
+            size,
             mtime: node.mtime,
             rdev,
-        }
+        })
     }
 
     /// What a node is.
-    pub fn kind(&self, ino: Ino) -> NodeKind {
-        self.node(ino).body.kind()
+    pub fn kind(&self, ino: Ino) -> Result<NodeKind, Errno> {
+        Ok(self.node(ino)?.body.kind())
     }
 
     /// A symbolic link's target (`at.exe` for `/proc/self/exe`); `EINVAL` for anything else.
     pub fn readlink(&self, ino: Ino, at: &Lookup) -> Result<String, Errno> {
-        self.link_target(ino, at.exe).map(str::to_string).ok_or(Errno::EINVAL)
+        self.link_target(ino, at.exe)?.map(str::to_string).ok_or(Errno::EINVAL)
     }
 
     /// The directory entry at `cursor`, or `None` past the last: cursor 0 is `.`, 1 is `..`, then
@@ -738,28 +1023,30 @@ impl<'a> FileSystem<'a> {
     /// or repeat the others. `ENOTDIR` for a non-directory.
     pub fn read_dir(&self, ino: Ino, cursor: u64) -> Result<Option<DirEntry>, Errno> {
         let dir = self.dir(ino)?;
-        let entry = |name: &str, ino, next| Some(DirEntry { name: name.to_string(), ino, kind: self.kind(ino), next });
-        Ok(match cursor {
+        let node = self.node(ino)?;
+        let entry = |name: &str, ino, next| -> Result<Option<DirEntry>, Errno> {
+            Ok(Some(DirEntry { name: name.to_string(), ino, kind: self.kind(ino)?, next }))
+        };
+        match cursor {
             0 => entry(".", ino, 1),
-            1 if self.node(ino).nlink == 0 => entry("..", ino, FIRST_COOKIE),
-            1 => entry("..", self.node(ino).parent, FIRST_COOKIE),
-            _ => dir
-                .by_cookie
-                .range(cursor..)
-                .next()
-                .and_then(|(&cookie, &child)| entry(&self.node(child).name, child, cookie.saturating_add(1))),
-        })
+            1 if node.nlink == 0 => entry("..", ino, FIRST_COOKIE),
+            1 => entry("..", node.parent, FIRST_COOKIE),
+            _ => match dir.by_cookie.range(cursor..).next() {
+                Some((&cookie, &child)) => entry(&self.node(child)?.name, child, cookie.saturating_add(1)),
+                None => Ok(None),
+            },
+        }
     }
 
     /// A node's absolute path (for `getcwd`); `ENOENT` once it is unlinked.
     pub fn path_of(&self, ino: Ino) -> Result<String, Errno> {
-        if self.node(ino).nlink == 0 {
+        if self.node(ino)?.nlink == 0 {
             return Err(Errno::ENOENT);
         }
         let mut names = Vec::new();
         let mut current = ino;
         while current != ROOT {
-            let node = self.node(current);
+            let node = self.node(current)?;
             names.push(node.name.as_str());
             current = node.parent;
         }
@@ -774,40 +1061,60 @@ impl<'a> FileSystem<'a> {
     }
 
     /// Takes a reference to a node (an open file, a working directory, a mapping): it stays
-    /// allocated, even unlinked, until the matching [`FileSystem::release`].
-    pub fn hold(&mut self, ino: Ino) {
-        self.node_mut(ino).holds += 1;
+    /// allocated, even unlinked, until the matching [`FileSystem::release`]. `ENOENT` when the
+    /// node is already gone (a path resolved before another thread removed it).
+    pub fn hold(&mut self, ino: Ino) -> Result<(), Errno> {
+        let node = self.node_mut(ino)?;
+        node.holds += 1;
+        Ok(())
     }
 
     /// Drops a reference taken with [`FileSystem::hold`]; frees the node if it was the last and
-    /// the node has no name any more.
+    /// the node has no name any more. A release without a hold changes nothing.
     pub fn release(&mut self, ino: Ino) {
-        let node = self.node_mut(ino);
-        node.holds = node.holds.checked_sub(1).expect("ram_fs: release without hold");
-        self.free_if_unused(ino);
+        if let Ok(node) = self.node_mut(ino) {
+            node.holds = node.holds.saturating_sub(1);
+            self.free_if_unused(ino);
+        }
     }
 
     fn now(&self) -> u64 {
         (self.clock)()
     }
 
-    fn node(&self, ino: Ino) -> &Node<'a> {
-        self.nodes.get(ino).and_then(Option::as_ref).expect("ram_fs: stale Ino")
+    /// The live node `ino` names: `ENOENT` for a slot that is empty or holds a later node.
+    fn node(&self, ino: Ino) -> Result<&Node<'a>, Errno> {
+        self.slots
+            .get(ino.index as usize)
+            .filter(|slot| slot.generation == ino.generation)
+            .and_then(|slot| slot.node.as_ref())
+            .ok_or(Errno::ENOENT)
     }
 
-    fn node_mut(&mut self, ino: Ino) -> &mut Node<'a> {
-        self.nodes.get_mut(ino).and_then(Option::as_mut).expect("ram_fs: stale Ino")
+    fn node_mut(&mut self, ino: Ino) -> Result<&mut Node<'a>, Errno> {
+        self.node_and_usage(ino).map(|(node, _)| node)
+    }
+
+    /// A live node and the file system's usage, to change both.
+    fn node_and_usage(&mut self, ino: Ino) -> Result<(&mut Node<'a>, &mut Usage), Errno> {
+        let node = self
+            .slots
+            .get_mut(ino.index as usize)
+            .filter(|slot| slot.generation == ino.generation)
+            .and_then(|slot| slot.node.as_mut())
+            .ok_or(Errno::ENOENT)?;
+        Ok((node, &mut self.usage))
     }
 
     fn dir(&self, ino: Ino) -> Result<&Dir, Errno> {
-        match &self.node(ino).body {
+        match &self.node(ino)?.body {
             Body::Directory(dir) => Ok(dir),
             _ => Err(Errno::ENOTDIR),
         }
     }
 
     fn dir_mut(&mut self, ino: Ino) -> Result<&mut Dir, Errno> {
-        match &mut self.node_mut(ino).body {
+        match &mut self.node_mut(ino)?.body {
             Body::Directory(dir) => Ok(dir),
             _ => Err(Errno::ENOTDIR),
         }
@@ -816,7 +1123,7 @@ impl<'a> FileSystem<'a> {
     /// A directory whose entries may change: `ENOTDIR`, `ENOENT` if it was removed, `EROFS`.
     fn writable_dir(&self, ino: Ino) -> Result<(), Errno> {
         let dir = self.dir(ino)?;
-        if self.node(ino).nlink == 0 {
+        if self.node(ino)?.nlink == 0 {
             return Err(Errno::ENOENT);
         }
         if !dir.writable {
@@ -832,7 +1139,7 @@ impl<'a> FileSystem<'a> {
     /// Whether `ino` may lose its name to `rmdir` (`as_dir`) or `unlink`, or be replaced by a
     /// directory (`as_dir`) or a non-directory in a rename.
     fn check_replaceable(&self, ino: Ino, as_dir: bool) -> Result<(), Errno> {
-        match (&self.node(ino).body, as_dir) {
+        match (&self.node(ino)?.body, as_dir) {
             (Body::Directory(dir), true) if !dir.children.is_empty() => Err(Errno::ENOTEMPTY),
             (Body::Directory(_), false) => Err(Errno::EISDIR),
             (Body::Directory(_), true) | (_, false) => Ok(()),
@@ -841,40 +1148,59 @@ impl<'a> FileSystem<'a> {
     }
 
     /// Whether `ino` (linked) is `ancestor` or lies under it.
-    fn is_within(&self, ino: Ino, ancestor: Ino) -> bool {
+    fn is_within(&self, ino: Ino, ancestor: Ino) -> Result<bool, Errno> {
         let mut current = ino;
         loop {
             if current == ancestor {
-                return true;
+                return Ok(true);
             }
             if current == ROOT {
-                return false;
+                return Ok(false);
             }
-            current = self.node(current).parent;
+            current = self.node(current)?.parent;
         }
     }
 
-    /// A symbolic link's target, magic ones included.
-    fn link_target<'s>(&'s self, ino: Ino, exe: &'s str) -> Option<&'s str> {
-        match &self.node(ino).body {
+    /// A symbolic link's target, magic ones included; `None` for other nodes.
+    fn link_target<'s>(&'s self, ino: Ino, exe: &'s str) -> Result<Option<&'s str>, Errno> {
+        Ok(match &self.node(ino)?.body {
             Body::Symlink(target) => Some(target),
             Body::Synthetic(SyntheticKind::SelfExe) => Some(exe),
             _ => None,
-        }
+        })
     }
 
-    /// Stores a new node and gives it the name `name` in `dir`.
-    fn attach(&mut self, dir: Ino, name: &str, node: Node<'a>) -> Result<Ino, Errno> {
+    /// Stores a new node and gives it the name `name` in `dir`; the node is charged
+    /// [`NODE_BYTES`] (`ENOSPC` when the account, the writable part's limit or the allocator
+    /// refuses).
+    fn attach(&mut self, dir: Ino, name: &str, mut node: Node<'a>) -> Result<Ino, Errno> {
+        let parent_writable = self.dir(dir)?.writable;
+        node.writable = match &node.body {
+            Body::Directory(d) => d.writable,
+            Body::File(FileData::Static(_)) => false,
+            Body::File(FileData::Owned(_)) => true,
+            _ => parent_writable,
+        };
+        let writable = node.writable;
+        self.usage.take(NODE_BYTES, writable)?;
         let ino = match self.free.pop() {
-            Some(ino) => {
-                self.nodes[ino] = Some(node);
-                ino
+            Some(index) => {
+                let slot = &mut self.slots[index as usize];
+                slot.node = Some(node);
+                Ino { index, generation: slot.generation }
+            }
+            None if self.slots.len() < MAX_NODES && self.slots.try_reserve(1).is_ok() => {
+                self.slots.push(Slot { generation: 0, node: Some(node) });
+                Ino { index: (self.slots.len() - 1) as u32, generation: 0 }
             }
             None => {
-                self.nodes.push(Some(node));
-                self.nodes.len() - 1
+                self.usage.give(NODE_BYTES, writable);
+                return Err(Errno::ENOSPC);
             }
         };
+        if writable {
+            self.usage.writable_nodes += 1;
+        }
         self.link_entry(dir, name, ino)?;
         Ok(ino)
     }
@@ -887,8 +1213,8 @@ impl<'a> FileSystem<'a> {
         let parent = self.dir_mut(dir)?;
         parent.children.insert(name.to_string(), ino);
         parent.by_cookie.insert(cookie, ino);
-        self.node_mut(dir).mtime = now;
-        let node = self.node_mut(ino);
+        self.node_mut(dir)?.mtime = now;
+        let node = self.node_mut(ino)?;
         (node.parent, node.name, node.cookie, node.nlink) = (dir, name.to_string(), cookie, 1);
         Ok(())
     }
@@ -897,32 +1223,45 @@ impl<'a> FileSystem<'a> {
     fn unlink_entry(&mut self, dir: Ino, name: &str) -> Result<Ino, Errno> {
         let now = self.now();
         let ino = self.dir_mut(dir)?.children.remove(name).ok_or(Errno::ENOENT)?;
-        let cookie = self.node(ino).cookie;
+        let cookie = self.node(ino)?.cookie;
         self.dir_mut(dir)?.by_cookie.remove(&cookie);
-        self.node_mut(dir).mtime = now;
+        self.node_mut(dir)?.mtime = now;
         Ok(ino)
     }
 
     /// Marks a node whose name was taken as unlinked, and frees it unless held.
     fn drop_link(&mut self, ino: Ino) {
-        self.node_mut(ino).nlink = 0;
-        self.free_if_unused(ino);
+        if let Ok(node) = self.node_mut(ino) {
+            node.nlink = 0;
+            self.free_if_unused(ino);
+        }
     }
 
+    /// Frees a node that has neither a name nor a holder, giving back what it was charged; its
+    /// slot's next node gets a new generation, so `ino` becomes stale.
     fn free_if_unused(&mut self, ino: Ino) {
-        let node = self.node(ino);
-        if node.nlink == 0 && node.holds == 0 {
-            self.nodes[ino] = None;
-            self.free.push(ino);
+        let Some(slot) = self.slots.get_mut(ino.index as usize).filter(|slot| slot.generation == ino.generation) else {
+            return;
+        };
+        let Some(node) = slot.node.take_if(|node| node.nlink == 0 && node.holds == 0) else { return };
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free.push(ino.index);
+        let data = match &node.body {
+            Body::File(FileData::Owned(pages)) => pages.bytes(),
+            _ => 0,
+        };
+        self.usage.give(NODE_BYTES + data, node.writable);
+        if node.writable {
+            self.usage.writable_nodes = self.usage.writable_nodes.saturating_sub(1);
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cpio::S_IFMT;
     use crate::cpio::tests::{Archive, Fields};
+    use enclave::kernel_budget::Account;
 
     const EXE: &str = "/bin/prog";
     const AT: Lookup = Lookup { cwd: ROOT, exe: EXE };
@@ -987,8 +1326,16 @@ mod tests {
         names
     }
 
+    /// A file's whole contents, read through `read`.
+    fn data(fs: &FileSystem, ino: Ino) -> Result<Vec<u8>, Errno> {
+        let mut bytes = vec![0u8; fs.stat(ino)?.size as usize];
+        let n = fs.read(ino, 0, &mut bytes)?;
+        assert_eq!(n, bytes.len());
+        Ok(bytes)
+    }
+
     fn contents(fs: &FileSystem, path: &str) -> Vec<u8> {
-        fs.file_data(get(fs, path).unwrap()).unwrap().to_vec()
+        data(fs, get(fs, path).unwrap()).unwrap()
     }
 
     #[test]
@@ -1009,17 +1356,21 @@ mod tests {
         ];
         for (path, kind, mode, rdev) in expected {
             let ino = lget(&fs, path).unwrap();
-            let stat = fs.stat(ino);
-            assert_eq!((fs.kind(ino), stat.mode, stat.rdev, stat.uid, stat.size), (kind, mode, rdev, 0, 0), "{path}");
+            let stat = fs.stat(ino).unwrap();
+            assert_eq!(
+                (fs.kind(ino), stat.mode, stat.rdev, stat.uid, stat.size),
+                (Ok(kind), mode, rdev, 0, 0),
+                "{path}"
+            );
         }
-        assert_eq!(fs.stat(ROOT).ino, 1);
-        assert_eq!(fs.stat(ROOT).nlink, 6); // ., .., and tmp, dev, proc, sys
+        assert_eq!(fs.stat(ROOT).unwrap().ino, 1);
+        assert_eq!(fs.stat(ROOT).unwrap().nlink, 6); // ., .., and tmp, dev, proc, sys
         assert_eq!(listing(&fs, ROOT), [".", "..", "tmp", "dev", "proc", "sys"]);
         assert_eq!(
             fs.path_of(get(&fs, "/sys/devices/system/cpu/online").unwrap()).unwrap(),
             "/sys/devices/system/cpu/online"
         );
-        assert_eq!(FileSystem::default().stat(ROOT), fs.stat(ROOT));
+        assert_eq!(FileSystem::default().stat(ROOT).unwrap(), fs.stat(ROOT).unwrap());
     }
 
     #[test]
@@ -1059,27 +1410,28 @@ mod tests {
         let mut fs = FileSystem::new();
         assert_eq!(fs.load_initrd(&archive), Ok(15));
         let prog = get(&fs, "/bin/prog").unwrap();
-        let data = fs.file_data(prog).unwrap();
-        assert_eq!(data, PROG);
+        assert_eq!(data(&fs, prog).unwrap(), PROG);
         // Borrowed from the archive, not copied.
-        assert!(archive.as_ptr_range().contains(&data.as_ptr()));
-        assert_eq!(fs.stat(prog).mode, S_IFREG | 0o644);
-        assert_eq!(fs.stat(prog).size, PROG.len() as u64);
+        let bytes = fs.initrd_bytes(prog).unwrap().unwrap();
+        assert!(archive.as_ptr_range().contains(&bytes.as_ptr()));
+        assert_eq!(fs.initrd_bytes(get(&fs, "/bin").unwrap()), Err(Errno::EISDIR));
+        assert_eq!(fs.stat(prog).unwrap().mode, S_IFREG | 0o644);
+        assert_eq!(fs.stat(prog).unwrap().size, PROG.len() as u64);
         assert_eq!(fs.readlink(lget(&fs, "/bin/sh").unwrap(), &AT).unwrap(), "prog");
-        assert_eq!(fs.stat(lget(&fs, "/bin/sh").unwrap()).mode, S_IFLNK | 0o777);
+        assert_eq!(fs.stat(lget(&fs, "/bin/sh").unwrap()).unwrap().mode, S_IFLNK | 0o777);
         // `usr` and `usr/lib` came as parents only.
         let usr = get(&fs, "/usr").unwrap();
-        assert_eq!(fs.stat(usr).mode, S_IFDIR | 0o755);
+        assert_eq!(fs.stat(usr).unwrap().mode, S_IFDIR | 0o755);
         assert_eq!(contents(&fs, "/usr/lib/libc.so"), b"libc");
         assert_eq!(listing(&fs, get(&fs, "/bin").unwrap()), [".", "..", "prog", "sh", "abs"]);
         // The archive's `dev` and `tmp` merged with the built-in ones.
-        assert_eq!(fs.stat(get(&fs, "/tmp").unwrap()).mode, S_IFDIR | 0o1777);
+        assert_eq!(fs.stat(get(&fs, "/tmp").unwrap()).unwrap().mode, S_IFDIR | 0o1777);
         assert!(get(&fs, "/dev/null").is_ok());
         // Attributes come from the archive.
         let f = Fields { ino: 1, mode: S_IFREG | 0o4750, uid: 1000, gid: 50, nlink: 1, mtime: 77, ..Fields::default() };
         let archive = Archive::new().raw(b"070701", f, b"suid\0", b"").trailer().build();
         let fs = loaded(&archive);
-        let stat = fs.stat(get(&fs, "/suid").unwrap());
+        let stat = fs.stat(get(&fs, "/suid").unwrap()).unwrap();
         assert_eq!((stat.mode, stat.uid, stat.gid, stat.mtime, stat.nlink), (S_IFREG | 0o4750, 1000, 50, 77, 1));
     }
 
@@ -1113,13 +1465,13 @@ mod tests {
         let fs = loaded(&archive);
         assert_eq!(contents(&fs, "/f"), b"new");
         let d = get(&fs, "/d").unwrap();
-        assert_eq!((fs.stat(d).mode, fs.stat(d).uid), (S_IFDIR | 0o750, 0o750));
+        assert_eq!((fs.stat(d).unwrap().mode, fs.stat(d).unwrap().uid), (S_IFDIR | 0o750, 0o750));
         assert!(get(&fs, "/d/kept").is_ok());
         // A built-in directory keeps its attributes but takes new entries.
-        assert_eq!(fs.stat(get(&fs, "/dev").unwrap()).mode, S_IFDIR | 0o755);
-        assert_eq!(fs.kind(get(&fs, "/dev/shm").unwrap()), NodeKind::Directory);
-        assert_eq!(fs.kind(get(&fs, "/was_file").unwrap()), NodeKind::Directory);
-        assert_eq!(fs.kind(lget(&fs, "/was_dir").unwrap()), NodeKind::Symlink);
+        assert_eq!(fs.stat(get(&fs, "/dev").unwrap()).unwrap().mode, S_IFDIR | 0o755);
+        assert_eq!(fs.kind(get(&fs, "/dev/shm").unwrap()), Ok(NodeKind::Directory));
+        assert_eq!(fs.kind(get(&fs, "/was_file").unwrap()), Ok(NodeKind::Directory));
+        assert_eq!(fs.kind(lget(&fs, "/was_dir").unwrap()), Ok(NodeKind::Symlink));
         assert_eq!(listing(&fs, ROOT).iter().filter(|n| *n == "f").count(), 1);
     }
 
@@ -1195,7 +1547,7 @@ mod tests {
         // Links: the last one only if asked; in the middle always; absolute targets.
         let sh = lget(&fs, "/bin/sh").unwrap();
         assert_ne!(sh, prog);
-        assert_eq!(fs.kind(sh), NodeKind::Symlink);
+        assert_eq!(fs.kind(sh), Ok(NodeKind::Symlink));
         assert_eq!(get(&fs, "/bin/abs"), get(&fs, "/etc/passwd"));
         assert_eq!(lget(&fs, "/lib/libc.so"), get(&fs, "/usr/lib/libc.so"));
         assert_eq!(get(&fs, "/lib"), get(&fs, "/usr/lib"));
@@ -1204,7 +1556,7 @@ mod tests {
         assert_eq!(get(&fs, "/nope"), Err(Errno::ENOENT));
         assert_eq!(get(&fs, "/nope/x"), Err(Errno::ENOENT));
         assert_eq!(get(&fs, "/dangling"), Err(Errno::ENOENT));
-        assert_eq!(fs.kind(lget(&fs, "/dangling").unwrap()), NodeKind::Symlink);
+        assert_eq!(fs.kind(lget(&fs, "/dangling").unwrap()), Ok(NodeKind::Symlink));
         // Not directories.
         assert_eq!(get(&fs, "/etc/passwd/x"), Err(Errno::ENOTDIR));
         assert_eq!(get(&fs, "/bin/sh/x"), Err(Errno::ENOTDIR));
@@ -1212,7 +1564,7 @@ mod tests {
         // Loops.
         assert_eq!(get(&fs, "/loop1"), Err(Errno::ELOOP));
         assert_eq!(get(&fs, "/self/x"), Err(Errno::ELOOP));
-        assert_eq!(lget(&fs, "/self").map(|ino| fs.kind(ino)), Ok(NodeKind::Symlink));
+        assert_eq!(lget(&fs, "/self").and_then(|ino| fs.kind(ino)), Ok(NodeKind::Symlink));
     }
 
     #[test]
@@ -1255,7 +1607,7 @@ mod tests {
         }
         assert_eq!(get(&fs, "/tmp/l1"), Ok(target)); // 40 hops
         assert_eq!(get(&fs, "/tmp/l0"), Err(Errno::ELOOP)); // 41
-        assert_eq!(lget(&fs, "/tmp/l0").map(|ino| fs.kind(ino)), Ok(NodeKind::Symlink));
+        assert_eq!(lget(&fs, "/tmp/l0").and_then(|ino| fs.kind(ino)), Ok(NodeKind::Symlink));
         // Long targets made of links: each hop counts.
         fs.symlink(tmp, "here", ".").unwrap();
         fs.symlink(tmp, "wide", &"here/".repeat(500)).unwrap();
@@ -1310,9 +1662,9 @@ mod tests {
         fs.set_clock(|| 1234);
         let tmp = get(&fs, "/tmp").unwrap();
         let f = fs.create(tmp, "f", 0o100_640).unwrap();
-        let stat = fs.stat(f);
+        let stat = fs.stat(f).unwrap();
         assert_eq!((stat.mode, stat.nlink, stat.size, stat.mtime, stat.uid), (S_IFREG | 0o640, 1, 0, 1234, 0));
-        assert_eq!(fs.stat(tmp).mtime, 1234);
+        assert_eq!(fs.stat(tmp).unwrap().mtime, 1234);
         assert_eq!(fs.create(tmp, "f", 0o644), Err(Errno::EEXIST));
         assert_eq!(fs.mkdir(tmp, "f", 0o755), Err(Errno::EEXIST));
         assert_eq!(fs.create(f, "x", 0o644), Err(Errno::ENOTDIR));
@@ -1323,13 +1675,13 @@ mod tests {
         assert_eq!(fs.create(tmp, &"n".repeat(256), 0o644), Err(Errno::ENAMETOOLONG));
         assert!(fs.create(tmp, &"n".repeat(255), 0o644).is_ok());
         let d = fs.mkdir(tmp, "d", 0o700).unwrap();
-        assert_eq!((fs.stat(d).mode, fs.stat(d).nlink), (S_IFDIR | 0o700, 2));
-        assert_eq!(fs.stat(tmp).nlink, 3);
+        assert_eq!((fs.stat(d).unwrap().mode, fs.stat(d).unwrap().nlink), (S_IFDIR | 0o700, 2));
+        assert_eq!(fs.stat(tmp).unwrap().nlink, 3);
         let nested = fs.mkdir(d, "e", 0o755).unwrap();
-        assert_eq!(fs.stat(d).nlink, 3);
+        assert_eq!(fs.stat(d).unwrap().nlink, 3);
         assert_eq!(fs.path_of(nested).unwrap(), "/tmp/d/e");
         let l = fs.symlink(d, "l", "../f").unwrap();
-        assert_eq!((fs.stat(l).mode, fs.stat(l).size), (S_IFLNK | 0o777, 4));
+        assert_eq!((fs.stat(l).unwrap().mode, fs.stat(l).unwrap().size), (S_IFLNK | 0o777, 4));
         assert_eq!(get(&fs, "/tmp/d/l"), Ok(f));
         assert_eq!(fs.symlink(d, "empty", ""), Err(Errno::ENOENT));
         assert_eq!(fs.symlink(d, "long", &"x".repeat(4096)), Err(Errno::ENAMETOOLONG));
@@ -1352,14 +1704,24 @@ mod tests {
         assert_eq!(fs.unlink(f, "x"), Err(Errno::ENOTDIR));
         assert_eq!(fs.unlink(tmp, ".."), Err(Errno::EINVAL));
         fs.unlink(tmp, "l").unwrap(); // the link, not the directory
-        assert_eq!(fs.kind(d), NodeKind::Directory);
+        assert_eq!(fs.kind(d), Ok(NodeKind::Directory));
         fs.unlink(d, "inner").unwrap();
         fs.rmdir(tmp, "d").unwrap();
         fs.unlink(tmp, "f").unwrap();
         assert_eq!(listing(&fs, tmp), [".", ".."]);
         // The slots are reused.
         let again = tmp_file(&mut fs, "/tmp/g", b"");
-        assert!([f, d].contains(&again));
+        assert!([st_ino(f), st_ino(d)].contains(&st_ino(again)));
+        // The old names are stale: every use is ENOENT, none reaches the new node.
+        for stale in [f, d] {
+            assert_eq!(fs.stat(stale), Err(Errno::ENOENT));
+            assert_eq!(fs.kind(stale), Err(Errno::ENOENT));
+            assert_eq!(fs.hold(stale), Err(Errno::ENOENT));
+            assert_eq!(fs.write(stale, 0, b"x"), Err(Errno::ENOENT));
+            assert_eq!(fs.resolve(&Lookup { cwd: stale, exe: EXE }, "x", true), Err(Errno::ENOENT));
+            fs.release(stale);
+        }
+        assert_eq!(fs.stat(again).unwrap().size, 0);
     }
 
     #[test]
@@ -1367,21 +1729,23 @@ mod tests {
         let mut fs = FileSystem::new();
         let tmp = get(&fs, "/tmp").unwrap();
         let f = tmp_file(&mut fs, "/tmp/f", b"data");
-        fs.hold(f);
-        fs.hold(f);
+        fs.hold(f).unwrap();
+        fs.hold(f).unwrap();
         fs.unlink(tmp, "f").unwrap();
         assert_eq!(get(&fs, "/tmp/f"), Err(Errno::ENOENT));
-        assert_eq!(fs.stat(f).nlink, 0);
+        assert_eq!(fs.stat(f).unwrap().nlink, 0);
         assert_eq!(fs.write(f, 4, b"!"), Ok(1));
-        assert_eq!(fs.file_data(f), Ok(&b"data!"[..]));
+        assert_eq!(data(&fs, f), Ok(b"data!".to_vec()));
         assert_eq!(fs.path_of(f), Err(Errno::ENOENT));
         fs.release(f);
         let other = tmp_file(&mut fs, "/tmp/other", b"");
         assert_ne!(other, f, "still held once");
         fs.release(f);
-        assert_eq!(tmp_file(&mut fs, "/tmp/new", b""), f, "freed by the last release");
+        let new = tmp_file(&mut fs, "/tmp/new", b"");
+        assert_eq!(st_ino(new), st_ino(f), "freed by the last release");
+        assert_eq!(fs.stat(f), Err(Errno::ENOENT));
         // Held and linked: release does not free.
-        fs.hold(other);
+        fs.hold(other).unwrap();
         fs.release(other);
         assert_eq!(get(&fs, "/tmp/other"), Ok(other));
     }
@@ -1391,7 +1755,7 @@ mod tests {
         let mut fs = FileSystem::new();
         let tmp = get(&fs, "/tmp").unwrap();
         let d = tmp_dir(&mut fs, "/tmp/d");
-        fs.hold(d);
+        fs.hold(d).unwrap();
         fs.rmdir(tmp, "d").unwrap();
         let at = Lookup { cwd: d, exe: EXE };
         assert_eq!(fs.resolve(&at, ".", true), Ok(d));
@@ -1400,11 +1764,12 @@ mod tests {
         assert_eq!(fs.resolve(&at, "/tmp", true), Ok(tmp));
         assert_eq!(fs.create(d, "x", 0o644), Err(Errno::ENOENT));
         assert_eq!(fs.path_of(d), Err(Errno::ENOENT));
-        assert_eq!(fs.stat(d).nlink, 0);
+        assert_eq!(fs.stat(d).unwrap().nlink, 0);
         assert_eq!(listing(&fs, d), [".", ".."]);
         assert_eq!(fs.read_dir(d, 1).unwrap().unwrap().ino, d);
         fs.release(d);
-        assert_eq!(tmp_dir(&mut fs, "/tmp/e"), d);
+        assert_eq!(st_ino(tmp_dir(&mut fs, "/tmp/e")), st_ino(d));
+        assert_eq!(fs.path_of(d), Err(Errno::ENOENT));
     }
 
     #[test]
@@ -1421,10 +1786,10 @@ mod tests {
         fs.rename(tmp, "a", tmp, "a").unwrap();
         assert_eq!(get(&fs, "/tmp/a"), Ok(a));
         // Replacing a file; the replaced one is freed when not held.
-        fs.hold(b);
+        fs.hold(b).unwrap();
         fs.rename(tmp, "a", tmp, "b").unwrap();
         assert_eq!((get(&fs, "/tmp/a"), get(&fs, "/tmp/b")), (Err(Errno::ENOENT), Ok(a)));
-        assert_eq!((fs.stat(b).nlink, fs.file_data(b)), (0, Ok(&b"B"[..])));
+        assert_eq!((fs.stat(b).unwrap().nlink, data(&fs, b)), (0, Ok(b"B".to_vec())));
         fs.release(b);
         // Errors.
         assert_eq!(fs.rename(tmp, "b", tmp, "d"), Err(Errno::EISDIR));
@@ -1441,7 +1806,7 @@ mod tests {
         assert_eq!(get(&fs, "/tmp/e"), Ok(sub));
         assert_eq!(fs.path_of(sub).unwrap(), "/tmp/e");
         assert_eq!(get(&fs, "/tmp/e/.."), Ok(tmp));
-        assert_eq!((fs.stat(d).nlink, fs.stat(tmp).nlink), (2, 4));
+        assert_eq!((fs.stat(d).unwrap().nlink, fs.stat(tmp).unwrap().nlink), (2, 4));
         // A file into a subdirectory, under a new name.
         fs.rename(tmp, "b", sub, "moved").unwrap();
         assert_eq!(get(&fs, "/tmp/e/moved"), Ok(a));
@@ -1462,17 +1827,17 @@ mod tests {
         assert_eq!(fs.read(f, 0, &mut buf[..2]), Ok(2));
         // A gap reads as zeros.
         assert_eq!(fs.write(f, 8, b"!"), Ok(1));
-        assert_eq!(fs.file_data(f), Ok(&b"hello\0\0\0!"[..]));
+        assert_eq!(data(&fs, f), Ok(b"hello\0\0\0!".to_vec()));
         assert_eq!(fs.write(f, 1, b"EL"), Ok(2));
-        assert_eq!(fs.file_data(f), Ok(&b"hELlo\0\0\0!"[..]));
+        assert_eq!(data(&fs, f), Ok(b"hELlo\0\0\0!".to_vec()));
         assert_eq!(fs.write(f, 1 << 40, b""), Ok(0));
-        assert_eq!(fs.stat(f).mtime, 99);
+        assert_eq!(fs.stat(f).unwrap().mtime, 99);
         fs.truncate(f, 2).unwrap();
-        assert_eq!(fs.file_data(f), Ok(&b"hE"[..]));
+        assert_eq!(data(&fs, f), Ok(b"hE".to_vec()));
         fs.truncate(f, 4).unwrap();
-        assert_eq!(fs.file_data(f), Ok(&b"hE\0\0"[..]));
+        assert_eq!(data(&fs, f), Ok(b"hE\0\0".to_vec()));
         fs.truncate(f, 0).unwrap();
-        assert_eq!(fs.stat(f).size, 0);
+        assert_eq!(fs.stat(f).unwrap().size, 0);
         // The size limit.
         assert_eq!(fs.write(f, MAX_FILE_SIZE, b"x"), Err(Errno::EFBIG));
         assert_eq!(fs.write(f, u64::MAX, b"x"), Err(Errno::EFBIG));
@@ -1484,11 +1849,11 @@ mod tests {
         // Not files.
         let tmp = get(&fs, "/tmp").unwrap();
         assert_eq!(fs.read(tmp, 0, &mut buf), Err(Errno::EISDIR));
-        assert_eq!(fs.file_data(tmp), Err(Errno::EISDIR));
+        assert_eq!(data(&fs, tmp), Err(Errno::EISDIR));
         assert_eq!(fs.write(tmp, 0, b"x"), Err(Errno::EISDIR));
         let null = get(&fs, "/dev/null").unwrap();
         assert_eq!(fs.read(null, 0, &mut buf), Err(Errno::EINVAL));
-        assert_eq!(fs.file_data(lget(&fs, "/bin/sh").unwrap()), Err(Errno::EINVAL));
+        assert_eq!(data(&fs, lget(&fs, "/bin/sh").unwrap()), Err(Errno::EINVAL));
         assert_eq!(fs.truncate(lget(&fs, "/proc/self/exe").unwrap(), 0), Err(Errno::EINVAL));
         // Initrd files read normally.
         assert_eq!(fs.read(get(&fs, "/etc/passwd").unwrap(), 5, &mut buf), Ok(8));
@@ -1534,14 +1899,14 @@ mod tests {
         let archive = sample();
         let fs = loaded(&archive);
         let passwd = get(&fs, "/etc/passwd").unwrap();
-        let stat = fs.stat(passwd);
+        let stat = fs.stat(passwd).unwrap();
         assert_eq!(stat.ino, st_ino(passwd));
         assert_eq!(stat.mode & S_IFMT, S_IFREG);
         assert_eq!(stat.size, 22);
-        assert_eq!(fs.stat(lget(&fs, "/bin/abs").unwrap()).size, "/etc/passwd".len() as u64);
+        assert_eq!(fs.stat(lget(&fs, "/bin/abs").unwrap()).unwrap().size, "/etc/passwd".len() as u64);
         // ., .., tmp, dev, proc, sys, bin, etc, usr.
-        assert_eq!(fs.stat(ROOT).nlink, 9);
-        assert_eq!(fs.stat(get(&fs, "/bin").unwrap()).nlink, 2);
+        assert_eq!(fs.stat(ROOT).unwrap().nlink, 9);
+        assert_eq!(fs.stat(get(&fs, "/bin").unwrap()).unwrap().nlink, 2);
         assert_eq!(fs.path_of(ROOT).unwrap(), "/");
         assert_eq!(fs.path_of(lget(&fs, "/bin/sh").unwrap()).unwrap(), "/bin/sh");
         assert_eq!(fs.path_of(get(&fs, "/bin/sh").unwrap()).unwrap(), "/bin/prog");
@@ -1570,23 +1935,23 @@ mod tests {
             assert_eq!(fs.chmod(ino, 0o777), Err(Errno::EROFS), "{ino}");
             assert_eq!(fs.set_mtime(ino, Some(1)), Err(Errno::EROFS), "{ino}");
         }
-        assert_eq!(fs.stat(prog).mode, S_IFREG | 0o644);
+        assert_eq!(fs.stat(prog).unwrap().mode, S_IFREG | 0o644);
         // Only the permission bits change; the type stays.
         fs.chmod(f, S_IFDIR | 0o4751).unwrap();
-        assert_eq!(fs.stat(f).mode, S_IFREG | 0o4751);
+        assert_eq!(fs.stat(f).unwrap().mode, S_IFREG | 0o4751);
         fs.chmod(d, 0o700).unwrap();
-        assert_eq!(fs.stat(d).mode, S_IFDIR | 0o700);
+        assert_eq!(fs.stat(d).unwrap().mode, S_IFDIR | 0o700);
         fs.chmod(tmp, 0o1777).unwrap();
         fs.set_mtime(f, Some(1_000_000)).unwrap();
-        assert_eq!(fs.stat(f).mtime, 1_000_000);
+        assert_eq!(fs.stat(f).unwrap().mtime, 1_000_000);
         fs.set_mtime(f, None).unwrap();
-        assert_eq!(fs.stat(f).mtime, 500);
+        assert_eq!(fs.stat(f).unwrap().mtime, 500);
         // An unlinked file that is still held keeps working.
-        fs.hold(f);
+        fs.hold(f).unwrap();
         fs.unlink(tmp, "f").unwrap();
         assert!(fs.in_writable_part(f));
         fs.chmod(f, 0o600).unwrap();
-        assert_eq!(fs.stat(f).mode, S_IFREG | 0o600);
+        assert_eq!(fs.stat(f).unwrap().mode, S_IFREG | 0o600);
         fs.release(f);
     }
 
@@ -1594,14 +1959,252 @@ mod tests {
     fn writable_usage_counts_tmp_only() {
         let archive = sample();
         let mut fs = loaded(&archive);
-        let (nodes, bytes) = fs.writable_usage();
-        assert_eq!((nodes, bytes), (1, 0)); // /tmp itself
+        let usage = |fs: &FileSystem| {
+            let u = fs.writable_usage();
+            (u.nodes, u.bytes)
+        };
+        assert_eq!(usage(&fs), (1, NODE_BYTES)); // /tmp itself
         tmp_file(&mut fs, "/tmp/a", &[1; 5000]);
         tmp_file(&mut fs, "/tmp/b", b"x");
         tmp_dir(&mut fs, "/tmp/d");
-        assert_eq!(fs.writable_usage(), (4, 8192 + 4096));
+        let pages = 3 * (PAGE_SIZE as u64 + PAGE_ENTRY_BYTES);
+        assert_eq!(usage(&fs), (4, 4 * NODE_BYTES + pages));
         let tmp = get(&fs, "/tmp").unwrap();
         fs.unlink(tmp, "a").unwrap();
-        assert_eq!(fs.writable_usage(), (3, 4096));
+        assert_eq!(usage(&fs), (3, 3 * NODE_BYTES + pages / 3));
+        assert_eq!(fs.writable_usage().limit, u64::MAX);
+    }
+
+    /// An enclave's copy: the writable part bounded by its limit and its account, every byte
+    /// given back when files go, short writes at the edge.
+    #[test]
+    fn an_instance_is_bounded_by_its_limit_and_its_account() {
+        let archive = Archive::new().dir("tmp/seed").file("tmp/seed/s", &[7; 5000]).file("ro", b"r").trailer().build();
+        let template = loaded(&archive);
+        let account = Arc::new(Account::new(1 << 20));
+        let limit = 64 * 1024;
+        let mut fs = template.instance(&account, limit).unwrap();
+        let base = account.used();
+        assert_eq!(base, template.charged_bytes(), "the copy is charged what the template holds");
+        assert_eq!(contents(&fs, "/tmp/seed/s"), [7; 5000], "the writable part is copied");
+        let seed = get(&fs, "/tmp/seed/s").unwrap();
+        fs.write(seed, 0, b"x").unwrap();
+        assert_eq!(contents(&template, "/tmp/seed/s")[0], 7, "and private");
+        let before = fs.writable_usage().bytes;
+        // Fill /tmp until the limit: the last write is short, the next fails.
+        let f = tmp_file(&mut fs, "/tmp/f", b"");
+        let chunk = [0x5a_u8; 10_000];
+        let mut written = 0u64;
+        let error = loop {
+            match fs.write(f, written, &chunk) {
+                Ok(n) => {
+                    assert!(n <= chunk.len());
+                    written += n as u64;
+                }
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(error, Errno::ENOSPC);
+        let usage = fs.writable_usage();
+        assert!(usage.bytes <= limit && usage.bytes + PAGE_SIZE as u64 + PAGE_ENTRY_BYTES > limit, "{usage:?}");
+        assert_eq!(written % PAGE_SIZE as u64, 0, "short writes end at a page");
+        assert_eq!(fs.stat(f).unwrap().size, written);
+        // What is left is less than a page: a few names fit, then none.
+        let tmp = get(&fs, "/tmp").unwrap();
+        let made = (0..5).take_while(|i| fs.create(tmp, &format!("n{i}"), 0o644).is_ok()).count();
+        assert!(made < 4, "{made}");
+        assert_eq!(fs.mkdir(tmp, "dir", 0o755), Err(Errno::ENOSPC));
+        for i in 0..made {
+            fs.unlink(tmp, &format!("n{i}")).unwrap();
+        }
+        let mut back = vec![0u8; written as usize];
+        assert_eq!(fs.read(f, 0, &mut back), Ok(written as usize));
+        assert!(back.iter().all(|&b| b == 0x5a));
+        // Everything comes back when the file goes.
+        fs.unlink(get(&fs, "/tmp").unwrap(), "f").unwrap();
+        assert_eq!(fs.writable_usage().bytes, before);
+        assert_eq!(account.used(), base + (before - template.writable_usage().bytes));
+        drop(fs);
+        assert_eq!(account.used(), 0, "dropping the copy gives back all of it");
+        // The account refuses: the copy is refused, or the write fails.
+        let small = Arc::new(Account::new(template.charged_bytes() - 1));
+        assert_eq!(template.instance(&small, u64::MAX).err(), Some(Errno::ENOSPC));
+        let tight = Arc::new(Account::new(template.charged_bytes() + NODE_BYTES + 100));
+        let mut fs = template.instance(&tight, u64::MAX).unwrap();
+        let g = tmp_file(&mut fs, "/tmp/g", b"");
+        assert_eq!(fs.write(g, 0, b"no page for this"), Err(Errno::ENOSPC));
+        assert_eq!(template.instance(&account, 10).err(), Some(Errno::ENOSPC), "the seed does not fit");
+    }
+
+    #[test]
+    fn holes_truncation_and_tails() {
+        let mut fs = FileSystem::new();
+        let f = tmp_file(&mut fs, "/tmp/f", b"hello world");
+        fs.truncate(f, 2).unwrap();
+        fs.truncate(f, 9000).unwrap();
+        let bytes = data(&fs, f).unwrap();
+        assert_eq!(&bytes[..2], b"he");
+        assert!(bytes[2..].iter().all(|&b| b == 0), "the truncated tail reads as zeros");
+        // A hole costs its table entries, not pages.
+        let before = fs.writable_usage().bytes;
+        fs.truncate(f, MAX_FILE_SIZE).unwrap();
+        let entries = (MAX_FILE_SIZE / PAGE_SIZE as u64 - 3) * PAGE_ENTRY_BYTES;
+        assert_eq!(fs.writable_usage().bytes, before + entries);
+        let mut buf = [1u8; 16];
+        assert_eq!(fs.read(f, MAX_FILE_SIZE - 16, &mut buf), Ok(16));
+        assert_eq!(buf, [0; 16]);
+        assert_eq!(fs.write(f, MAX_FILE_SIZE - 1, b"xy"), Ok(1));
+        fs.truncate(f, 0).unwrap();
+        assert_eq!(fs.writable_usage().bytes, 2 * NODE_BYTES);
+        // Writing far out leaves a hole before it.
+        assert_eq!(fs.write(f, 3 * PAGE_SIZE as u64 + 10, b"z"), Ok(1));
+        assert_eq!(fs.writable_usage().bytes, 2 * NODE_BYTES + PAGE_SIZE as u64 + 4 * PAGE_ENTRY_BYTES);
+    }
+
+    /// Operations on names and on kept `Ino`s interleaved at random (what threads racing
+    /// unlink, rmdir and rename against chdir, stat, open and mmap do): nothing panics, a stale
+    /// `Ino` is always ENOENT, and once everything is released the memory is all back.
+    #[test]
+    fn random_interleavings_never_panic_and_leak_nothing() {
+        use rand::rngs::SmallRng;
+        use rand::{Rng, SeedableRng};
+        let template = FileSystem::new();
+        let account = Arc::new(Account::new(8 << 20));
+        for seed in 0..20 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            let mut fs = template.instance(&account, 1 << 20).unwrap();
+            let base = fs.charged_bytes();
+            let names = ["/tmp/a", "/tmp/a/b", "/tmp/c", "/tmp/a/b/d", "/tmp/e"];
+            let mut kept: Vec<Ino> = Vec::new();
+            let mut held: Vec<Ino> = Vec::new();
+            for _ in 0..3000 {
+                let path = names[rng.gen_range(0..names.len())];
+                let at =
+                    Lookup { cwd: kept.get(rng.gen_range(0..kept.len().max(1))).copied().unwrap_or(ROOT), exe: EXE };
+                match rng.gen_range(0..12) {
+                    0 => {
+                        if let Ok((dir, name)) = fs.resolve_parent(&at, path) {
+                            let _ = fs.mkdir(dir, name, 0o755);
+                        }
+                    }
+                    1 => {
+                        if let Ok((dir, name)) = fs.resolve_parent(&at, path) {
+                            let _ = fs.create(dir, name, 0o644);
+                        }
+                    }
+                    2 => {
+                        if let Ok((dir, name)) = fs.resolve_parent(&at, path) {
+                            let _ = fs.unlink(dir, name);
+                        }
+                    }
+                    3 => {
+                        if let Ok((dir, name)) = fs.resolve_parent(&at, path) {
+                            let _ = fs.rmdir(dir, name);
+                        }
+                    }
+                    4 => {
+                        let other = names[rng.gen_range(0..names.len())];
+                        if let (Ok((a, x)), Ok((b, y))) = (fs.resolve_parent(&at, path), fs.resolve_parent(&at, other))
+                        {
+                            let _ = fs.rename(a, x, b, y);
+                        }
+                    }
+                    5 => {
+                        if let Ok(ino) = fs.resolve(&at, path, true) {
+                            kept.push(ino);
+                        }
+                    }
+                    6 => {
+                        // Use a kept Ino, maybe stale by now.
+                        if let Some(&ino) = kept.get(rng.gen_range(0..kept.len().max(1))) {
+                            let _ = fs.stat(ino);
+                            let _ = fs.write(ino, rng.gen_range(0..20_000), &[1; 3000]);
+                            let _ = fs.truncate(ino, rng.gen_range(0..10_000));
+                            let _ = fs.read_dir(ino, rng.gen_range(0..5));
+                            let _ = fs.path_of(ino);
+                            let mut buf = [0u8; 100];
+                            let _ = fs.read(ino, 0, &mut buf);
+                            if fs.hold(ino).is_ok() {
+                                held.push(ino);
+                            } else {
+                                assert_eq!(fs.stat(ino), Err(Errno::ENOENT));
+                            }
+                        }
+                    }
+                    7 => {
+                        if !held.is_empty() {
+                            let ino = held.swap_remove(rng.gen_range(0..held.len()));
+                            fs.release(ino);
+                        }
+                    }
+                    8 => {
+                        if let Ok(ino) = fs.resolve(&at, path, true) {
+                            let _ = fs.write(ino, 0, &[2; 5000]);
+                        }
+                    }
+                    9 => {
+                        let _ = fs.resolve(&at, "..", true);
+                        let _ = fs.resolve(&at, "./b/../d", false);
+                    }
+                    10 => {
+                        if let Some(&ino) = kept.get(rng.gen_range(0..kept.len().max(1))) {
+                            let _ = fs.create(ino, "x", 0o600);
+                            let _ = fs.mkdir(ino, "y", 0o700);
+                            let _ = fs.rmdir(ino, "y");
+                            let _ = fs.unlink(ino, "x");
+                        }
+                    }
+                    _ => kept.retain(|_| rng.gen_bool(0.9)),
+                }
+                let usage = fs.writable_usage();
+                assert!(usage.bytes <= usage.limit);
+            }
+            for ino in held.drain(..) {
+                fs.release(ino);
+            }
+            // Remove what is left, deepest first.
+            for path in [
+                "/tmp/a/b/d",
+                "/tmp/a/b/x",
+                "/tmp/a/b/y",
+                "/tmp/a/b",
+                "/tmp/a/x",
+                "/tmp/a/y",
+                "/tmp/a",
+                "/tmp/c",
+                "/tmp/e",
+                "/tmp/x",
+                "/tmp/y",
+            ] {
+                if let Ok((dir, name)) = fs.resolve_parent(&AT, path) {
+                    for name in [name] {
+                        let _ = fs.unlink(dir, name);
+                        let _ = fs.rmdir(dir, name);
+                    }
+                }
+            }
+            // Directories may nest under renamed names: empty /tmp entirely.
+            loop {
+                let tmp = get(&fs, "/tmp").unwrap();
+                let Some(entry) = fs.read_dir(tmp, 2).unwrap() else { break };
+                let mut stack = vec![(tmp, entry.name)];
+                while let Some((dir, name)) = stack.pop() {
+                    let ino = fs.lookup(dir, &name).unwrap();
+                    match fs.read_dir(ino, 2) {
+                        Ok(Some(child)) => {
+                            stack.push((dir, name));
+                            stack.push((ino, child.name));
+                        }
+                        _ => {
+                            let _ = fs.unlink(dir, &name);
+                            let _ = fs.rmdir(dir, &name);
+                        }
+                    }
+                }
+            }
+            assert_eq!(fs.charged_bytes(), base, "seed {seed}: everything given back");
+            assert_eq!(fs.writable_usage().nodes, 1, "seed {seed}: only /tmp is left");
+        }
+        assert_eq!(account.used(), 0);
     }
 }

@@ -15,7 +15,6 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use embedded_vmm::{HostBlock, LogLevel, SharedRegion, Vm, VmConfig, VmmHost};
-use lwk::ram_fs::{Lookup, ROOT};
 
 /// The LWK as the VMM's host.
 struct LwkHost;
@@ -126,8 +125,9 @@ pub struct PreparedVm {
     heap_bytes: u64,
 }
 
-fn read(path: &str) -> Result<Vec<u8>, String> {
-    files::read_program(&Lookup { cwd: ROOT, exe: "" }, path).map_err(|e| alloc::format!("{path}: {e}"))
+/// An image in the initrd, as the archive holds it (never copied).
+fn read(path: &str) -> Result<&'static [u8], String> {
+    files::initrd_file(path).map_err(|e| alloc::format!("{path}: {e}"))
 }
 
 /// Reads the kernel and initrd, builds the VM (guest memory, tables, devices) and loads the guest.
@@ -140,8 +140,8 @@ pub fn prepare(launch: VmLaunch) -> Result<PreparedVm, String> {
         name: launch.name,
         memory_bytes: launch.memory,
         vcpus: launch.cores.len(),
-        kernel: &kernel,
-        initrd: initrd.as_deref(),
+        kernel,
+        initrd,
         cmdline: launch.cmdline,
         shared: &launch.shared,
     };

@@ -6,7 +6,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use lwk::cpio::{self, CpioErrorKind, Entry, EntryKind};
-use lwk::ram_fs::{FileSystem, Lookup, NodeKind, ROOT};
+use lwk::ram_fs::{FileSystem, Ino, Lookup, NodeKind, ROOT};
 
 const PATHS: [&str; 8] = ["/", "/init", "/bin/sh", "/proc/self/exe", "/tmp/../etc/passwd", "../../..", "/dev/", "lib/"];
 
@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
             CpioErrorKind::ReplacesBuiltin
                 | CpioErrorKind::ParentNotDirectory
                 | CpioErrorKind::ReplacesNonEmptyDirectory
+                | CpioErrorKind::NoSpace
         )),
     }
     let at = Lookup { cwd: ROOT, exe: "/bin/prog" };
@@ -40,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Ok((dir, name)) = fs.resolve_parent(&at, path) {
             assert!(!name.is_empty() && !name.contains('/'));
-            assert_eq!(fs.kind(dir), NodeKind::Directory);
+            assert_eq!(fs.kind(dir), Ok(NodeKind::Directory));
         }
     }
 });
@@ -61,14 +62,18 @@ fn check_entries(fs: &FileSystem, entries: &[Entry]) {
         }
         let ino = fs.resolve(&at, entry.name, false).expect("a loaded entry resolves");
         match entry.kind {
-            EntryKind::File => assert_eq!(fs.file_data(ino), Ok(entry.data)),
-            EntryKind::Directory => assert_eq!(fs.kind(ino), NodeKind::Directory),
+            EntryKind::File => {
+                let mut bytes = vec![0; entry.data.len() + 1];
+                assert_eq!(fs.read(ino, 0, &mut bytes), Ok(entry.data.len()));
+                assert_eq!(&bytes[..entry.data.len()], entry.data);
+            }
+            EntryKind::Directory => assert_eq!(fs.kind(ino), Ok(NodeKind::Directory)),
             EntryKind::Symlink(target) => assert_eq!(fs.readlink(ino, &at).as_deref(), Ok(target)),
         }
     }
 }
 
-fn inspect(fs: &FileSystem, at: &Lookup, ino: usize) {
+fn inspect(fs: &FileSystem, at: &Lookup, ino: Ino) {
     let _ = fs.stat(ino);
     let _ = fs.readlink(ino, at);
     let mut buf = [0; 64];

@@ -5,21 +5,22 @@
 //! descriptors: poll, ppoll, select, pselect6.
 
 use super::{Call, SysResult};
+use crate::open_files::NodeRef;
 use crate::open_files::{
-    FileObject, MAX_FDS, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, OpenFile, POLLERR,
-    POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM,
+    FileObject, IO_CHUNK, MAX_FDS, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, OpenFile,
+    POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM,
 };
 use crate::pipe::Pipe;
+use crate::process::Process;
 use crate::wait_queue::{self, WaitQueue};
-use crate::{clock, kernel_memory, signals, synthetic_files};
-use crate::{files, process::Process};
+use crate::{clock, signals, synthetic_files};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use lwk::errno::Errno;
-use lwk::ram_fs::{FileSystem, Ino, NodeKind, Stat};
+use lwk::ram_fs::{FileSystem, Ino, NODE_BYTES, NodeKind, Stat, WritableUsage};
 
 const AT_FDCWD: u64 = -100i64 as u64;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
@@ -36,6 +37,11 @@ const PATH_MAX: usize = 4096;
 /// Most bytes one read or write moves (Linux's MAX_RW_COUNT: a larger count is cut to it).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
 
+/// Runs `f` on the caller's enclave's file system.
+fn with_fs<R>(c: &Call, f: impl FnOnce(&mut FileSystem<'static>) -> R) -> R {
+    c.process.job.files.with(f)
+}
+
 fn path_arg(c: &Call, addr: u64) -> Result<String, Errno> {
     let bytes = c.process.space.lock().read_string(addr, PATH_MAX)?;
     String::from_utf8(bytes).map_err(|_| Errno::ENOENT)
@@ -49,7 +55,7 @@ fn base_dir(c: &Call, dirfd: u64, path: &str) -> Result<Ino, Errno> {
         return Ok(*c.process.cwd.lock());
     }
     match c.process.files.lock().get(dirfd)?.object {
-        FileObject::Node(ino) => Ok(ino),
+        FileObject::Node(ref node) => Ok(node.ino),
         _ => Err(Errno::ENOTDIR),
     }
 }
@@ -58,7 +64,7 @@ fn base_dir(c: &Call, dirfd: u64, path: &str) -> Result<Ino, Errno> {
 fn resolve(c: &Call, dirfd: u64, path: &str, follow: bool) -> Result<Ino, Errno> {
     let base = base_dir(c, dirfd, path)?;
     let exe = c.process.exe.lock().clone();
-    files::with_fs(|fs| fs.resolve(&lwk::ram_fs::Lookup { cwd: base, exe: &exe }, path, follow))
+    with_fs(c, |fs| fs.resolve(&lwk::ram_fs::Lookup { cwd: base, exe: &exe }, path, follow))
 }
 
 /// Resolves the parent directory of `path` and hands `f` the file system, it and the last name.
@@ -70,14 +76,15 @@ fn with_parent<R>(
 ) -> Result<R, Errno> {
     let base = base_dir(c, dirfd, path)?;
     let exe = c.process.exe.lock().clone();
-    files::with_fs(|fs| {
+    with_fs(c, |fs| {
         let (dir, name) = fs.resolve_parent(&lwk::ram_fs::Lookup { cwd: base, exe: &exe }, path)?;
         f(fs, dir, name)
     })
 }
 
 fn open_node(process: &Process, ino: Ino, flags: u32) -> Result<Arc<OpenFile>, Errno> {
-    let kind = files::with_fs(|fs| fs.kind(ino));
+    let files = &process.job.files;
+    let kind = files.with(|fs| fs.kind(ino))?;
     if flags & O_DIRECTORY != 0 && kind != NodeKind::Directory {
         return Err(Errno::ENOTDIR);
     }
@@ -88,23 +95,24 @@ fn open_node(process: &Process, ino: Ino, flags: u32) -> Result<Arc<OpenFile>, E
         }
         if flags & O_ACCMODE != O_RDONLY {
             // Writing a file of the read-only part (the initrd) fails now, not at the first write.
-            files::with_fs(|fs| fs.check_writable(ino))?;
+            files.with(|fs| fs.check_writable(ino))?;
         }
     }
+    let node = || FileObject::Node(NodeRef { files: files.clone(), ino });
     let object = match kind {
-        _ if path_only => FileObject::Node(ino),
+        _ if path_only => node(),
         NodeKind::Device(d) => FileObject::Device(d, ino),
         NodeKind::Synthetic(s) => FileObject::Snapshot(synthetic_files::generate(s, process)),
-        _ => FileObject::Node(ino),
+        _ => node(),
     };
     if !path_only && flags & O_TRUNC != 0 && kind == NodeKind::File && flags & O_ACCMODE != O_RDONLY {
-        files::with_fs(|fs| fs.truncate(ino, 0))?;
+        files.with(|fs| fs.truncate(ino, 0))?;
     }
     // What F_GETFL reports: Linux drops the flags that only mean something to open, and adds
     // O_LARGEFILE on 64-bit machines. An O_PATH descriptor can be neither read nor written.
     let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) | O_LARGEFILE;
     let kept = if path_only { kept | O_ACCMODE } else { kept };
-    Ok(OpenFile::new(object, kept))
+    OpenFile::new(object, kept)
 }
 
 fn do_open(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> SysResult {
@@ -127,7 +135,7 @@ fn do_open(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> S
         }
         Err(e) => return Err(e),
     };
-    if !follow && files::with_fs(|fs| fs.kind(ino)) == NodeKind::Symlink && flags & O_PATH == 0 {
+    if !follow && with_fs(c, |fs| fs.kind(ino))? == NodeKind::Symlink && flags & O_PATH == 0 {
         return Err(Errno::ELOOP);
     }
     let file = open_node(c.process, ino, flags)?;
@@ -265,7 +273,7 @@ pub fn lseek(c: &mut Call) -> SysResult {
     let [fd, offset, whence, ..] = c.args;
     let file = c.process.files.lock().get(fd)?;
     let size = match &file.object {
-        FileObject::Node(ino) => files::with_fs(|fs| fs.stat(*ino).size),
+        FileObject::Node(node) => node.files.with(|fs| fs.stat(node.ino))?.size,
         FileObject::Snapshot(d) => d.len() as u64,
         FileObject::PipeRead(_) | FileObject::PipeWrite(_) | FileObject::Console(_) => return Err(Errno::ESPIPE),
         FileObject::Device(..) => 0,
@@ -283,13 +291,13 @@ pub fn lseek(c: &mut Call) -> SysResult {
 }
 
 /// The attributes of an open file.
-fn file_stat(file: &OpenFile) -> Stat {
-    match &file.object {
-        FileObject::Node(ino) => files::with_fs(|fs| fs.stat(*ino)),
+fn file_stat(c: &Call, file: &OpenFile) -> Result<Stat, Errno> {
+    Ok(match &file.object {
+        FileObject::Node(node) => node.files.with(|fs| fs.stat(node.ino))?,
         FileObject::Snapshot(d) => {
             Stat { ino: 1, mode: 0o100444, nlink: 1, uid: 0, gid: 0, size: d.len() as u64, mtime: 0, rdev: 0 }
         }
-        FileObject::Device(_, ino) => files::with_fs(|fs| fs.stat(*ino)),
+        FileObject::Device(_, ino) => with_fs(c, |fs| fs.stat(*ino))?,
         FileObject::Console(_) => {
             Stat { ino: 2, mode: 0o020620, nlink: 1, uid: 0, gid: 0, size: 0, mtime: 0, rdev: (5 << 8) | 1 }
         }
@@ -300,7 +308,7 @@ fn file_stat(file: &OpenFile) -> Stat {
             let mode = if view.writable { 0o020660 } else { 0o020440 };
             Stat { ino: 4, mode, nlink: 1, uid: 0, gid: 0, size: view.memory.bytes, mtime: 0, rdev: SEGMENT_RDEV }
         }
-    }
+    })
 }
 
 /// The device number of `/dev/manul/seg/*` (a character device of an unassigned major).
@@ -315,7 +323,7 @@ fn open_segment(c: &Call, name: &str, flags: u32) -> SysResult {
     if flags & O_ACCMODE != O_RDONLY && !view.writable {
         return Err(Errno::EACCES);
     }
-    let file = OpenFile::new(FileObject::Segment { name: name.into(), view }, flags);
+    let file = OpenFile::new(FileObject::Segment { name: name.into(), view }, flags)?;
     c.process.files.lock().insert(file, flags & O_CLOEXEC != 0, 0)
 }
 
@@ -347,11 +355,11 @@ fn stat_path(c: &mut Call, dirfd: u64, path_addr: u64, out: u64, flags: u64) -> 
         }
         {
             let file = c.process.files.lock().get(dirfd)?;
-            file_stat(&file)
+            file_stat(c, &file)?
         }
     } else {
         let ino = resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
-        files::with_fs(|fs| fs.stat(ino))
+        with_fs(c, |fs| fs.stat(ino))?
     };
     c.process.space.lock().write(out, &encode_stat(&stat))?;
     Ok(0)
@@ -375,7 +383,7 @@ pub fn newfstatat(c: &mut Call) -> SysResult {
 pub fn fstat(c: &mut Call) -> SysResult {
     let [fd, out, ..] = c.args;
     let file = c.process.files.lock().get(fd)?;
-    let stat = file_stat(&file);
+    let stat = file_stat(c, &file)?;
     c.process.space.lock().write(out, &encode_stat(&stat))?;
     Ok(0)
 }
@@ -386,11 +394,11 @@ pub fn statx(c: &mut Call) -> SysResult {
     let s = if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
         {
             let file = c.process.files.lock().get(dirfd)?;
-            file_stat(&file)
+            file_stat(c, &file)?
         }
     } else {
         let ino = resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
-        files::with_fs(|fs| fs.stat(ino))
+        with_fs(c, |fs| fs.stat(ino))?
     };
     let mut b = [0u8; 256];
     b[0..4].copy_from_slice(&0x7ffu32.to_le_bytes()); // STATX_BASIC_STATS
@@ -420,10 +428,12 @@ fn list_directory(c: &mut Call, old_format: bool) -> SysResult {
     if file.path_only() {
         return Err(Errno::EBADF);
     }
-    let FileObject::Node(dir) = file.object else { return Err(Errno::ENOTDIR) };
+    let FileObject::Node(ref dir) = file.object else { return Err(Errno::ENOTDIR) };
+    // At most one kernel buffer's worth per call: a listing continues at the next call.
+    let len = len.min(IO_CHUNK as u64);
     let mut out: Vec<u8> = Vec::new();
     let mut cursor = file.offset.load(Ordering::Relaxed);
-    while let Some(entry) = files::with_fs(|fs| fs.read_dir(dir, cursor))? {
+    while let Some(entry) = dir.files.with(|fs| fs.read_dir(dir.ino, cursor))? {
         let name_at = if old_format { 18 } else { 19 };
         let reclen = (name_at + entry.name.len() + if old_format { 2 } else { 1 }).next_multiple_of(8);
         if out.len() + reclen > len as usize {
@@ -484,7 +494,7 @@ pub fn faccessat(c: &mut Call) -> SysResult {
 fn readlink_at(c: &mut Call, dirfd: u64, path_addr: u64, buf: u64, len: u64) -> SysResult {
     let path = path_arg(c, path_addr)?;
     let ino = resolve(c, dirfd, &path, false)?;
-    let target = c.process.with_lookup(|at| files::with_fs(|fs| fs.readlink(ino, at)))?;
+    let target = c.process.with_lookup(|at| with_fs(c, |fs| fs.readlink(ino, at)))?;
     let n = target.len().min(len as usize);
     c.process.space.lock().write(buf, &target.as_bytes()[..n])?;
     Ok(n as u64)
@@ -503,7 +513,7 @@ pub fn readlinkat(c: &mut Call) -> SysResult {
 pub fn getcwd(c: &mut Call) -> SysResult {
     let [buf, len, ..] = c.args;
     let cwd = *c.process.cwd.lock();
-    let mut path = files::with_fs(|fs| fs.path_of(cwd))?.into_bytes();
+    let mut path = with_fs(c, |fs| fs.path_of(cwd))?.into_bytes();
     path.push(0);
     if path.len() > len as usize {
         return Err(Errno::ERANGE);
@@ -512,15 +522,17 @@ pub fn getcwd(c: &mut Call) -> SysResult {
     Ok(path.len() as u64)
 }
 
+/// Makes `ino` the working directory: checked and held in one step (another thread may be
+/// removing it), then the old one released.
 fn change_dir(c: &Call, ino: Ino) -> SysResult {
-    if files::with_fs(|fs| fs.kind(ino)) != NodeKind::Directory {
-        return Err(Errno::ENOTDIR);
-    }
+    with_fs(c, |fs| {
+        if fs.kind(ino)? != NodeKind::Directory {
+            return Err(Errno::ENOTDIR);
+        }
+        fs.hold(ino)
+    })?;
     let old = core::mem::replace(&mut *c.process.cwd.lock(), ino);
-    files::with_fs(|fs| {
-        fs.hold(ino);
-        fs.release(old);
-    });
+    with_fs(c, |fs| fs.release(old));
     Ok(0)
 }
 
@@ -532,7 +544,7 @@ pub fn chdir(c: &mut Call) -> SysResult {
 
 pub fn fchdir(c: &mut Call) -> SysResult {
     match c.process.files.lock().get(c.args[0])?.object {
-        FileObject::Node(ino) => change_dir(c, ino),
+        FileObject::Node(ref node) => change_dir(c, node.ino),
         _ => Err(Errno::ENOTDIR),
     }
 }
@@ -658,7 +670,7 @@ pub fn ftruncate(c: &mut Call) -> SysResult {
     let file = c.process.files.lock().get(fd)?;
     let writable = matches!(file.flags.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR);
     match file.object {
-        FileObject::Node(ino) if writable => files::with_fs(|fs| fs.truncate(ino, check_offset(len)?))?,
+        FileObject::Node(ref node) if writable => node.files.with(|fs| fs.truncate(node.ino, check_offset(len)?))?,
         _ => return Err(Errno::EINVAL),
     }
     Ok(0)
@@ -702,8 +714,8 @@ pub fn pipe2(c: &mut Call) -> SysResult {
         return Err(Errno::EINVAL);
     }
     let pipe = Arc::new(Pipe::new());
-    let reader = OpenFile::new(FileObject::PipeRead(pipe.clone()), flags & O_NONBLOCK);
-    let writer = OpenFile::new(FileObject::PipeWrite(pipe), O_WRONLY | (flags & O_NONBLOCK));
+    let reader = OpenFile::new(FileObject::PipeRead(pipe.clone()), flags & O_NONBLOCK)?;
+    let writer = OpenFile::new(FileObject::PipeWrite(pipe), O_WRONLY | (flags & O_NONBLOCK))?;
     let cloexec = flags & O_CLOEXEC != 0;
     let (r, w) = {
         let mut files = c.process.files.lock();
@@ -800,7 +812,7 @@ pub fn ioctl(c: &mut Call) -> SysResult {
 /// The node behind an open file, if it has one in the file system.
 fn file_node(file: &OpenFile) -> Option<Ino> {
     match &file.object {
-        FileObject::Node(ino) | FileObject::Device(_, ino) => Some(*ino),
+        FileObject::Node(NodeRef { ino, .. }) | FileObject::Device(_, ino) => Some(*ino),
         _ => None,
     }
 }
@@ -903,26 +915,26 @@ pub fn truncate(c: &mut Call) -> SysResult {
     let len = check_offset(len)?;
     let path = path_arg(c, path_addr)?;
     let ino = resolve(c, AT_FDCWD, &path, true)?;
-    files::with_fs(|fs| fs.truncate(ino, len))?;
+    with_fs(c, |fs| fs.truncate(ino, len))?;
     Ok(0)
 }
 
-fn chmod_node(ino: Ino, mode: u64) -> SysResult {
-    files::with_fs(|fs| fs.chmod(ino, mode as u32))?;
+fn chmod_node(c: &Call, ino: Ino, mode: u64) -> SysResult {
+    with_fs(c, |fs| fs.chmod(ino, mode as u32))?;
     Ok(0)
 }
 
 pub fn chmod(c: &mut Call) -> SysResult {
     let [path_addr, mode, ..] = c.args;
     let path = path_arg(c, path_addr)?;
-    chmod_node(resolve(c, AT_FDCWD, &path, true)?, mode)
+    chmod_node(c, resolve(c, AT_FDCWD, &path, true)?, mode)
 }
 
 /// fchmodat (268) has no flags argument: links are followed (fchmodat2 would have them).
 pub fn fchmodat(c: &mut Call) -> SysResult {
     let [dirfd, path_addr, mode, ..] = c.args;
     let path = path_arg(c, path_addr)?;
-    chmod_node(resolve(c, dirfd, &path, true)?, mode)
+    chmod_node(c, resolve(c, dirfd, &path, true)?, mode)
 }
 
 /// fchmod: nodes of the writable part; EROFS for the others (pipes and the console included:
@@ -930,7 +942,7 @@ pub fn fchmodat(c: &mut Call) -> SysResult {
 pub fn fchmod(c: &mut Call) -> SysResult {
     let [fd, mode, ..] = c.args;
     let file = open_file(c, fd)?;
-    chmod_node(file_node(&file).ok_or(Errno::EROFS)?, mode)
+    chmod_node(c, file_node(&file).ok_or(Errno::EROFS)?, mode)
 }
 
 /// utimensat: the file system keeps one time per node (the modification time, also reported as
@@ -982,7 +994,7 @@ pub fn utimensat(c: &mut Call) -> SysResult {
             resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
         }
     };
-    files::with_fs(|fs| match mtime {
+    with_fs(c, |fs| match mtime {
         Some(seconds) => fs.set_mtime(ino, Some(seconds)),
         None if fs.in_writable_part(ino) => Ok(()),
         None => Err(Errno::EROFS),
@@ -993,8 +1005,8 @@ pub fn utimensat(c: &mut Call) -> SysResult {
 /// Which file system a statfs describes.
 #[derive(Clone, Copy)]
 enum FsKind {
-    /// `/tmp`: memory from the kernel's pool, like tmpfs.
-    Tmp,
+    /// `/tmp`: the enclave's own, bounded by its `tmp_size`, like tmpfs.
+    Tmp(WritableUsage),
     /// The read-only rest: the initrd, `/dev`, like a read-only ramfs.
     Ram,
     Proc,
@@ -1004,10 +1016,10 @@ enum FsKind {
     Terminal,
 }
 
-fn fs_kind_of(ino: Ino) -> FsKind {
-    files::with_fs(|fs| {
+fn fs_kind_of(c: &Call, ino: Ino) -> FsKind {
+    with_fs(c, |fs| {
         if fs.in_writable_part(ino) {
-            return FsKind::Tmp;
+            return FsKind::Tmp(fs.writable_usage());
         }
         let path = fs.path_of(ino).unwrap_or_default();
         let under = |top: &str| path == top || path.strip_prefix(top).is_some_and(|rest| rest.starts_with('/'));
@@ -1033,11 +1045,13 @@ fn encode_statfs(kind: FsKind) -> [u8; 120] {
     let virtual_fs = read_only | ST_NOSUID | ST_NODEV | ST_NOEXEC;
     // (f_type, blocks, free blocks, inodes, free inodes, f_flags, f_fsid)
     let (magic, blocks, free, inodes, free_inodes, flags, fsid) = match kind {
-        FsKind::Tmp => {
-            let (nodes, used) = files::with_fs(|fs| fs.writable_usage());
-            let free = kernel_memory::frame_stats().0 / BLOCK;
-            let blocks = used / BLOCK + free;
-            (0x0102_1994, blocks, free, blocks, blocks.saturating_sub(nodes), ST_VALID | ST_NOSUID | ST_NODEV, 2)
+        FsKind::Tmp(usage) => {
+            let blocks = usage.limit / BLOCK;
+            let free = usage.limit.saturating_sub(usage.bytes) / BLOCK;
+            // Every node is charged NODE_BYTES: that many fit in the limit.
+            let inodes = usage.limit / NODE_BYTES;
+            let free_inodes = inodes.saturating_sub(usage.nodes);
+            (0x0102_1994, blocks, free, inodes, free_inodes, ST_VALID | ST_NOSUID | ST_NODEV, 2)
         }
         FsKind::Ram => (0x8584_58f6, 0, 0, 0, 0, read_only, 1),
         FsKind::Proc => (0x9fa0, 0, 0, 0, 0, virtual_fs, 3),
@@ -1056,7 +1070,7 @@ fn encode_statfs(kind: FsKind) -> [u8; 120] {
 pub fn statfs(c: &mut Call) -> SysResult {
     let [path_addr, out, ..] = c.args;
     let path = path_arg(c, path_addr)?;
-    let kind = fs_kind_of(resolve(c, AT_FDCWD, &path, true)?);
+    let kind = fs_kind_of(c, resolve(c, AT_FDCWD, &path, true)?);
     c.process.space.lock().write(out, &encode_statfs(kind))?;
     Ok(0)
 }
@@ -1066,7 +1080,7 @@ pub fn fstatfs(c: &mut Call) -> SysResult {
     let [fd, out, ..] = c.args;
     let file = c.process.files.lock().get(fd as u32 as u64)?;
     let kind = match &file.object {
-        FileObject::Node(ino) | FileObject::Device(_, ino) => fs_kind_of(*ino),
+        FileObject::Node(NodeRef { ino, .. }) | FileObject::Device(_, ino) => fs_kind_of(c, *ino),
         FileObject::Snapshot(_) => FsKind::Proc,
         FileObject::Console(_) => FsKind::Terminal,
         FileObject::Segment { .. } => FsKind::Ram,

@@ -1,8 +1,10 @@
 //! Who and where the caller is (uname, limits, affinity, CPU), and the thread-level calls of program start-up: arch_prctl, set_tid_address, exit.
 
 use super::{Call, SysResult};
+use crate::open_files::{IO_CHUNK, sized_buffer};
 use crate::{per_cpu, random};
 use alloc::vec;
+use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use lwk::errno::Errno;
 
@@ -11,8 +13,6 @@ const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
 const ARCH_GET_GS: u64 = 0x1004;
 const USER_END: u64 = 0x0000_8000_0000_0000;
-/// Most bytes one getrandom moves at once.
-const IO_CHUNK: usize = 64 * 1024;
 
 pub fn uname(c: &mut Call) -> SysResult {
     let mut buf = [0u8; 6 * 65];
@@ -95,8 +95,10 @@ pub fn set_tid_address(c: &mut Call) -> SysResult {
 
 pub fn getrandom(c: &mut Call) -> SysResult {
     let [buf, len, ..] = c.args;
+    // At most one kernel buffer's worth at once, as Linux returns short reads of getrandom.
     let len = (len as usize).min(IO_CHUNK);
-    let mut data = vec![0u8; len];
+    let mut data = Vec::new();
+    sized_buffer(&mut data, len)?;
     random::fill(&mut data);
     c.process.space.lock().write(buf, &data)?;
     Ok(len as u64)

@@ -6,13 +6,13 @@
 
 use super::{Call, SysResult};
 use crate::address_space::AddressSpace;
-use crate::files;
-use crate::open_files::{FileObject, O_ACCMODE, O_RDWR, O_WRONLY};
+use crate::open_files::{FileObject, IO_CHUNK, NodeRef, O_ACCMODE, O_RDWR, O_WRONLY, OpenFile, sized_buffer};
 use alloc::string::String;
-use alloc::vec;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use lwk::elf_loader::{PAGE, Protection, USER_END};
 use lwk::errno::Errno;
-use lwk::ram_fs::{DeviceKind, Ino, NodeKind};
+use lwk::ram_fs::{DeviceKind, NodeKind};
 use lwk::vm_areas::AreaKind;
 
 const PROT_READ: u64 = 1;
@@ -37,8 +37,6 @@ const MADV_DONTNEED: u64 = 4;
 const LARGE_PAGE: u64 = 1 << 21;
 /// Lowest address a fixed mapping may take (Linux's default `vm.mmap_min_addr`).
 const MMAP_MIN_ADDR: u64 = 0x1_0000;
-/// Bytes of a file copied into a mapping at once.
-const FILE_CHUNK: usize = 256 * 1024;
 
 /// The caller's address space, locked for a change of its mappings. While the process has
 /// other threads, they may run on any core of the job: a change that removes or restricts
@@ -104,9 +102,10 @@ fn place(space: &mut AddressSpace, addr: u64, len: u64, flags: u64) -> Result<u6
     Ok(addr)
 }
 
-/// What a file mapping copies: a regular file from `offset`, with its path for the area.
+/// What a file mapping copies: a regular file from `offset` (its open file, which keeps the node
+/// held while the mapping is filled), with its path for the area.
 struct FileSource {
-    ino: Ino,
+    file: Arc<OpenFile>,
     offset: u64,
     path: String,
 }
@@ -157,17 +156,16 @@ fn map_source(
             }
             Ok(MapSource::Segment { name: name.clone(), phys: view.memory.phys + offset, writable: view.writable })
         }
-        FileObject::Node(ino) => {
-            let ino = *ino;
-            if files::with_fs(|fs| fs.kind(ino)) != NodeKind::File {
+        FileObject::Node(node) => {
+            if node.files.with(|fs| fs.kind(node.ino))? != NodeKind::File {
                 return Err(Errno::ENODEV);
             }
             if shared && protection.write {
                 log::warn!(target: "memory", "a writable shared file mapping is not supported: ENODEV");
                 return Err(Errno::ENODEV);
             }
-            let path = files::with_fs(|fs| fs.path_of(ino)).unwrap_or_else(|_| String::from("(deleted)"));
-            Ok(MapSource::File(FileSource { ino, offset, path }))
+            let path = node.files.with(|fs| fs.path_of(node.ino)).unwrap_or_else(|_| String::from("(deleted)"));
+            Ok(MapSource::File(FileSource { file: file.clone(), offset, path }))
         }
         _ => Err(Errno::ENODEV),
     }
@@ -176,11 +174,13 @@ fn map_source(
 /// Copies the file's bytes into the new mapping at `at` (beyond the end of the file it stays
 /// zero).
 fn fill_from_file(space: &AddressSpace, at: u64, len: u64, source: &FileSource) -> Result<(), Errno> {
-    let mut buf = vec![0u8; FILE_CHUNK.min(len as usize)];
+    let FileObject::Node(NodeRef { files, ino }) = &source.file.object else { return Err(Errno::ENODEV) };
+    let mut buf = Vec::new();
+    sized_buffer(&mut buf, IO_CHUNK.min(len as usize))?;
     let mut done = 0u64;
     while done < len {
         let want = (len - done).min(buf.len() as u64) as usize;
-        let n = files::with_fs(|fs| fs.read(source.ino, source.offset + done, &mut buf[..want]))?;
+        let n = files.with(|fs| fs.read(*ino, source.offset + done, &mut buf[..want]))?;
         if n == 0 {
             break;
         }
@@ -387,7 +387,7 @@ pub fn madvise(c: &mut Call) -> SysResult {
         // Private anonymous memory reads back as zeros. Shared memory keeps its contents, and so
         // do file copies (Linux would read the file again; they still hold its bytes unless the
         // program wrote them).
-        let private: vec::Vec<(u64, u64)> = space
+        let private: Vec<(u64, u64)> = space
             .areas
             .iter()
             .filter(|a| a.start < end && a.end > addr && !a.shared && !matches!(a.kind, AreaKind::File { .. }))

@@ -220,8 +220,10 @@ pub fn execve(c: &mut Call) -> SysResult {
     let argv = string_array(c, argv, &mut total)?;
     let envp = string_array(c, envp, &mut total)?;
     let memory = c.process.job.memory.clone();
-    let program =
-        c.process.with_lookup(|at| program_loader::load(memory, at, &path, &argv, &envp)).map_err(|e| e.errno())?;
+    let program = c
+        .process
+        .with_lookup(|at| program_loader::load(memory, &c.process.job.files, at, &path, &argv, &envp))
+        .map_err(|e| e.errno())?;
     // The point of no return: the new program replaces the old one.
     let others: Vec<Arc<Thread>> =
         c.process.threads.lock().iter().filter(|t| !Arc::ptr_eq(t, c.thread)).cloned().collect();
