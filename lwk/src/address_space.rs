@@ -5,6 +5,10 @@
 //! User memory is only ever reached through [`AddressSpace::read`] and [`AddressSpace::write`]:
 //! they walk the page tables, check the user and write permissions, and copy through the
 //! direct map, so a bad user pointer is `EFAULT` and never a kernel fault.
+//!
+//! What the space makes the kernel hold is charged to its enclave's kernel-memory account: each
+//! page-table frame (4 KiB) and each area ([`AREA_BYTES`]). A mapping whose tables or area the
+//! account refuses fails with ENOMEM, as one whose memory the job's pool lacks.
 
 use crate::job_memory::JobMemory;
 use crate::kernel_memory::{self, phys_to_virt};
@@ -13,11 +17,14 @@ use crate::{clock, cpu, per_cpu, smp};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
+use enclave::{Account, Charge};
 use lwk::elf_loader::{PAGE, Protection, USER_END};
 use lwk::errno::Errno;
 use lwk::vm_areas::{Area, AreaKind, VmAreas};
 
 const LARGE_PAGES: PageSizes = PageSizes { use_2m: true, use_1g: true };
+/// What one area of the map is charged (its tree node and its description).
+const AREA_BYTES: u64 = 128;
 /// How long a TLB shootdown waits for the other CPUs before it reports them and goes on.
 const SHOOTDOWN_TIMEOUT_NS: u64 = 100_000_000;
 
@@ -36,6 +43,10 @@ pub struct AddressSpace {
     root: u64,
     pub areas: VmAreas,
     pub memory: Arc<JobMemory>,
+    /// The enclave's kernel-memory account, which pays for the page tables.
+    account: Arc<Account>,
+    /// What the areas are charged.
+    areas_charge: Charge,
     /// Program break: start (end of the loaded image) and current end.
     pub brk_start: u64,
     pub brk: u64,
@@ -43,6 +54,33 @@ pub struct AddressSpace {
     /// removes or restricts translations must flush (empty: only this CPU's). See
     /// [`AddressSpace::set_other_cpus`].
     other_cpus: Vec<usize>,
+}
+
+/// Page-table frames charged to an account: a table the account refuses is not allocated (the
+/// mapping fails with ENOMEM).
+struct ChargedTables<'t> {
+    inner: &'t mut dyn TableMemory,
+    account: &'t Account,
+}
+
+impl TableMemory for ChargedTables<'_> {
+    fn alloc_table(&mut self) -> Option<u64> {
+        self.account.try_charge(PAGE).ok()?;
+        let table = self.inner.alloc_table();
+        if table.is_none() {
+            self.account.uncharge(PAGE);
+        }
+        table
+    }
+
+    fn table(&mut self, phys: u64) -> &mut [u64; 512] {
+        self.inner.table(phys)
+    }
+
+    fn free_table(&mut self, phys: u64) {
+        self.inner.free_table(phys);
+        self.account.uncharge(PAGE);
+    }
 }
 
 /// Page-table memory whose freed tables are only collected: they go back after the TLB
@@ -89,9 +127,54 @@ pub fn page_flags(p: Protection) -> PageFlags {
 }
 
 impl AddressSpace {
-    pub fn new(memory: Arc<JobMemory>) -> Result<AddressSpace, Errno> {
-        let root = kernel_memory::new_user_root().map_err(|_| Errno::ENOMEM)?;
-        Ok(AddressSpace { root, areas: VmAreas::default(), memory, brk_start: 0, brk: 0, other_cpus: Vec::new() })
+    /// An empty space whose pages come from `memory` and whose tables and areas are charged to
+    /// `account` (ENOMEM when it refuses the top-level table).
+    pub fn new(memory: Arc<JobMemory>, account: Arc<Account>) -> Result<AddressSpace, Errno> {
+        account.try_charge(PAGE).map_err(|_| Errno::ENOMEM)?;
+        let root = match kernel_memory::new_user_root() {
+            Ok(root) => root,
+            Err(_) => {
+                account.uncharge(PAGE);
+                return Err(Errno::ENOMEM);
+            }
+        };
+        let areas_charge = Charge::empty(&account);
+        Ok(AddressSpace {
+            root,
+            areas: VmAreas::default(),
+            memory,
+            account,
+            areas_charge,
+            brk_start: 0,
+            brk: 0,
+            other_cpus: Vec::new(),
+        })
+    }
+
+    /// The account the space charges.
+    pub fn account(&self) -> &Arc<Account> {
+        &self.account
+    }
+
+    /// Charges room for `extra` more areas than there are (a change may split an area in three):
+    /// ENOMEM when the account refuses. [`Self::settle_areas`] then charges what there is.
+    fn reserve_areas(&mut self, extra: usize) -> Result<(), Errno> {
+        let wanted = (self.areas.len() + extra) as u64 * AREA_BYTES;
+        if wanted > self.areas_charge.bytes() {
+            self.areas_charge.resize(wanted).map_err(|_| Errno::ENOMEM)?;
+        }
+        Ok(())
+    }
+
+    fn settle_areas(&mut self) {
+        // Shrinking never fails; growth past the reservation (none expected) is charged if it can.
+        let _ = self.areas_charge.resize(self.areas.len() as u64 * AREA_BYTES);
+    }
+
+    /// The page tables, charged to the account.
+    fn with_tables<R>(&self, f: impl FnOnce(&mut ChargedTables) -> R) -> R {
+        let mut tables = kernel_memory::user_tables();
+        f(&mut ChargedTables { inner: &mut tables, account: &self.account })
     }
 
     pub fn root(&self) -> u64 {
@@ -111,7 +194,9 @@ impl AddressSpace {
     /// translations (this CPU's and those of [`Self::set_other_cpus`]), then frees what the
     /// change gave up.
     fn change<R>(&mut self, f: impl FnOnce(&mut Released, u64) -> R) -> R {
-        let mut tables = kernel_memory::user_tables();
+        let mut kernel_tables = kernel_memory::user_tables();
+        let account = self.account.clone();
+        let mut tables = ChargedTables { inner: &mut kernel_tables, account: &account };
         let mut released =
             Released { tables: DeferredTables { inner: &mut tables, freed: Vec::new() }, frames: Vec::new() };
         let result = f(&mut released, self.root);
@@ -171,13 +256,16 @@ impl AddressSpace {
         if self.areas.overlaps(start, start + len) {
             return Err(Errno::EEXIST);
         }
+        self.reserve_areas(1)?;
         let pieces = self.memory.alloc(len)?;
-        let mut tables = kernel_memory::user_tables();
         let mut at = start;
         for &(phys, plen) in &pieces {
-            if let Err(e) = page_table::map(&mut tables, self.root, at, phys, plen, page_flags(protection), LARGE_PAGES)
-            {
-                log::warn!("mapping user memory at {at:#x}: {e:?}");
+            let root = self.root;
+            let mapped = self.with_tables(|tables| {
+                page_table::map(tables, root, at, phys, plen, page_flags(protection), LARGE_PAGES)
+            });
+            if let Err(e) = mapped {
+                log::debug!("mapping user memory at {at:#x}: {e:?}");
                 // Undo: unmap everything mapped so far (the failed piece may be mapped in part),
                 // then give every piece back, whole.
                 self.change(|released, root| {
@@ -186,12 +274,15 @@ impl AddressSpace {
                 for &(p, l) in &pieces {
                     self.memory.free(p, l);
                 }
+                self.settle_areas();
                 return Err(Errno::ENOMEM);
             }
             at += plen;
         }
-        self.areas.insert(Area { start, end: start + len, protection, shared, kind }).map_err(|_| Errno::EEXIST)?;
-        Ok(())
+        let inserted =
+            self.areas.insert(Area { start, end: start + len, protection, shared, kind }).map_err(|_| Errno::EEXIST);
+        self.settle_areas();
+        inserted
     }
 
     /// Maps `[start, start + len)` to the physical memory at `phys`, which is not the job's
@@ -208,15 +299,24 @@ impl AddressSpace {
         if self.areas.overlaps(start, start + len) {
             return Err(Errno::EEXIST);
         }
-        let mut tables = kernel_memory::user_tables();
-        if let Err(e) = page_table::map(&mut tables, self.root, start, phys, len, page_flags(protection), LARGE_PAGES) {
-            log::warn!("mapping a segment at {start:#x}: {e:?}");
+        self.reserve_areas(1)?;
+        let root = self.root;
+        let mapped = self
+            .with_tables(|tables| page_table::map(tables, root, start, phys, len, page_flags(protection), LARGE_PAGES));
+        if let Err(e) = mapped {
+            log::debug!("mapping a segment at {start:#x}: {e:?}");
             self.change(|released, root| {
                 let _ = page_table::unmap(&mut released.tables, root, start, len, &mut |_, _| {});
             });
+            self.settle_areas();
             return Err(Errno::ENOMEM);
         }
-        self.areas.insert(Area { start, end: start + len, protection, shared: true, kind }).map_err(|_| Errno::EEXIST)
+        let inserted = self
+            .areas
+            .insert(Area { start, end: start + len, protection, shared: true, kind })
+            .map_err(|_| Errno::EEXIST);
+        self.settle_areas();
+        inserted
     }
 
     /// Removes the pages of `[start, start + len)` from the tables; the job's memory among them
@@ -239,8 +339,11 @@ impl AddressSpace {
     /// Unmaps `[start, start + len)`; the memory goes back to the job's pool.
     pub fn unmap(&mut self, start: u64, len: u64) -> Result<(), Errno> {
         check_user_range(start, len)?;
+        // Punching a hole may split an area in two.
+        self.reserve_areas(1)?;
         self.areas.remove(start, start + len);
         self.unmap_pages(start, len);
+        self.settle_areas();
         Ok(())
     }
 
@@ -253,14 +356,21 @@ impl AddressSpace {
         if self.areas.overlaps(to, to + len) || (from < to + len && to < from + len) {
             return Err(Errno::EINVAL);
         }
-        self.change(|released, root| page_table::move_range(&mut released.tables, root, from, to, len, LARGE_PAGES))
-            .map_err(|_| Errno::ENOMEM)?;
+        // The source may split at both ends, and its pieces move whole.
+        self.reserve_areas(2)?;
+        let moved = self
+            .change(|released, root| page_table::move_range(&mut released.tables, root, from, to, len, LARGE_PAGES));
+        if moved.is_err() {
+            self.settle_areas();
+            return Err(Errno::ENOMEM);
+        }
         for piece in self.areas.remove(from, from + len) {
             let moved = Area { start: piece.start - from + to, end: piece.end - from + to, ..piece };
             if self.areas.insert(moved).is_err() {
                 log::error!("moving user memory to {to:#x}: the target range was taken");
             }
         }
+        self.settle_areas();
         Ok(())
     }
 
@@ -278,11 +388,16 @@ impl AddressSpace {
     /// Changes the protection of a fully mapped range.
     pub fn protect(&mut self, start: u64, len: u64, protection: Protection) -> Result<(), Errno> {
         check_user_range(start, len)?;
-        self.areas.protect(start, start + len, protection).map_err(|_| Errno::ENOMEM)?;
-        self.change(|released, root| {
-            page_table::protect(&mut released.tables, root, start, len, page_flags(protection))
-        })
-        .map_err(|_| Errno::ENOMEM)
+        // A protection change inside an area splits it in three.
+        self.reserve_areas(2)?;
+        let protected = self.areas.protect(start, start + len, protection).map_err(|_| Errno::ENOMEM).and_then(|()| {
+            self.change(|released, root| {
+                page_table::protect(&mut released.tables, root, start, len, page_flags(protection))
+            })
+            .map_err(|_| Errno::ENOMEM)
+        });
+        self.settle_areas();
+        protected
     }
 
     /// Calls `f(direct-map address, length, bytes done before)` for each piece of
@@ -382,6 +497,7 @@ impl AddressSpace {
         self.other_cpus.clear();
         self.areas = VmAreas::default();
         self.unmap_pages(0, USER_END);
+        self.settle_areas();
     }
 }
 
@@ -389,8 +505,8 @@ impl Drop for AddressSpace {
     fn drop(&mut self) {
         self.other_cpus.clear();
         self.unmap_pages(0, USER_END);
-        let mut tables = kernel_memory::user_tables();
-        tables.free_table(self.root);
+        let root = self.root;
+        self.with_tables(|tables| tables.free_table(root));
     }
 }
 

@@ -159,7 +159,7 @@ fn execute(command: &str) {
             println!("{}.{:03} s", ns / 1_000_000_000, ns / 1_000_000 % 1000);
         }
         "health" => {
-            crate::node_health::report();
+            crate::enclaves::health();
         }
         "poweroff" => shutdown(ExitStatus::Success),
         other => println!("unknown command '{other}'; try 'help'"),

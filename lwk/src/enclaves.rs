@@ -268,8 +268,11 @@ pub fn launch(name: &str) -> Result<(), String> {
         if plane.unreleased.iter().any(|n| n == name) {
             return Err(alloc::format!("the memory of `{name}`'s last run is still being scrubbed; try again"));
         }
-        let spec =
-            plane.registry.get(name).map(|r| r.spec.clone()).ok_or_else(|| alloc::format!("no enclave `{name}`"))?;
+        let spec = plane
+            .registry
+            .get(name)
+            .map(|r| r.spec.clone())
+            .ok_or_else(|| alloc::format!("no enclave named `{name}`"))?;
         let jobs = plane.registry.records().iter().filter(|r| r.spec.kind() == Kind::Job).count();
         // Half of the kernel memory the enclaves leave, shared by the jobs (threads) or by all
         // enclaves (budgets).
@@ -627,9 +630,28 @@ fn power_off_if_done() {
         println!("every enclave has ended; the console takes commands");
         return;
     }
-    let healthy = node_health::report();
+    let healthy = health();
     let ok = healthy && ALL_ENDED_WELL.load(Ordering::Relaxed);
     shutdown(if ok { ExitStatus::Success } else { ExitStatus::Failure })
+}
+
+/// The node's health (`node_health`), with what the running enclaves' kernel-memory accounts
+/// hold.
+pub fn health() -> bool {
+    let charged: u64 = {
+        let guard = PLANE.lock();
+        guard.as_ref().map_or(0, |plane| {
+            plane
+                .running
+                .iter()
+                .map(|r| match &r.handle {
+                    Handle::Job(job) => job.kernel_memory.used(),
+                    Handle::Vm(_) => 0,
+                })
+                .sum()
+        })
+    };
+    node_health::report(charged)
 }
 
 /// Asks a running enclave to stop: a job's processes are killed, a VM's vCPUs leave the guest.

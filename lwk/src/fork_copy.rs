@@ -13,7 +13,7 @@ use lwk::vm_areas::{Area, AreaKind, VmAreas};
 /// stack pointer is `rsp`: below it (and its 128-byte red zone) the stack holds nothing live, so
 /// only the part above is copied; the rest of the child's stack starts zeroed.
 pub fn duplicate(parent: &AddressSpace, rsp: u64) -> Result<AddressSpace, Errno> {
-    let mut child = AddressSpace::new(parent.memory.clone())?;
+    let mut child = AddressSpace::new(parent.memory.clone(), parent.account().clone())?;
     let areas: VmAreas = parent.areas.clone();
     for Area { start, end, protection, shared, kind } in areas.iter().cloned() {
         // A segment is shared with the child: the same memory, nothing copied.

@@ -61,8 +61,9 @@ pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
     argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
     let envp: Vec<Vec<u8>> = env.iter().map(|e| e.as_bytes().to_vec()).collect();
     let at = Lookup { cwd: ROOT, exe: "" };
-    let program = program_loader::load(job.memory.clone(), &job.files, &at, path, &argv, &envp)
-        .map_err(|e| alloc::format!("{path}: {e}"))?;
+    let program =
+        program_loader::load(job.memory.clone(), job.kernel_memory.clone(), &job.files, &at, path, &argv, &envp)
+            .map_err(|e| alloc::format!("{path}: {e}"))?;
     let pid = job.new_id();
     let files = FdTable::with_console(&job);
     let kind = program.kind;

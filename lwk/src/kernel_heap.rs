@@ -14,11 +14,18 @@ static FREE: [IrqMutex<usize>; CLASSES] = [const { IrqMutex::new(0) }; CLASSES];
 
 /// Bytes handed out and not given back (objects at their class's size, large blocks in frames).
 static IN_USE: AtomicU64 = AtomicU64::new(0);
+/// The most [`IN_USE`] has been.
+static PEAK: AtomicU64 = AtomicU64::new(0);
 
 /// What the kernel heap holds now: a difference of two readings is what the code between them
 /// kept (another core's allocations meanwhile included).
 pub fn bytes_in_use() -> u64 {
     IN_USE.load(Ordering::Relaxed)
+}
+
+/// The most the kernel heap has held at once since boot.
+pub fn peak_bytes() -> u64 {
+    PEAK.load(Ordering::Relaxed)
 }
 
 /// The bytes an allocation of `layout` takes.
@@ -43,7 +50,9 @@ unsafe impl GlobalAlloc for KernelHeap {
         // SAFETY: the caller's contract, passed on.
         let block = unsafe { self.alloc_block(layout) };
         if !block.is_null() {
-            IN_USE.fetch_add(footprint(layout), Ordering::Relaxed);
+            let size = footprint(layout);
+            let now = IN_USE.fetch_add(size, Ordering::Relaxed) + size;
+            PEAK.fetch_max(now, Ordering::Relaxed);
         }
         block
     }

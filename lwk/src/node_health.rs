@@ -1,7 +1,8 @@
 //! The node's own health once the enclaves have ended: every core still answers a cross-CPU
-//! call, and the memory they held came back (`node_health` event).
+//! call, and the memory they held came back (`node_health` event), with the kernel memory line:
+//! what the kernel heap holds and held at most, and what of it the running enclaves are charged.
 
-use crate::{kernel_memory, local_apic, logging, per_cpu, smp};
+use crate::{kernel_heap, kernel_memory, local_apic, logging, per_cpu, smp};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// How long a core has to answer.
@@ -16,8 +17,9 @@ pub fn mark_before_launch() {
 }
 
 /// Checks every online core and the free memory and emits `node_health`; true if every core
-/// answered with its own APIC ID.
-pub fn report() -> bool {
+/// answered with its own APIC ID. `enclaves_kmem` is what the running enclaves' kernel-memory
+/// accounts hold.
+pub fn report(enclaves_kmem: u64) -> bool {
     let me = per_cpu::current().index;
     let online = per_cpu::all().iter().filter(|c| c.online.load(Ordering::Acquire));
     let (mut cpus, mut answering) = (0u64, 0u64);
@@ -38,6 +40,9 @@ pub fn report() -> bool {
             .u64("free_mib", free >> 20)
             .u64("free_before_launch_mib", before >> 20)
             .u64("unreturned_kib", before.saturating_sub(free) >> 10)
+            .u64("heap_kib", kernel_heap::bytes_in_use() >> 10)
+            .u64("heap_peak_kib", kernel_heap::peak_bytes() >> 10)
+            .u64("enclaves_kmem_kib", enclaves_kmem >> 10)
             .bool("healthy", answering == cpus);
     });
     answering == cpus

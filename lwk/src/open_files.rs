@@ -13,6 +13,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use enclave::{Account, Charge};
 use lwk::errno::Errno;
 use lwk::ram_fs::{DeviceKind, Ino};
 
@@ -85,19 +86,31 @@ pub struct OpenFile {
     pub object: FileObject,
     pub offset: AtomicU64,
     pub flags: AtomicU32,
+    /// What it costs its enclave's kernel memory (none for the console descriptors a job starts
+    /// with).
+    _charge: Option<Charge>,
 }
 
+/// What one open file is charged: the open file itself and its descriptor slot.
+const OPEN_FILE_BYTES: u64 = 256;
+
 impl OpenFile {
-    /// Opens `object`; `ENOENT` for a node that is already gone (removed by another thread since
-    /// its path was resolved).
-    pub fn new(object: FileObject, flags: u32) -> Result<Arc<OpenFile>, Errno> {
+    /// Opens `object`, charged to `account`: `ENOMEM` when it refuses, `ENOENT` for a node that
+    /// is already gone (removed by another thread since its path was resolved).
+    pub fn new(object: FileObject, flags: u32, account: &Arc<Account>) -> Result<Arc<OpenFile>, Errno> {
+        let charge = Charge::new(account, OPEN_FILE_BYTES).map_err(|_| Errno::ENOMEM)?;
         match &object {
             FileObject::Node(node) => node.files.with(|fs| fs.hold(node.ino))?,
             FileObject::PipeRead(p) => p.open_end(false),
             FileObject::PipeWrite(p) => p.open_end(true),
             _ => {}
         }
-        Ok(Arc::new(OpenFile { object, offset: AtomicU64::new(0), flags: AtomicU32::new(flags & !O_CLOEXEC) }))
+        Ok(Arc::new(OpenFile {
+            object,
+            offset: AtomicU64::new(0),
+            flags: AtomicU32::new(flags & !O_CLOEXEC),
+            _charge: Some(charge),
+        }))
     }
 
     /// Open for reading (access mode 3 is an O_PATH descriptor: neither readable nor writable).
@@ -320,6 +333,7 @@ impl FdTable {
             object: FileObject::Console(job.clone()),
             offset: AtomicU64::new(0),
             flags: AtomicU32::new(O_RDWR),
+            _charge: None,
         });
         let d = Descriptor { file: console, close_on_exec: false };
         FdTable { slots: vec![Some(d.clone()), Some(d.clone()), Some(d)] }

@@ -15,6 +15,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
+use enclave::Account;
 use lwk::elf_loader::{self, ElfError, ExecutableKind, Protection};
 use lwk::errno::Errno;
 use lwk::ram_fs::{Ino, Lookup};
@@ -140,9 +141,11 @@ impl Drop for ProgramFile<'_> {
     }
 }
 
-/// Loads `path` (in `files`) with `argv` and `envp` into a new address space backed by `memory`.
+/// Loads `path` (in `files`) with `argv` and `envp` into a new address space backed by `memory`,
+/// its page tables charged to `account`.
 pub fn load(
     memory: Arc<JobMemory>,
+    account: Arc<Account>,
     files: &EnclaveFiles,
     at: &Lookup,
     path: &str,
@@ -162,9 +165,9 @@ pub fn load(
         if shebang(&inner.head(2)?).is_some() {
             return Err(LoadError::File(Errno::ELOOP));
         }
-        return load_elf(memory, &inner, &interpreter, &args, envp);
+        return load_elf(memory, account, &inner, &interpreter, &args, envp);
     }
-    load_elf(memory, &program, path, argv, envp)
+    load_elf(memory, account, &program, path, argv, envp)
 }
 
 /// `#!/bin/sh -e` -> ("/bin/sh", Some("-e")).
@@ -181,6 +184,7 @@ fn shebang(file: &[u8]) -> Option<(String, Option<String>)> {
 
 fn load_elf(
     memory: Arc<JobMemory>,
+    account: Arc<Account>,
     program: &ProgramFile,
     path: &str,
     argv: &[Vec<u8>],
@@ -189,7 +193,7 @@ fn load_elf(
     let first = program.head(elf_loader::ELF64_HEADER)?;
     let headers = elf_loader::headers_len(&first).map_err(LoadError::Elf)?;
     let exe = elf_loader::inspect_head(&program.head(headers)?, program.len).map_err(LoadError::Elf)?;
-    let mut space = AddressSpace::new(memory).map_err(LoadError::Memory)?;
+    let mut space = AddressSpace::new(memory, account).map_err(LoadError::Memory)?;
     for s in &exe.segments {
         let (start, end) = s.pages();
         space

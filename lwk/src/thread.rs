@@ -10,6 +10,8 @@ use crate::user_entry::{self, SYSCALL_FRAME, USER_RFLAGS};
 use alloc::sync::Arc;
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use enclave::Charge;
+use lwk::job_options::THREAD_KERNEL_BYTES;
 
 pub const KERNEL_STACK_BYTES: u64 = 32 * 1024;
 
@@ -56,14 +58,22 @@ pub struct Thread {
     pub robust_list: spin::Mutex<(u64, u64)>,
     /// `exit`: the status the thread ends with (its process's, if it is the last thread).
     pub exit_reason: spin::Mutex<Option<ExitReason>>,
+    /// Its kernel stack, XSAVE area and bookkeeping, charged to its enclave's kernel memory.
+    _charge: Charge,
 }
 
 impl Thread {
     /// A thread that will enter user mode at `rip` with stack `rsp` and the given registers
     /// (zero elsewhere). It runs once a scheduler picks it.
+    /// Its kernel memory is charged to the job's account first ([`THREAD_KERNEL_BYTES`]).
     pub fn new(tid: u32, process: Arc<Process>, cpu: usize, user: &TrapFrame) -> Result<Arc<Thread>, MemoryError> {
+        let out_of_memory = MemoryError::Frames(crate::frame_allocator::FrameError::OutOfMemory);
+        let charge = Charge::new(&process.job.kernel_memory, THREAD_KERNEL_BYTES).map_err(|_| out_of_memory)?;
         let kernel_stack = kernel_memory::alloc_stack(KERNEL_STACK_BYTES)?;
-        let fpu = FpuState::new().ok_or(MemoryError::Frames(crate::frame_allocator::FrameError::OutOfMemory))?;
+        let Some(fpu) = FpuState::new() else {
+            kernel_memory::free_stack(kernel_stack);
+            return Err(out_of_memory);
+        };
         let frame_at = kernel_stack.top - size_of::<TrapFrame>() as u64;
         // Below the frame: the return address for `switch_stacks` and its six saved registers.
         let entry_at = frame_at - 8;
@@ -100,6 +110,7 @@ impl Thread {
             suspend_mask: spin::Mutex::new(None),
             robust_list: spin::Mutex::new((0, 0)),
             exit_reason: spin::Mutex::new(None),
+            _charge: charge,
         }))
     }
 

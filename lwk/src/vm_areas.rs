@@ -91,6 +91,15 @@ impl VmAreas {
         self.areas.values()
     }
 
+    /// How many areas there are.
+    pub fn len(&self) -> usize {
+        self.areas.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.areas.is_empty()
+    }
+
     /// The area containing `addr`.
     pub fn find(&self, addr: u64) -> Option<&Area> {
         self.areas.range(..=addr).next_back().map(|(_, a)| a).filter(|a| addr < a.end)

@@ -112,7 +112,7 @@ fn open_node(process: &Process, ino: Ino, flags: u32) -> Result<Arc<OpenFile>, E
     // O_LARGEFILE on 64-bit machines. An O_PATH descriptor can be neither read nor written.
     let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) | O_LARGEFILE;
     let kept = if path_only { kept | O_ACCMODE } else { kept };
-    OpenFile::new(object, kept)
+    OpenFile::new(object, kept, &process.job.kernel_memory)
 }
 
 fn do_open(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> SysResult {
@@ -323,7 +323,7 @@ fn open_segment(c: &Call, name: &str, flags: u32) -> SysResult {
     if flags & O_ACCMODE != O_RDONLY && !view.writable {
         return Err(Errno::EACCES);
     }
-    let file = OpenFile::new(FileObject::Segment { name: name.into(), view }, flags)?;
+    let file = OpenFile::new(FileObject::Segment { name: name.into(), view }, flags, &c.process.job.kernel_memory)?;
     c.process.files.lock().insert(file, flags & O_CLOEXEC != 0, 0)
 }
 
@@ -713,9 +713,10 @@ pub fn pipe2(c: &mut Call) -> SysResult {
     if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
         return Err(Errno::EINVAL);
     }
-    let pipe = Arc::new(Pipe::new());
-    let reader = OpenFile::new(FileObject::PipeRead(pipe.clone()), flags & O_NONBLOCK)?;
-    let writer = OpenFile::new(FileObject::PipeWrite(pipe), O_WRONLY | (flags & O_NONBLOCK))?;
+    let account = &c.process.job.kernel_memory;
+    let pipe = Arc::new(Pipe::new(account)?);
+    let reader = OpenFile::new(FileObject::PipeRead(pipe.clone()), flags & O_NONBLOCK, account)?;
+    let writer = OpenFile::new(FileObject::PipeWrite(pipe), O_WRONLY | (flags & O_NONBLOCK), account)?;
     let cloexec = flags & O_CLOEXEC != 0;
     let (r, w) = {
         let mut files = c.process.files.lock();

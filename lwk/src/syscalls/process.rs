@@ -222,7 +222,10 @@ pub fn execve(c: &mut Call) -> SysResult {
     let memory = c.process.job.memory.clone();
     let program = c
         .process
-        .with_lookup(|at| program_loader::load(memory, &c.process.job.files, at, &path, &argv, &envp))
+        .with_lookup(|at| {
+            let job = &c.process.job;
+            program_loader::load(memory, job.kernel_memory.clone(), &job.files, at, &path, &argv, &envp)
+        })
         .map_err(|e| e.errno())?;
     // The point of no return: the new program replaces the old one.
     let others: Vec<Arc<Thread>> =
