@@ -2177,10 +2177,8 @@ mod tests {
                 "/tmp/y",
             ] {
                 if let Ok((dir, name)) = fs.resolve_parent(&AT, path) {
-                    for name in [name] {
-                        let _ = fs.unlink(dir, name);
-                        let _ = fs.rmdir(dir, name);
-                    }
+                    let _ = fs.unlink(dir, name);
+                    let _ = fs.rmdir(dir, name);
                 }
             }
             // Directories may nest under renamed names: empty /tmp entirely.
