@@ -162,6 +162,15 @@ impl GuestMemory {
         })
     }
 
+    /// Zeroes `len` bytes of guest memory from `gpa`.
+    pub fn zero(&self, gpa: u64, len: u64) -> Result<(), MemoryError> {
+        let len = usize::try_from(len).map_err(|_| MemoryError::NotRam(gpa))?;
+        self.each_piece(gpa, len, |ptr, _, n| {
+            // SAFETY: as in `write`.
+            unsafe { core::ptr::write_bytes(ptr, 0, n) }
+        })
+    }
+
     fn each_piece(&self, gpa: u64, len: usize, mut f: impl FnMut(*mut u8, usize, usize)) -> Result<(), MemoryError> {
         let mut done = 0usize;
         while done < len {

@@ -249,17 +249,22 @@ impl Vm {
             let (linux, initrd_gpa) =
                 bzimage::prepare(config.kernel, &ram, cmdline, initrd_len).map_err(VmError::BzImage)?;
             let entry = BootEntry::Linux64 { rip: linux.entry, zero_page: linux.zero_page, cr3: linux.cr3 };
+            let (at, payload) = linux.payload;
+            memory.write(at, payload).map_err(VmError::Memory)?;
             (linux.writes, initrd_gpa, entry)
         } else {
             let image = pvh::inspect(config.kernel, &ram).map_err(VmError::Image)?;
-            let mut writes = Vec::new();
             let mut kernel_end = 0;
+            // Straight from the image into guest RAM (`inspect` checked both ranges): nothing
+            // the header asks for is allocated on the host's heap.
             for s in &image.segments {
-                let mut bytes = config.kernel[s.offset as usize..(s.offset + s.file_bytes) as usize].to_vec();
-                bytes.resize(s.memory_bytes as usize, 0);
+                let bytes =
+                    config.kernel.get(s.offset as usize..(s.offset + s.file_bytes) as usize).unwrap_or_default();
+                memory.write(s.gpa, bytes).map_err(VmError::Memory)?;
+                memory.zero(s.gpa + s.file_bytes, s.memory_bytes - s.file_bytes).map_err(VmError::Memory)?;
                 kernel_end = kernel_end.max(s.gpa + s.memory_bytes);
-                writes.push((s.gpa, bytes));
             }
+            let mut writes = Vec::new();
             let boot = pvh::boot_data(&ram, kernel_end, cmdline, initrd_len, acpi_builder::RSDP_GPA)
                 .map_err(VmError::Image)?;
             writes.extend(boot.writes);

@@ -3,6 +3,11 @@
 
 use alloc::collections::VecDeque;
 
+/// Replies the controller keeps at most: a guest that sends commands without reading the replies
+/// loses the oldest (real hardware has a one-byte output register), so nothing grows without
+/// bound.
+const OUTPUT_MAX: usize = 16;
+
 #[derive(Clone, Debug, Default)]
 pub struct I8042 {
     output: VecDeque<u8>,
@@ -39,20 +44,39 @@ impl I8042 {
             return I8042Effect::None;
         }
         match value {
-            0x20 => self.output.push_back(self.command_byte),
+            0x20 => self.reply(self.command_byte),
             0x60 => self.pending = Some(0x60),
-            0xaa => self.output.push_back(0x55), // controller self-test passed
-            0xab | 0xa9 => self.output.push_back(0x01), // port tests: clock line stuck low (no device)
+            0xaa => self.reply(0x55),        // controller self-test passed
+            0xab | 0xa9 => self.reply(0x01), // port tests: clock line stuck low (no device)
             0xfe => return I8042Effect::Reset,
             _ => {}
         }
         I8042Effect::None
+    }
+
+    fn reply(&mut self, byte: u8) {
+        if self.output.len() >= OUTPUT_MAX {
+            self.output.pop_front();
+        }
+        self.output.push_back(byte);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A guest asking for the self-test in a loop without reading (0xaa to port 0x64) keeps at
+    /// most [`OUTPUT_MAX`] replies.
+    #[test]
+    fn replies_are_bounded() {
+        let mut k = I8042::default();
+        for _ in 0..1_000_000 {
+            k.write(0x64, 0xaa);
+        }
+        assert_eq!(k.output.len(), OUTPUT_MAX);
+        assert_eq!(k.read(0x60), 0x55);
+    }
 
     #[test]
     fn self_test_command_byte_and_reset() {

@@ -14,6 +14,11 @@ const LSR_TEMT: u8 = 0x40;
 const MCR_LOOP: u8 = 0x10;
 /// Longest output line kept before it is flushed anyway.
 const LINE_MAX: usize = 512;
+/// The receive FIFO of a 16550A: a byte arriving when it is full is lost and flagged (overrun),
+/// as on the chip, so that nothing a guest or the host sends grows without bound.
+pub const RX_FIFO: usize = 16;
+/// Line status: a received byte was lost to a full FIFO (cleared by reading LSR).
+const LSR_OVERRUN: u8 = 0x02;
 
 #[derive(Debug, Default)]
 pub struct Uart16550 {
@@ -27,6 +32,8 @@ pub struct Uart16550 {
     /// writing THR).
     thre_pending: bool,
     input: VecDeque<u8>,
+    /// A byte was lost to a full receive FIFO since LSR was last read.
+    overrun: bool,
     line: Vec<u8>,
 }
 
@@ -52,7 +59,10 @@ impl Uart16550 {
             }
             3 => self.lcr,
             4 => self.mcr,
-            5 => LSR_THRE | LSR_TEMT | if self.input.is_empty() { 0 } else { LSR_DATA_READY },
+            5 => {
+                let overrun = if core::mem::take(&mut self.overrun) { LSR_OVERRUN } else { 0 };
+                LSR_THRE | LSR_TEMT | overrun | if self.input.is_empty() { 0 } else { LSR_DATA_READY }
+            }
             6 => {
                 if self.mcr & MCR_LOOP != 0 {
                     // Loopback: DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD.
@@ -73,7 +83,7 @@ impl Uart16550 {
             0 => {
                 self.thre_pending = true;
                 if self.mcr & MCR_LOOP != 0 {
-                    self.input.push_back(value);
+                    self.push_input(value);
                     return None;
                 }
                 self.line.push(value);
@@ -103,9 +113,22 @@ impl Uart16550 {
         (self.ier & IER_RX != 0 && !self.input.is_empty()) || (self.ier & IER_THRE != 0 && self.thre_pending)
     }
 
-    /// Bytes typed at the guest's console.
-    pub fn receive(&mut self, bytes: &[u8]) {
-        self.input.extend(bytes);
+    /// Bytes typed at the guest's console; those that find the FIFO full are lost, as on the
+    /// chip (the host feeds it no faster than the guest reads). Returns how many were taken.
+    pub fn receive(&mut self, bytes: &[u8]) -> usize {
+        let room = RX_FIFO.saturating_sub(self.input.len()).min(bytes.len());
+        for &b in bytes {
+            self.push_input(b);
+        }
+        room
+    }
+
+    fn push_input(&mut self, b: u8) {
+        if self.input.len() < RX_FIFO {
+            self.input.push_back(b);
+        } else {
+            self.overrun = true;
+        }
     }
 
     /// Output not yet ended by a newline.
@@ -149,6 +172,24 @@ mod tests {
         u.write(0, 0x42);
         assert_eq!(u.read(5) & LSR_DATA_READY, LSR_DATA_READY);
         assert_eq!(u.read(0), 0x42);
+    }
+
+    /// A guest writing in loopback mode without reading (or a host typing faster than the guest
+    /// reads) fills the 16-byte FIFO and no more: the rest is lost and flagged, as on the chip.
+    #[test]
+    fn the_receive_fifo_is_bounded() {
+        let mut u = Uart16550::default();
+        u.write(4, MCR_LOOP);
+        for i in 0..1_000_000u32 {
+            u.write(0, i as u8);
+        }
+        assert_eq!(u.input.len(), RX_FIFO);
+        assert_eq!(u.read(5) & LSR_OVERRUN, LSR_OVERRUN);
+        assert_eq!(u.read(5) & LSR_OVERRUN, 0, "reading LSR clears the overrun");
+        assert_eq!(u.read(0), 0);
+        u.write(4, 0);
+        assert_eq!(u.receive(&[7; 100]), 1);
+        assert_eq!(u.input.len(), RX_FIFO);
     }
 
     #[test]

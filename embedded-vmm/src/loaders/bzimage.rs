@@ -52,7 +52,11 @@ pub fn is_bzimage(file: &[u8]) -> bool {
 }
 
 /// A checked bzImage: what to write where, and the entry state.
-pub struct LinuxBoot {
+pub struct LinuxBoot<'f> {
+    /// The protected-mode kernel, borrowed from the image (never copied on the host), and where
+    /// it goes.
+    pub payload: (u64, &'f [u8]),
+    /// The boot data the loader makes: zero page, command line, GDT, page tables.
     pub writes: Vec<(u64, Vec<u8>)>,
     pub entry: u64,
     pub zero_page: u64,
@@ -72,12 +76,12 @@ fn u64_at(f: &[u8], o: usize) -> u64 {
 
 /// Lays out a boot of `file` in guest RAM `ram`, with `cmdline` and an initrd of `initrd_len`
 /// bytes (whose place is returned in the zero page and in `initrd_gpa`).
-pub fn prepare(
-    file: &[u8],
+pub fn prepare<'f>(
+    file: &'f [u8],
     ram: &[(u64, u64)],
     cmdline: &str,
     initrd_len: Option<u64>,
-) -> Result<(LinuxBoot, Option<u64>), BzImageError> {
+) -> Result<(LinuxBoot<'f>, Option<u64>), BzImageError> {
     if file.len() < 0x270 || !is_bzimage(file) {
         return Err(BzImageError::NotBzImage);
     }
@@ -166,16 +170,9 @@ pub fn prepare(
         [0u64, 0, 0x00af_9a00_0000_ffff, 0x00cf_9200_0000_ffff].iter().flat_map(|d| d.to_le_bytes()).collect();
     let mut cmd = cmdline.as_bytes().to_vec();
     cmd.push(0);
-    let writes = vec![
-        (load, payload.to_vec()),
-        (ZERO_PAGE, zp),
-        (CMDLINE, cmd),
-        (GDT, gdt),
-        (PML4, pml4),
-        (PDPT, pdpt),
-        (PD, pds),
-    ];
-    Ok((LinuxBoot { writes, entry: load + 0x200, zero_page: ZERO_PAGE, cr3: PML4, kernel_end }, initrd_gpa))
+    let writes = vec![(ZERO_PAGE, zp), (CMDLINE, cmd), (GDT, gdt), (PML4, pml4), (PDPT, pdpt), (PD, pds)];
+    let payload = (load, payload);
+    Ok((LinuxBoot { payload, writes, entry: load + 0x200, zero_page: ZERO_PAGE, cr3: PML4, kernel_end }, initrd_gpa))
 }
 
 /// The GDT's address and limit, for the guest's GDTR.
@@ -204,10 +201,11 @@ mod tests {
 
     #[test]
     fn a_64_bit_boot_is_laid_out() {
-        let (boot, initrd) = prepare(&image(0x020f, XLF_KERNEL_64), &RAM, "console=ttyS0", Some(0x10_0000)).unwrap();
+        let file = image(0x020f, XLF_KERNEL_64);
+        let (boot, initrd) = prepare(&file, &RAM, "console=ttyS0", Some(0x10_0000)).unwrap();
         assert_eq!(boot.entry, 0x100_0200);
-        let load = boot.writes.iter().find(|w| w.0 == 0x100_0000).unwrap();
-        assert_eq!(&load.1[..4], b"KERN");
+        assert_eq!(boot.payload.0, 0x100_0000);
+        assert_eq!(&boot.payload.1[..4], b"KERN");
         let zp = &boot.writes.iter().find(|w| w.0 == ZERO_PAGE).unwrap().1;
         assert_eq!(&zp[0x202..0x206], b"HdrS");
         assert_eq!(zp[0x210], 0xff);
