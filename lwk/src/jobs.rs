@@ -204,22 +204,36 @@ pub fn end_job(job: &Job, reason: ExitReason) {
     enclaves::ended(&job.name, Ending::Job(reason));
 }
 
-/// Job output on the console, each line prefixed with the job's name.
+/// Most bytes of a job's output written under the console lock at once: other writers (the
+/// kernel's events, other enclaves) wait at most that long, and the job's `write` waits for the
+/// console (the output is never dropped).
+const CONSOLE_PIECE: usize = 256;
+
+/// Job output on the console, each line it begins prefixed with the job's name (see
+/// [`serial_console::write_owned`]), in pieces of at most [`CONSOLE_PIECE`] bytes that end at a
+/// line end or a character boundary.
 pub fn console_write(job: &Job, data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    let write_lines = |c: &mut dyn core::fmt::Write| {
-        for piece in text.split_inclusive('\n') {
-            if job.console_line_start.load(Ordering::Relaxed) {
-                let _ = write!(c, "[{}] ", job.name);
-            }
-            let _ = c.write_str(piece);
-            job.console_line_start.store(piece.ends_with('\n'), Ordering::Relaxed);
+    let owner = job as *const Job as usize;
+    let mut rest = data;
+    while !rest.is_empty() {
+        let mut end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |n| n + 1).min(CONSOLE_PIECE);
+        // Back off to a UTF-8 character boundary (continuation bytes are 0b10xx_xxxx), unless the
+        // piece is one long run of them.
+        while end < rest.len() && end > 0 && rest[end] & 0xc0 == 0x80 {
+            end -= 1;
         }
-    };
-    // A new line of the job's output starts on a fresh console line; a continued one does not.
-    if job.console_line_start.load(Ordering::Relaxed) {
-        serial_console::with_console_line(write_lines);
-    } else {
-        serial_console::with_console(write_lines);
+        if end == 0 {
+            end = rest.len().min(CONSOLE_PIECE);
+        }
+        let (piece, next) = rest.split_at(end);
+        let text = String::from_utf8_lossy(piece);
+        serial_console::write_owned(
+            owner,
+            |c| {
+                let _ = write!(c, "[{}] ", job.name);
+            },
+            &text,
+        );
+        rest = next;
     }
 }

@@ -29,8 +29,6 @@ pub struct Job {
     pub max_threads: usize,
     pub started_ns: u64,
     next_id: AtomicU32,
-    /// Whether the job's console output is at the start of a line (for the name prefix).
-    pub console_line_start: AtomicBool,
     /// Every process not yet reaped, by pid.
     pub processes: spin::Mutex<BTreeMap<u32, Arc<Process>>>,
     /// Threads placed on each of `cores` (same order), for spreading new ones.
@@ -64,7 +62,6 @@ impl Job {
             max_threads,
             started_ns,
             next_id: AtomicU32::new(1),
-            console_line_start: AtomicBool::new(true),
             processes: spin::Mutex::new(BTreeMap::new()),
             core_load: spin::Mutex::new(vec![0; n]),
             cpu_ns: AtomicU64::new(0),

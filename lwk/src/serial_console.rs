@@ -22,6 +22,8 @@ pub struct Uart {
     base: u16,
     /// The last byte written ended a line (log lines and events must start on a fresh one).
     line_start: bool,
+    /// Who wrote the current line: 0 for the kernel, else the writer [`write_owned`] names.
+    owner: usize,
 }
 
 impl Uart {
@@ -79,12 +81,13 @@ impl Write for Uart {
         }
         if let Some(&last) = s.as_bytes().last() {
             self.line_start = last == b'\n';
+            self.owner = 0;
         }
         Ok(())
     }
 }
 
-static UART: IrqMutex<Uart> = IrqMutex::new(Uart { base: COM1, line_start: true });
+static UART: IrqMutex<Uart> = IrqMutex::new(Uart { base: COM1, line_start: true, owner: 0 });
 
 /// Input bytes waiting for the console command loop.
 static INPUT: IrqMutex<InputRing> = IrqMutex::new(InputRing { buf: [0; 256], head: 0, len: 0 });
@@ -104,19 +107,15 @@ pub fn write_fmt(args: fmt::Arguments) {
     let _ = UART.lock().write_fmt(args);
 }
 
-/// Runs `f` with the console; on fault paths the lock is taken with a bounded wait and, if
+/// Runs `f` with the console on a fault path: the lock is taken with a bounded wait and, if
 /// another CPU keeps it, the output goes to the UART regardless (garbling beats silence).
-pub fn with_console<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
-    f(&mut *UART.lock())
-}
-
 pub fn with_console_for_fault<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
     match UART.try_lock_for(10_000_000) {
         Some(mut g) => {
             g.start_line();
             f(&mut *g)
         }
-        None => f(&mut Uart { base: COM1, line_start: true }),
+        None => f(&mut Uart { base: COM1, line_start: true, owner: 0 }),
     }
 }
 
@@ -126,6 +125,20 @@ pub fn with_console_line<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
     let mut uart = UART.lock();
     uart.start_line();
     f(&mut *uart)
+}
+
+/// Writes `piece`, part of the output of writer `owner` (not 0), under the console lock: it
+/// continues that writer's unfinished line only if nobody wrote since; otherwise it starts on a
+/// fresh line, after the writer's `prefix`. So every console line a writer begins carries its
+/// prefix, and no writer can make a line look like the kernel's (an `@manul` event).
+pub fn write_owned(owner: usize, prefix: impl FnOnce(&mut dyn Write), piece: &str) {
+    let mut uart = UART.lock();
+    if uart.line_start || uart.owner != owner {
+        uart.start_line();
+        prefix(&mut *uart);
+    }
+    let _ = uart.write_str(piece);
+    uart.owner = if uart.line_start { 0 } else { owner };
 }
 
 /// Turns on receive interrupts (once the I/O APIC routes IRQ 4).
