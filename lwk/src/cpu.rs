@@ -108,6 +108,24 @@ pub fn flush_tlb() {
     unsafe { write_cr3(read_cr3()) };
 }
 
+/// Drops every TLB entry of this CPU, global ones (the kernel's) included: clearing CR4.PGE
+/// flushes them, setting it again restores global pages.
+pub fn flush_tlb_global() {
+    let cr4 = read_cr4();
+    if cr4 & CR4_PGE == 0 {
+        flush_tlb();
+        return;
+    }
+    // SAFETY: toggling PGE, which the CPU supports (it is set), only flushes the TLB.
+    unsafe {
+        write_cr4(cr4 & !CR4_PGE);
+        write_cr4(cr4);
+    }
+}
+
+/// CR4.PGE: global pages.
+const CR4_PGE: u64 = 1 << 7;
+
 pub fn read_cr4() -> u64 {
     let v;
     // SAFETY: reading CR4 has no side effect.

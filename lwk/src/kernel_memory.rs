@@ -354,30 +354,84 @@ pub struct Stack {
     pub top: u64,
 }
 
+/// Kernel stacks unmapped whose addresses other CPUs may still translate: kernel pages are
+/// global, so a CR3 load does not drop them. Their address ranges are reused once every CPU has
+/// flushed its TLB ([`recycle_stacks`]).
+static RETIRED_STACKS: IrqMutex<alloc::vec::Vec<Stack>> = IrqMutex::new(alloc::vec::Vec::new());
+/// Address ranges of freed stacks that no TLB holds any more: taken before new ones.
+static REUSABLE_STACKS: IrqMutex<alloc::vec::Vec<Stack>> = IrqMutex::new(alloc::vec::Vec::new());
+/// How many stack address ranges were ever made (the region holds about 15 million).
+static STACK_SLOTS: AtomicU64 = AtomicU64::new(0);
+/// How many retired stacks make it worth a TLB flush on every CPU to reuse their ranges.
+pub const STACK_RECYCLE_BATCH: usize = 256;
+
 pub fn alloc_stack(bytes: u64) -> Result<Stack, MemoryError> {
     let bytes = bytes.next_multiple_of(FRAME_SIZE);
-    let bottom = NEXT_STACK.fetch_add(bytes + FRAME_SIZE, Ordering::Relaxed) + FRAME_SIZE;
-    let phys = alloc_frames(bytes, FRAME_SIZE)?;
+    let reused = {
+        let mut reusable = REUSABLE_STACKS.lock();
+        let found = reusable.iter().position(|s| s.top - s.bottom == bytes);
+        found.map(|i| reusable.swap_remove(i).bottom)
+    };
+    let bottom = match reused {
+        Some(bottom) => bottom,
+        None => {
+            STACK_SLOTS.fetch_add(1, Ordering::Relaxed);
+            NEXT_STACK.fetch_add(bytes + FRAME_SIZE, Ordering::Relaxed) + FRAME_SIZE
+        }
+    };
+    let give_back = |bottom| REUSABLE_STACKS.lock().push(Stack { bottom, top: bottom + bytes });
+    let phys = match alloc_frames(bytes, FRAME_SIZE) {
+        Ok(phys) => phys,
+        Err(e) => {
+            give_back(bottom);
+            return Err(e.into());
+        }
+    };
     let flags =
         PageFlags::from_bits_truncate(GLOBAL.load(Ordering::Relaxed)) | PageFlags::WRITABLE | PageFlags::NO_EXECUTE;
     let small = PageSizes { use_2m: false, use_1g: false };
     if let Err(e) = map_kernel(bottom, phys, bytes, flags, small) {
         let _ = free_frames(phys, bytes);
+        give_back(bottom);
         return Err(e.into());
     }
     Ok(Stack { bottom, top: bottom + bytes })
 }
 
-/// Unmaps a stack from [`alloc_stack`] and frees its frames (its virtual range is not reused).
+/// Stacks freed since the last [`recycle_stacks`].
+pub fn retired_stacks() -> usize {
+    RETIRED_STACKS.lock().len()
+}
+
+/// Makes the retired stacks' address ranges reusable if `flush_everywhere` (a TLB flush of
+/// global pages on every CPU) succeeds; otherwise they stay retired for a later try.
+pub fn recycle_stacks(flush_everywhere: impl FnOnce() -> bool) {
+    let batch = core::mem::take(&mut *RETIRED_STACKS.lock());
+    if flush_everywhere() {
+        REUSABLE_STACKS.lock().extend(batch);
+    } else {
+        RETIRED_STACKS.lock().extend(batch);
+    }
+}
+
+/// How many kernel-stack address ranges were ever made.
+pub fn stack_slots() -> u64 {
+    STACK_SLOTS.load(Ordering::Relaxed)
+}
+
+/// Unmaps a stack from [`alloc_stack`] and frees its frames; its address range is retired until
+/// every CPU has flushed its TLB ([`recycle_stacks`]). Until then a stale entry on another CPU
+/// could only matter to a buggy kernel path reading a stack it no longer owns.
 pub fn free_stack(stack: Stack) {
-    let _guard = KERNEL_TABLES.lock();
-    let mut tables = KernelTables { source: TableSource::Frames, view: DIRECT_MAP_BASE };
-    let mut release = |phys, size| {
-        let _ = free_frames(phys, size);
-    };
-    let _ = page_table::unmap(&mut tables, kernel_root(), stack.bottom, stack.top - stack.bottom, &mut release);
-    // Other CPUs may have cached the mapping; nothing uses the range again, so a stale entry is
-    // harmless except for reads of freed memory by a buggy kernel path.
+    {
+        let _guard = KERNEL_TABLES.lock();
+        let mut tables = KernelTables { source: TableSource::Frames, view: DIRECT_MAP_BASE };
+        let mut release = |phys, size| {
+            let _ = free_frames(phys, size);
+        };
+        let _ = page_table::unmap(&mut tables, kernel_root(), stack.bottom, stack.top - stack.bottom, &mut release);
+    }
+    RETIRED_STACKS.lock().push(stack);
 }
 
 /// Physical memory read through the direct map, mapping pages on demand (for firmware tables).

@@ -43,6 +43,7 @@ pub fn report(enclaves_kmem: u64) -> bool {
             .u64("heap_kib", kernel_heap::bytes_in_use() >> 10)
             .u64("heap_peak_kib", kernel_heap::peak_bytes() >> 10)
             .u64("enclaves_kmem_kib", enclaves_kmem >> 10)
+            .u64("stack_slots", kernel_memory::stack_slots())
             .bool("healthy", answering == cpus);
     });
     answering == cpus

@@ -271,6 +271,16 @@ pub fn call_on<R: Send + 'static>(
     slot.1.lock().take().ok_or("no result")
 }
 
+/// Flushes the whole TLB, global kernel pages included, on every online CPU; true if every CPU
+/// did within 10 ms.
+pub fn flush_kernel_tlbs_everywhere() -> bool {
+    let mut all = true;
+    for c in per_cpu::all().iter().filter(|c| c.online.load(Ordering::Acquire)) {
+        all &= call_on(c.index, 10_000_000, cpu::flush_tlb_global).is_ok();
+    }
+    all
+}
+
 /// Runs every call queued for this CPU (from the cross-call interrupt).
 pub fn run_pending_calls() {
     let me = per_cpu::current();

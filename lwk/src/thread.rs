@@ -69,6 +69,10 @@ impl Thread {
     pub fn new(tid: u32, process: Arc<Process>, cpu: usize, user: &TrapFrame) -> Result<Arc<Thread>, MemoryError> {
         let out_of_memory = MemoryError::Frames(crate::frame_allocator::FrameError::OutOfMemory);
         let charge = Charge::new(&process.job.kernel_memory, THREAD_KERNEL_BYTES).map_err(|_| out_of_memory)?;
+        // Reuse the address ranges of ended threads' stacks (the region is large but finite).
+        if kernel_memory::retired_stacks() >= kernel_memory::STACK_RECYCLE_BATCH {
+            kernel_memory::recycle_stacks(crate::smp::flush_kernel_tlbs_everywhere);
+        }
         let kernel_stack = kernel_memory::alloc_stack(KERNEL_STACK_BYTES)?;
         let Some(fpu) = FpuState::new() else {
             kernel_memory::free_stack(kernel_stack);

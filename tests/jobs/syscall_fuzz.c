@@ -52,10 +52,17 @@
  * or to a descriptor that is the same file as one of them (the console), is cut to 255 bytes.
  *
  * The parent prints "syscall_fuzz: N calls in B blocks, K blocks killed by signals (...), seed S"
- * and exits 0 unless it sees something impossible. A block still running after 60 seconds is
+ * (N counts the calls of every block started: a block killed by a signal ends early) and exits 0
+ * unless it sees something impossible. A block still running after 60 seconds is
  * killed and reported (with the command that runs it again), not failed. Before each block the
  * parent empties /tmp/fuzz, and removes it at the end. Output goes through write(2); a failure
- * is one line on stderr, "syscall_fuzz: FAIL <code>: <what>", and the exit status is its code:
+ * is one line on stderr, "syscall_fuzz: FAIL <code>: <what>", and the exit status is its code.
+ * The workers' few console writes (at most 255 random bytes each, about 2 KB per 100000 calls)
+ * go to the same output.
+ *
+ * Natively on Linux: run it in a scratch mount namespace with its own /tmp, as an unprivileged
+ * user if possible, with its output a pipe or a terminal rather than a file (a pwrite at a random
+ * offset, or an lseek of the shared descriptor, would land in the file).
  */
 #define _GNU_SOURCE
 #include <errno.h>
