@@ -5,6 +5,7 @@
 //! how it ended.
 
 use crate::enclaves::{self, Ending};
+use crate::fpu_state::FpuState;
 use crate::interrupt_entry::RESCHEDULE_VECTOR;
 use crate::kernel_memory::{self, phys_to_virt};
 use crate::{clock, cpu, files, kernel_heap, local_apic, logging, per_cpu, serial_console};
@@ -201,6 +202,12 @@ fn run_vcpu(
 ) {
     if index == 0 {
         first_entry.store(clock::uptime_ns().saturating_sub(requested), Ordering::Relaxed);
+    }
+    // The guest starts from the floating-point state of a reset CPU, not from whatever the
+    // core's last owner (a job, another VM) left in its registers.
+    match FpuState::new() {
+        Some(reset) => reset.restore(),
+        None => log::error!(target: "vms", "vm {}: no memory for a reset FPU state", vm.name),
     }
     let end = vm.run_vcpu(index, core);
     if inside.fetch_sub(1, Ordering::AcqRel) != 1 {

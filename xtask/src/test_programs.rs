@@ -76,6 +76,7 @@ const PROGRAMS: &[Program] = &[
     gcc("guests/triple_fault.elf", "../guests/triple_fault.S", GUEST_FLAGS),
     gcc("guests/timers.elf", "../guests/timers.S", GUEST_FLAGS),
     gcc("guests/forever.elf", "../guests/forever.S", GUEST_FLAGS),
+    gcc("guests/xmm_check.elf", "../guests/xmm_check.S", GUEST_FLAGS),
     // A program for the Linux guest's initramfs (the heartbeat helper).
     gcc("guests/heartbeat", "../guests/heartbeat.c", &["-static", "-O2"]),
     gcc("bin/hello-pie", "hello.c", &["-static-pie"]),
@@ -94,6 +95,10 @@ const PROGRAMS: &[Program] = &[
     gcc("bin/processes", "processes.c", &["-static"]),
     gcc("bin/poll", "poll.c", &["-static"]),
     gcc("bin/thread_limit", "thread_limit.c", &["-static", "-pthread"]),
+    gcc("bin/xmm_marker", "xmm_marker.c", &["-static"]),
+    gcc("bin/exhaust", "exhaust.c", &["-static", "-pthread"]),
+    gcc("bin/fs_race", "fs_race.c", &["-static", "-pthread"]),
+    gcc("bin/syscall_fuzz", "syscall_fuzz.c", &["-static"]),
     // Executables the kernel must refuse: one needing a dynamic loader, one for 32-bit x86
     // (optional: not every gcc can target it).
     gcc("bad/dynamic", "hello.c", &[]),

@@ -210,13 +210,19 @@ fn route(nr: u64, c: &mut Call) -> SysResult {
     }
 }
 
-/// Bit set of calls already reported as missing (numbers below 512).
+/// Bit set of calls already reported as missing (numbers below 512); the last bit stands for
+/// every number from 511 up, which no Linux call has.
 static REPORTED: [AtomicU64; 8] = [const { AtomicU64::new(0) }; 8];
 
+/// ENOSYS, logged the first time each number is seen (numbers of 511 and above once in all), so
+/// a job calling them in a loop cannot flood the console.
 fn unimplemented(nr: u64) -> SysResult {
-    let (word, bit) = ((nr / 64) as usize, 1 << (nr % 64));
-    let first = REPORTED.get(word).is_none_or(|w| w.fetch_or(bit, Ordering::Relaxed) & bit == 0);
-    if first {
+    let slot = nr.min(511);
+    let (word, bit) = ((slot / 64) as usize, 1 << (slot % 64));
+    let first = REPORTED.get(word).is_some_and(|w| w.fetch_or(bit, Ordering::Relaxed) & bit == 0);
+    if first && slot == 511 {
+        log::warn!(target: "syscalls", "system call {nr} does not exist: ENOSYS (numbers of 511 and above are reported once)");
+    } else if first {
         log::warn!(target: "syscalls", "{} ({nr}) is not implemented: ENOSYS", name(nr));
     }
     Err(Errno::ENOSYS)

@@ -177,7 +177,9 @@ fn new_thread(
         child.umask.store(c.process.umask.load(Ordering::Relaxed), Ordering::Relaxed);
         child
     };
-    let thread = Thread::new(id, process.clone(), core, regs).map_err(|_| Errno::ENOMEM)?;
+    // Out of kernel memory (the enclave's budget, or frames for the stack): a resource limit,
+    // EAGAIN as Linux's clone says it.
+    let thread = Thread::new(id, process.clone(), core, regs).map_err(|_| Errno::EAGAIN)?;
     let tid = id.to_le_bytes();
     if a.flags & CLONE_CHILD_SETTID != 0 {
         process.space.lock().write(a.child_tid, &tid)?;
