@@ -6,7 +6,7 @@ use crate::files::EnclaveFiles;
 use crate::interrupt_entry::TrapFrame;
 use crate::job_memory::JobMemory;
 use crate::open_files::FdTable;
-use crate::process::{ExitReason, Job, Process};
+use crate::process::{ExitReason, Job, PROCESS_KERNEL_BYTES, Process};
 use crate::signals::SIGKILL;
 use crate::thread::{Thread, ThreadState};
 use crate::{clock, cpu, logging, process_lifecycle, program_loader, scheduler, serial_console};
@@ -14,7 +14,7 @@ use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use enclave::{Account, ThreadSample};
+use enclave::{Account, Charge, ThreadSample};
 use lwk::elf_loader::ExecutableKind;
 use lwk::event::Event;
 use lwk::ram_fs::{Lookup, ROOT, WritableUsage};
@@ -67,7 +67,10 @@ pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
     let pid = job.new_id();
     let files = FdTable::with_console(&job);
     let kind = program.kind;
-    let process = Arc::new(Process::new(pid, 0, job.clone(), program.space, program.path, files, ROOT, (pid, pid)));
+    let charge = Charge::new(&job.kernel_memory, PROCESS_KERNEL_BYTES)
+        .map_err(|e| alloc::format!("its first process does not fit in its kernel-memory budget: {e}"))?;
+    let process =
+        Arc::new(Process::new(pid, 0, job.clone(), program.space, program.path, files, ROOT, (pid, pid), charge));
     let mut regs = empty_frame();
     regs.rip = program.entry;
     regs.rsp = program.rsp;

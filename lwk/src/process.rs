@@ -14,7 +14,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use enclave::Account;
+use enclave::{Account, Charge};
 use lwk::ram_fs::{Ino, Lookup};
 
 pub struct Job {
@@ -173,7 +173,13 @@ pub struct Process {
     pub vfork_done: WaitQueue,
     pub vfork_released: AtomicBool,
     pub cpu_ns: AtomicU64,
+    /// Its bookkeeping (this structure, its signal actions, its descriptor table), charged to
+    /// the enclave's kernel memory until it is reaped.
+    _charge: Charge,
 }
+
+/// What a process is charged besides its threads, mappings and open files.
+pub const PROCESS_KERNEL_BYTES: u64 = 8 * 1024;
 
 impl Process {
     #[allow(clippy::too_many_arguments)]
@@ -186,6 +192,7 @@ impl Process {
         files: FdTable,
         cwd: Ino,
         group: (u32, u32),
+        charge: Charge,
     ) -> Process {
         // The working directory is a directory the caller already holds or the root, which lives
         // as long as the file system: this cannot fail.
@@ -212,6 +219,7 @@ impl Process {
             vfork_done: WaitQueue::new(),
             vfork_released: AtomicBool::new(false),
             cpu_ns: AtomicU64::new(0),
+            _charge: charge,
         }
     }
 

@@ -27,8 +27,9 @@
  *                        than 200000 pages, or reaching the end of the 47-bit user address space
  *                        (0x800000000000, after 114688 pages) without running out, is a failure.
  *                        Unmaps all and checks that the first page maps again.
- *   processes            children that _exit(0) at once, not reaped, are forked until fork fails,
- *                        with EAGAIN; all are reaped and a fork works again.
+ *   processes            children that _exit(0) at once, not reaped (each waited for with
+ *                        WNOWAIT, so that it has ended and given back its memory), are forked
+ *                        until fork fails, with EAGAIN; all are reaped and a fork works again.
  *   threads              threads (16 KiB stacks) that wait on a condition variable are created
  *                        until pthread_create fails, with EAGAIN; they are released and joined,
  *                        and a thread can be created again.
@@ -564,6 +565,10 @@ static void exhaust_processes(void) {
             break;
         }
         children++;
+        /* Let it end (and give back its memory) before the next fork, without reaping it: the
+         * limit to reach is on processes, not on the memory that live copies of this one take. */
+        siginfo_t info;
+        waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT);
     }
     if (error != 0) {
         say(1, "exhaust: processes: fork failed with %s after %d children (not reaped)\n", errno_name(error), children);

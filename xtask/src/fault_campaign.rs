@@ -1,6 +1,7 @@
 //! The enclave fault campaign: boot scenarios tagged with a `campaign` table, each injecting one
-//! fault (a guest kernel panic, a triple fault, a job's segfault or wild writes) into one
-//! enclave under one isolation policy beside a bystander enclave. Each scenario's expectations
+//! fault (a guest kernel panic, a triple fault, a job's segfault or wild writes, a job exhausting
+//! a kernel resource) into one enclave under one isolation policy beside a bystander enclave (and
+//! a bystander VM, for the exhaustion rows). Each scenario's expectations
 //! judge it like any other; this module reads what happened from its log and prints the table of
 //! outcomes after the run: how the failing enclave ended, whether the bystander finished its
 //! work, whether the node stayed healthy, and whether a replacement ran on the freed resources.
@@ -22,6 +23,10 @@ pub struct Campaign {
     pub failing: String,
     /// The enclave beside it that must finish its work.
     pub bystander: String,
+    /// A second bystander, a VM, that must finish too.
+    pub bystander_vm: Option<String>,
+    /// The errno the failing program must see (it exits 0 only if it did): the exhaustion rows.
+    pub errno: Option<String>,
     /// The enclave launched on the failing one's freed cores and memory, if the policy leaves
     /// the node running.
     pub replacement: Option<String>,
@@ -69,9 +74,17 @@ pub fn row(campaign: &Campaign, events: &[Event], passed: bool) -> Row {
     };
     let failing = match named("enclave_crash", "enclave", &campaign.failing) {
         Some(crash) => format!("crashed ({}), reach {}", text(field(crash, "reason")), text(field(crash, "reach"))),
-        None => end_of(events, &campaign.failing).map_or_else(|| "no end seen".into(), |end| format!("ended: {end}")),
+        None => match (end_of(events, &campaign.failing), &campaign.errno) {
+            (None, _) => "no end seen".into(),
+            (Some(end), Some(errno)) if end == "exit status 0" => format!("got {errno}, {end}"),
+            (Some(end), _) => format!("ended: {end}"),
+        },
     };
-    let bystander = end_of(events, &campaign.bystander).unwrap_or_else(|| "stopped with the node".into());
+    let mut bystander = end_of(events, &campaign.bystander).unwrap_or_else(|| "stopped with the node".into());
+    if let Some(vm) = &campaign.bystander_vm {
+        let end = end_of(events, vm).unwrap_or_else(|| "stopped with the node".into());
+        bystander = format!("{bystander}; VM: {end}");
+    }
     let stopped =
         events.iter().any(|e| e.name == "shutdown" && field(e, "status").and_then(Value::as_str) == Some("failure"));
     let node = match events.iter().rev().find(|e| e.name == "node_health") {
@@ -123,8 +136,25 @@ mod tests {
             policy: "strict".into(),
             failing: "f".into(),
             bystander: "by".into(),
+            bystander_vm: None,
+            errno: None,
             replacement: replacement.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn an_exhaustion_row_names_the_errno_and_both_bystanders() {
+        let log = concat!(
+            "@manul {\"event\":\"job_exit\",\"job\":\"f\",\"status\":0}\n",
+            "@manul {\"event\":\"job_exit\",\"job\":\"by\",\"status\":0}\n",
+            "@manul {\"event\":\"vm_exit\",\"vm\":\"lin\",\"reason\":\"poweroff\"}\n",
+        );
+        let c = Campaign { bystander_vm: Some("lin".into()), errno: Some("ENOSPC".into()), ..campaign(Some("r")) };
+        let row = row(&c, &parse_log(log).events, true);
+        assert_eq!(row.failing, "got ENOSPC, exit status 0");
+        assert_eq!(row.bystander, "exit status 0; VM: poweroff");
+        let failed = concat!("@manul {\"event\":\"job_exit\",\"job\":\"f\",\"status\":60}\n");
+        assert_eq!(super::row(&c, &parse_log(failed).events, false).failing, "ended: exit status 60");
     }
 
     #[test]

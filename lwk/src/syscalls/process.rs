@@ -4,7 +4,7 @@
 use super::{Call, SysResult};
 use crate::fork_copy;
 use crate::interrupt_entry::TrapFrame;
-use crate::process::{ExitReason, Process, SignalAction};
+use crate::process::{ExitReason, PROCESS_KERNEL_BYTES, Process, SignalAction};
 use crate::process_lifecycle;
 use crate::program_loader;
 use crate::scheduler;
@@ -13,6 +13,7 @@ use crate::thread::Thread;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use enclave::Charge;
 use lwk::errno::Errno;
 
 const CLONE_VM: u64 = 0x100;
@@ -165,6 +166,8 @@ fn new_thread(
     let process = if a.flags & CLONE_THREAD != 0 {
         c.process.clone()
     } else {
+        // A new process out of kernel memory is a resource limit: EAGAIN, as Linux's fork.
+        let charge = Charge::new(&c.process.job.kernel_memory, PROCESS_KERNEL_BYTES).map_err(|_| Errno::EAGAIN)?;
         let space = fork_copy::duplicate(&c.process.space.lock(), c.frame.rsp)?;
         let files = c.process.files.lock().clone();
         let parent_pid =
@@ -172,7 +175,8 @@ fn new_thread(
         let group = (c.process.pgid.load(Ordering::Relaxed), c.process.sid.load(Ordering::Relaxed));
         let exe = c.process.exe.lock().clone();
         let cwd = *c.process.cwd.lock();
-        let child = Arc::new(Process::new(id, parent_pid, c.process.job.clone(), space, exe, files, cwd, group));
+        let child =
+            Arc::new(Process::new(id, parent_pid, c.process.job.clone(), space, exe, files, cwd, group, charge));
         *child.actions.lock() = *c.process.actions.lock();
         child.umask.store(c.process.umask.load(Ordering::Relaxed), Ordering::Relaxed);
         child
