@@ -153,7 +153,7 @@ mod tests {
         let row = row(&c, &parse_log(log).events, true);
         assert_eq!(row.failing, "got ENOSPC, exit status 0");
         assert_eq!(row.bystander, "exit status 0; VM: poweroff");
-        let failed = concat!("@manul {\"event\":\"job_exit\",\"job\":\"f\",\"status\":60}\n");
+        let failed = "@manul {\"event\":\"job_exit\",\"job\":\"f\",\"status\":60}\n";
         assert_eq!(super::row(&c, &parse_log(failed).events, false).failing, "ended: exit status 60");
     }
 
