@@ -77,6 +77,7 @@ const PROGRAMS: &[Program] = &[
     gcc("guests/timers.elf", "../guests/timers.S", GUEST_FLAGS),
     gcc("guests/forever.elf", "../guests/forever.S", GUEST_FLAGS),
     gcc("guests/xmm_check.elf", "../guests/xmm_check.S", GUEST_FLAGS),
+    gcc("guests/flood.elf", "../guests/flood.S", GUEST_FLAGS),
     // A program for the Linux guest's initramfs (the heartbeat helper).
     gcc("guests/heartbeat", "../guests/heartbeat.c", &["-static", "-O2"]),
     gcc("bin/hello-pie", "hello.c", &["-static-pie"]),
