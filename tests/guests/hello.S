@@ -42,20 +42,7 @@ bad_start_info:
     lidt zero_idt                       /* no IDT: the next exception triple faults */
     ud2
 
-/* Prints the NUL-terminated string at ESI on COM1, waiting for the transmitter each time. */
-puts:
-    mov $0x3fd, %dx
-1:  in %dx, %al
-    test $0x20, %al
-    jz 1b
-    lodsb
-    test %al, %al
-    jz 2f
-    mov $0x3f8, %dx
-    out %al, %dx
-    mov $0x3fd, %dx
-    jmp 1b
-2:  ret
+#include "console.h"
 
     .bss
     .balign 16
@@ -70,6 +57,3 @@ string_line:    .ascii "string port I/O (rep outsb) works\n"
 string_line_end:
     .balign 4
 lsr_samples:    .long 0
-    .balign 8
-zero_idt:       .word 0
-                .long 0

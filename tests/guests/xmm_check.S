@@ -57,20 +57,7 @@ fail:
     lidt zero_idt                       /* no IDT: the next exception triple faults */
     ud2
 
-/* Prints the NUL-terminated string at ESI on COM1, waiting for the transmitter each time. */
-puts:
-    mov $0x3fd, %dx
-1:  in %dx, %al
-    test $0x20, %al
-    jz 1b
-    lodsb
-    test %al, %al
-    jz 2f
-    mov $0x3f8, %dx
-    out %al, %dx
-    mov $0x3fd, %dx
-    jmp 1b
-2:  ret
+#include "console.h"
 
     .bss
     .balign 16
@@ -86,6 +73,3 @@ clean:       .asciz "xmm_check: clean\n"
 found_xmm:   .asciz "xmm_check: XMM registers hold a previous owner's data\n"
 found_mxcsr: .asciz "xmm_check: MXCSR is not the reset value\n"
 found_fcw:   .asciz "xmm_check: the x87 control word is not the reset value\n"
-    .balign 8
-zero_idt:    .word 0
-             .long 0
