@@ -339,8 +339,10 @@ impl AddressSpace {
     /// Unmaps `[start, start + len)`; the memory goes back to the job's pool.
     pub fn unmap(&mut self, start: u64, len: u64) -> Result<(), Errno> {
         check_user_range(start, len)?;
-        // Punching a hole may split an area in two.
-        self.reserve_areas(1)?;
+        // Punching a hole may split an area in two. Giving memory back never fails for want of
+        // budget: an area the account cannot take stays uncharged (there are at most as many
+        // as the job has pages, which its memory bounds).
+        let _ = self.reserve_areas(1);
         self.areas.remove(start, start + len);
         self.unmap_pages(start, len);
         self.settle_areas();
@@ -503,6 +505,23 @@ impl AddressSpace {
 
 impl Drop for AddressSpace {
     fn drop(&mut self) {
+        // No other CPU may still run on these tables when they are freed (threads of the process
+        // end before its space goes, execve included): check every CPU's loaded root, and keep
+        // the tables (a leak, reported) rather than free them under a running CPU.
+        let me = per_cpu::current().index;
+        let root = self.root;
+        let in_use: Vec<usize> = per_cpu::all()
+            .iter()
+            .filter(|c| c.index != me && c.loaded_root.load(Ordering::Acquire) == root)
+            .map(|c| c.index)
+            .collect();
+        if !in_use.is_empty() {
+            log::error!("an address space freed while CPUs {in_use:?} still run on it: kept");
+            crate::logging::emit("tables_in_use", |e| {
+                e.u64("root", root).display("cpus", format_args!("{in_use:?}"));
+            });
+            return;
+        }
         self.other_cpus.clear();
         self.unmap_pages(0, USER_END);
         let root = self.root;

@@ -37,7 +37,8 @@ const VMM_RESERVE_PER_VM: u64 = 8 << 20;
 #[derive(Clone)]
 enum Handle {
     Job(Arc<Job>),
-    Vm(Arc<Vm>),
+    /// A VM and its kernel-memory account.
+    Vm(Arc<Vm>, Arc<enclave::Account>),
 }
 
 struct Instance {
@@ -307,7 +308,7 @@ pub fn launch(name: &str) -> Result<(), String> {
             apply(plane, name, Event::Started)?;
             let handle = match &ready {
                 Ready::Job(j) => Handle::Job(j.job().clone()),
-                Ready::Vm(v) => Handle::Vm(v.vm().clone()),
+                Ready::Vm(v) => Handle::Vm(v.vm().clone(), v.account().clone()),
             };
             plane.kernel_committed += budget;
             plane.running.push(Instance {
@@ -397,6 +398,7 @@ fn prepare(
                 cores,
                 memory,
                 shared,
+                kernel_memory,
             })
             .map(Ready::Vm)
         }
@@ -484,7 +486,7 @@ pub fn ended(name: &str, ending: Ending) {
         }
     }
     drop(guard);
-    if let Handle::Vm(vm) = instance.handle {
+    if let Handle::Vm(vm, _) = instance.handle {
         // The last reference: the VM's memory is scrubbed and freed now (see `LwkHost`).
         let bytes = vm.guest_memory_bytes();
         drop(vm);
@@ -566,7 +568,7 @@ pub fn check_health() {
                 continue;
             }
             let recovered = match &instance.handle {
-                Handle::Vm(vm) => {
+                Handle::Vm(vm, _) => {
                     let (beats, last) = vm.heartbeats();
                     if beats == instance.beats_seen {
                         continue;
@@ -607,7 +609,7 @@ pub fn check_health() {
     for handle in to_end {
         match handle {
             Handle::Job(job) => jobs::stop(&job),
-            Handle::Vm(vm) => vm.stop(VmEnd::Stopped),
+            Handle::Vm(vm, _) => vm.stop(VmEnd::Stopped),
         }
     }
     clock::arm_timer_at(next, || now);
@@ -646,7 +648,7 @@ pub fn health() -> bool {
                 .iter()
                 .map(|r| match &r.handle {
                     Handle::Job(job) => job.kernel_memory.used(),
-                    Handle::Vm(_) => 0,
+                    Handle::Vm(_, account) => account.used(),
                 })
                 .sum()
         })
@@ -666,7 +668,7 @@ pub fn stop(name: &str) -> Result<(), String> {
     instance.stop_requested = true;
     match &instance.handle {
         Handle::Job(job) => jobs::stop(job),
-        Handle::Vm(vm) => vm.stop(VmEnd::Stopped),
+        Handle::Vm(vm, _) => vm.stop(VmEnd::Stopped),
     }
     Ok(())
 }
@@ -688,14 +690,14 @@ pub fn pause(name: &str) -> Result<String, String> {
     };
     match &handle {
         Handle::Job(job) => jobs::pause(job),
-        Handle::Vm(vm) => vm.pause(),
+        Handle::Vm(vm, _) => vm.pause(),
     }
     let settled = |h: &Handle| match h {
         Handle::Job(job) => {
             let frozen = job.threads_frozen.load(Ordering::SeqCst);
             (frozen, frozen + jobs::runnable_threads(job))
         }
-        Handle::Vm(vm) => (vm.vcpus_held(), vm.vcpus()),
+        Handle::Vm(vm, _) => (vm.vcpus_held(), vm.vcpus()),
     };
     let deadline = clock::uptime_ns() + PAUSE_SETTLE_NS;
     while settled(&handle).0 < settled(&handle).1 && clock::uptime_ns() < deadline {
@@ -707,7 +709,7 @@ pub fn pause(name: &str) -> Result<String, String> {
             "what",
             match handle {
                 Handle::Job(_) => "threads",
-                Handle::Vm(_) => "vcpus",
+                Handle::Vm(_, _) => "vcpus",
             },
         );
     });
@@ -722,7 +724,7 @@ pub fn resume(name: &str) -> Result<(), String> {
     apply(plane, name, Event::Resume)?;
     match handle.ok_or("the enclave has nothing running")? {
         Handle::Job(job) => jobs::resume(&job),
-        Handle::Vm(vm) => vm.resume(),
+        Handle::Vm(vm, _) => vm.resume(),
     }
     Ok(())
 }
@@ -839,7 +841,7 @@ pub fn stats(only: Option<&str>) -> usize {
     for handle in &handles {
         match handle {
             Handle::Job(job) => jobs::report(job),
-            Handle::Vm(vm) => vms::report(vm),
+            Handle::Vm(vm, _) => vms::report(vm),
         }
     }
     handles.len()

@@ -58,6 +58,9 @@ pub struct PerCpu {
     /// same deadline again (the VMM, before every guest entry) skip reprogramming it.
     pub timer_deadline: AtomicU64,
     pub calls: IrqMutex<VecDeque<CrossCall>>,
+    /// The page-table root this CPU has loaded (see [`load_root`]): whoever frees an address
+    /// space checks that no other CPU still runs on it.
+    pub loaded_root: AtomicU64,
 }
 
 static_assertions::const_assert_eq!(core::mem::offset_of!(PerCpu, kernel_stack_top), OFFSET_KERNEL_STACK_TOP);
@@ -87,6 +90,7 @@ impl PerCpu {
             timer_fired: AtomicBool::new(false),
             timer_deadline: AtomicU64::new(crate::clock::TIMER_UNKNOWN),
             calls: IrqMutex::new(VecDeque::new()),
+            loaded_root: AtomicU64::new(0),
         }
     }
 }
@@ -100,6 +104,20 @@ pub fn set_all(cpus: Vec<PerCpu>) -> &'static [PerCpu] {
 
 pub fn all() -> &'static [PerCpu] {
     CPUS.get().copied().unwrap_or(&[])
+}
+
+/// Loads `root` into CR3 and records it in this CPU's [`PerCpu::loaded_root`].
+///
+/// # Safety
+/// `root` must be a page-table root that maps the kernel half as every address space does (the
+/// kernel's own, or a user space's), and stay allocated while loaded.
+pub unsafe fn load_root(root: u64) {
+    let me = current();
+    me.loaded_root.store(root, Ordering::Release);
+    if cpu::read_cr3() != root {
+        // SAFETY: the caller's contract.
+        unsafe { cpu::write_cr3(root) };
+    }
 }
 
 /// Points this CPU's GS base at its entry.

@@ -173,6 +173,9 @@ pub struct Process {
     pub vfork_done: WaitQueue,
     pub vfork_released: AtomicBool,
     pub cpu_ns: AtomicU64,
+    /// Address spaces an `execve` replaced while another thread might still run on them: freed
+    /// with the process.
+    pub retired_spaces: spin::Mutex<Vec<AddressSpace>>,
     /// Its bookkeeping (this structure, its signal actions, its descriptor table), charged to
     /// the enclave's kernel memory until it is reaped.
     _charge: Charge,
@@ -219,6 +222,7 @@ impl Process {
             vfork_done: WaitQueue::new(),
             vfork_released: AtomicBool::new(false),
             cpu_ns: AtomicU64::new(0),
+            retired_spaces: spin::Mutex::new(Vec::new()),
             _charge: charge,
         }
     }

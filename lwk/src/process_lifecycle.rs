@@ -61,7 +61,7 @@ fn teardown(process: &Arc<Process>) {
     let job = process.job.clone();
     if cpu::read_cr3() == process.page_table_root() {
         // SAFETY: the kernel's own tables map everything this path uses.
-        unsafe { cpu::write_cr3(kernel_memory::kernel_root()) };
+        unsafe { crate::per_cpu::load_root(kernel_memory::kernel_root()) };
     }
     process.space.lock().release_all();
     process.files.lock().clear();

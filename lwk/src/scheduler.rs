@@ -220,10 +220,9 @@ pub fn schedule() {
     let load = match &next {
         Some(n) => {
             let space_root = n.process.page_table_root();
-            if cpu::read_cr3() != space_root {
-                // SAFETY: the process's tables share the kernel half with every address space.
-                unsafe { cpu::write_cr3(space_root) };
-            }
+            // SAFETY: the process's tables share the kernel half with every address space, and
+            // live as long as the process, which the thread holds.
+            unsafe { per_cpu::load_root(space_root) };
             n.fpu.lock().restore();
             // SAFETY: FS base and the inactive GS base belong to the thread being switched in.
             unsafe {
@@ -236,7 +235,7 @@ pub fn schedule() {
         }
         None => {
             // SAFETY: the kernel's own tables map everything the idle loop uses.
-            unsafe { cpu::write_cr3(kernel_memory::kernel_root()) };
+            unsafe { per_cpu::load_root(kernel_memory::kernel_root()) };
             me.idle_rsp.load(Ordering::Relaxed)
         }
     };

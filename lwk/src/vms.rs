@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use embedded_vmm::{HostBlock, LogLevel, SharedRegion, Vm, VmConfig, VmmHost};
+use enclave::{Account, Charge};
 
 /// The LWK as the VMM's host.
 struct LwkHost;
@@ -108,6 +109,9 @@ pub struct VmLaunch<'a> {
     pub memory: u64,
     /// Segments granted to it, in PCI slot order (their addresses are on `cmdline`).
     pub shared: Vec<SharedRegion>,
+    /// Its kernel-memory budget: what the VMM keeps for it (state, devices, control pages,
+    /// nested page tables) must fit.
+    pub kernel_memory: u64,
 }
 
 /// A VM built and loaded: [`PreparedVm::start`] sends its vCPUs to their cores.
@@ -124,6 +128,8 @@ pub struct PreparedVm {
     /// What the kernel heap kept for the VM (its state and devices; guest RAM, nested page
     /// tables and control pages come from frames, counted apart).
     heap_bytes: u64,
+    /// What the VMM keeps for it, charged to its kernel-memory account.
+    charge: Charge,
 }
 
 /// An image in the initrd, as the archive holds it (never copied).
@@ -151,8 +157,18 @@ pub fn prepare(launch: VmLaunch) -> Result<PreparedVm, String> {
     let vm = Arc::new(Vm::new(&HOST, &config).map_err(|e| alloc::format!("{e}"))?);
     let heap_bytes = kernel_heap::bytes_in_use().saturating_sub(heap_before);
     let build_ns = clock::uptime_ns().saturating_sub(started);
+    // The VMM's structures for the VM are sized by its configuration (vCPUs, memory, devices):
+    // charged once built; a VM whose structures pass its budget is not started.
+    let account = Arc::new(Account::new(launch.kernel_memory));
+    let vmm_bytes = heap_bytes + vm.control_page_bytes() + vm.nested_table_bytes();
+    let charge = Charge::new(&account, vmm_bytes).map_err(|e| {
+        alloc::format!(
+            "the VMM's structures for it ({} KiB) do not fit in its kernel-memory budget: {e}",
+            vmm_bytes >> 10
+        )
+    })?;
     let kernel = launch.kernel.to_string();
-    Ok(PreparedVm { vm, cores: launch.cores, kernel, requested, started, read_ns, build_ns, heap_bytes })
+    Ok(PreparedVm { vm, cores: launch.cores, kernel, requested, started, read_ns, build_ns, heap_bytes, charge })
 }
 
 impl PreparedVm {
@@ -160,9 +176,14 @@ impl PreparedVm {
         &self.vm
     }
 
+    /// Its kernel-memory account.
+    pub fn account(&self) -> &Arc<Account> {
+        self.charge.account()
+    }
+
     /// Reports the launch and starts one vCPU on each core.
     pub fn start(self) {
-        let PreparedVm { vm, cores, kernel, requested, started, read_ns, build_ns, heap_bytes } = self;
+        let PreparedVm { vm, cores, kernel, requested, started, read_ns, build_ns, heap_bytes, charge } = self;
         logging::emit("vm_launch", |e| {
             e.str("vm", &vm.name)
                 .str("kernel", &kernel)
@@ -173,16 +194,22 @@ impl PreparedVm {
                 .u64("build_ns", build_ns)
                 .u64("vmm_heap_bytes", heap_bytes)
                 .u64("vmm_page_bytes", vm.control_page_bytes())
+                .u64("kernel_memory_kib", charge.account().limit() >> 10)
+                .u64("kmem_used_kib", charge.bytes() >> 10)
                 .u64("nested_table_bytes", vm.nested_table_bytes());
         });
         let first_entry = Arc::new(AtomicU64::new(0));
         // The last vCPU to leave reports the end and frees the VM (its memory goes back only
         // once no vCPU holds it).
         let inside = Arc::new(AtomicUsize::new(cores.len()));
+        // The charge goes back when the last vCPU has left (with the VM's memory).
+        let charge = Arc::new(charge);
         for (index, &core) in cores.iter().enumerate() {
-            let (vm, inside, first_entry) = (vm.clone(), inside.clone(), first_entry.clone());
-            let work: Box<dyn FnOnce() + Send> =
-                Box::new(move || run_vcpu(vm, index, core, (requested, started), &inside, &first_entry));
+            let (vm, inside, first_entry, charge) = (vm.clone(), inside.clone(), first_entry.clone(), charge.clone());
+            let work: Box<dyn FnOnce() + Send> = Box::new(move || {
+                run_vcpu(vm, index, core, (requested, started), &inside, &first_entry);
+                drop(charge);
+            });
             let Some(target) = per_cpu::all().get(core) else { continue };
             *target.vcpu_work.lock() = Some(work);
             local_apic::send_ipi(target.apic_id, RESCHEDULE_VECTOR);

@@ -97,6 +97,7 @@ const PROGRAMS: &[Program] = &[
     gcc("bin/poll", "poll.c", &["-static"]),
     gcc("bin/thread_limit", "thread_limit.c", &["-static", "-pthread"]),
     gcc("bin/xmm_marker", "xmm_marker.c", &["-static"]),
+    gcc("bin/exec_threads", "exec_threads.c", &["-static", "-pthread"]),
     gcc("bin/exhaust", "exhaust.c", &["-static", "-pthread"]),
     gcc("bin/fs_race", "fs_race.c", &["-static", "-pthread"]),
     gcc("bin/syscall_fuzz", "syscall_fuzz.c", &["-static"]),

@@ -2,6 +2,7 @@
 //! waitid, kill/tkill/tgkill, process groups and sessions, signal actions and masks.
 
 use super::{Call, SysResult};
+use crate::clock;
 use crate::fork_copy;
 use crate::interrupt_entry::TrapFrame;
 use crate::process::{ExitReason, PROCESS_KERNEL_BYTES, Process, SignalAction};
@@ -233,17 +234,27 @@ pub fn execve(c: &mut Call) -> SysResult {
             program_loader::load(memory, job.kernel_memory.clone(), &job.files, at, &path, &argv, &envp)
         })
         .map_err(|e| e.errno())?;
-    // The point of no return: the new program replaces the old one.
+    // The point of no return: the new program replaces the old one. The other threads end
+    // first (as Linux's de_thread), so that none runs on the old tables when they are freed.
     let others: Vec<Arc<Thread>> =
         c.process.threads.lock().iter().filter(|t| !Arc::ptr_eq(t, c.thread)).cloned().collect();
     for t in &others {
         t.killed.store(true, Ordering::SeqCst);
         signals::interrupt(t);
     }
+    drop(others);
+    let alone = wait_for_other_threads(c.process);
     let old = c.process.replace_space(program.space);
     // SAFETY: the new tables share the kernel half; this thread now runs the new program.
-    unsafe { crate::cpu::write_cr3(c.process.page_table_root()) };
-    drop(old);
+    unsafe { crate::per_cpu::load_root(c.process.page_table_root()) };
+    if alone {
+        drop(old);
+    } else {
+        // A thread that has not ended may still use the old tables: they stay with the process
+        // until the process itself is gone.
+        log::warn!(target: "process", "execve: threads of pid {} still run; the old address space is kept", c.process.pid);
+        c.process.retired_spaces.lock().push(old);
+    }
     *c.process.exe.lock() = program.path;
     c.process.files.lock().close_for_exec();
     for a in c.process.actions.lock().iter_mut() {
@@ -277,6 +288,31 @@ pub fn execve(c: &mut Call) -> SysResult {
     c.process.vfork_released.store(true, Ordering::SeqCst);
     c.process.vfork_done.wake_all();
     Ok(0)
+}
+
+/// How long `execve` waits for the other threads of its process to end.
+const EXEC_WAIT_NS: u64 = 1_000_000_000;
+
+/// Waits (sleeping a millisecond at a time, so that threads sharing this core run) until
+/// `process` has no thread but the caller and no other CPU has its page tables loaded (an ending
+/// thread leaves the list before its CPU switches away); false if that takes longer than
+/// [`EXEC_WAIT_NS`].
+fn wait_for_other_threads(process: &Process) -> bool {
+    let deadline = clock::uptime_ns() + EXEC_WAIT_NS;
+    let root = process.page_table_root();
+    let me = crate::per_cpu::current().index;
+    loop {
+        let elsewhere =
+            || crate::per_cpu::all().iter().any(|c| c.index != me && c.loaded_root.load(Ordering::Acquire) == root);
+        if process.threads.lock().len() <= 1 && !elsewhere() {
+            return true;
+        }
+        let now = clock::uptime_ns();
+        if now >= deadline {
+            return false;
+        }
+        scheduler::block_current_until(now + 1_000_000);
+    }
 }
 
 /// `exit`: the thread ends on its way back to user mode, once the dispatcher has let go of it
