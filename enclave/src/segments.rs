@@ -251,6 +251,16 @@ impl SegmentTable {
             .collect()
     }
 
+    /// The segments granted to `enclave` and to nobody else: granted anew, their data belongs to
+    /// no one now (what earlier holders left must be scrubbed before `enclave` maps them).
+    pub fn held_only_by(&self, enclave: &str) -> Vec<String> {
+        self.segments
+            .iter()
+            .filter(|s| !s.grants.is_empty() && s.grants.iter().all(|g| g.enclave == enclave))
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
     /// The other enclaves that share at least one segment with `enclave` (sorted, once each).
     pub fn sharers_of(&self, enclave: &str) -> Vec<String> {
         let mut out: Vec<String> = self
@@ -357,5 +367,18 @@ mod tests {
         assert_eq!(t.revoke_all("post").len(), 2);
         assert!(t.revoke_all("post").is_empty());
         assert_eq!(t.contain("nobody"), Containment::default());
+    }
+
+    #[test]
+    fn segments_held_by_one_enclave_alone() {
+        let mut t = table();
+        t.grant("results", "sim", Policy::Shared, Access::ReadWrite).unwrap();
+        t.grant("params", "sim", Policy::Shared, Access::Read).unwrap();
+        t.grant("params", "viz", Policy::Shared, Access::Read).unwrap();
+        assert_eq!(t.held_only_by("sim"), ["results"]);
+        assert!(t.held_only_by("viz").is_empty());
+        t.revoke_all("sim");
+        assert_eq!(t.held_only_by("viz"), ["params"], "once the others are gone");
+        assert!(t.held_only_by("nobody").is_empty());
     }
 }

@@ -748,6 +748,13 @@ pub fn create(name: &str, words: &[(String, Option<String>)]) -> Result<(), Stri
         let value = value.as_deref().ok_or_else(|| alloc::format!("`{key}` needs a value (key=value)"))?;
         text.push_str(&alloc::format!("{key} = {value}\n"));
     }
+    // The node's segments, after the words (whose line numbers stay as they are), so that its
+    // grants name segments the manifest knows.
+    if let Some(plane) = PLANE.lock().as_ref() {
+        for segment in plane.registry.segments().segments() {
+            text.push_str(&alloc::format!("[segment {}]\nsize = {}\n", segment.name, segment.size));
+        }
+    }
     let manifest = NodeManifest::parse(text.as_bytes()).map_err(|e| {
         // Line 1 is the header; line N+1 is the Nth word.
         let messages: Vec<String> = e
@@ -764,6 +771,19 @@ pub fn create(name: &str, words: &[(String, Option<String>)]) -> Result<(), Stri
     let mut guard = PLANE.lock();
     let plane = guard.as_mut().ok_or("the control plane is not up")?;
     let state = plane.registry.create(spec).map_err(|e| e.to_string())?.state;
+    // A segment granted anew (nobody else holds it now) holds none of its earlier holders' data.
+    for segment in plane.registry.segments().held_only_by(name) {
+        if let Some((_, memory)) = plane.segments.iter().find(|(n, _)| *n == segment) {
+            // SAFETY: the segment's block is the segment's for the node's lifetime, mapped by the
+            // direct map; the only enclave granted it was just created and maps nothing yet.
+            unsafe {
+                core::ptr::write_bytes(kernel_memory::phys_to_virt(memory.phys) as *mut u8, 0, memory.bytes as usize)
+            };
+            logging::emit("segment_scrubbed", |e| {
+                e.str("segment", &segment).str("enclave", name).u64("bytes", memory.bytes);
+            });
+        }
+    }
     let assignment = plane.registry.partition().get(name);
     logging::emit("enclave_state", |e| {
         e.str("enclave", name).str("from", "").str("to", state.name()).str("cause", "create");

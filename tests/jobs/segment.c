@@ -15,6 +15,8 @@
  * binary runs as a Manul job and as a program of a Manul VM's Linux.
  *   segment checks RW RO ABSENT     the rules: RW is granted read-write, RO read-only, ABSENT
  *                                   not at all
+ *   segment zeroed SEGMENT          every byte of SEGMENT is zero (a segment granted anew, after
+ *                                   everyone who held it is gone, holds none of their data)
  *
  * The layout of a simulation segment is struct steps below; step i (from 1) holds
  * value(i, k) = i * 1000 + k for k < VALUES. Exit status 0 when every check passed, else the
@@ -204,6 +206,21 @@ static int checks(const char *rw, const char *ro, const char *absent) {
     return first_failure;
 }
 
+static int zeroed(const char *name) {
+    size_t size;
+    const unsigned char *p = map_segment(60, name, PROT_READ, 1, &size);
+    if (p == NULL) {
+        return first_failure;
+    }
+    size_t dirty = 0;
+    for (size_t i = 0; i < size; i++)
+        dirty += p[i] != 0;
+    CHECK(63, dirty == 0, "%zu of the %zu bytes of %s are not zero: an earlier holder's data", dirty, size, name);
+    if (first_failure == 0)
+        say(1, "segment: %s: all %zu bytes are zero\n", name, size);
+    return first_failure;
+}
+
 int main(int argc, char **argv) {
     if ((argc == 4 || argc == 5) && strcmp(argv[1], "produce") == 0) {
         int crash = argc == 5 && strcmp(argv[4], "crash") == 0;
@@ -216,6 +233,9 @@ int main(int argc, char **argv) {
     if (argc == 5 && strcmp(argv[1], "checks") == 0) {
         return checks(argv[2], argv[3], argv[4]);
     }
-    say(2, "usage: segment produce SEGMENT STEPS [MS|crash] | segment consume SEGMENT STEPS | segment checks RW RO ABSENT\n");
+    if (argc == 3 && strcmp(argv[1], "zeroed") == 0) {
+        return zeroed(argv[2]);
+    }
+    say(2, "usage: segment produce SEGMENT STEPS [MS|crash] | segment consume SEGMENT STEPS | segment checks RW RO ABSENT | segment zeroed SEGMENT\n");
     return 2;
 }
