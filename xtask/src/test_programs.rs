@@ -78,6 +78,7 @@ const PROGRAMS: &[Program] = &[
     gcc("guests/forever.elf", "../guests/forever.S", GUEST_FLAGS),
     gcc("guests/xmm_check.elf", "../guests/xmm_check.S", GUEST_FLAGS),
     gcc("guests/flood.elf", "../guests/flood.S", GUEST_FLAGS),
+    gcc("guests/huge_bss.elf", "../guests/huge_bss.S", GUEST_FLAGS),
     // A program for the Linux guest's initramfs (the heartbeat helper).
     gcc("guests/heartbeat", "../guests/heartbeat.c", &["-static", "-O2"]),
     gcc("bin/hello-pie", "hello.c", &["-static-pie"]),
