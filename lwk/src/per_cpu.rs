@@ -58,6 +58,9 @@ pub struct PerCpu {
     /// same deadline again (the VMM, before every guest entry) skip reprogramming it.
     pub timer_deadline: AtomicU64,
     pub calls: IrqMutex<VecDeque<CrossCall>>,
+    /// An interrupt found threads waiting while the running one was in the kernel: it gives way
+    /// on its return to user mode (see `scheduler::preempt`).
+    pub resched: AtomicBool,
     /// The page-table root this CPU has loaded (see [`load_root`]): whoever frees an address
     /// space checks that no other CPU still runs on it.
     pub loaded_root: AtomicU64,
@@ -90,6 +93,7 @@ impl PerCpu {
             timer_fired: AtomicBool::new(false),
             timer_deadline: AtomicU64::new(crate::clock::TIMER_UNKNOWN),
             calls: IrqMutex::new(VecDeque::new()),
+            resched: AtomicBool::new(false),
             loaded_root: AtomicU64::new(0),
         }
     }

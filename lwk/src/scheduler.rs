@@ -152,10 +152,31 @@ pub fn yield_now() {
     core::hint::spin_loop();
 }
 
-/// From an interrupt: rotate when threads wait and the CPU was in user mode (or idle).
+/// From an interrupt: rotate when threads wait and the CPU was in user mode (or idle). Threads
+/// are not preempted in the kernel: there the rotation is asked for, and the thread gives way on
+/// its return to user mode ([`give_way_if_asked`]), so that a thread making system calls back to
+/// back (mostly in the kernel, interrupts on) cannot keep the others waiting for seconds.
 pub fn preempt(frame: &TrapFrame) {
-    if frame.cs & 3 == 3 && has_runnable() {
+    if !has_runnable() {
+        return;
+    }
+    if frame.cs & 3 == 3 {
         schedule();
+    } else {
+        per_cpu::current().resched.store(true, Ordering::Relaxed);
+    }
+}
+
+/// On the way back to user mode from a system call: the rotation an interrupt asked for while
+/// the thread was in the kernel (one flag test when none was).
+pub fn give_way_if_asked() {
+    let resched = &per_cpu::current().resched;
+    if resched.load(Ordering::Relaxed) && resched.swap(false, Ordering::Relaxed) {
+        cpu::without_interrupts(|| {
+            if has_runnable() {
+                schedule();
+            }
+        });
     }
 }
 

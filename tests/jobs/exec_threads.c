@@ -1,17 +1,19 @@
-/* execve while other threads of the process run: two threads keep reading 1 MiB at a time
- * from /dev/zero into their memory on other cores (mostly inside the kernel, walking the old
- * page tables; one thread a core, see the scenario), then the main thread runs `exec_threads --after` (this
- * program again). The kernel must end the other threads before it frees the old address space
- * (none may run on freed page tables), and the new program must start alone. Without an
- * argument: the threads and the execve; with --after: checks it is the process's only thread
- * (/proc/self has no task list here, so it creates and joins a thread and checks the tid order)
- * and exits 0. Exit codes: 1 the execve failed, 2 the thread could not be created. */
+/* execve while other threads of the process run: three threads keep reading 1 MiB at a time
+ * from /dev/zero into their memory (mostly inside the kernel, walking the old page tables), one
+ * of them on the main thread's core (a job on three cores), then the main thread sleeps 200 ms
+ * and runs `exec_threads --after` (this program again). The sleep must end within 5 s although
+ * a thread on its core makes system calls back to back (a thread in the kernel is not preempted,
+ * but gives way on its return to user mode). The kernel must end the other threads before it
+ * frees the old address space (none may run on freed page tables), and the new program must
+ * start alone: with --after, it creates and joins a thread and exits 0. Exit codes: 1 the execve
+ * failed, 2 no thread after it, 3 the sleep took 5 s or more. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile unsigned long sink;
@@ -44,10 +46,20 @@ int main(int argc, char **argv) {
         printf("exec_threads: the new program runs alone\n");
         return 0;
     }
-    pthread_t t[2];
-    for (int i = 0; i < 2; i++)
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
         pthread_create(&t[i], NULL, busy, NULL);
+    struct timespec before, after;
+    clock_gettime(CLOCK_MONOTONIC, &before);
     usleep(200 * 1000);
+    clock_gettime(CLOCK_MONOTONIC, &after);
+    long slept_ms = (after.tv_sec - before.tv_sec) * 1000 + (after.tv_nsec - before.tv_nsec) / 1000000;
+    printf("exec_threads: a 200 ms sleep took %ld ms\n", slept_ms);
+    if (slept_ms >= 5000) {
+        printf("exec_threads: FAIL: the sleep took %ld ms beside a thread busy in the kernel\n", slept_ms);
+        return 3;
+    }
+    fflush(stdout);
     char *args[] = {argv[0], "--after", NULL};
     execv("/proc/self/exe", args);
     perror("exec_threads: execv");

@@ -67,6 +67,7 @@ pub fn dispatch(frame: &mut TrapFrame) -> bool {
         signals::send_to_thread(&thread, signals::SIGPIPE);
     }
     frame_result(frame, result);
+    scheduler::give_way_if_asked();
     // The thread goes with the return: no reference may stay in this frame if it ends there.
     signals::return_to_user(frame, thread) || full_restore
 }
