@@ -25,11 +25,9 @@ _start:
     mov $done, %esi
     mov $done_end - done, %ecx
     rep outsb
-    mov $0x604, %dx                     /* PM1a control: S5 */
-    mov $0x3400, %ax
-    out %ax, %dx
-    cli
-    hlt
+    jmp poweroff
+
+#include "console.h"
 
     .bss
     .balign 16

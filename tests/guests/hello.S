@@ -24,23 +24,15 @@ _start:
     mov $string_line_end - string_line, %ecx
     mov $0x3f8, %dx
     rep outsb
-    mov $0x604, %dx                     /* PM1a control: SLP_TYP = 5 (S5), SLP_EN */
-    mov $0x3400, %ax
-    out %ax, %dx
-    cli
-    hlt
+    jmp poweroff
 
 bad_string_io:
     mov $no_string_io, %esi
-    call puts
-    lidt zero_idt
-    ud2
+    jmp fail
 
 bad_start_info:
     mov $no_start_info, %esi
-    call puts
-    lidt zero_idt                       /* no IDT: the next exception triple faults */
-    ud2
+    jmp fail
 
 #include "console.h"
 

@@ -14,16 +14,10 @@ _start:
     jne dirty
     mov $clean, %esi
     call puts
-    mov $0x604, %dx                     /* PM1a control: S5 */
-    mov $0x3400, %ax
-    out %ax, %dx
-    cli
-    hlt
+    jmp poweroff
 dirty:
     mov $not_zero, %esi
-    call puts
-    lidt zero_idt
-    ud2
+    jmp fail
 
 #include "console.h"
 

@@ -187,14 +187,20 @@ static enum fill_result fill_file(int fd, uint64_t size, uint64_t *written, int 
 }
 
 /* Checks that one more MiB fits in `dir` (the space came back), then removes that file. */
+/* Creates (or empties) DIR/NAME with `mode`, its path in `path`; -1 after a FAIL with `code`. */
+static int create_in(const char *dir, const char *name, mode_t mode, char (*path)[4096], int code) {
+    snprintf(*path, sizeof *path, "%s/%s", dir, name);
+    int fd = open(*path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0)
+        fail(code, "open(\"%s\"): %s", *path, errno_name(errno));
+    return fd;
+}
+
 static void check_space_back(const char *dir) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/exhaust-again", dir);
-    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        fail(FAIL_TMP_AGAIN, "open(\"%s\") once the files are gone: %s", path, errno_name(errno));
+    int fd = create_in(dir, "exhaust-again", 0644, &path, FAIL_TMP_AGAIN);
+    if (fd < 0)
         return;
-    }
     uint64_t written = 0;
     int error;
     enum fill_result result = fill_file(fd, MiB, &written, &error);
@@ -262,12 +268,9 @@ static void exhaust_tmp(const char *dir, int expected) {
 /* One file grown until the directory is full. */
 static void exhaust_tmp_one(const char *dir, int expected) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/exhaust-one", dir);
-    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        fail(FAIL_TMP_ERRNO, "open(\"%s\"): %s", path, errno_name(errno));
+    int fd = create_in(dir, "exhaust-one", 0644, &path, FAIL_TMP_ERRNO);
+    if (fd < 0)
         return;
-    }
     uint64_t written = 0;
     int error = 0;
     enum fill_result result = FILLED;
@@ -763,13 +766,10 @@ static void check_execve(const char *path, int expected) {
 
 static void execve_big(const char *dir, long mib) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/exhaust-big", dir);
     memset(piece, 0, sizeof piece);
-    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0755);
-    if (fd < 0) {
-        fail(FAIL_BIG_FILE, "open(\"%s\"): %s", path, errno_name(errno));
+    int fd = create_in(dir, "exhaust-big", 0755, &path, FAIL_BIG_FILE);
+    if (fd < 0)
         return;
-    }
     uint64_t written = 0;
     int error;
     enum fill_result result = fill_file(fd, (uint64_t)mib * MiB, &written, &error);
@@ -812,6 +812,23 @@ static int usage(void) {
     return FAIL_USAGE;
 }
 
+/* The modes that take no argument. */
+static const struct {
+    const char *name;
+    void (*run)(void);
+} PLAIN_MODES[] = {
+    {"pipes", exhaust_pipes},         {"fds", exhaust_fds},         {"memory", exhaust_memory},
+    {"sparse", exhaust_sparse},       {"processes", exhaust_processes}, {"threads", exhaust_threads},
+};
+
+/* The function of the plain mode `name`, or NULL. */
+static void (*plain_mode(const char *name))(void) {
+    for (size_t i = 0; i < sizeof PLAIN_MODES / sizeof PLAIN_MODES[0]; i++)
+        if (strcmp(name, PLAIN_MODES[i].name) == 0)
+            return PLAIN_MODES[i].run;
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         return usage();
@@ -834,18 +851,8 @@ int main(int argc, char **argv) {
         } else {
             exhaust_tmp_one(argv[2], expected);
         }
-    } else if (strcmp(mode, "pipes") == 0 && argc == 2) {
-        exhaust_pipes();
-    } else if (strcmp(mode, "fds") == 0 && argc == 2) {
-        exhaust_fds();
-    } else if (strcmp(mode, "memory") == 0 && argc == 2) {
-        exhaust_memory();
-    } else if (strcmp(mode, "sparse") == 0 && argc == 2) {
-        exhaust_sparse();
-    } else if (strcmp(mode, "processes") == 0 && argc == 2) {
-        exhaust_processes();
-    } else if (strcmp(mode, "threads") == 0 && argc == 2) {
-        exhaust_threads();
+    } else if (argc == 2 && plain_mode(mode) != NULL) {
+        plain_mode(mode)();
     } else if (strcmp(mode, "execve") == 0 && argc == 4) {
         int expected = errno_by_name(argv[3]);
         if (expected == 0) {
