@@ -493,9 +493,28 @@ impl AddressSpace {
 }
 
 impl AddressSpace {
+    /// The other CPUs that have this space's tables loaded now.
+    fn cpus_running_on_it(&self) -> Vec<usize> {
+        let me = per_cpu::current().index;
+        per_cpu::all()
+            .iter()
+            .filter(|c| c.index != me && c.loaded_root.load(Ordering::Acquire) == self.root)
+            .map(|c| c.index)
+            .collect()
+    }
+
+    fn loaded_elsewhere(&self) -> bool {
+        !self.cpus_running_on_it().is_empty()
+    }
+
     /// Unmaps the whole user half (process exit); the tables stay until the space is dropped.
     pub fn release_all(&mut self) {
-        // The process's threads are gone: only this CPU may still hold translations.
+        // The process's threads are gone, but a CPU whose thread has just ended may not have
+        // switched away from these tables yet: give it a moment (it is on its way out).
+        let deadline = clock::uptime_ns() + SHOOTDOWN_TIMEOUT_NS;
+        while self.loaded_elsewhere() && clock::uptime_ns() < deadline {
+            core::hint::spin_loop();
+        }
         self.other_cpus.clear();
         self.areas = VmAreas::default();
         self.unmap_pages(0, USER_END);
@@ -508,17 +527,11 @@ impl Drop for AddressSpace {
         // No other CPU may still run on these tables when they are freed (threads of the process
         // end before its space goes, execve included): check every CPU's loaded root, and keep
         // the tables (a leak, reported) rather than free them under a running CPU.
-        let me = per_cpu::current().index;
-        let root = self.root;
-        let in_use: Vec<usize> = per_cpu::all()
-            .iter()
-            .filter(|c| c.index != me && c.loaded_root.load(Ordering::Acquire) == root)
-            .map(|c| c.index)
-            .collect();
+        let in_use = self.cpus_running_on_it();
         if !in_use.is_empty() {
             log::error!("an address space freed while CPUs {in_use:?} still run on it: kept");
             crate::logging::emit("tables_in_use", |e| {
-                e.u64("root", root).display("cpus", format_args!("{in_use:?}"));
+                e.u64("root", self.root).display("cpus", format_args!("{in_use:?}"));
             });
             return;
         }
