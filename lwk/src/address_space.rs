@@ -493,26 +493,12 @@ impl AddressSpace {
 }
 
 impl AddressSpace {
-    /// The other CPUs that have this space's tables loaded now.
-    fn cpus_running_on_it(&self) -> Vec<usize> {
-        let me = per_cpu::current().index;
-        per_cpu::all()
-            .iter()
-            .filter(|c| c.index != me && c.loaded_root.load(Ordering::Acquire) == self.root)
-            .map(|c| c.index)
-            .collect()
-    }
-
-    fn loaded_elsewhere(&self) -> bool {
-        !self.cpus_running_on_it().is_empty()
-    }
-
     /// Unmaps the whole user half (process exit); the tables stay until the space is dropped.
     pub fn release_all(&mut self) {
         // The process's threads are gone, but a CPU whose thread has just ended may not have
         // switched away from these tables yet: give it a moment (it is on its way out).
         let deadline = clock::uptime_ns() + SHOOTDOWN_TIMEOUT_NS;
-        while self.loaded_elsewhere() && clock::uptime_ns() < deadline {
+        while !per_cpu::others_with_root(self.root).is_empty() && clock::uptime_ns() < deadline {
             core::hint::spin_loop();
         }
         self.other_cpus.clear();
@@ -527,7 +513,7 @@ impl Drop for AddressSpace {
         // No other CPU may still run on these tables when they are freed (threads of the process
         // end before its space goes, execve included): check every CPU's loaded root, and keep
         // the tables (a leak, reported) rather than free them under a running CPU.
-        let in_use = self.cpus_running_on_it();
+        let in_use = per_cpu::others_with_root(self.root);
         if !in_use.is_empty() {
             log::error!("an address space freed while CPUs {in_use:?} still run on it: kept");
             crate::logging::emit("tables_in_use", |e| {

@@ -291,6 +291,9 @@ pub fn launch(name: &str) -> Result<(), String> {
         apply(plane, name, Event::Launch)?;
         let assignment = plane.registry.partition().get(name).ok_or("the enclave has no partition")?;
         let segments = granted_segments(plane, name);
+        // Committed now, so that no other launch counts on the same room; given back if this
+        // one fails, or when the enclave ends.
+        plane.kernel_committed += budget;
         (
             spec,
             assignment.cores.to_vec(),
@@ -305,12 +308,14 @@ pub fn launch(name: &str) -> Result<(), String> {
     let Some(plane) = guard.as_mut() else { return Err("the control plane is not up".into()) };
     match prepared {
         Ok(ready) => {
-            apply(plane, name, Event::Started)?;
+            if let Err(e) = apply(plane, name, Event::Started) {
+                plane.kernel_committed = plane.kernel_committed.saturating_sub(budget);
+                return Err(e);
+            }
             let handle = match &ready {
                 Ready::Job(j) => Handle::Job(j.job().clone()),
                 Ready::Vm(v) => Handle::Vm(v.vm().clone(), v.account().clone()),
             };
-            plane.kernel_committed += budget;
             plane.running.push(Instance {
                 name: name.to_string(),
                 handle,
@@ -327,6 +332,7 @@ pub fn launch(name: &str) -> Result<(), String> {
             Ok(())
         }
         Err(reason) => {
+            plane.kernel_committed = plane.kernel_committed.saturating_sub(budget);
             log::error!(target: "enclaves", "{name}: {reason}");
             match &spec.image {
                 Image::Job { program, .. } => logging::emit("job_error", |e| {

@@ -50,6 +50,47 @@ pub fn xcr0() -> u64 {
     XCR0.load(Ordering::Relaxed)
 }
 
+/// The state of a reset CPU as a save area: x87 control word 0x37f (offset 0), MXCSR 0x1f80
+/// (offset 24), everything else zero; a zero XSAVE header (offset 512) means every component in
+/// its initial state. XRSTOR reads only this legacy region and the header when the header says
+/// so, FXRSTOR only the legacy region.
+#[repr(C, align(64))]
+struct ResetArea([u8; 576]);
+
+static RESET: ResetArea = {
+    let mut area = [0u8; 576];
+    let fcw = 0x37fu16.to_le_bytes();
+    let mxcsr = 0x1f80u32.to_le_bytes();
+    (area[0], area[1]) = (fcw[0], fcw[1]);
+    (area[24], area[25], area[26], area[27]) = (mxcsr[0], mxcsr[1], mxcsr[2], mxcsr[3]);
+    ResetArea(area)
+};
+
+/// Loads the state of a reset CPU into this CPU's registers (for a guest's first entry: nothing
+/// the core's last owner left in them may show through). Allocates nothing.
+pub fn load_reset_state() {
+    // SAFETY: `RESET` is 64-byte aligned and holds a valid legacy region and a zero XSAVE
+    // header (standard form), so XRSTOR initialises every component it is asked for.
+    unsafe { load(RESET.0.as_ptr()) };
+}
+
+/// XRSTOR (or FXRSTOR) of the area at `area`.
+///
+/// # Safety
+/// `area` is 64-byte aligned and holds a state saved by XSAVE/FXSAVE, or a legacy region and a
+/// zero XSAVE header.
+unsafe fn load(area: *const u8) {
+    let mask = xcr0();
+    // SAFETY: the caller's contract.
+    unsafe {
+        if mask != 0 {
+            asm!("xrstor64 [{}]", in(reg) area, in("eax") mask as u32, in("edx") (mask >> 32) as u32, options(nostack));
+        } else {
+            asm!("fxrstor64 [{}]", in(reg) area, options(nostack));
+        }
+    }
+}
+
 /// One thread's saved registers: a 64-byte aligned save area.
 pub struct FpuState {
     area: *mut u8,
@@ -70,11 +111,9 @@ impl FpuState {
         if area.is_null() {
             return None;
         }
-        // SAFETY: the area has at least the 512-byte legacy region: FCW at 0, MXCSR at 24.
-        unsafe {
-            (area as *mut u16).write(0x37f);
-            (area.add(24) as *mut u32).write(0x1f80);
-        }
+        let initial = RESET.0.len().min(layout.size());
+        // SAFETY: the area has `layout.size()` bytes; `RESET` is a separate static.
+        unsafe { core::ptr::copy_nonoverlapping(RESET.0.as_ptr(), area, initial) };
         Some(FpuState { area, layout })
     }
 
@@ -136,16 +175,9 @@ impl FpuState {
 
     /// Loads the area into this CPU's registers.
     pub fn restore(&self) {
-        let mask = xcr0();
-        // SAFETY: the area holds a state saved by `save` or built by `new` (a zero XSAVE header
-        // means "initial state" for every component).
-        unsafe {
-            if mask != 0 {
-                asm!("xrstor64 [{}]", in(reg) self.area, in("eax") mask as u32, in("edx") (mask >> 32) as u32, options(nostack));
-            } else {
-                asm!("fxrstor64 [{}]", in(reg) self.area, options(nostack));
-            }
-        }
+        // SAFETY: the area is 64-byte aligned and holds a state saved by `save` or built by `new`
+        // from `RESET`.
+        unsafe { load(self.area) };
     }
 }
 

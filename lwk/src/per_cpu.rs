@@ -124,6 +124,13 @@ pub unsafe fn load_root(root: u64) {
     }
 }
 
+/// The other CPUs (not this one) that have `root` loaded now: whoever frees an address space
+/// waits for, or reports, them.
+pub fn others_with_root(root: u64) -> Vec<usize> {
+    let me = current().index;
+    all().iter().filter(|c| c.index != me && c.loaded_root.load(Ordering::Acquire) == root).map(|c| c.index).collect()
+}
+
 /// Points this CPU's GS base at its entry.
 pub fn install(cpu: &'static PerCpu) {
     let address = cpu as *const PerCpu as u64;

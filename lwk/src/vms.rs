@@ -5,7 +5,7 @@
 //! how it ended.
 
 use crate::enclaves::{self, Ending};
-use crate::fpu_state::FpuState;
+use crate::fpu_state;
 use crate::interrupt_entry::RESCHEDULE_VECTOR;
 use crate::kernel_memory::{self, phys_to_virt};
 use crate::{clock, cpu, files, kernel_heap, local_apic, logging, per_cpu, serial_console};
@@ -232,10 +232,7 @@ fn run_vcpu(
     }
     // The guest starts from the floating-point state of a reset CPU, not from whatever the
     // core's last owner (a job, another VM) left in its registers.
-    match FpuState::new() {
-        Some(reset) => reset.restore(),
-        None => log::error!(target: "vms", "vm {}: no memory for a reset FPU state", vm.name),
-    }
+    fpu_state::load_reset_state();
     let end = vm.run_vcpu(index, core);
     if inside.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;

@@ -150,6 +150,16 @@ static size_t descriptor_limit(void) {
     return (size_t)limit.rlim_cur;
 }
 
+/* Room for one int per descriptor the process may hold (their count in *most); NULL after a FAIL
+ * with `code`. */
+static int *descriptor_slots(size_t *most, int code) {
+    *most = descriptor_limit();
+    int *slots = malloc(*most * sizeof *slots);
+    if (slots == NULL)
+        fail(code, "no memory for %zu descriptors", *most);
+    return slots;
+}
+
 /* ---- tmp, tmp-one, execve-big: filling a directory ---- */
 
 enum fill_result {
@@ -292,12 +302,10 @@ static void exhaust_tmp_one(const char *dir, int expected) {
 /* ---- pipes ---- */
 
 static void exhaust_pipes(void) {
-    size_t most = descriptor_limit();
-    int *ends = malloc(most * sizeof *ends);
-    if (ends == NULL) {
-        fail(FAIL_PIPE_NEVER, "no memory for %zu descriptors", most);
+    size_t most;
+    int *ends = descriptor_slots(&most, FAIL_PIPE_NEVER);
+    if (ends == NULL)
         return;
-    }
     size_t count = 0; /* descriptors in ends[] */
     uint64_t buffered = 0;
     int error = 0, enomem_writes = 0;
@@ -365,12 +373,10 @@ static void exhaust_pipes(void) {
 /* ---- fds ---- */
 
 static void exhaust_fds(void) {
-    size_t most = descriptor_limit();
-    int *fds = malloc(most * sizeof *fds);
-    if (fds == NULL) {
-        fail(FAIL_FDS_NEVER, "no memory for %zu descriptors", most);
+    size_t most;
+    int *fds = descriptor_slots(&most, FAIL_FDS_NEVER);
+    if (fds == NULL)
         return;
-    }
     size_t count = 0;
     int error = 0;
     for (;;) {

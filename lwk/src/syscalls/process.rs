@@ -270,10 +270,10 @@ pub fn execve(c: &mut Call) -> SysResult {
         crate::cpu::wrmsr(0xc000_0100, 0);
         crate::cpu::wrmsr(0xc000_0102, 0);
     }
-    if let Some(fresh) = crate::fpu_state::FpuState::new() {
-        fresh.restore();
-        *c.thread.fpu.lock() = fresh;
-    }
+    // The new program starts from a reset FPU state (kept in the thread's own area, so nothing
+    // is allocated and nothing of the old program's registers survives).
+    crate::fpu_state::load_reset_state();
+    c.thread.fpu.lock().save();
     let f = &mut *c.frame;
     *f = TrapFrame {
         rip: program.entry,
@@ -300,11 +300,8 @@ const EXEC_WAIT_NS: u64 = 1_000_000_000;
 fn wait_for_other_threads(process: &Process) -> bool {
     let deadline = clock::uptime_ns() + EXEC_WAIT_NS;
     let root = process.page_table_root();
-    let me = crate::per_cpu::current().index;
     loop {
-        let elsewhere =
-            || crate::per_cpu::all().iter().any(|c| c.index != me && c.loaded_root.load(Ordering::Acquire) == root);
-        if process.threads.lock().len() <= 1 && !elsewhere() {
+        if process.threads.lock().len() <= 1 && crate::per_cpu::others_with_root(root).is_empty() {
             return true;
         }
         let now = clock::uptime_ns();
