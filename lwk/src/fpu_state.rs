@@ -8,6 +8,7 @@ use alloc::alloc::{Layout, alloc_zeroed, dealloc};
 use core::arch::asm;
 use core::arch::x86_64::__cpuid_count;
 use core::sync::atomic::{AtomicU64, Ordering};
+use lwk::errno::Errno;
 
 /// XCR0 bits the kernel enables when present: x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM).
 const WANTED_XCR0: u64 = 0b1110_0111;
@@ -91,6 +92,22 @@ unsafe fn load(area: *const u8) {
     }
 }
 
+/// Whether XRSTOR (FXRSTOR without XSAVE) can load `image` without faulting: no MXCSR bit
+/// outside `mxcsr_mask`, and an XSAVE header that names only enabled components, in standard
+/// form, with its reserved bytes zero.
+fn image_loadable(image: &[u8], mxcsr_mask: u32) -> bool {
+    let u32_at = |o: usize| u32::from_le_bytes(image[o..o + 4].try_into().unwrap_or_default());
+    let u64_at = |o: usize| u64::from_le_bytes(image[o..o + 8].try_into().unwrap_or_default());
+    if image.len() < 512 || u32_at(24) & !mxcsr_mask != 0 {
+        return false;
+    }
+    xcr0() == 0
+        || (image.len() >= 576
+            && u64_at(512) & !xcr0() == 0
+            && u64_at(520) == 0
+            && image[528..576].iter().all(|&b| b == 0))
+}
+
 /// One thread's saved registers: a 64-byte aligned save area.
 pub struct FpuState {
     area: *mut u8,
@@ -131,33 +148,25 @@ impl FpuState {
         unsafe { core::slice::from_raw_parts(self.area, self.layout.size()) }
     }
 
-    /// Replaces the saved registers with `bytes` from user memory (rt_sigreturn), after checking
-    /// everything that would make the CPU fault when loading them: XRSTOR faults in the kernel
-    /// on a bad header or reserved MXCSR bits, and user memory must never be able to do that.
-    pub fn load_checked(&mut self, bytes: &[u8]) -> Result<(), ()> {
-        if bytes.len() != self.layout.size() {
-            return Err(());
-        }
-        let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap_or_default());
-        let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap_or_default());
+    /// Replaces the saved registers with an image from user memory (rt_sigreturn): `fill`
+    /// copies it straight into the area, then everything that would make the CPU fault when
+    /// loading it is checked there, where user code can no longer change it: XRSTOR faults in
+    /// the kernel on a bad header or reserved MXCSR bits, and user memory must never be able to
+    /// do that. On any failure the area is saved again from this CPU, whose registers are the
+    /// thread's (it runs), so nothing of a refused image stays.
+    pub fn load_checked(&mut self, fill: impl FnOnce(&mut [u8]) -> Result<(), Errno>) -> Result<(), Errno> {
         // MXCSR_MASK (offset 28) as the CPU wrote it on the last save; 0 means the default.
         let mask = match u32::from_le_bytes(self.bytes()[28..32].try_into().unwrap_or_default()) {
             0 => 0xffbf,
             m => m,
         };
-        if u32_at(24) & !mask != 0 {
-            return Err(());
+        // SAFETY: the area holds `layout.size()` bytes owned by `self`, borrowed mutably here.
+        let area = unsafe { core::slice::from_raw_parts_mut(self.area, self.layout.size()) };
+        let valid = fill(area).and_then(|()| if image_loadable(area, mask) { Ok(()) } else { Err(Errno::EFAULT) });
+        if valid.is_err() {
+            self.save();
         }
-        let bad_header = bytes.len() < 576
-            || u64_at(512) & !xcr0() != 0
-            || u64_at(520) != 0
-            || bytes[528..576].iter().any(|&b| b != 0);
-        if xcr0() != 0 && bad_header {
-            return Err(());
-        }
-        // SAFETY: the area has exactly `bytes.len()` bytes and does not overlap `bytes`.
-        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), self.area, bytes.len()) };
-        Ok(())
+        valid
     }
 
     /// Saves this CPU's registers into the area.

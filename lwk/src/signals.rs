@@ -14,7 +14,6 @@ use crate::scheduler;
 use crate::thread::Thread;
 use crate::{cpu, logging};
 use alloc::sync::Arc;
-use alloc::vec;
 use core::sync::atomic::Ordering;
 use lwk::errno::Errno;
 
@@ -230,12 +229,8 @@ fn deliver(frame: &mut TrapFrame, t: &Arc<Thread>, sig: i32, action: &SignalActi
     let mut sp =
         if action.flags & SA_ONSTACK != 0 && alt_size > 0 && !on_alt { alt_base + alt_size } else { frame.rsp - 128 };
     // FPU state, 64-byte aligned.
-    let fpu = {
-        let mut f = t.fpu.lock();
-        f.save();
-        f.bytes().to_vec()
-    };
-    sp = sp.checked_sub(fpu.len() as u64).ok_or(Errno::EFAULT)? & !63;
+    let fpu_bytes = t.fpu.lock().bytes().len() as u64;
+    sp = sp.checked_sub(fpu_bytes).ok_or(Errno::EFAULT)? & !63;
     let fpu_at = sp;
     // Below the FPU state, Linux's rt_sigframe: the return address (pretcode), the ucontext
     // right above it (rt_sigreturn finds it at the RSP the handler's `ret` leaves), then the
@@ -246,7 +241,7 @@ fn deliver(frame: &mut TrapFrame, t: &Arc<Thread>, sig: i32, action: &SignalActi
     let mut info = [0u8; SIGINFO_BYTES as usize];
     info[0..4].copy_from_slice(&sig.to_le_bytes());
     info[16..24].copy_from_slice(&address.to_le_bytes());
-    let mut uc = vec![0u8; UCONTEXT_BYTES as usize];
+    let mut uc = [0u8; UCONTEXT_BYTES as usize];
     let put = |b: &mut [u8], at: usize, v: u64| b[at..at + 8].copy_from_slice(&v.to_le_bytes());
     put(&mut uc, 16, alt_base);
     put(&mut uc, 32, alt_size);
@@ -286,7 +281,11 @@ fn deliver(frame: &mut TrapFrame, t: &Arc<Thread>, sig: i32, action: &SignalActi
     put(&mut uc, 296, restore_mask);
     {
         let space = t.process.space.lock();
-        space.write(fpu_at, &fpu)?;
+        {
+            let mut f = t.fpu.lock();
+            f.save();
+            space.write(fpu_at, f.bytes())?;
+        }
         space.write(info_at, &info)?;
         space.write(uc_at, &uc)?;
         space.write(sp, &action.restorer.to_le_bytes())?;
@@ -312,7 +311,7 @@ fn deliver(frame: &mut TrapFrame, t: &Arc<Thread>, sig: i32, action: &SignalActi
 /// `rt_sigreturn`: restores the context saved by [`deliver`] from the frame at the user RSP.
 pub fn sigreturn(frame: &mut TrapFrame, t: &Arc<Thread>) -> Result<(), Errno> {
     let uc_at = frame.rsp;
-    let mut uc = vec![0u8; UCONTEXT_BYTES as usize];
+    let mut uc = [0u8; UCONTEXT_BYTES as usize];
     let space = t.process.space.lock();
     space.read(uc_at, &mut uc)?;
     let get = |at: usize| u64::from_le_bytes(uc[at..at + 8].try_into().unwrap_or_default());
@@ -325,9 +324,7 @@ pub fn sigreturn(frame: &mut TrapFrame, t: &Arc<Thread>) -> Result<(), Errno> {
     let fpu_at = get(m + 184);
     if fpu_at != 0 {
         let mut fpu = t.fpu.lock();
-        let mut image = vec![0u8; fpu.bytes().len()];
-        space.read(fpu_at, &mut image)?;
-        fpu.load_checked(&image).map_err(|_| Errno::EFAULT)?;
+        fpu.load_checked(|area| space.read(fpu_at, area))?;
         fpu.restore();
     }
     drop(space);

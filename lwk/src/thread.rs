@@ -9,7 +9,7 @@ use crate::process::{ExitReason, Process};
 use crate::user_entry::{self, SYSCALL_FRAME, USER_RFLAGS};
 use alloc::sync::Arc;
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use enclave::Charge;
 use lwk::job_options::THREAD_KERNEL_BYTES;
 
@@ -58,8 +58,29 @@ pub struct Thread {
     pub robust_list: spin::Mutex<(u64, u64)>,
     /// `exit`: the status the thread ends with (its process's, if it is the last thread).
     pub exit_reason: spin::Mutex<Option<ExitReason>>,
-    /// Its kernel stack, XSAVE area and bookkeeping, charged to its enclave's kernel memory.
+    /// Its futex wait, when it waits on one (see `syscalls::futex`): part of the thread, so
+    /// that waiting allocates nothing.
+    pub futex_wait: FutexWait,
+    /// Its kernel stack, XSAVE area and bookkeeping (signal state and futex wait included: both
+    /// have a fixed size), charged to its enclave's kernel memory.
     _charge: Charge,
+}
+
+/// Where a thread waits in the futex table: the physical address of the word ([`FutexWait::NONE`]
+/// when it does not wait), the bitset it waits for, and whether a waker has taken it. Written
+/// under the lock of the table's bucket that holds the thread.
+pub struct FutexWait {
+    pub key: AtomicU64,
+    pub bitset: AtomicU32,
+    pub woken: AtomicBool,
+}
+
+impl FutexWait {
+    pub const NONE: u64 = u64::MAX;
+
+    const fn new() -> FutexWait {
+        FutexWait { key: AtomicU64::new(Self::NONE), bitset: AtomicU32::new(0), woken: AtomicBool::new(false) }
+    }
 }
 
 impl Thread {
@@ -114,6 +135,7 @@ impl Thread {
             suspend_mask: spin::Mutex::new(None),
             robust_list: spin::Mutex::new((0, 0)),
             exit_reason: spin::Mutex::new(None),
+            futex_wait: FutexWait::new(),
             _charge: charge,
         }))
     }

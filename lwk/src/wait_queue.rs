@@ -42,7 +42,15 @@ impl WaitQueue {
             if interruptible && signals::deliverable(&me) {
                 return Err(Errno::EINTR);
             }
-            self.waiters.lock().push(me.clone());
+            if !self.register(&me) {
+                // The heap cannot grow the list: an interruptible wait fails, an uninterruptible
+                // one checks again after giving others the CPU.
+                if interruptible {
+                    return Err(Errno::ENOMEM);
+                }
+                scheduler::yield_now();
+                continue;
+            }
             // Re-check after registering: a wake-up between the first check and now is kept
             // pending by the thread, so the block below returns at once.
             if let Some(r) = ready() {
@@ -54,14 +62,15 @@ impl WaitQueue {
         }
     }
 
-    /// Adds `thread` to the waiters, for a wait on several queues ([`wait_any`]).
-    pub fn register(&self, thread: &Arc<Thread>) {
-        self.waiters.lock().push(thread.clone());
-    }
-
-    /// Takes `thread` out of the waiters (every time it was registered).
-    pub fn unregister(&self, thread: &Arc<Thread>) {
-        self.remove(thread);
+    /// Adds `thread` to the waiters; `false` when the heap cannot grow the list (bounded by the
+    /// threads, which are charged to their enclaves: one entry per queue a thread waits on).
+    fn register(&self, thread: &Arc<Thread>) -> bool {
+        let mut waiters = self.waiters.lock();
+        if waiters.try_reserve(1).is_err() {
+            return false;
+        }
+        waiters.push(thread.clone());
+        true
     }
 
     fn remove(&self, thread: &Arc<Thread>) {
@@ -79,9 +88,10 @@ impl WaitQueue {
 
 /// Blocks the calling thread until `ready()` returns `Some` (then that value), until the uptime
 /// reaches `deadline` (`None`: no deadline) with `Ok(None)`, or until a signal (or a kill)
-/// arrives first: EINTR. A wake-up of any of `queues` makes it check again. `ready` is called
-/// first, so a deadline already passed checks once without blocking; and after the deadline or
-/// a signal it has been called once more since the last wake-up.
+/// arrives first: EINTR (ENOMEM when the heap cannot hold the registration). A wake-up of any
+/// of `queues` makes it check again. `ready` is called first, so a deadline already passed
+/// checks once without blocking; and after the deadline or a signal it has been called once
+/// more since the last wake-up.
 pub fn wait_any<R>(
     queues: &[&WaitQueue],
     deadline: Option<u64>,
@@ -98,8 +108,12 @@ pub fn wait_any<R>(
         if signals::deliverable(&me) {
             return Err(Errno::EINTR);
         }
-        for q in queues {
-            q.register(&me);
+        let registered = queues.iter().take_while(|q| q.register(&me)).count();
+        if registered < queues.len() {
+            for q in &queues[..registered] {
+                q.remove(&me);
+            }
+            return Err(Errno::ENOMEM);
         }
         // Re-check after registering: a wake-up between the check above and now is kept pending
         // by the thread, so the block below returns at once.
@@ -113,7 +127,7 @@ pub fn wait_any<R>(
             }
         }
         for q in queues {
-            q.unregister(&me);
+            q.remove(&me);
         }
         if let Some(r) = found {
             return Ok(Some(r));

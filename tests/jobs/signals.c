@@ -1,7 +1,9 @@
 /* Signals on Manul: handlers for synchronous faults (recovering from SIGSEGV and SIGFPE with
  * siglongjmp), self-sent signals (raise, kill, tgkill), SA_SIGINFO details, blocking and pending
- * signals, SIG_IGN, SIGPIPE on a broken pipe, an alternate signal stack, and the default action
- * ending a child (its wait status). Exits 0 when every check passes. */
+ * signals, SIG_IGN, SIGPIPE on a broken pipe, an alternate signal stack, the FPU image in the
+ * signal frame (what a handler writes there is what the registers hold after it; an image the
+ * CPU would refuse ends the process with SIGSEGV), and the default action ending a child (its
+ * wait status). Exits 0 when every check passes. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <setjmp.h>
@@ -44,6 +46,35 @@ static void on_alt(int sig) {
     char here;
     got = sig;
     on_alt_stack = &here >= alt_stack && &here < alt_stack + sizeof alt_stack;
+}
+
+/* What the FPU handler does to the image in its frame. */
+enum { FPU_MARK_XMM0 = 1, FPU_BAD_MXCSR = 2 };
+static volatile int fpu_mode;
+static const unsigned MARK = 0x600df00d;
+
+static void on_fpu(int sig, siginfo_t *info, void *context) {
+    (void)sig;
+    (void)info;
+    ucontext_t *uc = context;
+    if (fpu_mode == FPU_MARK_XMM0)
+        uc->uc_mcontext.fpregs->_xmm[0].element[0] = MARK;
+    else if (fpu_mode == FPU_BAD_MXCSR)
+        uc->uc_mcontext.fpregs->mxcsr = 0xffffffff; /* reserved bits: XRSTOR would fault */
+}
+
+/* Puts `before` in XMM0, sends itself SIGUSR1 with a bare tgkill (the handler runs on the way
+ * back from it) and returns XMM0's low half as the registers hold it afterwards. */
+static unsigned long xmm0_across_signal(unsigned long before) {
+    long nr = SYS_tgkill;
+    unsigned long after;
+    __asm__ volatile("movq %[before], %%xmm0\n\t"
+                     "syscall\n\t"
+                     "movq %%xmm0, %[after]"
+                     : [after] "=&r"(after), "+a"(nr)
+                     : [before] "r"(before), "D"((long)getpid()), "S"((long)gettid()), "d"((long)SIGUSR1)
+                     : "rcx", "r11", "xmm0", "memory");
+    return after;
 }
 
 static void install(int sig, void (*handler)(int), int flags) {
@@ -125,6 +156,29 @@ int main(void) {
     got = 0;
     raise(SIGUSR2);
     CHECK(got == SIGUSR2 && on_alt_stack, "handler on the alternate stack (got %d, on it %d)", got, on_alt_stack);
+
+    /* The handler's FPU image is what the thread resumes with. */
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fpu;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR1, &sa, NULL) == 0, "sigaction for the FPU image");
+    fpu_mode = 0;
+    CHECK(xmm0_across_signal(0x1234) == 0x1234, "XMM0 changed across a handler that left it alone");
+    fpu_mode = FPU_MARK_XMM0;
+    unsigned long marked = xmm0_across_signal(0x1234);
+    CHECK(marked == MARK, "XMM0 after the handler marked its image: %#lx", marked);
+    /* An image the CPU would refuse to load ends the process, not the node. */
+    pid_t refused = fork();
+    if (refused == 0) {
+        fpu_mode = FPU_BAD_MXCSR;
+        xmm0_across_signal(0);
+        _exit(0);
+    }
+    int refused_status = 0;
+    CHECK(refused > 0 && waitpid(refused, &refused_status, 0) == refused, "waitpid (bad MXCSR)");
+    CHECK(WIFSIGNALED(refused_status) && WTERMSIG(refused_status) == SIGSEGV,
+          "a frame with reserved MXCSR bits: child status %#x", refused_status);
 
     /* The default action ends a child; its parent sees the signal in the wait status. */
     pid_t child = fork();

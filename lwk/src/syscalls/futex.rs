@@ -1,8 +1,14 @@
 //! futex: WAIT, WAKE, WAIT_BITSET, WAKE_BITSET, REQUEUE, CMP_REQUEUE and WAKE_OP, private or
 //! shared, with timeouts. Waiters are keyed by the physical address of the futex word, so a
 //! futex works between threads (same mapping) and between processes sharing memory alike. The
-//! value check and the registration happen under the table lock, which every waker takes, so no
-//! wake-up is lost.
+//! value check and the registration happen under the lock of the word's bucket, which every
+//! waker of that word takes, so no wake-up is lost.
+//!
+//! Waiting allocates nothing per wait: a thread's wait state (word, bitset, woken) is part of the
+//! thread ([`FutexWait`], charged with it), and a bucket holds the waiting threads themselves.
+//! A bucket's list grows only when more threads wait in it than ever before; that growth is
+//! fallible (the wait fails with ENOMEM, the heap is never asked for more than it has), and it
+//! is bounded by the threads that exist, which are charged to their enclaves.
 
 use super::{Call, SysResult};
 use crate::clock;
@@ -11,11 +17,10 @@ use crate::page_table;
 use crate::process::Process;
 use crate::scheduler;
 use crate::signals;
-use crate::thread::Thread;
-use alloc::collections::BTreeMap;
+use crate::thread::{FutexWait, Thread};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 use lwk::errno::Errno;
 
 const FUTEX_WAIT: u64 = 0;
@@ -29,13 +34,18 @@ const FUTEX_PRIVATE: u64 = 128;
 const FUTEX_CLOCK_REALTIME: u64 = 256;
 const BITSET_ANY: u32 = u32::MAX;
 
-struct Waiter {
-    thread: Arc<Thread>,
-    bitset: u32,
-    woken: Arc<AtomicBool>,
+/// Buckets of the waiter table (a power of two); a word's bucket is a hash of its address.
+const BUCKETS: usize = 64;
+type Bucket = spin::Mutex<Vec<Arc<Thread>>>;
+static TABLE: [Bucket; BUCKETS] = [const { spin::Mutex::new(Vec::new()) }; BUCKETS];
+
+fn bucket_index(k: u64) -> usize {
+    ((k >> 2).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - BUCKETS.trailing_zeros())) as usize
 }
 
-static TABLE: spin::Mutex<BTreeMap<u64, Vec<Waiter>>> = spin::Mutex::new(BTreeMap::new());
+fn bucket(k: u64) -> &'static Bucket {
+    &TABLE[bucket_index(k)]
+}
 
 /// The physical address of a futex word (4-byte aligned, mapped for the user).
 fn key(process: &Process, addr: u64) -> Result<u64, Errno> {
@@ -73,30 +83,29 @@ fn read_word(process: &Process, addr: u64) -> Result<u32, Errno> {
     Ok(u32::from_le_bytes(b))
 }
 
-/// Wakes up to `count` waiters on `addr` whose bitset meets `bitset`; returns how many.
-fn wake_key(k: u64, count: usize, bitset: u32) -> usize {
-    let woken: Vec<Waiter> = {
-        let mut table = TABLE.lock();
-        let Some(list) = table.get_mut(&k) else { return 0 };
-        let mut taken = Vec::new();
-        let mut i = 0;
-        while i < list.len() && taken.len() < count {
-            if list[i].bitset & bitset != 0 {
-                taken.push(list.remove(i));
-            } else {
-                i += 1;
-            }
+/// Takes up to `count` waiters on `k` whose bitset meets `bitset` out of `list` (the bucket of
+/// `k`, locked) and wakes them; returns how many.
+fn wake_in(list: &mut Vec<Arc<Thread>>, k: u64, count: usize, bitset: u32) -> usize {
+    let mut woken = 0;
+    let mut i = 0;
+    while i < list.len() && woken < count {
+        let w = &list[i].futex_wait;
+        if w.key.load(Ordering::Relaxed) == k && w.bitset.load(Ordering::Relaxed) & bitset != 0 {
+            let t = list.remove(i);
+            t.futex_wait.key.store(FutexWait::NONE, Ordering::Relaxed);
+            t.futex_wait.woken.store(true, Ordering::SeqCst);
+            scheduler::wake(&t);
+            woken += 1;
+        } else {
+            i += 1;
         }
-        if list.is_empty() {
-            table.remove(&k);
-        }
-        taken
-    };
-    for w in &woken {
-        w.woken.store(true, Ordering::SeqCst);
-        scheduler::wake(&w.thread);
     }
-    woken.len()
+    woken
+}
+
+/// Wakes up to `count` waiters on `k` whose bitset meets `bitset`; returns how many.
+fn wake_key(k: u64, count: usize, bitset: u32) -> usize {
+    wake_in(&mut bucket(k).lock(), k, count, bitset)
 }
 
 /// For thread exit (CLONE_CHILD_CLEARTID): wakes waiters on a word of `process`.
@@ -132,33 +141,30 @@ fn wait(c: &mut Call, addr: u64, expected: u32, bitset: u32, until: Option<u64>)
         return Err(Errno::EINVAL);
     }
     let k = key(c.process, addr)?;
-    let woken = Arc::new(AtomicBool::new(false));
+    let me = &c.thread.futex_wait;
     {
-        let mut table = TABLE.lock();
+        let mut list = bucket(k).lock();
         if read_word(c.process, addr)? != expected {
             return Err(Errno::EAGAIN);
         }
-        table.entry(k).or_default().push(Waiter { thread: c.thread.clone(), bitset, woken: woken.clone() });
+        list.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+        me.woken.store(false, Ordering::SeqCst);
+        me.bitset.store(bitset, Ordering::Relaxed);
+        me.key.store(k, Ordering::Relaxed);
+        list.push(c.thread.clone());
     }
     loop {
-        if woken.load(Ordering::SeqCst) {
+        if me.woken.load(Ordering::SeqCst) {
             return Ok(0);
         }
         let interrupted = signals::deliverable(c.thread);
         let timed_out = until.is_some_and(|d| clock::uptime_ns() >= d);
         if interrupted || timed_out {
-            // Leave the queue unless a waker took us meanwhile (then it is a wake-up).
-            let mut table = TABLE.lock();
-            if woken.load(Ordering::SeqCst) {
-                return Ok(0);
+            // Leave the table unless a waker took us meanwhile (then it is a wake-up).
+            if leave(c.thread) {
+                return Err(if interrupted { Errno::EINTR } else { Errno::ETIMEDOUT });
             }
-            if let Some(list) = table.get_mut(&k) {
-                list.retain(|w| !Arc::ptr_eq(&w.woken, &woken));
-                if list.is_empty() {
-                    table.remove(&k);
-                }
-            }
-            return Err(if interrupted { Errno::EINTR } else { Errno::ETIMEDOUT });
+            return Ok(0);
         }
         match until {
             Some(d) => {
@@ -169,17 +175,70 @@ fn wait(c: &mut Call, addr: u64, expected: u32, bitset: u32, until: Option<u64>)
     }
 }
 
-/// Moves up to `count` waiters from one word to another (REQUEUE).
-fn requeue(from: u64, to: u64, count: usize) -> usize {
-    let mut table = TABLE.lock();
-    let Some(list) = table.get_mut(&from) else { return 0 };
-    let n = count.min(list.len());
-    let moved: Vec<Waiter> = list.drain(..n).collect();
-    if list.is_empty() {
-        table.remove(&from);
+/// Takes a waiting thread out of the table; `false` if a waker took it first. A requeue may
+/// move it to another word meanwhile, so its bucket is looked up again under the lock.
+fn leave(thread: &Arc<Thread>) -> bool {
+    let w = &thread.futex_wait;
+    loop {
+        let k = w.key.load(Ordering::Relaxed);
+        if k == FutexWait::NONE {
+            return false;
+        }
+        let mut list = bucket(k).lock();
+        if w.woken.load(Ordering::SeqCst) {
+            return false;
+        }
+        if w.key.load(Ordering::Relaxed) == k {
+            list.retain(|t| !Arc::ptr_eq(t, thread));
+            w.key.store(FutexWait::NONE, Ordering::Relaxed);
+            return true;
+        }
     }
-    table.entry(to).or_default().extend(moved);
-    n
+}
+
+/// REQUEUE and CMP_REQUEUE: under the locks of both words' buckets, checks the first word
+/// (when `expected` is given), wakes up to `wake` of its waiters and moves up to `count` more
+/// to the second word. Returns how many were woken and moved.
+fn requeue(c: &Call, (addr, from): (u64, u64), to: u64, wake: usize, count: usize, expected: Option<u32>) -> SysResult {
+    let (first, second) = (bucket_index(from), bucket_index(to));
+    // Both locks, the lower index first (one lock when both words share a bucket).
+    let mut low = TABLE[first.min(second)].lock();
+    let mut high = (first != second).then(|| TABLE[first.max(second)].lock());
+    if let Some(expected) = expected
+        && read_word(c.process, addr)? != expected
+    {
+        return Err(Errno::EAGAIN);
+    }
+    let (source, mut target) = match &mut high {
+        None => (&mut *low, None),
+        Some(h) if first < second => (&mut *low, Some(&mut **h)),
+        Some(h) => (&mut **h, Some(&mut *low)),
+    };
+    let woken = wake_in(source, from, wake, BITSET_ANY);
+    let mut moved = 0;
+    let mut i = 0;
+    while i < source.len() && moved < count {
+        if source[i].futex_wait.key.load(Ordering::Relaxed) != from {
+            i += 1;
+            continue;
+        }
+        source[i].futex_wait.key.store(to, Ordering::Relaxed);
+        moved += 1;
+        match target.as_deref_mut() {
+            // Same bucket: the key is all that changes.
+            None => i += 1,
+            Some(list) => {
+                if list.try_reserve(1).is_err() {
+                    // No room in the other bucket: this one stays waiting on the old word.
+                    source[i].futex_wait.key.store(from, Ordering::Relaxed);
+                    moved -= 1;
+                    break;
+                }
+                list.push(source.remove(i));
+            }
+        }
+    }
+    Ok((woken + moved) as u64)
 }
 
 /// The operation of FUTEX_WAKE_OP: (new value, whether the old value passes the comparison).
@@ -234,19 +293,15 @@ pub fn futex(c: &mut Call) -> SysResult {
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             let (from, to) = (key(c.process, addr)?, key(c.process, addr2)?);
-            if op & 0x7f == FUTEX_CMP_REQUEUE && read_word(c.process, addr)? != val3 as u32 {
-                return Err(Errno::EAGAIN);
-            }
-            let woken = wake_key(from, val as usize, BITSET_ANY);
-            let moved = requeue(from, to, timeout_or_val2 as u32 as usize);
-            Ok((woken + moved) as u64)
+            let expected = (op & 0x7f == FUTEX_CMP_REQUEUE).then_some(val3 as u32);
+            requeue(c, (addr, from), to, val as usize, timeout_or_val2 as u32 as usize, expected)
         }
         FUTEX_WAKE_OP => {
             let (k1, k2) = (key(c.process, addr)?, key(c.process, addr2)?);
-            // The read-modify-write of the second word happens under the table lock, which
-            // every futex user takes: atomic with respect to other futex operations.
+            // The read-modify-write of the second word happens under its bucket's lock, which
+            // its waiters take to check it: atomic with respect to them.
             let pass = {
-                let _table = TABLE.lock();
+                let _bucket = bucket(k2).lock();
                 let word = user_atomic(c.process, addr2)?;
                 let mut old = word.load(Ordering::SeqCst);
                 loop {
