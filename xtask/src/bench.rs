@@ -571,6 +571,10 @@ fn boot_and_read(
     if !output.malformed.is_empty() {
         run.info.insert("malformed_lines".into(), output.malformed.len().to_string());
     }
+    if let Some(first) = output.interrupting.first() {
+        run.info.insert("guest_kernel_messages_in_records".into(), output.interrupting.len().to_string());
+        run.info.insert("guest_kernel_message_first".into(), first.clone());
+    }
     let expected_status = match system {
         System::ManulNative => {
             manul_info(&text, run);

@@ -45,6 +45,8 @@ const PROGRAMS: &[Program] = &[
 pub const KVM_LAUNCHER: &str = "bench/kvm-launcher";
 /// What the launcher puts before each line of its guest's console.
 const GUEST_PREFIX: &str = "[guest] ";
+/// How the LWK's console begins a VM's lines: `[vm NAME] `.
+const VM_PREFIX: &str = "[vm ";
 
 /// What a workload measures, and so how its output reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,6 +215,11 @@ pub struct Output {
     pub exit: Option<i64>,
     /// Lines that looked like records but could not be read.
     pub malformed: Vec<String>,
+    /// Guest kernel messages found inside a record line: a guest's console driver prints a
+    /// kernel message at once, between the bytes of a program's line, so the record's end comes
+    /// on the console line after the message. The record is read joined again; the messages are
+    /// kept here for the report.
+    pub interrupting: Vec<String>,
 }
 
 const RECORD: &str = "BENCH {";
@@ -233,18 +240,51 @@ pub fn split_guest(log: &str) -> (String, String) {
     (guest, host)
 }
 
+/// A record: a JSON object with a `workload` string.
+fn record(json: &str) -> Option<Map<String, Value>> {
+    match serde_json::from_str::<Value>(json) {
+        Ok(Value::Object(record)) if record.get("workload").is_some_and(Value::is_string) => Some(record),
+        _ => None,
+    }
+}
+
+/// Where a Linux kernel message (`[   28.682161] text`) starts in `text`, if it has one.
+fn kernel_message_at(text: &str) -> Option<usize> {
+    text.match_indices('[').map(|(at, _)| at).find(|&at| {
+        let Some((stamp, _)) = text[at + 1..].split_once("] ") else { return false };
+        let Some((seconds, fraction)) = stamp.trim_start().split_once('.') else { return false };
+        [seconds, fraction].iter().all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// A console line without the LWK's prefix for a VM's output (`[vm NAME] `).
+fn without_vm_prefix(line: &str) -> &str {
+    line.strip_prefix(VM_PREFIX).and_then(|rest| rest.split_once("] ")).map_or(line, |(_, text)| text)
+}
+
 /// The benchmark lines of a console log.
 pub fn scan(log: &str) -> Output {
     let mut output = Output::default();
-    for line in log.lines() {
-        let line = line.trim_end_matches(['\r', '\n']);
+    let mut lines = log.lines().map(|line| line.trim_end_matches(['\r', '\n'])).peekable();
+    while let Some(line) = lines.next() {
         if let Some(at) = line.find(RECORD) {
             let json = &line[at + RECORD.len() - 1..];
-            match serde_json::from_str::<Value>(json) {
-                Ok(Value::Object(record)) if record.get("workload").is_some_and(Value::is_string) => {
-                    output.records.push(record)
+            if let Some(found) = record(json) {
+                output.records.push(found);
+                continue;
+            }
+            // A kernel message written into the record: its end is on the next line.
+            let joined = kernel_message_at(json).and_then(|cut| {
+                let rest = without_vm_prefix(lines.peek()?);
+                Some((record(&format!("{}{rest}", &json[..cut]))?, json[cut..].to_owned()))
+            });
+            match joined {
+                Some((found, message)) => {
+                    lines.next();
+                    output.records.push(found);
+                    output.interrupting.push(message);
                 }
-                _ => output.malformed.push(line.to_owned()),
+                None => output.malformed.push(line.to_owned()),
             }
         } else if let Some(at) = line.find(INFO) {
             match line[at + INFO.len()..].split_once('=') {
@@ -753,6 +793,35 @@ mod tests {
         assert_eq!(output.info["kernel"], "6.1.0");
         assert_eq!(output.exit, Some(0));
         assert_eq!(output.malformed.len(), 3, "{:?}", output.malformed);
+    }
+
+    #[test]
+    fn a_record_cut_by_a_guest_kernel_message_is_joined_again() {
+        // As seen in a Manul VM's fwq-smp run: the guest's console printed a soft-lockup report
+        // between the bytes of a record, the LWK began a new line for the rest.
+        let log = "[vm bench] BENCH {\"workload\":\"fwq\",\"part\":7,\"detours\":[[1,2],[338\
+                   [   28.682161] watchdog: BUG: soft lockup - CPU#1 stuck for 26s! [swapper/1:0]\n\
+                   [vm bench] 84,3]]}\n\
+                   [vm bench] BENCH {\"workload\":\"fwq\",\"part\":8,\"detours\":[[5,6]]}\n";
+        let output = scan(log);
+        assert!(output.malformed.is_empty(), "{:?}", output.malformed);
+        assert_eq!(output.records.len(), 2);
+        assert_eq!(output.records[0]["detours"], serde_json::json!([[1, 2], [33884, 3]]));
+        assert_eq!(output.interrupting.len(), 1);
+        assert!(
+            output.interrupting[0].starts_with("[   28.682161] watchdog: BUG: soft lockup"),
+            "{:?}",
+            output.interrupting
+        );
+        // Without a kernel message, or when the join is not a record, the line stays malformed.
+        for log in [
+            "BENCH {\"workload\":\"fwq\",\"part\":7,\"detours\":[[1,2],[338\n84,3]]}\n",
+            "BENCH {\"workload\":\"fwq\",\"part\":7,[   1.5] message\nnot the rest\n",
+            "BENCH {\"workload\":\"fwq\",\"part\":7,[1.x] message\n3]]}\n",
+        ] {
+            let output = scan(log);
+            assert_eq!((output.records.len(), output.malformed.len()), (0, 1), "{log:?}");
+        }
     }
 
     #[test]
