@@ -38,8 +38,14 @@ pub trait VmmHost: Sync {
     fn wait_for_event(&self, until_ns: Option<u64>, woken: &AtomicBool);
     /// One line of the VMM's log.
     fn log(&self, level: LogLevel, args: fmt::Arguments);
-    /// Guest console output, one call per write (the host prefixes lines with the VM's name).
+    /// Writes a line of a guest's console output (the host prefixes it with the VM's name). It
+    /// may take as long as the host's console needs: the guest's UART reports itself busy
+    /// meanwhile, and only the guest waits.
     fn console_output(&self, vm: &str, bytes: &[u8]);
+    /// A guest's UART holds a line for the host's console: the host calls
+    /// [`crate::vm::Vm::transmit_console`] soon, from a CPU of its own. (A vCPU that finds its
+    /// line still waiting after [`crate::vm::CONSOLE_HELP_AFTER_NS`] writes it itself.)
+    fn console_waiting(&self);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -44,6 +44,10 @@ const ASID: u32 = 1;
 
 /// The longest a waiting vCPU sleeps before it looks again for a stop or console input.
 const WAIT_SLICE_NS: u64 = 10_000_000;
+/// How long a line the guest's UART holds may wait for the host (which writes it from a CPU of
+/// its own, [`VmmHost::console_waiting`]) before a vCPU of the VM writes it itself: the host's
+/// CPU may be busy (building another VM), and a guest's kernel polls its UART with a timeout.
+pub const CONSOLE_HELP_AFTER_NS: u64 = 1_000_000;
 
 /// What to boot.
 pub struct VmConfig<'a> {
@@ -616,6 +620,11 @@ impl Vm {
     /// its interrupts.
     fn deliver_interrupts(&self, v: &mut Vmcb, index: usize) {
         let now = self.host.now_ns();
+        let late =
+            self.devices.lock().com1.held_since().is_some_and(|t| now.saturating_sub(t) >= CONSOLE_HELP_AFTER_NS);
+        if late {
+            self.transmit_console();
+        }
         let messages = self.devices.lock().update_lines(now);
         for m in messages {
             self.route(m.destination, Delivery::Fixed(m.vector), index);
@@ -1075,6 +1084,7 @@ impl Vm {
         if info & (1 << 2) != 0 {
             return self.string_port_io(v, regs, port, size);
         }
+        let rip = v.save.rip;
         v.save.rip = v.control.exit_info2;
         self.stats.lock().record_port(port);
         let now = self.now();
@@ -1091,8 +1101,14 @@ impl Vm {
         let effect = self.devices.lock().port_out(port, size, v.save.rax as u32, now);
         match effect {
             Effect::None => None,
-            Effect::Console(line) => {
-                self.host.console_output(&self.name, &line);
+            Effect::ConsoleLine => {
+                self.host.console_waiting();
+                None
+            }
+            Effect::ConsoleFull => {
+                // Not done: the guest writes the byte again once the line ahead is out.
+                v.save.rip = rip;
+                self.wait_for_console();
                 None
             }
             Effect::PowerOff => Some(VmEnd::PowerOff),
@@ -1141,9 +1157,16 @@ impl Vm {
                     return Some(fail(v));
                 }
                 let effect = self.devices.lock().port_out(port, size, u32::from_le_bytes(b), now);
+                if effect == Effect::ConsoleFull {
+                    // This element is not done: the instruction runs again (from here, with
+                    // REP) once the line ahead is out.
+                    self.wait_for_console();
+                    return None;
+                }
                 regs.rsi = (regs.rsi & !address_mask) | (regs.rsi.wrapping_add(step) & address_mask);
                 match effect {
-                    Effect::Console(line) => self.host.console_output(&self.name, &line),
+                    Effect::ConsoleLine => self.host.console_waiting(),
+                    Effect::ConsoleFull => {}
                     Effect::PowerOff => return Some(VmEnd::PowerOff),
                     Effect::Reset => return Some(VmEnd::Reboot),
                     Effect::GuestPanic => return Some(VmEnd::GuestPanic),
@@ -1162,12 +1185,53 @@ impl Vm {
         None
     }
 
-    /// Console output the guest left without a final newline (at the VM's end).
+    /// Writes the line the UART holds for the host's console, and the next one if the guest
+    /// finished it meanwhile, then tells the guest (THRE interrupt). The host calls it after
+    /// [`VmmHost::console_waiting`], from a CPU of its own; a vCPU calls it when the host is
+    /// late or the guest cannot go on without it. Returns whether it wrote anything.
+    pub fn transmit_console(&self) -> bool {
+        let mut wrote = false;
+        loop {
+            let held = self.devices.lock().com1.take_held();
+            let Some(line) = held else { break };
+            self.host.console_output(&self.name, &line);
+            self.devices.lock().com1.written(self.host.now_ns());
+            wrote = true;
+        }
+        if wrote {
+            let messages = self.devices.lock().update_lines(self.host.now_ns());
+            for m in messages {
+                self.route(m.destination, Delivery::Fixed(m.vector), usize::MAX);
+            }
+        }
+        wrote
+    }
+
+    /// The guest wrote to a busy UART: the line ahead goes out now, written by this vCPU itself
+    /// unless the host is already writing it (then this vCPU waits until it is done).
+    fn wait_for_console(&self) {
+        while !self.transmit_console() && self.devices.lock().com1.host_writing() && self.end_reason().is_none() {
+            core::hint::spin_loop();
+        }
+    }
+
+    /// At the VM's end: every line still held, then the output the guest left without a final
+    /// newline.
     pub fn flush_console(&self) {
+        while self.transmit_console() || self.devices.lock().com1.host_writing() {
+            core::hint::spin_loop();
+        }
         let rest = self.devices.lock().com1.take_partial_line();
         if !rest.is_empty() {
             self.host.console_output(&self.name, &rest);
         }
+    }
+
+    /// Console bytes the guest wrote that went out, and bytes its UART refused while busy (the
+    /// guest wrote them again).
+    pub fn console_counts(&self) -> (u64, u64) {
+        let d = self.devices.lock();
+        (d.com1.bytes_out, d.com1.refused)
     }
 
     /// A one-line summary of unclaimed port accesses, for the log at the end.

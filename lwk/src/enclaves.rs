@@ -535,12 +535,32 @@ pub fn release_later(owner: String, blocks: Vec<(u64, u64)>) {
 
 /// Whether [`housekeeping`] has work.
 pub fn housekeeping_pending() -> bool {
-    !RELEASES.lock().is_empty()
+    !RELEASES.lock().is_empty() || vms::console_waiting()
 }
 
-/// Core 0's chores between console keystrokes: scrubs (zeroes) and frees the memory of ended
-/// jobs, reporting `enclave_scrubbed`, and powers off when that was the last thing to wait for.
+/// Core 0's chores between console keystrokes: writes the console lines VMs' UARTs hold (their
+/// vCPUs go on meanwhile), scrubs (zeroes) and frees the memory of ended jobs, reporting
+/// `enclave_scrubbed`, and powers off when that was the last thing to wait for.
 pub fn housekeeping() {
+    if vms::take_console_waiting() {
+        let vms: Vec<Arc<Vm>> = PLANE
+            .lock()
+            .as_ref()
+            .map(|plane| {
+                plane
+                    .running
+                    .iter()
+                    .filter_map(|i| match &i.handle {
+                        Handle::Vm(vm, _) => Some(vm.clone()),
+                        Handle::Job(_) => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        for vm in vms {
+            vm.transmit_console();
+        }
+    }
     let releases = core::mem::take(&mut *RELEASES.lock());
     if releases.is_empty() {
         return;

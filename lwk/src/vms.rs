@@ -23,6 +23,20 @@ struct LwkHost;
 
 static HOST: LwkHost = LwkHost;
 
+/// A VM's UART holds a line for the console: core 0 writes it (`enclaves::housekeeping`), so
+/// that the guest's vCPU goes on meanwhile.
+static CONSOLE_WAITING: AtomicBool = AtomicBool::new(false);
+
+/// Whether a VM's console line waits for core 0 (the flag is cleared: core 0 writes them all).
+pub fn take_console_waiting() -> bool {
+    CONSOLE_WAITING.swap(false, Ordering::SeqCst)
+}
+
+/// Whether a VM's console line waits for core 0.
+pub fn console_waiting() -> bool {
+    CONSOLE_WAITING.load(Ordering::SeqCst)
+}
+
 impl VmmHost for LwkHost {
     fn alloc_contiguous(&self, bytes: u64, align: u64) -> Option<HostBlock> {
         let phys = kernel_memory::alloc_frames(bytes, align).ok()?;
@@ -88,6 +102,13 @@ impl VmmHost for LwkHost {
             LogLevel::Debug => log::Level::Debug,
         };
         log::log!(target: "vmm", level, "{args}");
+    }
+
+    fn console_waiting(&self) {
+        CONSOLE_WAITING.store(true, Ordering::SeqCst);
+        if let Some(control) = per_cpu::all().first() {
+            local_apic::send_ipi(control.apic_id, RESCHEDULE_VECTOR);
+        }
     }
 
     fn console_output(&self, vm: &str, bytes: &[u8]) {
@@ -249,6 +270,8 @@ fn run_vcpu(
             .u64("wall_ms", wall / 1_000_000)
             .u64("first_entry_ns", first_entry.load(Ordering::Relaxed))
             .u64("heartbeats", vm.heartbeats().0)
+            .u64("console_bytes", vm.console_counts().0)
+            .u64("console_refused", vm.console_counts().1)
             .u64("exits", total);
         for (reason, c) in &stats {
             e.u64(&alloc::format!("exits_{reason}"), c.count);
@@ -270,6 +293,8 @@ pub fn report(vm: &Vm) {
             .u64("vcpus", vm.vcpus() as u64)
             .u64("vcpus_held", vm.vcpus_held() as u64)
             .u64("heartbeats", vm.heartbeats().0)
+            .u64("console_bytes", vm.console_counts().0)
+            .u64("console_refused", vm.console_counts().1)
             .u64("exits", total);
         for (reason, c) in &stats {
             e.u64(&alloc::format!("exits_{reason}"), c.count);

@@ -1,7 +1,8 @@
 /* A PVH guest that floods its console: 2 MiB through the UART with REP OUTSB (4 KiB per
  * instruction, lines of 64 bytes), never waiting for the transmitter, then "flood: done" and a
- * power-off. The VMM holds at most one line of it; the host's console takes it as fast as the
- * serial port goes, and the guest only slows itself (scenario vm-console-flood, beside a job). */
+ * power-off. The VMM holds at most two lines of it; its UART refuses bytes while busy, the REP
+ * runs again from where it stopped, and the guest only slows itself (scenario vm-console-flood,
+ * beside a job). */
 #include "pvh-entry.h"
 _start:
     mov $stack_top, %esp

@@ -20,7 +20,7 @@ use io_apic::{IoApic, Message};
 use pci_host::PciHost;
 use pic8259::Pic8259Pair;
 use pit8254::Pit8254;
-use uart16550::Uart16550;
+use uart16550::{Output, Uart16550};
 
 pub const COM1: u16 = 0x3f8;
 pub const COM1_IRQ: u8 = 4;
@@ -36,8 +36,10 @@ const PVPANIC_CRASH_LOADED: u32 = 1 << 1;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     None,
-    /// Console output, a line at a time.
-    Console(Vec<u8>),
+    /// The UART holds a finished line for the host's console.
+    ConsoleLine,
+    /// The UART refused a byte (its transmitter is busy): the guest waits and writes it again.
+    ConsoleFull,
     PowerOff,
     Reset,
     /// The guest kernel reported a panic through the guest-panic port.
@@ -95,9 +97,10 @@ impl Devices {
 
     pub fn port_out(&mut self, port: u16, size: u8, value: u32, now: Now) -> Effect {
         match port {
-            COM1..=0x3ff if size == 1 => match self.com1.write(port - COM1, value as u8) {
-                Some(line) => Effect::Console(line),
-                None => Effect::None,
+            COM1..=0x3ff if size == 1 => match self.com1.write(port - COM1, value as u8, now.ns) {
+                Output::None => Effect::None,
+                Output::LineHeld => Effect::ConsoleLine,
+                Output::Full => Effect::ConsoleFull,
             },
             p if AcpiPm::claims(p) => match self.pm.write(p, size, value) {
                 Some(PmRequest::SoftOff) => Effect::PowerOff,

@@ -1,6 +1,15 @@
 //! A 16550A UART (the PC's COM1 at 0x3f8, IRQ 4) as a state machine: divisor latch, FIFO
-//! control, line and modem registers with loopback as Linux's 8250 driver probes them. Output
-//! goes out a line at a time; input comes from the host.
+//! control, line and modem registers with loopback as Linux's 8250 driver probes them. Input
+//! comes from the host.
+//!
+//! Output goes to the host's console a line at a time, and the host may be slower than the
+//! guest (a serial port at 115,200 baud takes 9 ms for a line). The transmitter holds at most
+//! one finished line for the host ([`Uart16550::take_held`] hands it over,
+//! [`Uart16550::written`] says it is out) while the guest fills the next one; once the next
+//! line is finished too, THR reports itself busy (LSR's THRE and TEMT clear) and a byte written
+//! anyway is refused ([`Output::Full`]: the VMM makes the guest wait and write it again). So a
+//! guest that floods its console only slows itself, nothing is dropped, and the VMM holds at
+//! most two lines of it.
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
@@ -12,13 +21,35 @@ const LSR_DATA_READY: u8 = 0x01;
 const LSR_THRE: u8 = 0x20;
 const LSR_TEMT: u8 = 0x40;
 const MCR_LOOP: u8 = 0x10;
-/// Longest output line kept before it is flushed anyway.
+/// Longest output line kept before it is sent anyway.
 const LINE_MAX: usize = 512;
 /// The receive FIFO of a 16550A: a byte arriving when it is full is lost and flagged (overrun),
 /// as on the chip, so that nothing a guest or the host sends grows without bound.
 pub const RX_FIFO: usize = 16;
 /// Line status: a received byte was lost to a full FIFO (cleared by reading LSR).
 const LSR_OVERRUN: u8 = 0x02;
+
+/// What a write to the UART asks of the VMM.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    None,
+    /// A finished line waits for the host's console ([`Uart16550::take_held`]).
+    LineHeld,
+    /// The byte was refused: a line is held and the next one is finished too. The guest must
+    /// wait until the host has written the held one, and write the byte again.
+    Full,
+}
+
+/// The transmitter's line for the host.
+#[derive(Debug, Default)]
+enum Transmitter {
+    #[default]
+    Idle,
+    /// A finished line, held since this host time (ns).
+    Holding { line: Vec<u8>, since_ns: u64 },
+    /// Taken by the host, which is writing it.
+    Writing,
+}
 
 #[derive(Debug, Default)]
 pub struct Uart16550 {
@@ -28,13 +59,18 @@ pub struct Uart16550 {
     scr: u8,
     fcr: u8,
     divisor: u16,
-    /// A transmitter-empty interrupt is pending (set when THR empties, cleared by reading IIR or
-    /// writing THR).
+    /// A transmitter-empty interrupt is pending (set when THR can take bytes again, cleared by
+    /// reading IIR or writing THR).
     thre_pending: bool,
     input: VecDeque<u8>,
     /// A byte was lost to a full receive FIFO since LSR was last read.
     overrun: bool,
+    /// The line the guest is writing.
     line: Vec<u8>,
+    transmitter: Transmitter,
+    /// Bytes handed to the host, and bytes refused because the transmitter was busy.
+    pub bytes_out: u64,
+    pub refused: u64,
 }
 
 impl Uart16550 {
@@ -61,7 +97,10 @@ impl Uart16550 {
             4 => self.mcr,
             5 => {
                 let overrun = if core::mem::take(&mut self.overrun) { LSR_OVERRUN } else { 0 };
-                LSR_THRE | LSR_TEMT | overrun | if self.input.is_empty() { 0 } else { LSR_DATA_READY }
+                let thre = if self.line_finished() { 0 } else { LSR_THRE };
+                let temt =
+                    if self.line.is_empty() && matches!(self.transmitter, Transmitter::Idle) { LSR_TEMT } else { 0 };
+                thre | temt | overrun | if self.input.is_empty() { 0 } else { LSR_DATA_READY }
             }
             6 => {
                 if self.mcr & MCR_LOOP != 0 {
@@ -76,25 +115,32 @@ impl Uart16550 {
         }
     }
 
-    /// Writes register `offset`; returns a finished output line, if this write ended one.
-    pub fn write(&mut self, offset: u16, value: u8) -> Option<Vec<u8>> {
+    /// Writes register `offset` at host time `now_ns`.
+    pub fn write(&mut self, offset: u16, value: u8, now_ns: u64) -> Output {
         match offset {
             0 if self.lcr & LCR_DLAB != 0 => self.divisor = (self.divisor & 0xff00) | value as u16,
-            0 => {
+            0 if self.mcr & MCR_LOOP != 0 => {
                 self.thre_pending = true;
-                if self.mcr & MCR_LOOP != 0 {
-                    self.push_input(value);
-                    return None;
+                self.push_input(value);
+            }
+            0 => {
+                if self.line_finished() {
+                    self.refused += 1;
+                    return Output::Full;
                 }
+                // Writing THR clears its interrupt; it comes again if THR can take more.
+                self.thre_pending = false;
                 self.line.push(value);
-                if value == b'\n' || self.line.len() >= LINE_MAX {
-                    return Some(core::mem::take(&mut self.line));
+                if !self.line_finished() {
+                    self.thre_pending = true;
+                    return Output::None;
                 }
+                return self.hand_over(now_ns);
             }
             1 if self.lcr & LCR_DLAB != 0 => self.divisor = (self.divisor & 0xff) | (value as u16) << 8,
             1 => {
-                // Enabling the THRE interrupt with the transmitter empty raises it at once.
-                if value & IER_THRE != 0 && self.ier & IER_THRE == 0 {
+                // Enabling the THRE interrupt while THR can take bytes raises it at once.
+                if value & IER_THRE != 0 && self.ier & IER_THRE == 0 && !self.line_finished() {
                     self.thre_pending = true;
                 }
                 self.ier = value & 0x0f;
@@ -105,7 +151,7 @@ impl Uart16550 {
             7 => self.scr = value,
             _ => {}
         }
-        None
+        Output::None
     }
 
     /// Whether the UART asserts its interrupt line.
@@ -131,8 +177,61 @@ impl Uart16550 {
         }
     }
 
-    /// Output not yet ended by a newline.
+    /// Whether the line being written is finished (a newline, or [`LINE_MAX`] bytes): it waits
+    /// for the transmitter, and THR takes nothing more.
+    fn line_finished(&self) -> bool {
+        self.line.last() == Some(&b'\n') || self.line.len() >= LINE_MAX
+    }
+
+    /// Moves a finished line to the transmitter when it is idle; THR can take bytes again.
+    fn hand_over(&mut self, now_ns: u64) -> Output {
+        if !self.line_finished() || !matches!(self.transmitter, Transmitter::Idle) {
+            return Output::None;
+        }
+        self.transmitter = Transmitter::Holding { line: core::mem::take(&mut self.line), since_ns: now_ns };
+        self.thre_pending = true;
+        Output::LineHeld
+    }
+
+    /// Since when (host ns) a line has waited for the host, if one does.
+    pub fn held_since(&self) -> Option<u64> {
+        match self.transmitter {
+            Transmitter::Holding { since_ns, .. } => Some(since_ns),
+            _ => None,
+        }
+    }
+
+    /// Whether the host is writing a line it took.
+    pub fn host_writing(&self) -> bool {
+        matches!(self.transmitter, Transmitter::Writing)
+    }
+
+    /// The held line, for the host to write; the transmitter stays busy until [`Self::written`].
+    pub fn take_held(&mut self) -> Option<Vec<u8>> {
+        match core::mem::replace(&mut self.transmitter, Transmitter::Writing) {
+            Transmitter::Holding { line, .. } => {
+                self.bytes_out += line.len() as u64;
+                Some(line)
+            }
+            other => {
+                self.transmitter = other;
+                None
+            }
+        }
+    }
+
+    /// The host has written the line it took: the transmitter takes the next finished line, if
+    /// there is one ([`Output::LineHeld`]: the host has more to write).
+    pub fn written(&mut self, now_ns: u64) -> Output {
+        if matches!(self.transmitter, Transmitter::Writing) {
+            self.transmitter = Transmitter::Idle;
+        }
+        self.hand_over(now_ns)
+    }
+
+    /// Output not yet ended by a newline (at the VM's end, once nothing is held or written).
     pub fn take_partial_line(&mut self) -> Vec<u8> {
+        self.bytes_out += self.line.len() as u64;
         core::mem::take(&mut self.line)
     }
 }
@@ -141,25 +240,72 @@ impl Uart16550 {
 mod tests {
     use super::*;
 
+    /// Writes `bytes` to THR at time 0; the outputs in order.
+    fn send(u: &mut Uart16550, bytes: &[u8]) -> Vec<Output> {
+        bytes.iter().map(|&b| u.write(0, b, 0)).collect()
+    }
+
     #[test]
     fn lines_come_out_whole() {
         let mut u = Uart16550::default();
-        for &b in b"hi" {
-            assert_eq!(u.write(0, b), None);
-        }
-        assert_eq!(u.write(0, b'\n'), Some(b"hi\n".to_vec()));
-        assert_eq!(u.read(5) & LSR_THRE, LSR_THRE);
+        assert_eq!(send(&mut u, b"hi"), [Output::None, Output::None]);
+        assert_eq!(u.write(0, b'\n', 7), Output::LineHeld);
+        assert_eq!(u.held_since(), Some(7));
+        assert_eq!(u.read(5) & LSR_THRE, LSR_THRE, "THR takes the next line meanwhile");
+        assert_eq!(u.read(5) & LSR_TEMT, 0, "the transmitter is not empty");
+        assert_eq!(u.take_held(), Some(b"hi\n".to_vec()));
+        assert!(u.host_writing());
+        assert_eq!(u.take_held(), None, "a line is taken once");
+        assert_eq!(u.written(8), Output::None);
+        assert_eq!(u.read(5) & (LSR_THRE | LSR_TEMT), LSR_THRE | LSR_TEMT);
+        assert_eq!(u.bytes_out, 3);
+    }
+
+    /// A guest that writes faster than the host: a second finished line makes THR busy, bytes
+    /// written anyway are refused (not dropped: the VMM has the guest write them again), and
+    /// the host's write of the held line lets the next one in.
+    #[test]
+    fn a_busy_transmitter_refuses_and_loses_nothing() {
+        let mut u = Uart16550::default();
+        u.write(1, IER_THRE, 0);
+        assert_eq!(u.read(2) & 0x0f, 0x02);
+        assert_eq!(send(&mut u, b"one\n").last(), Some(&Output::LineHeld));
+        assert_eq!(send(&mut u, b"two\n").last(), Some(&Output::None));
+        assert_eq!(u.read(5) & (LSR_THRE | LSR_TEMT), 0, "two lines waiting: THR busy");
+        assert!(!u.interrupt_pending(), "no THRE interrupt while THR is busy");
+        assert_eq!(u.write(0, b'3', 0), Output::Full);
+        assert_eq!(u.refused, 1);
+        assert_eq!(u.take_held(), Some(b"one\n".to_vec()));
+        assert_eq!(u.write(0, b'3', 0), Output::Full, "still busy while the host writes");
+        assert_eq!(u.written(5), Output::LineHeld, "the next line goes to the transmitter");
+        assert!(u.interrupt_pending(), "THR empty again: the guest is told");
+        assert_eq!(u.write(0, b'3', 0), Output::None);
+        assert_eq!(u.take_held(), Some(b"two\n".to_vec()));
+        assert_eq!(u.written(6), Output::None);
+        assert_eq!(u.take_partial_line(), b"3".to_vec());
+        assert_eq!(u.bytes_out, 9);
+    }
+
+    /// A line without a newline is sent at [`LINE_MAX`] bytes; memory stays at two lines.
+    #[test]
+    fn long_lines_are_cut_and_bounded() {
+        let mut u = Uart16550::default();
+        let out = send(&mut u, &[b'x'; 3 * LINE_MAX]);
+        assert_eq!(out.iter().filter(|o| **o == Output::LineHeld).count(), 1);
+        assert_eq!(out.iter().filter(|o| **o == Output::Full).count(), LINE_MAX);
+        assert_eq!(u.line.len(), LINE_MAX);
+        assert_eq!(u.take_held().map(|l| l.len()), Some(LINE_MAX));
     }
 
     #[test]
     fn divisor_latch_and_scratch() {
         let mut u = Uart16550::default();
-        u.write(3, LCR_DLAB | 3);
-        u.write(0, 0x01);
-        u.write(1, 0x00);
+        u.write(3, LCR_DLAB | 3, 0);
+        u.write(0, 0x01, 0);
+        u.write(1, 0x00, 0);
         assert_eq!((u.read(0), u.read(1)), (1, 0));
-        u.write(3, 3);
-        u.write(7, 0x5a);
+        u.write(3, 3, 0);
+        u.write(7, 0x5a, 0);
         assert_eq!(u.read(7), 0x5a);
         assert_eq!(u.read(3), 3);
     }
@@ -167,9 +313,9 @@ mod tests {
     #[test]
     fn loopback_as_linux_probes_it() {
         let mut u = Uart16550::default();
-        u.write(4, MCR_LOOP | 0x0a); // loop, RTS, OUT2
+        u.write(4, MCR_LOOP | 0x0a, 0); // loop, RTS, OUT2
         assert_eq!(u.read(6) & 0xf0, 0x90); // CTS and DCD
-        u.write(0, 0x42);
+        u.write(0, 0x42, 0);
         assert_eq!(u.read(5) & LSR_DATA_READY, LSR_DATA_READY);
         assert_eq!(u.read(0), 0x42);
     }
@@ -179,15 +325,15 @@ mod tests {
     #[test]
     fn the_receive_fifo_is_bounded() {
         let mut u = Uart16550::default();
-        u.write(4, MCR_LOOP);
+        u.write(4, MCR_LOOP, 0);
         for i in 0..1_000_000u32 {
-            u.write(0, i as u8);
+            u.write(0, i as u8, 0);
         }
         assert_eq!(u.input.len(), RX_FIFO);
         assert_eq!(u.read(5) & LSR_OVERRUN, LSR_OVERRUN);
         assert_eq!(u.read(5) & LSR_OVERRUN, 0, "reading LSR clears the overrun");
         assert_eq!(u.read(0), 0);
-        u.write(4, 0);
+        u.write(4, 0, 0);
         assert_eq!(u.receive(&[7; 100]), 1);
         assert_eq!(u.input.len(), RX_FIFO);
     }
@@ -196,15 +342,15 @@ mod tests {
     fn interrupts_follow_ier() {
         let mut u = Uart16550::default();
         assert!(!u.interrupt_pending());
-        u.write(1, IER_THRE);
+        u.write(1, IER_THRE, 0);
         assert!(u.interrupt_pending());
         assert_eq!(u.read(2) & 0x0f, 0x02);
         assert!(!u.interrupt_pending());
-        u.write(1, IER_RX);
+        u.write(1, IER_RX, 0);
         u.receive(b"x");
         assert!(u.interrupt_pending());
         assert_eq!(u.read(2) & 0x0f, 0x04);
-        u.write(2, 1);
+        u.write(2, 1, 0);
         assert_eq!(u.read(2) & 0xc0, 0xc0);
     }
 }
