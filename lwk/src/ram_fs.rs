@@ -120,6 +120,22 @@ pub enum SyntheticKind {
     SelfExe,
 }
 
+/// Where the mount points of an enclave's shares are: `/shared/NAME`.
+pub const SHARED_DIR: &str = "shared";
+
+/// Where a walk ([`FileSystem::walk`]) ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Walked {
+    /// At a node of this file system.
+    Node(Ino),
+    /// At the mount point of the enclave's mount `mount`, with `rest` (a relative path, `.` when
+    /// nothing is left) to walk from the mounted file system's root.
+    Mount { mount: u32, rest: String },
+    /// Above the root of this mounted file system, with `rest` to walk from the directory that
+    /// holds its mount point.
+    Above { rest: String },
+}
+
 /// Who is resolving a path: the working directory and the running program's path (the target of
 /// `/proc/self/exe`, normally absolute).
 #[derive(Clone, Copy, Debug)]
@@ -173,6 +189,8 @@ pub struct FileSystem<'a> {
     next_cookie: u64,
     clock: fn() -> u64,
     usage: Usage,
+    /// Mounted in enclaves' trees ([`FileSystem::share`]): `..` at its root leaves it.
+    mounted: bool,
 }
 
 /// One entry of the node table.
@@ -256,6 +274,9 @@ enum Body<'a> {
     Symlink(String),
     Device(DeviceKind),
     Synthetic(SyntheticKind),
+    /// Where another file system is mounted: its index in the enclave's mounts. A walk never
+    /// stops here, it goes on in the mounted file system ([`Walked::Mount`]).
+    Mount(u32),
 }
 
 #[derive(Clone)]
@@ -492,6 +513,7 @@ impl<'a> Body<'a> {
             Body::Symlink(_) => NodeKind::Symlink,
             Body::Device(device) => NodeKind::Device(*device),
             Body::Synthetic(synthetic) => NodeKind::Synthetic(*synthetic),
+            Body::Mount(_) => NodeKind::Directory,
         }
     }
 
@@ -560,6 +582,42 @@ fn check_name(name: &str) -> Result<(), Errno> {
     }
 }
 
+/// For calls that create or remove a name: `path` cut into the path of the directory that holds
+/// (or would hold) its last component (`None`: the working directory; it ends with a slash, so
+/// it resolves to a directory or fails) and that component. Trailing slashes are dropped
+/// (callers for which they matter check `path.ends_with('/')`). `/` itself and a last component
+/// `.` or `..` are `EEXIST`, Linux's answer for creating them (`rmdir` and `unlink` answer
+/// differently there: callers wanting that exactness check the component first).
+pub fn split_parent(path: &str) -> Result<(Option<&str>, &str), Errno> {
+    check_path(path)?;
+    let trimmed = path.trim_end_matches('/');
+    let (dir, name) = match trimmed.rfind('/') {
+        Some(slash) => (Some(&trimmed[..=slash]), &trimmed[slash + 1..]),
+        None => (None, trimmed),
+    };
+    match name {
+        "" | "." | ".." => Err(Errno::EEXIST),
+        _ if name.len() > MAX_COMPONENT_LEN => Err(Errno::ENAMETOOLONG),
+        _ => Ok((dir, name)),
+    }
+}
+
+/// The components still to walk (the next on top of the stack) as a relative path; `.` when
+/// none are left.
+fn rest_of(pending: &[&str]) -> String {
+    if pending.is_empty() {
+        return ".".to_string();
+    }
+    let mut rest = String::new();
+    for component in pending.iter().rev() {
+        if !rest.is_empty() {
+            rest.push('/');
+        }
+        rest.push_str(component);
+    }
+    rest
+}
+
 /// Pushes `path`'s components on the stack of components to walk (the first on top), a trailing
 /// slash as a final `.` (so that the last node must be a directory); returns the directory the
 /// walk starts from: the root for an absolute path, else `base`.
@@ -606,6 +664,7 @@ impl<'a> FileSystem<'a> {
             next_cookie: FIRST_COOKIE,
             clock: || 0,
             usage,
+            mounted: false,
         };
         let at = Lookup { cwd: ROOT, exe: "" };
         for (path, body, mode) in BUILT_IN {
@@ -655,7 +714,38 @@ impl<'a> FileSystem<'a> {
                 writable_nodes: self.usage.writable_nodes,
                 limit,
             },
+            mounted: false,
         })
+    }
+
+    /// An empty file system to mount in enclaves' trees (a share): its root (mode 1777) and
+    /// everything created in it are writable, charged to `account` and bounded by `limit` bytes
+    /// (`ENOSPC` if the account cannot hold the root). It holds no symbolic links (`EPERM`): an
+    /// absolute target would mean a different tree to each enclave that mounts it.
+    pub fn share(account: &Arc<Account>, limit: u64, clock: fn() -> u64) -> Result<FileSystem<'a>, Errno> {
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(1).map_err(|_| Errno::ENOSPC)?;
+        slots.push(Slot {
+            generation: 0,
+            node: Some(Node { nlink: 1, writable: true, ..Node::new(directory(true), 0o1777, clock()) }),
+        });
+        let mut usage = Usage { charge: Charge::empty(account), writable_bytes: 0, writable_nodes: 0, limit };
+        usage.take(NODE_BYTES, true)?;
+        Ok(FileSystem { slots, free: Vec::new(), next_cookie: FIRST_COOKIE, clock, usage, mounted: true })
+    }
+
+    /// Makes `/shared/NAME` the mount point of the enclave's mount `mount` (creating `/shared`,
+    /// read-only, if needed). `EEXIST` if the name is taken.
+    pub fn mount_at(&mut self, name: &str, mount: u32) -> Result<(), Errno> {
+        check_name(name)?;
+        let shared = match self.dir(ROOT)?.children.get(SHARED_DIR) {
+            Some(&ino) => ino,
+            None => self.attach(ROOT, SHARED_DIR, Node::new(directory(false), 0o755, self.now()))?,
+        };
+        if self.dir(shared)?.children.contains_key(name) {
+            return Err(Errno::EEXIST);
+        }
+        self.attach(shared, name, Node::new(Body::Mount(mount), 0o755, self.now())).map(|_| ())
     }
 
     /// Sets the clock that dates changes (seconds since the Unix epoch).
@@ -751,7 +841,19 @@ impl<'a> FileSystem<'a> {
     /// component, empty path or link target, a working directory that is gone), `ENOTDIR` (a
     /// non-directory followed by a component or a trailing slash), `ENAMETOOLONG` (path over 4095
     /// bytes or a component over 255), `ELOOP` (more than [`MAX_SYMLINK_HOPS`] links).
+    ///
+    /// Mount points are not crossed: `EXDEV` (see [`FileSystem::walk`]).
     pub fn resolve(&self, at: &Lookup, path: &str, follow_last: bool) -> Result<Ino, Errno> {
+        match self.walk(at, path, follow_last)? {
+            Walked::Node(ino) => Ok(ino),
+            Walked::Mount { .. } | Walked::Above { .. } => Err(Errno::EXDEV),
+        }
+    }
+
+    /// Like [`FileSystem::resolve`], but a walk that reaches a mount point, or goes above the root
+    /// of a mounted file system, stops there and says what is left of the path, for the caller
+    /// to go on in the other file system.
+    pub fn walk(&self, at: &Lookup, path: &str, follow_last: bool) -> Result<Walked, Errno> {
         check_path(path)?;
         let mut pending = Vec::new();
         let mut current = push_components(&mut pending, path, at.cwd);
@@ -761,12 +863,16 @@ impl<'a> FileSystem<'a> {
             let dir = self.dir(current)?;
             let next = match component {
                 "." => current,
+                ".." if current == ROOT && self.mounted => return Ok(Walked::Above { rest: rest_of(&pending) }),
                 // An unlinked directory's parent may be gone.
                 ".." if self.node(current)?.nlink == 0 => return Err(Errno::ENOENT),
                 ".." => self.node(current)?.parent,
                 name if name.len() > MAX_COMPONENT_LEN => return Err(Errno::ENAMETOOLONG),
                 name => *dir.children.get(name).ok_or(Errno::ENOENT)?,
             };
+            if let Body::Mount(mount) = self.node(next)?.body {
+                return Ok(Walked::Mount { mount, rest: rest_of(&pending) });
+            }
             match self.link_target(next, at.exe)? {
                 Some(target) if follow_last || !pending.is_empty() => {
                     hops += 1;
@@ -779,27 +885,18 @@ impl<'a> FileSystem<'a> {
                 _ => current = next,
             }
         }
-        Ok(current)
+        Ok(Walked::Node(current))
     }
 
     /// For calls that create or remove a name: the directory that holds (or would hold) the last
-    /// component of `path`, and that component. Trailing slashes are dropped (callers for which
-    /// they matter check `path.ends_with('/')`). `/` itself and a last component `.` or `..` are
-    /// `EEXIST`, Linux's answer for creating them (`rmdir` and `unlink` answer differently there:
-    /// callers wanting that exactness check the component first).
+    /// component of `path`, and that component (see [`split_parent`]).
     pub fn resolve_parent<'p>(&self, at: &Lookup, path: &'p str) -> Result<(Ino, &'p str), Errno> {
-        check_path(path)?;
-        let trimmed = path.trim_end_matches('/');
-        let (dir, name) = match trimmed.rfind('/') {
-            // `trimmed[..=slash]` ends with a slash: it resolves to a directory or fails.
-            Some(slash) => (self.resolve(at, &trimmed[..=slash], true)?, &trimmed[slash + 1..]),
-            None => (at.cwd, trimmed),
+        let (dir_path, name) = split_parent(path)?;
+        let dir = match dir_path {
+            Some(dir_path) => self.resolve(at, dir_path, true)?,
+            None => at.cwd,
         };
-        match name {
-            "" | "." | ".." => Err(Errno::EEXIST),
-            _ if name.len() > MAX_COMPONENT_LEN => Err(Errno::ENAMETOOLONG),
-            _ => self.dir(dir).map(|_| (dir, name)),
-        }
+        self.dir(dir).map(|_| (dir, name))
     }
 
     /// Creates an empty regular file `name` in `dir` with permission bits `mode`.
@@ -815,6 +912,9 @@ impl<'a> FileSystem<'a> {
     /// Creates a symbolic link `name` in `dir` pointing to `target` (not checked: it may dangle).
     pub fn symlink(&mut self, dir: Ino, name: &str, target: &str) -> Result<Ino, Errno> {
         check_path(target)?;
+        if self.mounted {
+            return Err(Errno::EPERM);
+        }
         self.new_entry(dir, name, Body::Symlink(target.to_string()), 0o777)
     }
 
@@ -986,6 +1086,7 @@ impl<'a> FileSystem<'a> {
             Body::Device(device) => (S_IFCHR, 0, makedev(device.numbers())),
             Body::Synthetic(SyntheticKind::SelfExe) => (S_IFLNK, 0, 0),
             Body::Synthetic(_) => (S_IFREG, 0, 0),
+            Body::Mount(_) => (S_IFDIR, 0, 0),
         };
         let nlink = match &node.body {
             Body::Directory(dir) if node.nlink > 0 => {
@@ -1629,6 +1730,59 @@ mod tests {
         assert_eq!(fs.resolve(&none, "/proc/self/exe", true), Err(Errno::ENOENT));
         assert_eq!(fs.readlink(get(&fs, "/bin/prog").unwrap(), &AT), Err(Errno::EINVAL));
         assert_eq!(fs.readlink(ROOT, &AT), Err(Errno::EINVAL));
+    }
+
+    /// An enclave's tree with a share mounted at `/shared/results` (mount 0), and the share.
+    fn mounted_share() -> (FileSystem<'static>, FileSystem<'static>) {
+        let account = Arc::new(Account::new(1 << 20));
+        let mut tree = FileSystem::new().instance(&account, 1 << 20).unwrap();
+        tree.mount_at("results", 0).unwrap();
+        let share = FileSystem::share(&account, 64 << 10, || 7).unwrap();
+        (tree, share)
+    }
+
+    #[test]
+    fn walks_stop_at_mount_points_and_above_a_mounted_root() {
+        let (mut tree, mut share) = mounted_share();
+        let shared = tree.resolve(&AT, "/shared", true).unwrap();
+        let rest = |path: &str| Walked::Mount { mount: 0, rest: path.to_string() };
+        assert_eq!(tree.walk(&AT, "/shared/results/a/b", true), Ok(rest("a/b")));
+        assert_eq!(tree.walk(&AT, "/shared/results", false), Ok(rest(".")));
+        assert_eq!(tree.walk(&AT, "/shared/results/", true), Ok(rest(".")));
+        assert_eq!(tree.walk(&Lookup { cwd: shared, exe: EXE }, "results/../x", true), Ok(rest("../x")));
+        assert_eq!(tree.resolve(&AT, "/shared/results/a", true), Err(Errno::EXDEV), "resolve does not cross");
+        // A symbolic link of the tree leads into the share like a path does.
+        tree.symlink(tree.resolve(&AT, "/tmp", true).unwrap(), "out", "/shared/results/data").unwrap();
+        assert_eq!(tree.walk(&AT, "/tmp/out", true), Ok(rest("data")));
+        // The mount point is the tree's, and read-only there.
+        assert_eq!(tree.rmdir(shared, "results"), Err(Errno::EROFS));
+        assert_eq!(tree.mkdir(shared, "other", 0o755), Err(Errno::EROFS));
+        assert_eq!(tree.mount_at("results", 1), Err(Errno::EEXIST));
+        assert_eq!(
+            tree.read_dir(shared, FIRST_COOKIE).unwrap().map(|e| (e.name, e.kind)),
+            Some(("results".to_string(), NodeKind::Directory))
+        );
+        // In the share: `..` at its root leaves it; inside, paths resolve as anywhere.
+        let at_root = Lookup { cwd: ROOT, exe: "" };
+        let dir = share.mkdir(ROOT, "a", 0o755).unwrap();
+        assert_eq!(share.walk(&at_root, "..", true), Ok(Walked::Above { rest: ".".to_string() }));
+        assert_eq!(share.walk(&at_root, "a/../../tmp/x", true), Ok(Walked::Above { rest: "tmp/x".to_string() }));
+        assert_eq!(share.walk(&at_root, "a/..", true), Ok(Walked::Node(ROOT)));
+        assert_eq!(share.walk(&Lookup { cwd: dir, exe: "" }, "../a", true), Ok(Walked::Node(dir)));
+        assert_eq!(share.symlink(dir, "link", "/etc/passwd"), Err(Errno::EPERM));
+    }
+
+    #[test]
+    fn a_share_is_writable_and_bounded() {
+        let (_, mut share) = mounted_share();
+        let file = share.create(ROOT, "data", 0o644).unwrap();
+        assert_eq!(share.stat(ROOT).unwrap().mtime, 7);
+        assert_eq!(share.write(file, 0, &[1; 32 << 10]), Ok(32 << 10));
+        // 64 KiB in all: nodes, page tables and pages count.
+        let written = share.write(file, 32 << 10, &[2; 64 << 10]).unwrap();
+        assert!(written < 32 << 10, "{written} bytes past the limit");
+        assert_eq!(share.write(file, 96 << 10, &[3; 4096]), Err(Errno::ENOSPC));
+        assert!(share.writable_usage().bytes <= 64 << 10);
     }
 
     #[test]
