@@ -372,16 +372,30 @@ pub struct SegmentSpec {
     pub name: String,
     /// Bytes: a non-zero multiple of 4 KiB.
     pub size: u64,
+    /// `kind = files`: a file system of at most `size` bytes, mounted at `/shared/NAME` in the
+    /// jobs granted it (`kind = memory`, the default: memory they map).
+    pub files: bool,
     origin: Origin,
 }
 
 impl SegmentSpec {
     pub fn new(name: &str, size: u64) -> Self {
-        Self { name: name.into(), size, origin: Origin::default() }
+        Self { name: name.into(), size, files: false, origin: Origin::default() }
+    }
+
+    /// The same segment holding files (`kind = files`) when `files`.
+    pub fn holding_files(self, files: bool) -> Self {
+        Self { files, ..self }
     }
 
     pub fn line(&self) -> Option<usize> {
         self.origin.section
+    }
+
+    /// The segment as a manifest section.
+    pub fn to_section(&self) -> String {
+        let kind = if self.files { "kind = files\n" } else { "" };
+        alloc::format!("[segment {}]\nsize = {}\n{kind}", self.name, Size(self.size))
     }
 }
 
@@ -428,6 +442,7 @@ impl fmt::Display for Section {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ValueError {
     UnknownKind(String),
+    UnknownSegmentKind(String),
     NotAbsolute(String),
     UnterminatedQuote,
     ControlCharacter,
@@ -457,6 +472,7 @@ impl fmt::Display for ValueError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::UnknownKind(k) => write!(f, "`{}` is not a kind (job or vm)", shorten(k)),
+            Self::UnknownSegmentKind(k) => write!(f, "`{}` is not a segment kind (memory or files)", shorten(k)),
             Self::NotAbsolute(p) => write!(f, "`{}` is not an absolute path in the initrd", shorten(p)),
             Self::UnterminatedQuote => write!(f, "a quote is not closed"),
             Self::ControlCharacter => write!(f, "holds a control character"),
@@ -540,6 +556,11 @@ pub enum ErrorKind {
         section: Section,
         segment: String,
     },
+    /// A VM granted a segment of files: a guest sees no LWK file system.
+    FilesToVm {
+        section: Section,
+        segment: String,
+    },
     DuplicateGrant {
         section: Section,
         segment: String,
@@ -602,6 +623,10 @@ impl fmt::Display for ErrorKind {
             Self::GrantToStrict { section, segment } => write!(
                 f,
                 "{section} is strict and shares no memory, so segment `{segment}` cannot be granted to it (use isolation = shared)"
+            ),
+            Self::FilesToVm { section, segment } => write!(
+                f,
+                "{section} is a VM, and segment `{segment}` holds files (kind = files), which only jobs can mount"
             ),
             Self::DuplicateGrant { section, segment } => write!(f, "{section} is granted segment `{segment}` twice"),
             Self::DevicesNeedNode { section } => write!(
@@ -731,7 +756,7 @@ const ENCLAVE_KEY_NAMES: [&str; 18] = {
     }
     names
 };
-const SEGMENT_KEYS: [&str; 1] = ["size"];
+const SEGMENT_KEYS: [&str; 2] = ["size", "kind"];
 
 /// A section being read: its header and its `key = value` lines.
 struct RawSection {
@@ -896,7 +921,8 @@ impl NodeManifest {
     /// the first that stops it, with the line of the enclave's (or segment's) section.
     pub fn plan(&self, node: &crate::partition::Node) -> Result<Partition, ManifestErrors> {
         let mut partition = Partition::new(node.clone());
-        for s in &self.segments {
+        // A segment of files lives in kernel memory (the LWK commits it), not in the partition.
+        for s in self.segments.iter().filter(|s| !s.files) {
             partition
                 .reserve_segment(&s.name, s.size)
                 .map_err(|e| ManifestErrors::one(s.line(), ErrorKind::Partition(e)))?;
@@ -922,7 +948,7 @@ impl NodeManifest {
             if !out.is_empty() {
                 out.push('\n');
             }
-            out.push_str(&alloc::format!("[segment {}]\nsize = {}\n", s.name, Size(s.size)));
+            out.push_str(&s.to_section());
         }
         out
     }
@@ -937,6 +963,14 @@ impl NodeManifest {
             errors.push(Some(at), ErrorKind::BadValue { key, section: section.clone(), reason });
         };
         if section.what == SectionKind::Segment {
+            let files = match value("kind") {
+                None | Some(("memory", _)) => Some(false),
+                Some(("files", _)) => Some(true),
+                Some((other, at)) => {
+                    bad("kind", at, ValueError::UnknownSegmentKind(other.to_string()));
+                    None
+                }
+            };
             let size = match value("size") {
                 None => {
                     if !damaged {
@@ -946,8 +980,8 @@ impl NodeManifest {
                 }
                 Some((v, at)) => parse_size(v).map_err(|e| bad("size", at, ValueError::Size(e))).ok(),
             };
-            if let Some(size) = size {
-                self.segments.push(SegmentSpec { name: section.name.clone(), size, origin });
+            if let (Some(size), Some(files)) = (size, files) {
+                self.segments.push(SegmentSpec { name: section.name.clone(), size, files, origin });
             }
             return;
         }
@@ -1377,12 +1411,14 @@ fn check_segments(segments: &[SegmentSpec], errors: &mut Errors) {
 fn check_across(enclaves: &[EnclaveSpec], segments: &[SegmentSpec], errors: &mut Errors) {
     for (i, spec) in enclaves.iter().enumerate() {
         for (segment, _) in &spec.segments {
-            if !segments.iter().any(|s| s.name == *segment) {
-                let section = Section::enclave(&spec.name);
-                errors.push(
-                    spec.origin.line_of("segments"),
-                    ErrorKind::UnknownSegment { section, segment: segment.clone() },
-                );
+            let section = Section::enclave(&spec.name);
+            let at = spec.origin.line_of("segments");
+            match segments.iter().find(|s| s.name == *segment) {
+                None => errors.push(at, ErrorKind::UnknownSegment { section, segment: segment.clone() }),
+                Some(s) if s.files && spec.kind() == Kind::Vm => {
+                    errors.push(at, ErrorKind::FilesToVm { section, segment: segment.clone() })
+                }
+                Some(_) => {}
             }
         }
         let CoreRequest::List(mine) = &spec.cores else { continue };

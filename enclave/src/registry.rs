@@ -126,7 +126,7 @@ impl Registry {
             truncated: false,
         };
         for s in &manifest.segments {
-            registry.segments.define(&s.name, s.size).map_err(|e| refuse(s.line(), e))?;
+            registry.segments.define(&s.name, s.size, s.files).map_err(|e| refuse(s.line(), e))?;
         }
         for spec in &manifest.enclaves {
             for (segment, access) in &spec.segments {
@@ -144,7 +144,7 @@ impl Registry {
     /// segments must exist), then placed on the free cores and memory.
     pub fn create(&mut self, spec: EnclaveSpec) -> Result<&Record, RegistryError> {
         let segments: Vec<SegmentSpec> =
-            self.segments.segments().iter().map(|s| SegmentSpec::new(&s.name, s.size)).collect();
+            self.segments.segments().iter().map(|s| SegmentSpec::new(&s.name, s.size).holding_files(s.files)).collect();
         NodeManifest::from_specs(alloc::vec![spec.clone()], segments).map_err(RegistryError::Manifest)?;
         self.partition.assign(&spec.request())?;
         for (i, (segment, access)) in spec.segments.iter().enumerate() {
@@ -160,9 +160,9 @@ impl Registry {
         self.records.last().ok_or_else(|| RegistryError::NoSuchEnclave(String::new()))
     }
 
-    /// Adds a shared segment (its memory comes from the free pool).
+    /// Adds a shared segment of memory (it comes from the free pool).
     pub fn define_segment(&mut self, name: &str, size: u64) -> Result<(), RegistryError> {
-        self.segments.define(name, size)?;
+        self.segments.define(name, size, false)?;
         if let Err(e) = self.partition.reserve_segment(name, size) {
             let _ = self.segments.remove(name);
             return Err(e.into());

@@ -64,6 +64,9 @@ pub struct Segment {
     pub name: String,
     /// Bytes, a multiple of 4 KiB.
     pub size: u64,
+    /// A file system (mounted at `/shared/NAME` in the jobs granted it, `size` its limit), not
+    /// memory.
+    pub files: bool,
     /// In the order they were given.
     pub grants: Vec<Grant>,
     /// An enclave that could write it crashed: its data may be corrupt.
@@ -136,7 +139,7 @@ impl SegmentTable {
     }
 
     /// Declares a segment of `size` bytes (a non-zero multiple of 4 KiB).
-    pub fn define(&mut self, name: &str, size: u64) -> Result<(), SegmentError> {
+    pub fn define(&mut self, name: &str, size: u64, files: bool) -> Result<(), SegmentError> {
         if !crate::valid_name(name) {
             return Err(SegmentError::BadName(name.to_string()));
         }
@@ -146,7 +149,7 @@ impl SegmentTable {
         if size == 0 || !size.is_multiple_of(PAGE_SIZE) {
             return Err(SegmentError::BadSize { segment: name.to_string(), size });
         }
-        self.segments.push(Segment { name: name.to_string(), size, grants: Vec::new(), suspect: false });
+        self.segments.push(Segment { name: name.to_string(), size, files, grants: Vec::new(), suspect: false });
         Ok(())
     }
 
@@ -287,8 +290,8 @@ mod tests {
 
     fn table() -> SegmentTable {
         let mut t = SegmentTable::new();
-        t.define("results", 64 * M).unwrap();
-        t.define("params", 4096).unwrap();
+        t.define("results", 64 * M, false).unwrap();
+        t.define("params", 4096, false).unwrap();
         t
     }
 
@@ -305,14 +308,14 @@ mod tests {
     #[test]
     fn define_and_remove() {
         let mut t = table();
-        assert_eq!(t.define("results", M).unwrap_err().to_string(), "segment `results` already exists");
+        assert_eq!(t.define("results", M, false).unwrap_err().to_string(), "segment `results` already exists");
         assert_eq!(
-            t.define("odd", 100).unwrap_err().to_string(),
+            t.define("odd", 100, false).unwrap_err().to_string(),
             "segment `odd`: size 100 is not a non-zero multiple of 4K"
         );
-        assert!(t.define("zero", 0).is_err());
-        assert!(t.define("bad name", M).is_err());
-        assert!(t.define(&"n".repeat(65), M).is_err());
+        assert!(t.define("zero", 0, false).is_err());
+        assert!(t.define("bad name", M, false).is_err());
+        assert!(t.define(&"n".repeat(65), M, false).is_err());
         t.grant("params", "a", Policy::Shared, Access::Read).unwrap();
         assert_eq!(t.remove("params").unwrap_err().to_string(), "segment `params` is still granted to a");
         t.revoke("params", "a").unwrap();

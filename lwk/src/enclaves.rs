@@ -8,6 +8,7 @@
 //! well), unless `then=console` keeps it up for more commands.
 
 use crate::cpu::IrqMutex;
+use crate::files::{Mount, Share};
 use crate::interrupt_entry::RESCHEDULE_VECTOR;
 use crate::jobs::{self, JobLaunch, PreparedJob};
 use crate::power::{ExitStatus, shutdown};
@@ -22,7 +23,8 @@ use embedded_vmm::{SharedRegion, Vm, VmEnd};
 use enclave::health::Cause;
 use enclave::isolation::Action;
 use enclave::{
-    CpuSet, EnclaveSpec, Event, HealthEvent, Image, Kind, Node, NodeManifest, Outcome, Registry, kernel_budget,
+    CpuSet, EnclaveSpec, Event, HealthEvent, Image, Kind, Node, NodeManifest, Outcome, Registry, SegmentSpec,
+    kernel_budget,
 };
 use lwk::boot_manifest::{self, ComposeError};
 use lwk::cmdline::{AfterBoot, Options};
@@ -69,6 +71,9 @@ struct ControlPlane {
     unreleased: Vec<String>,
     /// The shared segments' memory, reserved at boot for the node's lifetime.
     segments: Vec<(String, SegmentMemory)>,
+    /// The segments of files (`kind = files`), created at boot for the node's lifetime; their
+    /// sizes are committed kernel memory.
+    shares: Vec<(String, Arc<Share>)>,
     /// The kernel-memory budgets of the running enclaves, added up: never more than the kernel
     /// memory the partition leaves, less [`KERNEL_RESERVE_MIN`] for the kernel itself.
     kernel_committed: u64,
@@ -91,7 +96,8 @@ pub struct SegmentView {
 /// Reserves every segment of the registry as one contiguous zeroed block (2 MiB aligned when it
 /// is that large, so mappings use large pages) and records it in the partition.
 fn reserve_segments(registry: &mut Registry) -> Result<Vec<(String, SegmentMemory)>, String> {
-    let wanted: Vec<(String, u64)> = registry.segments().segments().iter().map(|s| (s.name.clone(), s.size)).collect();
+    let wanted: Vec<(String, u64)> =
+        registry.segments().segments().iter().filter(|s| !s.files).map(|s| (s.name.clone(), s.size)).collect();
     let mut reserved = Vec::new();
     for (name, bytes) in wanted {
         let align = if bytes >= 1 << 21 { 1 << 21 } else { 4096 };
@@ -108,18 +114,53 @@ fn reserve_segments(registry: &mut Registry) -> Result<Vec<(String, SegmentMemor
     Ok(reserved)
 }
 
-/// The segments `enclave` holds grants to, as it may map them (a crash revokes its grants).
-fn granted_segments(plane: &ControlPlane, enclave: &str) -> Vec<(String, SegmentView)> {
+/// The segments `enclave` holds grants to (a crash revokes them) that `find` knows, with what it
+/// finds and whether the grant lets the enclave write.
+fn granted<T>(plane: &ControlPlane, enclave: &str, find: impl Fn(&str) -> Option<T>) -> Vec<(String, T, bool)> {
     plane
         .registry
         .segments()
         .grants_of(enclave)
         .into_iter()
-        .filter_map(|(name, access)| {
-            let memory = plane.segments.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)?;
-            Some((name, SegmentView { memory, writable: access == enclave::Access::ReadWrite }))
-        })
+        .filter_map(|(name, access)| Some((name.clone(), find(&name)?, access.writable())))
         .collect()
+}
+
+/// The segments of memory `enclave` holds grants to, as it may map them.
+fn granted_segments(plane: &ControlPlane, enclave: &str) -> Vec<(String, SegmentView)> {
+    let memory_of = |name: &str| plane.segments.iter().find(|(n, _)| n == name).map(|(_, m)| *m);
+    granted(plane, enclave, memory_of)
+        .into_iter()
+        .map(|(name, memory, writable)| (name, SegmentView { memory, writable }))
+        .collect()
+}
+
+/// Creates every segment of files of the registry; refused when their sizes do not fit in the
+/// kernel memory the partition leaves (less [`KERNEL_RESERVE_MIN`]).
+fn create_shares(registry: &Registry, kernel_left: u64) -> Result<Vec<(String, Arc<Share>)>, String> {
+    let wanted: Vec<(String, u64)> =
+        registry.segments().segments().iter().filter(|s| s.files).map(|s| (s.name.clone(), s.size)).collect();
+    let total: u64 = wanted.iter().map(|(_, size)| size).sum();
+    let room = kernel_left.saturating_sub(KERNEL_RESERVE_MIN);
+    if total > room {
+        return Err(alloc::format!(
+            "the segments of files ask for {} KiB of kernel memory, {} KiB is left",
+            total >> 10,
+            room >> 10
+        ));
+    }
+    let mut shares = Vec::new();
+    for (name, size) in wanted {
+        let share = Share::new(size).map_err(|e| alloc::format!("[segment {name}]: {e}"))?;
+        log::info!(target: "enclaves", "segment {name}: files, at most {} KiB", size >> 10);
+        shares.push((name, Arc::new(share)));
+    }
+    Ok(shares)
+}
+
+/// The segments of files `enclave` holds grants to, and whether it may write them.
+fn granted_shares(plane: &ControlPlane, enclave: &str) -> Vec<(String, Arc<Share>, bool)> {
+    granted(plane, enclave, |name| plane.shares.iter().find(|(n, _)| n == name).map(|(_, s)| s.clone()))
 }
 
 /// Segment `segment` as enclave `enclave` may map it: ENOENT unless it holds a grant to it.
@@ -167,6 +208,12 @@ pub fn boot(options: &Options) -> bool {
         Ok(segments) => segments,
         Err(reason) => refuse_boot(|| report_manifest_error(source, None, &reason)),
     };
+    let free_at_compose = kernel_memory::frame_stats().0;
+    let shares = match create_shares(&registry, free_at_compose.saturating_sub(registry.partition().used_memory())) {
+        Ok(shares) => shares,
+        Err(reason) => refuse_boot(|| report_manifest_error(source, None, &reason)),
+    };
+    let shares_bytes = registry.segments().segments().iter().filter(|s| s.files).map(|s| s.size).sum();
     let launched = !registry.records().is_empty();
     if file.is_some() {
         logging::emit("manifest", |e| {
@@ -185,10 +232,11 @@ pub fn boot(options: &Options) -> bool {
             None => launched,
         },
         jobs_expect: options.jobs_expect,
-        free_at_compose: kernel_memory::frame_stats().0,
+        free_at_compose,
         unreleased: Vec::new(),
         segments,
-        kernel_committed: 0,
+        shares,
+        kernel_committed: shares_bytes,
     });
     node_health::mark_before_launch();
     for name in &names {
@@ -263,7 +311,7 @@ fn apply(plane: &mut ControlPlane, name: &str, event: Event) -> Result<Outcome, 
 
 /// Launches a defined (or ended) enclave on its partition.
 pub fn launch(name: &str) -> Result<(), String> {
-    let (spec, cores, memory, default_threads, budget, segments) = {
+    let (spec, cores, memory, default_threads, budget, segments, shares) = {
         let mut guard = PLANE.lock();
         let plane = guard.as_mut().ok_or("the control plane is not up")?;
         if plane.unreleased.iter().any(|n| n == name) {
@@ -291,6 +339,7 @@ pub fn launch(name: &str) -> Result<(), String> {
         apply(plane, name, Event::Launch)?;
         let assignment = plane.registry.partition().get(name).ok_or("the enclave has no partition")?;
         let segments = granted_segments(plane, name);
+        let shares = granted_shares(plane, name);
         // Committed now, so that no other launch counts on the same room; given back if this
         // one fails, or when the enclave ends.
         plane.kernel_committed += budget;
@@ -301,9 +350,12 @@ pub fn launch(name: &str) -> Result<(), String> {
             job_options::default_max_threads(kernel_left, jobs),
             budget,
             segments,
+            shares,
         )
     };
-    let prepared = prepare(segments, &spec, cores, memory, default_threads, budget);
+    let mounts: Vec<Mount> =
+        shares.iter().map(|(name, share, writable)| Mount { name, share, writable: *writable }).collect();
+    let prepared = prepare(segments, &mounts, &spec, cores, memory, default_threads, budget);
     let mut guard = PLANE.lock();
     let Some(plane) = guard.as_mut() else { return Err("the control plane is not up".into()) };
     match prepared {
@@ -360,6 +412,7 @@ enum Ready {
 
 fn prepare(
     plane_segments: Vec<(String, SegmentView)>,
+    mounts: &[Mount],
     spec: &EnclaveSpec,
     cores: Vec<usize>,
     memory: u64,
@@ -377,6 +430,7 @@ fn prepare(
             max_threads: spec.max_threads.map_or(default_threads, |t| t as usize),
             kernel_memory,
             tmp_size: spec.tmp_size.unwrap_or_else(|| kernel_budget::default_tmp_size(kernel_memory)),
+            mounts,
         })
         .map(Ready::Job),
         Image::Vm { kernel, initrd, cmdline } => {
@@ -778,7 +832,7 @@ pub fn create(name: &str, words: &[(String, Option<String>)]) -> Result<(), Stri
     // grants name segments the manifest knows.
     if let Some(plane) = PLANE.lock().as_ref() {
         for segment in plane.registry.segments().segments() {
-            text.push_str(&alloc::format!("[segment {}]\nsize = {}\n", segment.name, segment.size));
+            text.push_str(&SegmentSpec::new(&segment.name, segment.size).holding_files(segment.files).to_section());
         }
     }
     let manifest = NodeManifest::parse(text.as_bytes()).map_err(|e| {

@@ -2,7 +2,7 @@
 //! reporting its end (`job_exit`) to the control plane (`enclaves`).
 
 use crate::enclaves::{self, Ending};
-use crate::files::EnclaveFiles;
+use crate::files::{EnclaveFiles, Mount};
 use crate::interrupt_entry::TrapFrame;
 use crate::job_memory::JobMemory;
 use crate::open_files::FdTable;
@@ -17,7 +17,7 @@ use core::sync::atomic::Ordering;
 use enclave::{Account, Charge, ThreadSample};
 use lwk::elf_loader::ExecutableKind;
 use lwk::event::Event;
-use lwk::ram_fs::{Lookup, ROOT, WritableUsage};
+use lwk::ram_fs::WritableUsage;
 
 /// What a job enclave runs and on what (its partition's cores and memory).
 pub struct JobLaunch<'a> {
@@ -32,6 +32,8 @@ pub struct JobLaunch<'a> {
     /// Its kernel-memory budget, and the size limit of its `/tmp`.
     pub kernel_memory: u64,
     pub tmp_size: u64,
+    /// The segments of files granted to it, mounted at `/shared/NAME`.
+    pub mounts: &'a [Mount<'a>],
 }
 
 /// A job loaded and ready: [`PreparedJob::start`] makes its first thread runnable.
@@ -48,11 +50,12 @@ pub struct PreparedJob {
 /// Reserves the job's memory, loads its program and creates its first process and thread.
 pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
     let requested_tsc = cpu::rdtsc();
-    let JobLaunch { name, program: path, args, env, cores, memory: mem, max_threads, kernel_memory, tmp_size } = launch;
+    let JobLaunch { name, program: path, args, env, cores, memory: mem, max_threads, kernel_memory, tmp_size, mounts } =
+        launch;
     let memory =
         JobMemory::reserve(name, mem).map_err(|_| alloc::format!("cannot reserve {} MiB for the job", mem >> 20))?;
     let account = Arc::new(Account::new(kernel_memory));
-    let files = EnclaveFiles::new(&account, tmp_size).map_err(|e| {
+    let files = EnclaveFiles::new(&account, tmp_size, mounts).map_err(|e| {
         alloc::format!("its file system does not fit in its kernel-memory budget of {} KiB: {e}", kernel_memory >> 10)
     })?;
     let job = Arc::new(Job::new(name.to_string(), cores, memory, account, files, max_threads, clock::uptime_ns()));
@@ -60,17 +63,17 @@ pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
     argv.push(path.as_bytes().to_vec());
     argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
     let envp: Vec<Vec<u8>> = env.iter().map(|e| e.as_bytes().to_vec()).collect();
-    let at = Lookup { cwd: ROOT, exe: "" };
-    let program =
-        program_loader::load(job.memory.clone(), job.kernel_memory.clone(), &job.files, &at, path, &argv, &envp)
-            .map_err(|e| alloc::format!("{path}: {e}"))?;
+    let root = job.files.root();
+    let from = program_loader::From { root: &job.files, start: &root, exe: "" };
+    let program = program_loader::load(job.memory.clone(), job.kernel_memory.clone(), &from, path, &argv, &envp)
+        .map_err(|e| alloc::format!("{path}: {e}"))?;
     let pid = job.new_id();
     let files = FdTable::with_console(&job);
     let kind = program.kind;
     let charge = Charge::new(&job.kernel_memory, PROCESS_KERNEL_BYTES)
         .map_err(|e| alloc::format!("its first process does not fit in its kernel-memory budget: {e}"))?;
     let process =
-        Arc::new(Process::new(pid, 0, job.clone(), program.space, program.path, files, ROOT, (pid, pid), charge));
+        Arc::new(Process::new(pid, 0, job.clone(), program.space, program.path, files, root, (pid, pid), charge));
     let mut regs = empty_frame();
     regs.rip = program.entry;
     regs.rsp = program.rsp;

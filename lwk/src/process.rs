@@ -3,7 +3,7 @@
 //! process owns an address space, descriptors, signal actions and threads that share them.
 
 use crate::address_space::AddressSpace;
-use crate::files::EnclaveFiles;
+use crate::files::{EnclaveFiles, Place};
 use crate::job_memory::JobMemory;
 use crate::open_files::FdTable;
 use crate::thread::Thread;
@@ -15,7 +15,6 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use enclave::{Account, Charge};
-use lwk::ram_fs::{Ino, Lookup};
 
 pub struct Job {
     pub name: String,
@@ -156,8 +155,8 @@ pub struct Process {
     root: AtomicU64,
     pub exe: spin::Mutex<String>,
     pub files: spin::Mutex<FdTable>,
-    /// Working directory (its inode is held in the file system while it is the cwd).
-    pub cwd: spin::Mutex<Ino>,
+    /// Working directory (its node is held in its file system while it is the cwd).
+    pub cwd: spin::Mutex<Place>,
     pub umask: AtomicU32,
     pub threads: spin::Mutex<Vec<Arc<Thread>>>,
     pub children: spin::Mutex<Vec<Arc<Process>>>,
@@ -193,13 +192,13 @@ impl Process {
         space: AddressSpace,
         exe: String,
         files: FdTable,
-        cwd: Ino,
+        cwd: Place,
         group: (u32, u32),
         charge: Charge,
     ) -> Process {
         // The working directory is a directory the caller already holds or the root, which lives
         // as long as the file system: this cannot fail.
-        let _ = job.files.with(|fs| fs.hold(cwd));
+        let _ = cwd.files.with(|fs| fs.hold(cwd.ino));
         Process {
             pid,
             parent: AtomicU32::new(parent),
@@ -227,13 +226,6 @@ impl Process {
         }
     }
 
-    /// A path lookup from this process's point of view.
-    pub fn with_lookup<R>(&self, f: impl FnOnce(&Lookup) -> R) -> R {
-        let exe = self.exe.lock().clone();
-        let at = Lookup { cwd: *self.cwd.lock(), exe: &exe };
-        f(&at)
-    }
-
     /// The page-table root to load when a thread of this process runs (read without the lock:
     /// the scheduler needs it while switching).
     pub fn page_table_root(&self) -> u64 {
@@ -250,7 +242,7 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        let cwd = *self.cwd.lock();
-        self.job.files.with(|fs| fs.release(cwd));
+        let cwd = self.cwd.lock().clone();
+        cwd.files.with(|fs| fs.release(cwd.ino));
     }
 }

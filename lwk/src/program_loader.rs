@@ -8,7 +8,7 @@
 //! copy at all). The file stays held while it loads, so a concurrent unlink cannot free it.
 
 use crate::address_space::AddressSpace;
-use crate::files::EnclaveFiles;
+use crate::files::{EnclaveFiles, Place};
 use crate::job_memory::JobMemory;
 use crate::random;
 use alloc::string::String;
@@ -18,7 +18,7 @@ use core::fmt;
 use enclave::Account;
 use lwk::elf_loader::{self, ElfError, ExecutableKind, Protection};
 use lwk::errno::Errno;
-use lwk::ram_fs::{Ino, Lookup};
+use lwk::ram_fs::Ino;
 use lwk::user_stack::{self, StackError, StackParameters};
 use lwk::vm_areas::AreaKind;
 
@@ -72,21 +72,25 @@ impl fmt::Display for LoadError {
 }
 
 /// An executable file being loaded: held in its file system until dropped.
-struct ProgramFile<'f> {
-    files: &'f EnclaveFiles,
+struct ProgramFile {
+    files: Arc<EnclaveFiles>,
     ino: Ino,
     len: u64,
     /// The bytes, when the file is the initrd's (borrowed, never copied).
     initrd: Option<&'static [u8]>,
 }
 
-impl<'f> ProgramFile<'f> {
-    fn open(files: &'f EnclaveFiles, at: &Lookup, path: &str) -> Result<Self, LoadError> {
-        let ino = files.resolve_and_hold(at, path).map_err(LoadError::File)?;
-        let file = ProgramFile { files, ino, len: 0, initrd: None };
-        let (len, initrd) =
-            files.with(|fs| Ok::<_, Errno>((fs.stat(ino)?.size, fs.initrd_bytes(ino)?))).map_err(LoadError::File)?;
-        Ok(ProgramFile { len, initrd, ..file })
+impl ProgramFile {
+    fn open(from: &From, path: &str) -> Result<Self, LoadError> {
+        let Place { files, ino } = from.root.resolve_and_hold(from.start, from.exe, path).map_err(LoadError::File)?;
+        // Held from here: dropped (released) on any error below.
+        let mut file = ProgramFile { files, ino, len: 0, initrd: None };
+        let (len, initrd) = file
+            .files
+            .with(|fs| Ok::<_, Errno>((fs.stat(ino)?.size, fs.initrd_bytes(ino)?)))
+            .map_err(LoadError::File)?;
+        (file.len, file.initrd) = (len, initrd);
+        Ok(file)
     }
 
     /// Fills `buf` from `offset`; `ENOEXEC` if the file ends first (it shrank meanwhile).
@@ -135,24 +139,31 @@ impl<'f> ProgramFile<'f> {
     }
 }
 
-impl Drop for ProgramFile<'_> {
+impl Drop for ProgramFile {
     fn drop(&mut self) {
         self.files.with(|fs| fs.release(self.ino));
     }
 }
 
-/// Loads `path` (in `files`) with `argv` and `envp` into a new address space backed by `memory`,
-/// its page tables charged to `account`.
+/// Where a program's path is resolved: the enclave's tree, the directory a relative path starts
+/// from, and the target of `/proc/self/exe`.
+pub struct From<'a> {
+    pub root: &'a Arc<EnclaveFiles>,
+    pub start: &'a Place,
+    pub exe: &'a str,
+}
+
+/// Loads `path` (resolved `from`) with `argv` and `envp` into a new address space backed by
+/// `memory`, its page tables charged to `account`.
 pub fn load(
     memory: Arc<JobMemory>,
     account: Arc<Account>,
-    files: &EnclaveFiles,
-    at: &Lookup,
+    from: &From,
     path: &str,
     argv: &[Vec<u8>],
     envp: &[Vec<u8>],
 ) -> Result<LoadedProgram, LoadError> {
-    let program = ProgramFile::open(files, at, path)?;
+    let program = ProgramFile::open(from, path)?;
     if let Some((interpreter, argument)) = shebang(&program.head(SHEBANG_MAX + 2)?) {
         // `#!interp [arg]`: run the interpreter with the script's path in place of argv[0].
         let mut args: Vec<Vec<u8>> = Vec::new();
@@ -161,7 +172,7 @@ pub fn load(
         args.push(path.as_bytes().to_vec());
         args.extend(argv.iter().skip(1).cloned());
         drop(program);
-        let inner = ProgramFile::open(files, at, &interpreter)?;
+        let inner = ProgramFile::open(from, &interpreter)?;
         if shebang(&inner.head(2)?).is_some() {
             return Err(LoadError::File(Errno::ELOOP));
         }

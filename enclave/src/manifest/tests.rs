@@ -167,10 +167,11 @@ fn round_trip_through_text() {
                 .with_memory(MemoryRequest::Bytes(5000))
                 .with_heartbeat(Heartbeat { period_ns: 7, grace_ns: 9 }),
         ],
-        vec![SegmentSpec::new("s", 12 * 1024)],
+        vec![SegmentSpec::new("s", 12 * 1024), SegmentSpec::new("f", 8192).holding_files(true)],
     )
     .unwrap();
     let text = built.to_text();
+    assert!(text.contains("[segment f]\nsize = 8K\nkind = files\n"), "{text}");
     assert_eq!(parse(&text).unwrap(), built, "{text}");
     assert!(text.contains("args = 'a b' 'it'\"'\"'s' ''\n"), "{text}");
     assert!(text.contains("memory = 5000\n") && text.contains("size = 12K\n"), "{text}");
@@ -380,6 +381,20 @@ fn checks_across_sections() {
         error("[enclave a]\nkind=job\nprogram=/a\nisolation=shared\nsegments=s:r s:rw\n[segment s]\nsize=4K\n"),
         "line 5: [enclave a] is granted segment `s` twice"
     );
+    // Segments of files: for jobs only, and not placed in the partition's memory.
+    let files =
+        "[enclave a]\nkind=job\nprogram=/a\nisolation=shared\nsegments=f:rw\n[segment f]\nsize=1T\nkind=files\n";
+    let m = parse(files).unwrap();
+    assert!(m.segment("f").is_some_and(|f| f.files && f.size == 1 << 40));
+    assert_eq!(
+        error("[enclave v]\nkind=vm\nkernel=/k\nisolation=shared\nsegments=f:r\n[segment f]\nsize=4K\nkind=files\n"),
+        "line 5: [enclave v] is a VM, and segment `f` holds files (kind = files), which only jobs can mount"
+    );
+    assert_eq!(
+        error("[segment f]\nsize=4K\nkind=disk\n"),
+        "line 3: `kind` in [segment f]: `disk` is not a segment kind (memory or files)"
+    );
+    assert!(parse("[segment f]\nsize=4K\nkind=memory\n").is_ok_and(|m| m.segment("f").is_some_and(|f| !f.files)));
     assert_eq!(
         error("[enclave a]\nkind=job\nprogram=/a\ncores=1-3\n[enclave b]\nkind=vm\nkernel=/k\ncores=5,3\n"),
         "line 8: [enclave b]: core 3 is also [enclave a]'s"

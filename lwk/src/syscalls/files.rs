@@ -5,6 +5,7 @@
 //! descriptors: poll, ppoll, select, pselect6.
 
 use super::{Call, SysResult};
+use crate::files::Place;
 use crate::open_files::NodeRef;
 use crate::open_files::{
     FileObject, IO_CHUNK, MAX_FDS, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, OpenFile,
@@ -37,11 +38,6 @@ const PATH_MAX: usize = 4096;
 /// Most bytes one read or write moves (Linux's MAX_RW_COUNT: a larger count is cut to it).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
 
-/// Runs `f` on the caller's enclave's file system.
-fn with_fs<R>(c: &Call, f: impl FnOnce(&mut FileSystem<'static>) -> R) -> R {
-    c.process.job.files.with(f)
-}
-
 fn path_arg(c: &Call, addr: u64) -> Result<String, Errno> {
     let bytes = c.process.space.lock().read_string(addr, PATH_MAX)?;
     String::from_utf8(bytes).map_err(|_| Errno::ENOENT)
@@ -49,41 +45,46 @@ fn path_arg(c: &Call, addr: u64) -> Result<String, Errno> {
 
 /// The directory a `*at` call resolves relative paths from. `dirfd` is a C `int`: only its low
 /// 32 bits count (glibc passes AT_FDCWD zero-extended).
-fn base_dir(c: &Call, dirfd: u64, path: &str) -> Result<Ino, Errno> {
+fn base_dir(c: &Call, dirfd: u64, path: &str) -> Result<Place, Errno> {
     let dirfd = dirfd as u32 as u64;
     if path.starts_with('/') || dirfd == AT_FDCWD as u32 as u64 {
-        return Ok(*c.process.cwd.lock());
+        return Ok(c.process.cwd.lock().clone());
     }
     match c.process.files.lock().get(dirfd)?.object {
-        FileObject::Node(ref node) => Ok(node.ino),
+        FileObject::Node(ref node) => Ok(Place { files: node.files.clone(), ino: node.ino }),
         _ => Err(Errno::ENOTDIR),
     }
 }
 
 /// Resolves `path` for the caller, relative to `dirfd`.
-fn resolve(c: &Call, dirfd: u64, path: &str, follow: bool) -> Result<Ino, Errno> {
+fn resolve(c: &Call, dirfd: u64, path: &str, follow: bool) -> Result<Place, Errno> {
     let base = base_dir(c, dirfd, path)?;
     let exe = c.process.exe.lock().clone();
-    with_fs(c, |fs| fs.resolve(&lwk::ram_fs::Lookup { cwd: base, exe: &exe }, path, follow))
+    c.process.job.files.resolve(&base, &exe, path, follow)
 }
 
-/// Resolves the parent directory of `path` and hands `f` the file system, it and the last name.
+/// The directory that holds (or would hold) the last name of `path`, and that name.
+fn parent_of<'p>(c: &Call, dirfd: u64, path: &'p str) -> Result<(Place, &'p str), Errno> {
+    let base = base_dir(c, dirfd, path)?;
+    let exe = c.process.exe.lock().clone();
+    c.process.job.files.resolve_parent(&base, &exe, path)
+}
+
+/// Resolves the parent directory of `path` and hands `f` its file system (for a change: `EROFS`
+/// through a read-only grant), it and the last name.
 fn with_parent<R>(
     c: &Call,
     dirfd: u64,
     path: &str,
     f: impl FnOnce(&mut FileSystem<'static>, Ino, &str) -> Result<R, Errno>,
 ) -> Result<R, Errno> {
-    let base = base_dir(c, dirfd, path)?;
-    let exe = c.process.exe.lock().clone();
-    with_fs(c, |fs| {
-        let (dir, name) = fs.resolve_parent(&lwk::ram_fs::Lookup { cwd: base, exe: &exe }, path)?;
-        f(fs, dir, name)
-    })
+    let (dir, name) = parent_of(c, dirfd, path)?;
+    dir.files.change(|fs| f(fs, dir.ino, name))
 }
 
-fn open_node(process: &Process, ino: Ino, flags: u32) -> Result<Arc<OpenFile>, Errno> {
-    let files = &process.job.files;
+fn open_node(process: &Process, place: Place, flags: u32) -> Result<Arc<OpenFile>, Errno> {
+    let Place { files, ino } = place;
+    let files = &files;
     let kind = files.with(|fs| fs.kind(ino))?;
     if flags & O_DIRECTORY != 0 && kind != NodeKind::Directory {
         return Err(Errno::ENOTDIR);
@@ -94,8 +95,9 @@ fn open_node(process: &Process, ino: Ino, flags: u32) -> Result<Arc<OpenFile>, E
             return Err(Errno::EISDIR);
         }
         if flags & O_ACCMODE != O_RDONLY {
-            // Writing a file of the read-only part (the initrd) fails now, not at the first write.
-            files.with(|fs| fs.check_writable(ino))?;
+            // Writing a file of the read-only part (the initrd, a share granted read-only) fails
+            // now, not at the first write.
+            files.check_writable(ino)?;
         }
     }
     let node = || FileObject::Node(NodeRef { files: files.clone(), ino });
@@ -106,7 +108,7 @@ fn open_node(process: &Process, ino: Ino, flags: u32) -> Result<Arc<OpenFile>, E
         _ => node(),
     };
     if !path_only && flags & O_TRUNC != 0 && kind == NodeKind::File && flags & O_ACCMODE != O_RDONLY {
-        files.with(|fs| fs.truncate(ino, 0))?;
+        files.change(|fs| fs.truncate(ino, 0))?;
     }
     // What F_GETFL reports: Linux drops the flags that only mean something to open, and adds
     // O_LARGEFILE on 64-bit machines. An O_PATH descriptor can be neither read nor written.
@@ -122,23 +124,25 @@ fn do_open(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> S
         return open_segment(c, name, flags);
     }
     let follow = flags & O_NOFOLLOW == 0;
-    let ino = match resolve(c, dirfd, &path, follow) {
-        Ok(ino) => {
+    let place = match resolve(c, dirfd, &path, follow) {
+        Ok(place) => {
             if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
                 return Err(Errno::EEXIST);
             }
-            ino
+            place
         }
         Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
             let umask = c.process.umask.load(Ordering::Relaxed);
-            with_parent(c, dirfd, &path, |fs, dir, name| fs.create(dir, name, mode as u32 & 0o7777 & !umask))?
+            let (dir, name) = parent_of(c, dirfd, &path)?;
+            let ino = dir.files.change(|fs| fs.create(dir.ino, name, mode as u32 & 0o7777 & !umask))?;
+            Place { files: dir.files, ino }
         }
         Err(e) => return Err(e),
     };
-    if !follow && with_fs(c, |fs| fs.kind(ino))? == NodeKind::Symlink && flags & O_PATH == 0 {
+    if !follow && place.files.with(|fs| fs.kind(place.ino))? == NodeKind::Symlink && flags & O_PATH == 0 {
         return Err(Errno::ELOOP);
     }
-    let file = open_node(c.process, ino, flags)?;
+    let file = open_node(c.process, place, flags)?;
     c.process.files.lock().insert(file, flags & O_CLOEXEC != 0, 0)
 }
 
@@ -297,7 +301,7 @@ fn file_stat(c: &Call, file: &OpenFile) -> Result<Stat, Errno> {
         FileObject::Snapshot(d) => {
             Stat { ino: 1, mode: 0o100444, nlink: 1, uid: 0, gid: 0, size: d.len() as u64, mtime: 0, rdev: 0 }
         }
-        FileObject::Device(_, ino) => with_fs(c, |fs| fs.stat(*ino))?,
+        FileObject::Device(_, ino) => c.process.job.files.with(|fs| fs.stat(*ino))?,
         FileObject::Console(_) => {
             Stat { ino: 2, mode: 0o020620, nlink: 1, uid: 0, gid: 0, size: 0, mtime: 0, rdev: (5 << 8) | 1 }
         }
@@ -358,8 +362,8 @@ fn stat_path(c: &mut Call, dirfd: u64, path_addr: u64, out: u64, flags: u64) -> 
             file_stat(c, &file)?
         }
     } else {
-        let ino = resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
-        with_fs(c, |fs| fs.stat(ino))?
+        let place = resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        place.files.with(|fs| fs.stat(place.ino))?
     };
     c.process.space.lock().write(out, &encode_stat(&stat))?;
     Ok(0)
@@ -397,8 +401,8 @@ pub fn statx(c: &mut Call) -> SysResult {
             file_stat(c, &file)?
         }
     } else {
-        let ino = resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
-        with_fs(c, |fs| fs.stat(ino))?
+        let place = resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        place.files.with(|fs| fs.stat(place.ino))?
     };
     let mut b = [0u8; 256];
     b[0..4].copy_from_slice(&0x7ffu32.to_le_bytes()); // STATX_BASIC_STATS
@@ -493,8 +497,9 @@ pub fn faccessat(c: &mut Call) -> SysResult {
 
 fn readlink_at(c: &mut Call, dirfd: u64, path_addr: u64, buf: u64, len: u64) -> SysResult {
     let path = path_arg(c, path_addr)?;
-    let ino = resolve(c, dirfd, &path, false)?;
-    let target = c.process.with_lookup(|at| with_fs(c, |fs| fs.readlink(ino, at)))?;
+    let place = resolve(c, dirfd, &path, false)?;
+    let exe = c.process.exe.lock().clone();
+    let target = place.files.with(|fs| fs.readlink(place.ino, &lwk::ram_fs::Lookup { cwd: place.ino, exe: &exe }))?;
     let n = target.len().min(len as usize);
     c.process.space.lock().write(buf, &target.as_bytes()[..n])?;
     Ok(n as u64)
@@ -512,8 +517,8 @@ pub fn readlinkat(c: &mut Call) -> SysResult {
 
 pub fn getcwd(c: &mut Call) -> SysResult {
     let [buf, len, ..] = c.args;
-    let cwd = *c.process.cwd.lock();
-    let mut path = with_fs(c, |fs| fs.path_of(cwd))?.into_bytes();
+    let cwd = c.process.cwd.lock().clone();
+    let mut path = cwd.files.path_of(cwd.ino)?.into_bytes();
     path.push(0);
     if path.len() > len as usize {
         return Err(Errno::ERANGE);
@@ -522,29 +527,30 @@ pub fn getcwd(c: &mut Call) -> SysResult {
     Ok(path.len() as u64)
 }
 
-/// Makes `ino` the working directory: checked and held in one step (another thread may be
+/// Makes `place` the working directory: checked and held in one step (another thread may be
 /// removing it), then the old one released.
-fn change_dir(c: &Call, ino: Ino) -> SysResult {
-    with_fs(c, |fs| {
-        if fs.kind(ino)? != NodeKind::Directory {
+fn change_dir(c: &Call, place: Place) -> SysResult {
+    place.files.with(|fs| {
+        if fs.kind(place.ino)? != NodeKind::Directory {
             return Err(Errno::ENOTDIR);
         }
-        fs.hold(ino)
+        fs.hold(place.ino)
     })?;
-    let old = core::mem::replace(&mut *c.process.cwd.lock(), ino);
-    with_fs(c, |fs| fs.release(old));
+    let old = core::mem::replace(&mut *c.process.cwd.lock(), place);
+    old.files.with(|fs| fs.release(old.ino));
     Ok(0)
 }
 
 pub fn chdir(c: &mut Call) -> SysResult {
     let path = path_arg(c, c.args[0])?;
-    let ino = resolve(c, AT_FDCWD, &path, true)?;
-    change_dir(c, ino)
+    let place = resolve(c, AT_FDCWD, &path, true)?;
+    change_dir(c, place)
 }
 
 pub fn fchdir(c: &mut Call) -> SysResult {
-    match c.process.files.lock().get(c.args[0])?.object {
-        FileObject::Node(ref node) => change_dir(c, node.ino),
+    let file = c.process.files.lock().get(c.args[0])?;
+    match file.object {
+        FileObject::Node(ref node) => change_dir(c, Place { files: node.files.clone(), ino: node.ino }),
         _ => Err(Errno::ENOTDIR),
     }
 }
@@ -590,14 +596,16 @@ pub fn unlinkat(c: &mut Call) -> SysResult {
     unlink_at(c, dirfd, path, flags)
 }
 
+/// rename: within one file system (`EXDEV` between the tree and a share, or two shares, as
+/// Linux between mounts).
 fn rename_at(c: &mut Call, olddir: u64, old_addr: u64, newdir: u64, new_addr: u64) -> SysResult {
     let (old, new) = (path_arg(c, old_addr)?, path_arg(c, new_addr)?);
-    let new_base = base_dir(c, newdir, &new)?;
-    let exe = c.process.exe.lock().clone();
-    with_parent(c, olddir, &old, |fs, odir, oname| {
-        let (ndir, nname) = fs.resolve_parent(&lwk::ram_fs::Lookup { cwd: new_base, exe: &exe }, &new)?;
-        fs.rename(odir, oname, ndir, nname)
-    })?;
+    let (odir, oname) = parent_of(c, olddir, &old)?;
+    let (ndir, nname) = parent_of(c, newdir, &new)?;
+    if !odir.files.same_as(&ndir.files) {
+        return Err(Errno::EXDEV);
+    }
+    odir.files.change(|fs| fs.rename(odir.ino, oname, ndir.ino, nname))?;
     Ok(0)
 }
 
@@ -811,9 +819,11 @@ pub fn ioctl(c: &mut Call) -> SysResult {
 }
 
 /// The node behind an open file, if it has one in the file system.
-fn file_node(file: &OpenFile) -> Option<Ino> {
+/// Where an open file's node is (a device's is in the enclave's tree).
+fn file_node(c: &Call, file: &OpenFile) -> Option<Place> {
     match &file.object {
-        FileObject::Node(NodeRef { ino, .. }) | FileObject::Device(_, ino) => Some(*ino),
+        FileObject::Node(node) => Some(Place { files: node.files.clone(), ino: node.ino }),
+        FileObject::Device(_, ino) => Some(Place { files: c.process.job.files.clone(), ino: *ino }),
         _ => None,
     }
 }
@@ -915,27 +925,27 @@ pub fn truncate(c: &mut Call) -> SysResult {
     let [path_addr, len, ..] = c.args;
     let len = check_offset(len)?;
     let path = path_arg(c, path_addr)?;
-    let ino = resolve(c, AT_FDCWD, &path, true)?;
-    with_fs(c, |fs| fs.truncate(ino, len))?;
+    let place = resolve(c, AT_FDCWD, &path, true)?;
+    place.files.change(|fs| fs.truncate(place.ino, len))?;
     Ok(0)
 }
 
-fn chmod_node(c: &Call, ino: Ino, mode: u64) -> SysResult {
-    with_fs(c, |fs| fs.chmod(ino, mode as u32))?;
+fn chmod_node(place: Place, mode: u64) -> SysResult {
+    place.files.change(|fs| fs.chmod(place.ino, mode as u32))?;
     Ok(0)
 }
 
 pub fn chmod(c: &mut Call) -> SysResult {
     let [path_addr, mode, ..] = c.args;
     let path = path_arg(c, path_addr)?;
-    chmod_node(c, resolve(c, AT_FDCWD, &path, true)?, mode)
+    chmod_node(resolve(c, AT_FDCWD, &path, true)?, mode)
 }
 
 /// fchmodat (268) has no flags argument: links are followed (fchmodat2 would have them).
 pub fn fchmodat(c: &mut Call) -> SysResult {
     let [dirfd, path_addr, mode, ..] = c.args;
     let path = path_arg(c, path_addr)?;
-    chmod_node(c, resolve(c, dirfd, &path, true)?, mode)
+    chmod_node(resolve(c, dirfd, &path, true)?, mode)
 }
 
 /// fchmod: nodes of the writable part; EROFS for the others (pipes and the console included:
@@ -943,7 +953,7 @@ pub fn fchmodat(c: &mut Call) -> SysResult {
 pub fn fchmod(c: &mut Call) -> SysResult {
     let [fd, mode, ..] = c.args;
     let file = open_file(c, fd)?;
-    chmod_node(c, file_node(&file).ok_or(Errno::EROFS)?, mode)
+    chmod_node(file_node(c, &file).ok_or(Errno::EROFS)?, mode)
 }
 
 /// utimensat: the file system keeps one time per node (the modification time, also reported as
@@ -978,26 +988,26 @@ pub fn utimensat(c: &mut Call) -> SysResult {
     if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
         return Err(Errno::EINVAL);
     }
-    let ino = if path_addr == 0 {
+    let place = if path_addr == 0 {
         if dirfd as u32 == AT_FDCWD as u32 {
             return Err(Errno::EFAULT);
         }
         if flags != 0 {
             return Err(Errno::EINVAL);
         }
-        file_node(&*open_file(c, dirfd)?).ok_or(Errno::EROFS)?
+        file_node(c, &*open_file(c, dirfd)?).ok_or(Errno::EROFS)?
     } else {
         let path = path_arg(c, path_addr)?;
         if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
             let file = c.process.files.lock().get(dirfd as u32 as u64)?;
-            file_node(&file).ok_or(Errno::EROFS)?
+            file_node(c, &file).ok_or(Errno::EROFS)?
         } else {
             resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
         }
     };
-    with_fs(c, |fs| match mtime {
-        Some(seconds) => fs.set_mtime(ino, Some(seconds)),
-        None if fs.in_writable_part(ino) => Ok(()),
+    place.files.change(|fs| match mtime {
+        Some(seconds) => fs.set_mtime(place.ino, Some(seconds)),
+        None if fs.in_writable_part(place.ino) => Ok(()),
         None => Err(Errno::EROFS),
     })?;
     Ok(0)
@@ -1017,8 +1027,9 @@ enum FsKind {
     Terminal,
 }
 
-fn fs_kind_of(c: &Call, ino: Ino) -> FsKind {
-    with_fs(c, |fs| {
+fn fs_kind_of(place: &Place) -> FsKind {
+    let ino = place.ino;
+    place.files.with(|fs| {
         if fs.in_writable_part(ino) {
             return FsKind::Tmp(fs.writable_usage());
         }
@@ -1071,7 +1082,7 @@ fn encode_statfs(kind: FsKind) -> [u8; 120] {
 pub fn statfs(c: &mut Call) -> SysResult {
     let [path_addr, out, ..] = c.args;
     let path = path_arg(c, path_addr)?;
-    let kind = fs_kind_of(c, resolve(c, AT_FDCWD, &path, true)?);
+    let kind = fs_kind_of(&resolve(c, AT_FDCWD, &path, true)?);
     c.process.space.lock().write(out, &encode_statfs(kind))?;
     Ok(0)
 }
@@ -1081,7 +1092,8 @@ pub fn fstatfs(c: &mut Call) -> SysResult {
     let [fd, out, ..] = c.args;
     let file = c.process.files.lock().get(fd as u32 as u64)?;
     let kind = match &file.object {
-        FileObject::Node(NodeRef { ino, .. }) | FileObject::Device(_, ino) => fs_kind_of(c, *ino),
+        FileObject::Node(node) => fs_kind_of(&Place { files: node.files.clone(), ino: node.ino }),
+        FileObject::Device(_, ino) => fs_kind_of(&Place { files: c.process.job.files.clone(), ino: *ino }),
         FileObject::Snapshot(_) => FsKind::Proc,
         FileObject::Console(_) => FsKind::Terminal,
         FileObject::Segment { .. } => FsKind::Ram,

@@ -175,7 +175,7 @@ fn new_thread(
             if a.flags & CLONE_PARENT != 0 { c.process.parent.load(Ordering::Relaxed) } else { c.process.pid };
         let group = (c.process.pgid.load(Ordering::Relaxed), c.process.sid.load(Ordering::Relaxed));
         let exe = c.process.exe.lock().clone();
-        let cwd = *c.process.cwd.lock();
+        let cwd = c.process.cwd.lock().clone();
         let child =
             Arc::new(Process::new(id, parent_pid, c.process.job.clone(), space, exe, files, cwd, group, charge));
         *child.actions.lock() = *c.process.actions.lock();
@@ -227,13 +227,11 @@ pub fn execve(c: &mut Call) -> SysResult {
     let argv = string_array(c, argv, &mut total)?;
     let envp = string_array(c, envp, &mut total)?;
     let memory = c.process.job.memory.clone();
-    let program = c
-        .process
-        .with_lookup(|at| {
-            let job = &c.process.job;
-            program_loader::load(memory, job.kernel_memory.clone(), &job.files, at, &path, &argv, &envp)
-        })
-        .map_err(|e| e.errno())?;
+    let (start, exe) = (c.process.cwd.lock().clone(), c.process.exe.lock().clone());
+    let job = &c.process.job;
+    let from = program_loader::From { root: &job.files, start: &start, exe: &exe };
+    let program =
+        program_loader::load(memory, job.kernel_memory.clone(), &from, &path, &argv, &envp).map_err(|e| e.errno())?;
     // The point of no return: the new program replaces the old one. The other threads end
     // first (as Linux's de_thread), so that none runs on the old tables when they are freed.
     let others: Vec<Arc<Thread>> =
