@@ -862,6 +862,13 @@ pub fn create(name: &str, words: &[(String, Option<String>)]) -> Result<(), Stri
             logging::emit("segment_scrubbed", |e| {
                 e.str("segment", &segment).str("enclave", name).u64("bytes", memory.bytes);
             });
+        } else if let Some((_, share)) = plane.shares.iter().find(|(n, _)| *n == segment) {
+            match share.clear() {
+                Ok(bytes) => logging::emit("segment_scrubbed", |e| {
+                    e.str("segment", &segment).str("enclave", name).u64("bytes", bytes).bool("files", true);
+                }),
+                Err(e) => log::error!(target: "enclaves", "segment {segment}: emptying it: {e}"),
+            }
         }
     }
     let assignment = plane.registry.partition().get(name);

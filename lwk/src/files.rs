@@ -75,6 +75,12 @@ impl Share {
         let fs = FileSystem::share(&account, size, || crate::clock::realtime_ns() / 1_000_000_000)?;
         Ok(Share { fs: Arc::new(spin::Mutex::new(fs)) })
     }
+
+    /// Removes every file (granted anew, nobody else holding it: nothing of its earlier
+    /// holders' files may show). Returns the bytes it held.
+    pub fn clear(&self) -> Result<u64, Errno> {
+        self.fs.lock().clear(ROOT)
+    }
 }
 
 /// A share as one job mounts it: its name, and whether the grant lets it write.

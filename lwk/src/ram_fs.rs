@@ -941,6 +941,24 @@ impl<'a> FileSystem<'a> {
         self.remove(dir, name, true)
     }
 
+    /// Removes everything in directory `dir`, depth first (a node something holds stays until
+    /// released, as after `unlink`). Returns the bytes the writable part held before.
+    pub fn clear(&mut self, dir: Ino) -> Result<u64, Errno> {
+        let held = self.usage.writable_bytes;
+        let mut names = Vec::new();
+        let entries = &self.dir(dir)?.children;
+        names.try_reserve_exact(entries.len()).map_err(|_| Errno::ENOMEM)?;
+        names.extend(entries.iter().map(|(name, &ino)| (name.clone(), ino)));
+        for (name, ino) in names {
+            let is_dir = self.kind(ino)? == NodeKind::Directory;
+            if is_dir {
+                self.clear(ino)?;
+            }
+            self.remove(dir, &name, is_dir)?;
+        }
+        Ok(held)
+    }
+
     fn remove(&mut self, dir: Ino, name: &str, is_dir: bool) -> Result<(), Errno> {
         check_name(name)?;
         self.writable_dir(dir)?;
@@ -1770,6 +1788,24 @@ mod tests {
         assert_eq!(share.walk(&at_root, "a/..", true), Ok(Walked::Node(ROOT)));
         assert_eq!(share.walk(&Lookup { cwd: dir, exe: "" }, "../a", true), Ok(Walked::Node(dir)));
         assert_eq!(share.symlink(dir, "link", "/etc/passwd"), Err(Errno::EPERM));
+    }
+
+    #[test]
+    fn a_share_is_cleared_whole_and_held_nodes_stay_readable() {
+        let (_, mut share) = mounted_share();
+        let dir = share.mkdir(ROOT, "a", 0o755).unwrap();
+        let deep = share.mkdir(dir, "b", 0o755).unwrap();
+        let file = share.create(deep, "f", 0o644).unwrap();
+        share.write(file, 0, b"kept while held").unwrap();
+        share.hold(file).unwrap();
+        let before = share.writable_usage().bytes;
+        assert_eq!(share.clear(ROOT), Ok(before));
+        assert_eq!(share.read_dir(ROOT, FIRST_COOKIE).unwrap().map(|e| e.name), None);
+        let mut buf = [0u8; 15];
+        assert_eq!(share.read(file, 0, &mut buf), Ok(15), "a held file stays readable");
+        share.release(file);
+        assert_eq!(share.stat(file).unwrap_err(), Errno::ENOENT);
+        assert_eq!(share.writable_usage().bytes, NODE_BYTES, "only the root is left");
     }
 
     #[test]

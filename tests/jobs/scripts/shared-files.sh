@@ -4,7 +4,8 @@
 # three jobs at once. The producer, granted segment `results` (kind = files) read-write, writes
 # /shared/results/run1/data and walks in and out of the share; the consumer, granted it
 # read-only, waits for the data, checks it and fails to change anything; the outsider, granted
-# nothing, has no /shared. Exits 0 when every check passes.
+# nothing, has no /shared. `shared-files.sh empty` checks that /shared/results holds nothing
+# (scenario shared-files-regrant). Exits 0 when every check passes.
 fail() {
     echo "shared-files: $1: FAIL: $2"
     exit 1
@@ -43,12 +44,16 @@ consumer)
     mkdir /shared/results/d 2>/dev/null && fail consumer "made a directory through a read-only grant"
     test -e /shared/results/mine && fail consumer "a refused file exists"
     ;;
+empty)
+    test -d /shared/results || fail empty "no /shared/results"
+    test -z "$(ls -A /shared/results)" || fail empty "earlier holders' files are there: $(ls -A /shared/results)"
+    ;;
 outsider)
     sleep 1
     test -e /shared && fail outsider "has /shared without a grant: $(ls /shared)"
     ;;
 *)
-    echo "usage: shared-files.sh producer|consumer|outsider"
+    echo "usage: shared-files.sh producer|consumer|outsider|empty"
     exit 2
     ;;
 esac
