@@ -133,6 +133,24 @@ pub fn read_cr4() -> u64 {
     v
 }
 
+/// Zeroes the debug address registers DR0-3. A guest reads and writes them directly (the VMM
+/// does not intercept debug-register access; DR6 and DR7 are in the VMCB), so they keep the
+/// last guest's values on its core: a VM's first entry clears them for the next one.
+pub fn clear_debug_addresses() {
+    // SAFETY: the kernel sets no breakpoints (its DR7 enables none), so DR0-3 are unused; writing
+    // them changes nothing else.
+    unsafe {
+        asm!(
+            "mov dr0, {z}",
+            "mov dr1, {z}",
+            "mov dr2, {z}",
+            "mov dr3, {z}",
+            z = in(reg) 0u64,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+}
+
 /// # Safety
 /// The caller must only set bits the CPU supports and that keep the running state valid.
 pub unsafe fn write_cr4(v: u64) {

@@ -10,8 +10,10 @@ use core::arch::x86_64::__cpuid_count;
 use core::sync::atomic::{AtomicU64, Ordering};
 use lwk::errno::Errno;
 
-/// XCR0 bits the kernel enables when present: x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256, Hi16_ZMM).
-const WANTED_XCR0: u64 = 0b1110_0111;
+/// XCR0 bits the kernel enables when present: x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256,
+/// Hi16_ZMM), and PKRU: not for the kernel's own use (its CR4.PKE is off), but so that loading
+/// the reset state clears the protection keys a guest left on its core.
+const WANTED_XCR0: u64 = 0b10_1110_0111;
 static XCR0: AtomicU64 = AtomicU64::new(0);
 /// Bytes of a save area (512 for FXSAVE).
 static AREA_BYTES: AtomicU64 = AtomicU64::new(512);

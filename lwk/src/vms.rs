@@ -251,9 +251,10 @@ fn run_vcpu(
     if index == 0 {
         first_entry.store(clock::uptime_ns().saturating_sub(requested), Ordering::Relaxed);
     }
-    // The guest starts from the floating-point state of a reset CPU, not from whatever the
-    // core's last owner (a job, another VM) left in its registers.
+    // The guest starts from the floating-point state of a reset CPU and zero debug addresses,
+    // not from whatever the core's last owner (a job, another VM) left in its registers.
     fpu_state::load_reset_state();
+    cpu::clear_debug_addresses();
     let end = vm.run_vcpu(index, core);
     if inside.fetch_sub(1, Ordering::AcqRel) != 1 {
         return;

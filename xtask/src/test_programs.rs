@@ -76,7 +76,7 @@ const PROGRAMS: &[Program] = &[
     gcc("guests/triple_fault.elf", "../guests/triple_fault.S", GUEST_FLAGS),
     gcc("guests/timers.elf", "../guests/timers.S", GUEST_FLAGS),
     gcc("guests/forever.elf", "../guests/forever.S", GUEST_FLAGS),
-    gcc("guests/xmm_check.elf", "../guests/xmm_check.S", GUEST_FLAGS),
+    gcc("guests/registers_check.elf", "../guests/registers_check.S", GUEST_FLAGS),
     gcc("guests/flood.elf", "../guests/flood.S", GUEST_FLAGS),
     gcc("guests/huge_bss.elf", "../guests/huge_bss.S", GUEST_FLAGS),
     // A program for the Linux guest's initramfs (the heartbeat helper).
