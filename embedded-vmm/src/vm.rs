@@ -620,12 +620,14 @@ impl Vm {
     /// its interrupts.
     fn deliver_interrupts(&self, v: &mut Vmcb, index: usize) {
         let now = self.host.now_ns();
-        let late =
-            self.devices.lock().com1.held_since().is_some_and(|t| now.saturating_sub(t) >= CONSOLE_HELP_AFTER_NS);
+        let (messages, late) = {
+            let mut d = self.devices.lock();
+            let late = d.com1.held_since().is_some_and(|t| now.saturating_sub(t) >= CONSOLE_HELP_AFTER_NS);
+            (d.update_lines(now), late)
+        };
         if late {
             self.transmit_console();
         }
-        let messages = self.devices.lock().update_lines(now);
         for m in messages {
             self.route(m.destination, Delivery::Fixed(m.vector), index);
         }
