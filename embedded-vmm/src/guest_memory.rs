@@ -6,12 +6,11 @@
 //! emulated devices (local APIC at 0xfee0_0000, I/O APIC at 0xfec0_0000).
 
 use crate::host::{HostBlock, VmmHost};
-use crate::paging::{self, PageFlags, PageSizes, TableMemory};
+use crate::paging::{self, PAGE_4K as PAGE, PageFlags, PageSizes, TableMemory};
 use alloc::vec::Vec;
 
 pub const LOW_RAM_END: u64 = 3 << 30;
 pub const HIGH_RAM_START: u64 = 4 << 30;
-const PAGE: u64 = 4096;
 const LARGE: u64 = 2 << 20;
 
 /// A stretch of guest RAM backed by one host block.

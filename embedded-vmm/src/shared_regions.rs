@@ -9,6 +9,7 @@
 //! but another address written is ignored, as firmware-fixed BARs are. A BAR's size is the
 //! region's, rounded up to a power of two; the part beyond the region is not mapped.
 
+use crate::paging::PAGE_4K as PAGE;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -42,7 +43,6 @@ pub const MAX_REGIONS: usize = 8;
 /// The part of the hole below 4 GiB given to BARs (the I/O APIC and local APIC sit above it):
 /// the PCI root bridge's memory window in the DSDT.
 const WINDOW: core::ops::Range<u64> = crate::acpi_builder::PCI_MEMORY_WINDOW;
-const PAGE: u64 = 4096;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SharedRegionError {

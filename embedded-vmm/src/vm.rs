@@ -14,6 +14,8 @@ use crate::guest_paging::{self, PagingState};
 use crate::host::{HostBlock, LogLevel, VmmHost};
 use crate::loaders::bzimage::{self, BzImageError};
 use crate::loaders::pvh::{self, PvhError};
+use crate::paging::PAGE_4K as PAGE;
+use crate::paging::PAGE_4K as PAGE;
 use crate::pv_clock;
 use crate::shared_regions::{self, SharedRegion, SharedRegionError};
 use crate::svm::cpu::{self, GuestRegisters, SvmError};
@@ -26,7 +28,6 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use core::arch::x86_64::_rdtsc;
 use core::fmt;
 
-const PAGE: u64 = 4096;
 /// The host pages each vCPU holds: its VMCB, the host save area, the host state page.
 const VCPU_PAGES: u64 = 3;
 const EFER_SVME: u64 = 1 << 12;

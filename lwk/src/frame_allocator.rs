@@ -10,7 +10,7 @@
 //! Exact-size requests ([`FrameAllocator::alloc_bytes`]) take the smallest block that fits and give
 //! the unused tail back at once, so a 3 MiB request costs 3 MiB, not 4.
 
-pub const FRAME_SIZE: u64 = 4096;
+pub const FRAME_SIZE: u64 = embedded_vmm::paging::PAGE_4K;
 /// Order of the largest block: 2^18 frames = 1 GiB.
 pub const MAX_ORDER: usize = 18;
 const ORDERS: usize = MAX_ORDER + 1;

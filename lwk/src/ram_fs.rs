@@ -69,7 +69,7 @@ pub const ROOT: Ino = Ino { index: 0, generation: 0 };
 pub const MAX_FILE_SIZE: u64 = 1 << 30;
 
 /// A file's data comes in pages of this size.
-pub const PAGE_SIZE: usize = 4096;
+pub const PAGE_SIZE: usize = embedded_vmm::paging::PAGE_4K as usize;
 
 /// What one node is charged besides its data: its slot, its directory entry and its name
 /// (an upper bound: names are at most 255 bytes).

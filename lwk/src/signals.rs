@@ -15,6 +15,7 @@ use crate::thread::Thread;
 use crate::{cpu, logging};
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
+use lwk::elf_loader::USER_END;
 use lwk::errno::Errno;
 
 pub const SIGILL: i32 = 4;
@@ -41,7 +42,6 @@ const SYSCALL_LENGTH: u64 = 2;
 const SA_ONSTACK: u64 = 0x0800_0000;
 const SA_NODEFER: u64 = 0x4000_0000;
 const SA_RESETHAND: u64 = 0x8000_0000;
-const USER_END: u64 = 0x0000_8000_0000_0000;
 /// RFLAGS bits user code may set: CF PF AF ZF SF TF DF OF, AC, ID and the reserved bit 1.
 const USER_FLAGS: u64 = 0x25_4dd5;
 const UCONTEXT_BYTES: u64 = 304;

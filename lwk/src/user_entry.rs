@@ -13,6 +13,7 @@ use crate::interrupt_entry::TrapFrame;
 use crate::per_cpu::{OFFSET_KERNEL_STACK_TOP, OFFSET_USER_RSP};
 use crate::syscalls;
 use core::arch::global_asm;
+use lwk::elf_loader::USER_END;
 
 const MSR_STAR: u32 = 0xc000_0081;
 const MSR_LSTAR: u32 = 0xc000_0082;
@@ -24,7 +25,6 @@ const FMASK: u64 = 0x4_7700;
 pub const SYSCALL_FRAME: u64 = 0x100;
 /// User RFLAGS: IF set, reserved bit 1 set.
 pub const USER_RFLAGS: u64 = 0x202;
-const USER_END: u64 = 0x0000_8000_0000_0000;
 
 global_asm!(
     r#"

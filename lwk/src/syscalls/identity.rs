@@ -6,13 +6,13 @@ use crate::{per_cpu, random};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+use lwk::elf_loader::USER_END;
 use lwk::errno::Errno;
 
 const ARCH_SET_GS: u64 = 0x1001;
 const ARCH_SET_FS: u64 = 0x1002;
 const ARCH_GET_FS: u64 = 0x1003;
 const ARCH_GET_GS: u64 = 0x1004;
-const USER_END: u64 = 0x0000_8000_0000_0000;
 
 pub fn uname(c: &mut Call) -> SysResult {
     let mut buf = [0u8; 6 * 65];

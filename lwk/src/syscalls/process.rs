@@ -15,6 +15,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use enclave::Charge;
+use lwk::elf_loader::USER_END;
 use lwk::errno::Errno;
 
 const CLONE_VM: u64 = 0x100;
@@ -45,7 +46,6 @@ const CLONE_SUPPORTED: u64 = 0xff
     | CLONE_CHILD_CLEARTID
     | CLONE_DETACHED
     | CLONE_CHILD_SETTID;
-const USER_END: u64 = 0x0000_8000_0000_0000;
 const WNOHANG: u64 = 1;
 const WEXITED: u64 = 4;
 const WNOWAIT: u64 = 0x0100_0000;
