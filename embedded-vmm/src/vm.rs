@@ -15,7 +15,6 @@ use crate::host::{HostBlock, LogLevel, VmmHost};
 use crate::loaders::bzimage::{self, BzImageError};
 use crate::loaders::pvh::{self, PvhError};
 use crate::paging::PAGE_4K as PAGE;
-use crate::paging::PAGE_4K as PAGE;
 use crate::pv_clock;
 use crate::shared_regions::{self, SharedRegion, SharedRegionError};
 use crate::svm::cpu::{self, GuestRegisters, SvmError};
