@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 
+use crate::archive::{self, EXECUTABLE, Entry};
 use crate::bench_report::{
     self, Config, Footprint, KVM_VM, LINUX_NATIVE, MANUL_NATIVE, MANUL_VM, Results, Run, SystemConfig, VmmFootprint,
 };
@@ -36,7 +37,6 @@ use crate::bench_workloads::{self, Metric, WORKLOADS, Workload};
 use crate::busybox;
 use crate::debian_kernel;
 use crate::events;
-use crate::initrd::{self, EXECUTABLE, Entry};
 use crate::job_command;
 use crate::kernel_build::{self, Profile};
 use crate::linux_guest;
@@ -378,7 +378,7 @@ fn prepare(workspace: &Workspace) -> Result<Prepared> {
     let build_dir = workspace.bench_build_dir();
 
     let manul_initrd = build_dir.join("manul-initrd.cpio");
-    initrd::write_if_changed(&manul_initrd, &initrd::with_directories(program_entries(false)?, &[]), log)
+    archive::write_if_changed(&manul_initrd, &archive::with_directories(program_entries(false)?, &[]), log)
         .context("cannot write Manul's benchmark initrd")?;
 
     let busybox = busybox::fetch(workspace, log)?;
@@ -392,25 +392,25 @@ fn prepare(workspace: &Workspace) -> Result<Prepared> {
     let entries =
         linux_guest::initramfs(&init, &busybox, bench_workloads::LINUX_INIT_APPLETS, program_entries(false)?)?;
     let linux_initrd = build_dir.join("linux-initrd.cpio");
-    initrd::write_if_changed(&linux_initrd, &entries, log).context("cannot write Linux's benchmark initramfs")?;
+    archive::write_if_changed(&linux_initrd, &entries, log).context("cannot write Linux's benchmark initramfs")?;
     let manul_vm_initrd = build_dir.join("manul-vm-initrd.cpio");
     let vm_entries = || -> Result<Vec<Entry>> {
         Ok(vec![
-            Entry::file(VM_KERNEL.trim_start_matches('/'), &kernel.vmlinux, initrd::READABLE)?,
-            Entry::file(VM_INITRD.trim_start_matches('/'), &linux_initrd, initrd::READABLE)?,
+            Entry::file(VM_KERNEL.trim_start_matches('/'), &kernel.vmlinux, archive::READABLE)?,
+            Entry::file(VM_INITRD.trim_start_matches('/'), &linux_initrd, archive::READABLE)?,
         ])
     };
-    initrd::write_if_changed(&manul_vm_initrd, &initrd::with_directories(vm_entries()?, &[]), log)
+    archive::write_if_changed(&manul_vm_initrd, &archive::with_directories(vm_entries()?, &[]), log)
         .context("cannot write the Manul VM's initrd")?;
     let kvm_host_initrd = build_dir.join("kvm-host-initrd.cpio");
     let mut host_entries = program_entries(true)?;
     host_entries.extend(vm_entries()?);
     for module in &kernel.kvm_modules {
         let name = module.file_name().unwrap_or_default().to_string_lossy();
-        host_entries.push(Entry::file(&format!("{KVM_MODULES_DIR}/{name}"), module, initrd::READABLE)?);
+        host_entries.push(Entry::file(&format!("{KVM_MODULES_DIR}/{name}"), module, archive::READABLE)?);
     }
     let host_entries = linux_guest::initramfs(&init, &busybox, bench_workloads::LINUX_INIT_APPLETS, host_entries)?;
-    initrd::write_if_changed(&kvm_host_initrd, &host_entries, log).context("cannot write the KVM host's initramfs")?;
+    archive::write_if_changed(&kvm_host_initrd, &host_entries, log).context("cannot write the KVM host's initramfs")?;
     Ok(Prepared { lwk, manul_initrd, vmlinux: kernel.vmlinux, linux_initrd, manul_vm_initrd, kvm_host_initrd })
 }
 

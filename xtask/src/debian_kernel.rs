@@ -327,13 +327,7 @@ fn file_size(path: &Path) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("manul-xtask-kernel-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    use crate::test_support::temp_dir;
 
     /// A bzImage-like file: a boot sector and `setup_sects` sectors whose setup header points at
     /// `payload` (with its 4-byte size appended), then `trailer`.

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 
+use crate::archive::{self, EXECUTABLE, Entry};
 use crate::busybox::Busybox;
 use crate::debian_kernel;
-use crate::initrd::{self, EXECUTABLE, Entry};
 use crate::workspace::Workspace;
 
 /// The guest's `/init`, relative to the workspace root.
@@ -60,7 +60,7 @@ pub fn build(
     ensure!(init.is_file(), "{} does not exist (it is the Linux guest's /init)", init.display());
     let entries = layout(&init, busybox, &kernel.panic_modules, programs)?;
     let archive = workspace.guest_dir().join("guest-initrd.cpio");
-    initrd::write_if_changed(&archive, &entries, log).context("cannot write the Linux guest's initramfs")?;
+    archive::write_if_changed(&archive, &entries, log).context("cannot write the Linux guest's initramfs")?;
     let files = BOOT_FILES.iter().map(|&name| name.to_owned()).zip([kernel.vmlinux, kernel.bzimage, archive]).collect();
     Ok(LinuxGuest { files, notes: kernel.notes })
 }
@@ -73,7 +73,7 @@ fn layout(init: &Path, busybox: &Busybox, modules: &[PathBuf], programs: &[(&str
     }
     for module in modules {
         let name = module.file_name().and_then(|n| n.to_str()).context("a module path without a UTF-8 file name")?;
-        extra.push(Entry::file(&format!("{MODULES_DIR}/{name}"), module, initrd::READABLE)?);
+        extra.push(Entry::file(&format!("{MODULES_DIR}/{name}"), module, archive::READABLE)?);
     }
     initramfs(init, busybox, INIT_APPLETS, extra)
 }
@@ -89,7 +89,7 @@ pub fn initramfs(init: &Path, busybox: &Busybox, applets: &[&str], extra: Vec<En
     entries.extend(applets.into_iter().map(|applet| Entry::symlink(&format!("bin/{applet}"), "busybox")));
     entries.push(Entry::char_device("dev/console", 0o600, 5, 1));
     entries.extend(extra);
-    Ok(initrd::with_directories(entries, MOUNT_POINTS))
+    Ok(archive::with_directories(entries, MOUNT_POINTS))
 }
 
 #[cfg(test)]
@@ -98,7 +98,7 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::initrd::Content;
+    use crate::archive::Content;
 
     fn script() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(INIT_SCRIPT)
@@ -156,7 +156,7 @@ mod tests {
 
         // Written out, the archive holds the script as /init, executable, byte for byte.
         let archive = dir.join("guest-initrd.cpio");
-        let summary = initrd::write_if_changed(&archive, &entries, &mut Vec::new()).unwrap();
+        let summary = archive::write_if_changed(&archive, &entries, &mut Vec::new()).unwrap();
         assert!(summary.written);
         let bytes = fs::read(&archive).unwrap();
         let script_bytes = fs::read(script()).unwrap();
@@ -175,7 +175,7 @@ mod tests {
             Some(Content::CharDevice { major: 5, minor: 1 })
         ));
         // Unchanged, it is not written again.
-        assert!(!initrd::write_if_changed(&archive, &entries, &mut Vec::new()).unwrap().written);
+        assert!(!archive::write_if_changed(&archive, &entries, &mut Vec::new()).unwrap().written);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -1,5 +1,6 @@
 //! `cargo xtask`: build the Manul kernel, boot it under QEMU, and run the project's tests.
 
+mod archive;
 mod bench;
 mod bench_report;
 mod bench_workloads;
@@ -20,6 +21,8 @@ mod run_scenarios;
 mod scenarios;
 mod test_programs;
 mod test_runner;
+#[cfg(test)]
+mod test_support;
 mod workspace;
 
 use std::io;
@@ -153,7 +156,7 @@ fn build_initrd(workspace: &Workspace) -> Result<PathBuf> {
     Ok(summary.path)
 }
 
-fn print_initrd(workspace: &Workspace, summary: &initrd::Summary) {
+fn print_initrd(workspace: &Workspace, summary: &archive::Summary) {
     // Lossy only for display: the archive is a few MiB.
     let mib = summary.bytes as f64 / (1024.0 * 1024.0);
     println!(
@@ -190,7 +193,7 @@ fn run_kernel(workspace: &Workspace, args: &RunArgs) -> Result<ExitCode> {
     let kernel = kernel_build::build(workspace, Profile::Release)?;
     let initrd = match &args.initrd_dir {
         Some(dir) => {
-            let summary = initrd::pack_directory(dir, &workspace.user_initrd())
+            let summary = archive::pack_directory(dir, &workspace.user_initrd())
                 .with_context(|| format!("cannot pack {} as the initrd", dir.display()))?;
             print_initrd(workspace, &summary);
             summary.path
