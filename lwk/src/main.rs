@@ -33,6 +33,7 @@ kernel_modules!(
     files,
     fork_copy,
     fpu_state,
+    futex,
     interrupt_entry,
     kernel_heap,
     io_apic,

@@ -4,6 +4,7 @@
 
 use crate::address_space::AddressSpace;
 use crate::files::{EnclaveFiles, Place};
+use crate::futex::FutexTable;
 use crate::job_memory::JobMemory;
 use crate::open_files::FdTable;
 use crate::thread::Thread;
@@ -39,6 +40,8 @@ pub struct Job {
     pub thaw: WaitQueue,
     /// Threads waiting on `thaw` now.
     pub threads_frozen: AtomicUsize,
+    /// Futex waiters on words of its own memory (`crate::futex`).
+    pub futexes: FutexTable,
 }
 
 impl Job {
@@ -68,6 +71,7 @@ impl Job {
             frozen: AtomicBool::new(false),
             thaw: WaitQueue::new(),
             threads_frozen: AtomicUsize::new(0),
+            futexes: FutexTable::new(),
         }
     }
 

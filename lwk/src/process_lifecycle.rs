@@ -23,7 +23,7 @@ pub fn end_thread(me: Arc<Thread>) -> ! {
     if ctid != 0 {
         let cleared = process.space.lock().write(ctid, &0u32.to_le_bytes()).is_ok();
         if cleared {
-            crate::syscalls::futex::wake_address(&process, ctid, 1);
+            crate::futex::wake_address(&process, ctid, 1);
         }
     }
     process.job.thread_left(me.cpu.load(Ordering::Relaxed));

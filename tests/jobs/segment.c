@@ -17,6 +17,11 @@
  *                                   not at all
  *   segment zeroed SEGMENT          every byte of SEGMENT is zero (a segment granted anew, after
  *                                   everyone who held it is gone, holds none of their data)
+ *   segment ping SEGMENT ROUNDS     ping-pong with `segment pong SEGMENT ROUNDS` in another
+ *   segment pong SEGMENT ROUNDS     enclave through futexes on the segment's first word: ping
+ *                                   writes an odd number and wakes, pong answers with the next
+ *                                   even one; each side sleeps in FUTEX_WAIT meanwhile (a wait
+ *                                   that times out 10 s in a row fails)
  *
  * The layout of a simulation segment is struct steps below; step i (from 1) holds
  * value(i, k) = i * 1000 + k for k < VALUES. Exit status 0 when every check passed, else the
@@ -24,10 +29,12 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #define CHECKS_PROGRAM "segment"
@@ -221,6 +228,45 @@ static int zeroed(const char *name) {
     return first_failure;
 }
 
+/* Waits (FUTEX_WAIT, shared: the word is in another enclave's mapping too) until `*word` is
+ * `wanted`; 0, or the failure's code when 10 s pass without a change. */
+static int futex_await(_Atomic uint32_t *word, uint32_t wanted, int code) {
+    for (;;) {
+        uint32_t seen = atomic_load(word);
+        if (seen == wanted)
+            return 0;
+        struct timespec patience = {10, 0};
+        long r = syscall(SYS_futex, word, FUTEX_WAIT, seen, &patience, NULL, 0);
+        if (r != 0 && errno == ETIMEDOUT && atomic_load(word) == seen) {
+            fail(code, "no wake-up in 10 s waiting for %u (the word holds %u)", wanted, seen);
+            return code;
+        }
+    }
+}
+
+static int ping_pong(const char *name, uint32_t rounds, int ping) {
+    size_t size;
+    _Atomic uint32_t *word = map_segment(70, name, PROT_READ | PROT_WRITE, sizeof(uint32_t), &size);
+    if (word == NULL)
+        return first_failure;
+    long woken = 0;
+    for (uint32_t i = 1; i <= rounds && first_failure == 0; i++) {
+        if (ping) {
+            atomic_store(word, 2 * i - 1);
+            woken += syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+            futex_await(word, 2 * i, 73);
+        } else {
+            futex_await(word, 2 * i - 1, 74);
+            atomic_store(word, 2 * i);
+            woken += syscall(SYS_futex, word, FUTEX_WAKE, 1, NULL, NULL, 0);
+        }
+    }
+    if (first_failure == 0)
+        say(1, "segment: %s: %u rounds through futexes on %s (%ld wake-ups found a waiter)\n", ping ? "ping" : "pong",
+            rounds, name, woken);
+    return first_failure;
+}
+
 int main(int argc, char **argv) {
     if ((argc == 4 || argc == 5) && strcmp(argv[1], "produce") == 0) {
         int crash = argc == 5 && strcmp(argv[4], "crash") == 0;
@@ -236,6 +282,9 @@ int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "zeroed") == 0) {
         return zeroed(argv[2]);
     }
-    say(2, "usage: segment produce SEGMENT STEPS [MS|crash] | segment consume SEGMENT STEPS | segment checks RW RO ABSENT | segment zeroed SEGMENT\n");
+    if (argc == 4 && (strcmp(argv[1], "ping") == 0 || strcmp(argv[1], "pong") == 0)) {
+        return ping_pong(argv[2], (uint32_t)(strtoul(argv[3], NULL, 10) % 100000), argv[1][1] == 'i');
+    }
+    say(2, "usage: segment produce SEGMENT STEPS [MS|crash] | segment consume SEGMENT STEPS | segment checks RW RO ABSENT | segment zeroed SEGMENT | segment ping|pong SEGMENT ROUNDS\n");
     return 2;
 }
