@@ -57,9 +57,8 @@ pub fn dispatch(frame: &mut TrapFrame) -> bool {
         result
     );
     let full_restore = call.full_restore;
-    // Calls that waited and were interrupted by a signal run again after it, unless a handler
-    // without SA_RESTART takes it (pause, sigsuspend and the sleeps report EINTR as Linux does).
-    if result == Err(Errno::EINTR) && !matches!(nr, 7 | 23 | 34 | 35 | 130 | 230 | 270 | 271) {
+    // Calls that waited and were interrupted by a signal run again after it (see `restarts`).
+    if result == Err(Errno::EINTR) && restarts(nr) {
         thread.interrupted_syscall.store(nr + 1, Ordering::Relaxed);
     }
     if result == Err(Errno::EPIPE) {
@@ -79,136 +78,252 @@ fn frame_result(frame: &mut TrapFrame, result: SysResult) {
     };
 }
 
-fn route(nr: u64, c: &mut Call) -> SysResult {
-    match nr {
-        0 => files::read(c),
-        1 => files::write(c),
-        2 => files::open(c),
-        3 => files::close(c),
-        4 => files::stat(c),
-        5 => files::fstat(c),
-        6 => files::lstat(c),
-        7 => files::poll(c),
-        8 => files::lseek(c),
-        17 => files::pread64(c),
-        18 => files::pwrite64(c),
-        19 => files::readv(c),
-        20 => files::writev(c),
-        21 => files::access(c),
-        22 => files::pipe(c),
-        32 => files::dup(c),
-        33 => files::dup2(c),
-        72 => files::fcntl(c),
-        77 => files::ftruncate(c),
-        79 => files::getcwd(c),
-        80 => files::chdir(c),
-        81 => files::fchdir(c),
-        82 => files::rename(c),
-        83 => files::mkdir(c),
-        84 => files::rmdir(c),
-        85 => files::creat(c),
-        87 => files::unlink(c),
-        88 => files::symlink(c),
-        89 => files::readlink(c),
-        95 => files::umask(c),
-        217 => files::getdents64(c),
-        257 => files::openat(c),
-        258 => files::mkdirat(c),
-        262 => files::newfstatat(c),
-        263 => files::unlinkat(c),
-        264 | 316 => files::renameat2(c),
-        267 => files::readlinkat(c),
-        269 | 439 => files::faccessat(c),
-        271 => files::ppoll(c),
-        270 => files::pselect6(c),
-        23 => files::select(c),
-        40 => files::sendfile(c),
-        74 | 75 => files::fsync(c),
-        76 => files::truncate(c),
-        78 => files::getdents(c),
-        86 => files::link(c),
-        90 => files::chmod(c),
-        91 => files::fchmod(c),
-        137 => files::statfs(c),
-        138 => files::fstatfs(c),
-        221 => files::fadvise64(c),
-        265 => files::linkat(c),
-        266 => files::symlinkat(c),
-        268 => files::fchmodat(c),
-        280 => files::utimensat(c),
-        292 => files::dup3(c),
-        293 => files::pipe2(c),
-        332 => files::statx(c),
-        9 => memory::mmap(c),
-        10 => memory::mprotect(c),
-        11 => memory::munmap(c),
-        12 => memory::brk(c),
-        25 => memory::mremap(c),
-        28 => memory::madvise(c),
-        26 => memory::msync(c),
-        27 => memory::mincore(c),
-        149 | 150 => memory::mlock(c),
-        151 => memory::mlockall(c),
-        152 => Ok(0), // munlockall: nothing is locked beyond what always is
-        325 => memory::mlock2(c),
-        16 => files::ioctl(c),
-        24 => {
-            scheduler::yield_now();
-            Ok(0)
+/// The system calls: number, name, `no_restart` for a call that reports EINTR instead of running
+/// again after a signal handler, and the handler (`c` is the [`Call`]). A row without a handler
+/// names a call the kernel does not implement (ENOSYS, logged once with its name). Dispatch
+/// ([`route`]), names ([`name`]) and the restartable set ([`restarts`]) all come from it.
+macro_rules! system_calls {
+    ($c:ident; $( $nr:literal $name:ident $(: $flag:ident)? $(=> $handler:expr)?; )*) => {
+        fn route(nr: u64, $c: &mut Call) -> SysResult {
+            match nr {
+                $( $( $nr => $handler, )? )*
+                _ => unimplemented(nr),
+            }
         }
-        39 => Ok(c.process.pid as u64),
-        110 => Ok(c.process.parent.load(core::sync::atomic::Ordering::Relaxed) as u64),
-        13 => process::rt_sigaction(c),
-        14 => process::rt_sigprocmask(c),
-        15 => process::rt_sigreturn(c),
-        127 => process::rt_sigpending(c),
-        130 => process::rt_sigsuspend(c),
-        34 => process::pause(c),
-        157 => process::prctl(c),
-        131 => process::sigaltstack(c),
-        56 => process::clone(c),
-        57 => process::fork(c),
-        58 => process::vfork(c),
-        59 => process::execve(c),
-        61 => process::wait4(c),
-        62 => process::kill(c),
-        109 => process::setpgid(c),
-        111 => process::getpgrp(c),
-        112 => process::setsid(c),
-        121 => process::getpgid(c),
-        124 => process::getsid(c),
-        200 => process::tkill(c),
-        234 => process::tgkill(c),
-        247 => process::waitid(c),
-        435 => process::clone3(c),
-        202 => futex::futex(c),
-        35 => time::nanosleep(c),
-        230 => time::clock_nanosleep(c),
-        98 => time::getrusage(c),
-        99 => time::sysinfo(c),
-        100 => time::times(c),
-        203 => identity::sched_setaffinity(c),
-        274 => identity::get_robust_list(c),
-        186 => Ok(c.thread.tid as u64),
-        102 | 104 | 107 | 108 => Ok(0), // getuid, getgid, geteuid, getegid: everything runs as root
-        60 => process::exit(c),
-        231 => process::exit_group(c),
-        63 => identity::uname(c),
-        97 => identity::getrlimit(c),
-        302 => identity::prlimit64(c),
-        158 => identity::arch_prctl(c),
-        218 => identity::set_tid_address(c),
-        273 => identity::set_robust_list(c),
-        318 => identity::getrandom(c),
-        204 => identity::sched_getaffinity(c),
-        309 => identity::getcpu(c),
-        96 => time::gettimeofday(c),
-        201 => time::time(c),
-        228 => time::clock_gettime(c),
-        229 => time::clock_getres(c),
-        334 => Err(Errno::ENOSYS), // rseq: glibc works without it
-        _ => unimplemented(nr),
-    }
+
+        /// The name of an x86-64 system call, for the log.
+        pub fn name(nr: u64) -> &'static str {
+            match nr {
+                $( $nr => stringify!($name), )*
+                _ => "an unknown system call",
+            }
+        }
+
+        /// Whether a call that a signal interrupted (EINTR) runs again after the signal, unless
+        /// a handler without SA_RESTART takes it (pause, sigsuspend, the sleeps and the waits
+        /// for files report EINTR, as on Linux).
+        fn restarts(nr: u64) -> bool {
+            match nr {
+                $( $nr => restarts!($($flag)?), )*
+                _ => true,
+            }
+        }
+    };
+}
+
+macro_rules! restarts {
+    () => {
+        true
+    };
+    (no_restart) => {
+        false
+    };
+}
+
+system_calls! { c;
+    0 read => files::read(c);
+    1 write => files::write(c);
+    2 open => files::open(c);
+    3 close => files::close(c);
+    4 stat => files::stat(c);
+    5 fstat => files::fstat(c);
+    6 lstat => files::lstat(c);
+    7 poll: no_restart => files::poll(c);
+    8 lseek => files::lseek(c);
+    9 mmap => memory::mmap(c);
+    10 mprotect => memory::mprotect(c);
+    11 munmap => memory::munmap(c);
+    12 brk => memory::brk(c);
+    13 rt_sigaction => process::rt_sigaction(c);
+    14 rt_sigprocmask => process::rt_sigprocmask(c);
+    15 rt_sigreturn => process::rt_sigreturn(c);
+    16 ioctl => files::ioctl(c);
+    17 pread64 => files::pread64(c);
+    18 pwrite64 => files::pwrite64(c);
+    19 readv => files::readv(c);
+    20 writev => files::writev(c);
+    21 access => files::access(c);
+    22 pipe => files::pipe(c);
+    23 select: no_restart => files::select(c);
+    24 sched_yield => { scheduler::yield_now(); Ok(0) };
+    25 mremap => memory::mremap(c);
+    26 msync => memory::msync(c);
+    27 mincore => memory::mincore(c);
+    28 madvise => memory::madvise(c);
+    29 shmget;
+    30 shmat;
+    31 shmctl;
+    32 dup => files::dup(c);
+    33 dup2 => files::dup2(c);
+    34 pause: no_restart => process::pause(c);
+    35 nanosleep: no_restart => time::nanosleep(c);
+    36 getitimer;
+    37 alarm;
+    38 setitimer;
+    39 getpid => Ok(c.process.pid as u64);
+    40 sendfile => files::sendfile(c);
+    41 socket;
+    42 connect;
+    43 accept;
+    44 sendto;
+    45 recvfrom;
+    46 sendmsg;
+    47 recvmsg;
+    48 shutdown;
+    49 bind;
+    50 listen;
+    51 getsockname;
+    52 getpeername;
+    53 socketpair;
+    54 setsockopt;
+    55 getsockopt;
+    56 clone => process::clone(c);
+    57 fork => process::fork(c);
+    58 vfork => process::vfork(c);
+    59 execve => process::execve(c);
+    60 exit => process::exit(c);
+    61 wait4 => process::wait4(c);
+    62 kill => process::kill(c);
+    63 uname => identity::uname(c);
+    64 semget;
+    65 semop;
+    66 semctl;
+    67 shmdt;
+    68 msgget;
+    69 msgsnd;
+    70 msgrcv;
+    71 msgctl;
+    72 fcntl => files::fcntl(c);
+    73 flock;
+    74 fsync => files::fsync(c);
+    75 fdatasync => files::fsync(c);
+    76 truncate => files::truncate(c);
+    77 ftruncate => files::ftruncate(c);
+    78 getdents => files::getdents(c);
+    79 getcwd => files::getcwd(c);
+    80 chdir => files::chdir(c);
+    81 fchdir => files::fchdir(c);
+    82 rename => files::rename(c);
+    83 mkdir => files::mkdir(c);
+    84 rmdir => files::rmdir(c);
+    85 creat => files::creat(c);
+    86 link => files::link(c);
+    87 unlink => files::unlink(c);
+    88 symlink => files::symlink(c);
+    89 readlink => files::readlink(c);
+    90 chmod => files::chmod(c);
+    91 fchmod => files::fchmod(c);
+    92 chown;
+    93 fchown;
+    94 lchown;
+    95 umask => files::umask(c);
+    96 gettimeofday => time::gettimeofday(c);
+    97 getrlimit => identity::getrlimit(c);
+    98 getrusage => time::getrusage(c);
+    99 sysinfo => time::sysinfo(c);
+    100 times => time::times(c);
+    101 ptrace;
+    // Everything runs as root.
+    102 getuid => Ok(0);
+    103 syslog;
+    104 getgid => Ok(0);
+    105 setuid;
+    106 setgid;
+    107 geteuid => Ok(0);
+    108 getegid => Ok(0);
+    109 setpgid => process::setpgid(c);
+    110 getppid => Ok(c.process.parent.load(core::sync::atomic::Ordering::Relaxed) as u64);
+    111 getpgrp => process::getpgrp(c);
+    112 setsid => process::setsid(c);
+    113 setreuid;
+    114 setregid;
+    115 getgroups;
+    116 setgroups;
+    117 setresuid;
+    118 getresuid;
+    119 setresgid;
+    120 getresgid;
+    121 getpgid => process::getpgid(c);
+    122 setfsuid;
+    123 setfsgid;
+    124 getsid => process::getsid(c);
+    125 capget;
+    126 capset;
+    127 rt_sigpending => process::rt_sigpending(c);
+    128 rt_sigtimedwait;
+    129 rt_sigqueueinfo;
+    130 rt_sigsuspend: no_restart => process::rt_sigsuspend(c);
+    131 sigaltstack => process::sigaltstack(c);
+    132 utime;
+    133 mknod;
+    134 uselib;
+    135 personality;
+    136 ustat;
+    137 statfs => files::statfs(c);
+    138 fstatfs => files::fstatfs(c);
+    139 sysfs;
+    140 getpriority;
+    141 setpriority;
+    142 sched_setparam;
+    143 sched_getparam;
+    144 sched_setscheduler;
+    145 sched_getscheduler;
+    146 sched_get_priority_max;
+    147 sched_get_priority_min;
+    148 sched_rr_get_interval;
+    149 mlock => memory::mlock(c);
+    150 munlock => memory::mlock(c);
+    151 mlockall => memory::mlockall(c);
+    // Nothing is locked beyond what always is.
+    152 munlockall => Ok(0);
+    153 vhangup;
+    154 modify_ldt;
+    155 pivot_root;
+    156 _sysctl;
+    157 prctl => process::prctl(c);
+    158 arch_prctl => identity::arch_prctl(c);
+    186 gettid => Ok(c.thread.tid as u64);
+    200 tkill => process::tkill(c);
+    201 time => time::time(c);
+    202 futex => futex::futex(c);
+    203 sched_setaffinity => identity::sched_setaffinity(c);
+    204 sched_getaffinity => identity::sched_getaffinity(c);
+    217 getdents64 => files::getdents64(c);
+    218 set_tid_address => identity::set_tid_address(c);
+    221 fadvise64 => files::fadvise64(c);
+    228 clock_gettime => time::clock_gettime(c);
+    229 clock_getres => time::clock_getres(c);
+    230 clock_nanosleep: no_restart => time::clock_nanosleep(c);
+    231 exit_group => process::exit_group(c);
+    234 tgkill => process::tgkill(c);
+    247 waitid => process::waitid(c);
+    257 openat => files::openat(c);
+    258 mkdirat => files::mkdirat(c);
+    262 newfstatat => files::newfstatat(c);
+    263 unlinkat => files::unlinkat(c);
+    264 renameat => files::renameat2(c);
+    265 linkat => files::linkat(c);
+    266 symlinkat => files::symlinkat(c);
+    267 readlinkat => files::readlinkat(c);
+    268 fchmodat => files::fchmodat(c);
+    269 faccessat => files::faccessat(c);
+    270 pselect6: no_restart => files::pselect6(c);
+    271 ppoll: no_restart => files::ppoll(c);
+    273 set_robust_list => identity::set_robust_list(c);
+    274 get_robust_list => identity::get_robust_list(c);
+    280 utimensat => files::utimensat(c);
+    292 dup3 => files::dup3(c);
+    293 pipe2 => files::pipe2(c);
+    302 prlimit64 => identity::prlimit64(c);
+    309 getcpu => identity::getcpu(c);
+    316 renameat2 => files::renameat2(c);
+    318 getrandom => identity::getrandom(c);
+    325 mlock2 => memory::mlock2(c);
+    332 statx => files::statx(c);
+    // Not implemented, not logged: glibc works without it.
+    334 rseq => Err(Errno::ENOSYS);
+    435 clone3 => process::clone3(c);
+    439 faccessat2 => files::faccessat(c);
 }
 
 /// Bit set of calls already reported as missing (numbers below 512); the last bit stands for
@@ -227,214 +342,4 @@ fn unimplemented(nr: u64) -> SysResult {
         log::warn!(target: "syscalls", "{} ({nr}) is not implemented: ENOSYS", name(nr));
     }
     Err(Errno::ENOSYS)
-}
-
-/// The name of an x86-64 system call, for the log.
-pub fn name(nr: u64) -> &'static str {
-    const NAMES: &[&str] = &[
-        "read",
-        "write",
-        "open",
-        "close",
-        "stat",
-        "fstat",
-        "lstat",
-        "poll",
-        "lseek",
-        "mmap",
-        "mprotect",
-        "munmap",
-        "brk",
-        "rt_sigaction",
-        "rt_sigprocmask",
-        "rt_sigreturn",
-        "ioctl",
-        "pread64",
-        "pwrite64",
-        "readv",
-        "writev",
-        "access",
-        "pipe",
-        "select",
-        "sched_yield",
-        "mremap",
-        "msync",
-        "mincore",
-        "madvise",
-        "shmget",
-        "shmat",
-        "shmctl",
-        "dup",
-        "dup2",
-        "pause",
-        "nanosleep",
-        "getitimer",
-        "alarm",
-        "setitimer",
-        "getpid",
-        "sendfile",
-        "socket",
-        "connect",
-        "accept",
-        "sendto",
-        "recvfrom",
-        "sendmsg",
-        "recvmsg",
-        "shutdown",
-        "bind",
-        "listen",
-        "getsockname",
-        "getpeername",
-        "socketpair",
-        "setsockopt",
-        "getsockopt",
-        "clone",
-        "fork",
-        "vfork",
-        "execve",
-        "exit",
-        "wait4",
-        "kill",
-        "uname",
-        "semget",
-        "semop",
-        "semctl",
-        "shmdt",
-        "msgget",
-        "msgsnd",
-        "msgrcv",
-        "msgctl",
-        "fcntl",
-        "flock",
-        "fsync",
-        "fdatasync",
-        "truncate",
-        "ftruncate",
-        "getdents",
-        "getcwd",
-        "chdir",
-        "fchdir",
-        "rename",
-        "mkdir",
-        "rmdir",
-        "creat",
-        "link",
-        "unlink",
-        "symlink",
-        "readlink",
-        "chmod",
-        "fchmod",
-        "chown",
-        "fchown",
-        "lchown",
-        "umask",
-        "gettimeofday",
-        "getrlimit",
-        "getrusage",
-        "sysinfo",
-        "times",
-        "ptrace",
-        "getuid",
-        "syslog",
-        "getgid",
-        "setuid",
-        "setgid",
-        "geteuid",
-        "getegid",
-        "setpgid",
-        "getppid",
-        "getpgrp",
-        "setsid",
-        "setreuid",
-        "setregid",
-        "getgroups",
-        "setgroups",
-        "setresuid",
-        "getresuid",
-        "setresgid",
-        "getresgid",
-        "getpgid",
-        "setfsuid",
-        "setfsgid",
-        "getsid",
-        "capget",
-        "capset",
-        "rt_sigpending",
-        "rt_sigtimedwait",
-        "rt_sigqueueinfo",
-        "rt_sigsuspend",
-        "sigaltstack",
-        "utime",
-        "mknod",
-        "uselib",
-        "personality",
-        "ustat",
-        "statfs",
-        "fstatfs",
-        "sysfs",
-        "getpriority",
-        "setpriority",
-        "sched_setparam",
-        "sched_getparam",
-        "sched_setscheduler",
-        "sched_getscheduler",
-        "sched_get_priority_max",
-        "sched_get_priority_min",
-        "sched_rr_get_interval",
-        "mlock",
-        "munlock",
-        "mlockall",
-        "munlockall",
-        "vhangup",
-        "modify_ldt",
-        "pivot_root",
-        "_sysctl",
-        "prctl",
-        "arch_prctl",
-    ];
-    match nr {
-        0..=158 => NAMES.get(nr as usize).copied().unwrap_or("?"),
-        186 => "gettid",
-        200 => "tkill",
-        201 => "time",
-        202 => "futex",
-        203 => "sched_setaffinity",
-        204 => "sched_getaffinity",
-        217 => "getdents64",
-        218 => "set_tid_address",
-        221 => "fadvise64",
-        228 => "clock_gettime",
-        229 => "clock_getres",
-        230 => "clock_nanosleep",
-        231 => "exit_group",
-        234 => "tgkill",
-        247 => "waitid",
-        257 => "openat",
-        258 => "mkdirat",
-        262 => "newfstatat",
-        263 => "unlinkat",
-        264 => "renameat",
-        265 => "linkat",
-        266 => "symlinkat",
-        267 => "readlinkat",
-        268 => "fchmodat",
-        269 => "faccessat",
-        270 => "pselect6",
-        271 => "ppoll",
-        273 => "set_robust_list",
-        274 => "get_robust_list",
-        280 => "utimensat",
-        292 => "dup3",
-        293 => "pipe2",
-        302 => "prlimit64",
-        309 => "getcpu",
-        316 => "renameat2",
-        318 => "getrandom",
-        325 => "mlock2",
-        332 => "statx",
-        334 => "rseq",
-        435 => "clone3",
-        439 => "faccessat2",
-        _ => "an unknown system call",
-    }
 }
