@@ -93,13 +93,10 @@ pub struct CmdlineError {
 pub fn parse(cmdline: &str) -> (Options, Vec<CmdlineError>) {
     let mut options = Options::default();
     let mut errors = Vec::new();
-    let (words, unterminated) = split_words(cmdline);
-    if unterminated {
-        errors.push(CmdlineError {
-            option: words.last().map(|w| w.0.clone()).unwrap_or_default(),
-            reason: "unterminated double quote".to_string(),
-        });
-    }
+    let words = split_words(cmdline).unwrap_or_else(|reason| {
+        errors.push(CmdlineError { option: String::new(), reason });
+        Vec::new()
+    });
     for (key, value) in words {
         let job = job_options::apply(&mut options.jobs, &mut options.jobs_expect, &key, value.as_deref());
         let result = match job {
@@ -157,42 +154,19 @@ fn apply(options: &mut Options, key: &str, value: Option<&str>) -> Result<(), St
     Ok(())
 }
 
-/// Splits into `(key, value)` words, honouring double quotes anywhere in a word. The flag says
-/// whether the last quote was left open. (The console's `create` splits its words the same way.)
-pub fn split_words(cmdline: &str) -> (Vec<(String, Option<String>)>, bool) {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut in_word = false;
-    let mut quoted = false;
-    for c in cmdline.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                in_word = true;
-            }
-            c if c.is_whitespace() && !quoted => {
-                if in_word {
-                    words.push(core::mem::take(&mut current));
-                    in_word = false;
-                }
-            }
-            c => {
-                current.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(current);
-    }
-    let pairs = words
+/// Splits into `(key, value)` words in the manifest's word grammar (`enclave::manifest`): spaces
+/// separate, double or single quotes group anywhere in a word (`vm.cmdline="console=ttyS0 quiet"`);
+/// a word's first `=` ends its key. A quote left open is an error, and gives no words. (The
+/// console's `create` splits its words the same way.)
+pub fn split_words(cmdline: &str) -> Result<Vec<(String, Option<String>)>, String> {
+    let words = enclave::manifest::split_words(cmdline).map_err(|e| e.to_string())?;
+    Ok(words
         .into_iter()
         .map(|w| match w.split_once('=') {
             Some((k, v)) => (k.to_string(), Some(v.to_string())),
             None => (w, None),
         })
-        .collect();
-    (pairs, quoted)
+        .collect())
 }
 
 #[cfg(test)]
@@ -243,8 +217,8 @@ mod tests {
 
     #[test]
     fn quotes_keep_spaces_in_values() {
-        let (words, open) = split_words(r#"job.args="a b  c" x=1 "q r"=2"#);
-        assert!(!open);
+        let words = split_words(r#"job.args="a b  c" x=1 "q r"=2 k='s t'"#).unwrap();
+        assert_eq!(words[3], ("k".to_string(), Some("s t".to_string())));
         assert_eq!(words[0], ("job.args".to_string(), Some("a b  c".to_string())));
         assert_eq!(words[1], ("x".to_string(), Some("1".to_string())));
         assert_eq!(words[2], ("q r".to_string(), Some("2".to_string())));
@@ -253,12 +227,12 @@ mod tests {
     #[test]
     fn unterminated_quote_is_an_error() {
         let (_, e) = parse(r#"log=info job.args="a b"#);
-        assert!(e.iter().any(|e| e.reason.contains("unterminated")));
+        assert!(e.iter().any(|e| e.reason.contains("quote is not closed")), "{e:?}");
     }
 
     #[test]
     fn empty_quoted_value_is_a_value() {
-        let (words, _) = split_words(r#"k="""#);
+        let words = split_words(r#"k="""#).unwrap();
         assert_eq!(words[0], ("k".to_string(), Some(String::new())));
     }
 }

@@ -98,14 +98,10 @@ fn enclave_command(command: &str) -> bool {
         "pause" => name().and_then(enclaves::pause),
         "resume" => name().and_then(|n| enclaves::resume(n).map(|()| String::new())),
         "destroy" => name().and_then(|n| enclaves::destroy(n).map(|()| String::new())),
-        "create" => {
-            let (words, unterminated) = lwk::cmdline::split_words(rest);
-            match words.split_first() {
-                _ if unterminated => Err(String::from("a double quote is not closed")),
-                Some(((n, None), settings)) => enclaves::create(n, settings).map(|()| String::new()),
-                _ => Err(String::from("expects a name, then key=value settings")),
-            }
-        }
+        "create" => lwk::cmdline::split_words(rest).and_then(|words| match words.split_first() {
+            Some(((n, None), settings)) => enclaves::create(n, settings).map(|()| String::new()),
+            _ => Err(String::from("expects a name, then key=value settings")),
+        }),
         "stats" => {
             let only = (!rest.is_empty()).then_some(rest);
             match enclaves::stats(only) {

@@ -7,8 +7,8 @@
 //! jobs.expect=zero|any
 //! ```
 //!
-//! `job=` names the job `job`; `job.NAME=` names it NAME. Arguments are split at spaces, single
-//! quotes group. Cores are lists and ranges (`1,3,5-7`); memory takes K, M or G; `threads` caps
+//! `job=` names the job `job`; `job.NAME=` names it NAME. Values are read as the manifest reads
+//! them (`enclave::manifest`): arguments split at spaces, quotes group. Cores are lists and ranges (`1,3,5-7`); memory takes K, M or G; `threads` caps
 //! the job's live threads (all its processes together; by default a share of the kernel memory
 //! the jobs leave, see [`default_max_threads`]).
 
@@ -23,8 +23,6 @@ pub const THREAD_KERNEL_BYTES: u64 = 40 * 1024;
 /// Bounds of a job's thread limit.
 pub const MIN_THREADS: usize = 16;
 pub const MAX_THREADS: usize = enclave::manifest::MAX_JOB_THREADS as usize;
-/// Largest core number accepted (the kernel checks against the CPUs it really has).
-const MAX_CORE: usize = 4095;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobSpec {
@@ -132,79 +130,31 @@ pub fn apply(jobs: &mut Vec<JobSpec>, expect: &mut JobsExpect, key: &str, value:
     Ok(true)
 }
 
-/// Checks what only the whole line can show: every job has a program, no core twice.
+/// Checks what only the whole line can show: every job has a program. (Cores named twice are
+/// the manifest's check, which the shorthands go through: `boot_manifest`.)
 pub fn validate(jobs: &[JobSpec]) -> Vec<(String, String)> {
-    let mut errors = Vec::new();
-    for (i, j) in jobs.iter().enumerate() {
-        if j.path.is_empty() {
-            errors.push((j.name.clone(), "settings without a program (job.NAME=/path)".to_string()));
-        }
-        if let Some(cores) = &j.cores
-            && let Some(other) =
-                jobs[..i].iter().find(|o| o.cores.as_ref().is_some_and(|c| c.iter().any(|x| cores.contains(x))))
-        {
-            errors.push((j.name.clone(), alloc::format!("shares cores with job {}", other.name)));
-        }
-    }
-    errors
+    jobs.iter()
+        .filter(|j| j.path.is_empty())
+        .map(|j| (j.name.clone(), "settings without a program (job.NAME=/path)".to_string()))
+        .collect()
 }
 
-/// Splits at spaces; single quotes group (`sh -c 'echo hi'`).
+/// Words of a value (`job.args`, `job.env`), in the manifest's grammar: spaces separate, single
+/// or double quotes group (`sh -c 'echo hi'`).
 pub fn split_args(s: &str) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let (mut quoted, mut in_word) = (false, false);
-    for c in s.chars() {
-        match c {
-            '\'' => {
-                quoted = !quoted;
-                in_word = true;
-            }
-            ' ' | '\t' if !quoted => {
-                if in_word {
-                    out.push(core::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if quoted {
-        return Err("unterminated single quote".to_string());
-    }
-    if in_word {
-        out.push(cur);
-    }
-    Ok(out)
+    enclave::manifest::split_words(s).map_err(|e| e.to_string())
 }
 
-/// `1-3,5` -> [1, 2, 3, 5] (sorted, no duplicates).
+/// `1-3,5` -> [1, 2, 3, 5] (sorted, no duplicates), as the manifest reads core lists.
 pub fn parse_cores(s: &str) -> Result<Vec<usize>, String> {
-    let mut cores = Vec::new();
-    for part in s.split(',') {
-        let num = |t: &str| t.trim().parse::<usize>().ok().filter(|&n| n <= MAX_CORE);
-        let bad = || alloc::format!("bad core list \"{s}\": expected e.g. 1-3,5");
-        let (lo, hi) = match part.split_once('-') {
-            Some((a, b)) => (num(a).ok_or_else(bad)?, num(b).ok_or_else(bad)?),
-            None => {
-                let n = num(part).ok_or_else(bad)?;
-                (n, n)
-            }
-        };
-        if lo > hi {
-            return Err(bad());
-        }
-        cores.extend(lo..=hi);
+    let cores = enclave::CpuSet::parse(s).map_err(|e| alloc::format!("bad core list: {e}"))?;
+    if cores.is_empty() {
+        return Err("bad core list: it is empty".to_string());
     }
-    cores.sort_unstable();
-    cores.dedup();
-    Ok(cores)
+    Ok(cores.iter().collect())
 }
 
-/// `512M`, `1G`, `4096K`, or bytes.
+/// `512M`, `1G`, `4096K`, `1T`, or bytes, as the manifest reads sizes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     enclave::partition::parse_size(s).map_err(|e| e.to_string())
 }
@@ -303,14 +253,17 @@ mod tests {
         ])
         .unwrap();
         let errors = validate(&jobs);
-        assert_eq!(errors.len(), 2);
-        assert!(errors[0].1.contains("shares cores with job a"));
-        assert!(errors[1].1.contains("without a program"));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].1.contains("without a program"));
     }
 
     #[test]
     fn core_lists_and_sizes() {
         assert_eq!(parse_cores("5,1-3,2").unwrap(), [1, 2, 3, 5]);
+        assert!(parse_cores("").unwrap_err().contains("core list"));
+        assert!(parse_cores("4096").unwrap_err().contains("core list"));
+        assert_eq!(parse_size(" 1T ").unwrap(), 1 << 40);
+        assert_eq!(split_args("a \"b c\" 'd e'").unwrap(), ["a", "b c", "d e"]);
         assert_eq!(parse_size("4096K").unwrap(), 4 << 20);
         assert_eq!(parse_size("2g").unwrap(), 2 << 30);
         assert_eq!(parse_size("123").unwrap(), 123);

@@ -1,61 +1,20 @@
-//! `cargo xtask run --job "CMD"`: CMD split into words as a shell would, then written as the
-//! kernel's `job=PROGRAM job.args="ARGS"` options.
+//! `cargo xtask run --job "CMD"`: CMD split into words as the kernel reads `job.args` and a
+//! manifest reads `args` (one grammar: `enclave::manifest::split_words`: whitespace separates,
+//! single or double quotes group, nothing is escaped or expanded), then written as the kernel's
+//! `job=PROGRAM job.args="ARGS"` options.
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 
-/// Splits `command` into words like a POSIX shell, without any expansion: whitespace separates
-/// words; single quotes keep everything up to the next single quote; double quotes keep
-/// everything up to the next unescaped double quote, where a backslash escapes `"`, `\`, `$`
-/// and `` ` ``; elsewhere a backslash keeps the next character.
-pub fn split(command: &str) -> Result<Vec<String>> {
-    let mut words = Vec::new();
-    // `Some` once a word has begun, even an empty one (`''`).
-    let mut word: Option<String> = None;
-    let mut chars = command.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => words.extend(word.take()),
-            '\'' => {
-                let word = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some('\'') => break,
-                        Some(c) => word.push(c),
-                        None => bail!("unterminated single quote"),
-                    }
-                }
-            }
-            '"' => {
-                let word = word.get_or_insert_with(String::new);
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some('\\') => match chars.next() {
-                            Some(c @ ('"' | '\\' | '$' | '`')) => word.push(c),
-                            Some(c) => word.extend(['\\', c]),
-                            None => bail!("unterminated double quote"),
-                        },
-                        Some(c) => word.push(c),
-                        None => bail!("unterminated double quote"),
-                    }
-                }
-            }
-            '\\' => {
-                let escaped = chars.next().context("a lone backslash at the end")?;
-                word.get_or_insert_with(String::new).push(escaped);
-            }
-            c => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    words.extend(word);
-    Ok(words)
+/// Splits `command` into words in the manifest's grammar.
+fn split(command: &str) -> Result<Vec<String>> {
+    enclave::manifest::split_words(command).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The kernel command-line options that start `command` as a job: `job=PROGRAM`, then
 /// `job.args="ARGS"` when there are arguments, each argument holding whitespace (or empty)
 /// in single quotes, which the kernel honours inside `job.args`.
 pub fn kernel_options(command: &str) -> Result<String> {
-    let words = split(command).with_context(|| format!("--job {command:?}"))?;
+    let words = split(command).map_err(|e| e.context(format!("--job {command:?}")))?;
     let Some((program, args)) = words.split_first() else {
         bail!("--job {command:?}: no program to run");
     };
@@ -98,27 +57,23 @@ mod tests {
     }
 
     #[test]
-    fn words_are_split_like_a_shell_does() {
+    fn words_are_split_as_the_manifest_splits_them() {
         assert_eq!(words("/bin/hello a b"), ["/bin/hello", "a", "b"]);
-        assert_eq!(words("  spaced \t out\n "), ["spaced", "out"]);
+        assert_eq!(words("  spaced \t out "), ["spaced", "out"]);
         assert!(words("").is_empty());
         assert!(words("   ").is_empty());
         assert_eq!(words("sh -c 'echo hi'"), ["sh", "-c", "echo hi"]);
         assert_eq!(words(r#"say "two words" 'and "this"'"#), ["say", "two words", "and \"this\""]);
         assert_eq!(words("a'b c'd \"e f\"g"), ["ab cd", "e fg"]);
         assert_eq!(words("'' \"\" x"), ["", "", "x"]);
-        assert_eq!(words(r"a\ b \'c \\"), ["a b", "'c", "\\"]);
-        assert_eq!(words(r#""\"q\" \$HOME \x""#), [r#""q" $HOME \x"#]);
-        assert_eq!(words(r"'no \escapes'"), [r"no \escapes"]);
+        assert_eq!(words(r"no\ escapes"), [r"no\", "escapes"]);
         assert_eq!(words("$HOME *.c a|b;c"), ["$HOME", "*.c", "a|b;c"]);
     }
 
     #[test]
     fn unbalanced_quotes_are_errors() {
-        assert!(split("sh -c 'echo").unwrap_err().to_string().contains("unterminated single quote"));
-        assert!(split("say \"hi").unwrap_err().to_string().contains("unterminated double quote"));
-        assert!(split("say \"hi\\").unwrap_err().to_string().contains("unterminated double quote"));
-        assert!(split("trailing \\").unwrap_err().to_string().contains("lone backslash"));
+        assert!(split("sh -c 'echo").unwrap_err().to_string().contains("quote is not closed"));
+        assert!(split("say \"hi").unwrap_err().to_string().contains("quote is not closed"));
     }
 
     #[test]
@@ -147,6 +102,6 @@ mod tests {
         assert!(error("'/bin/\"x' a").contains("contains a double quote"));
         assert!(error("/bin/echo \"it's\"").contains("the argument \"it's\" contains a single quote"));
         assert!(error("/bin/echo 'a\tb'").contains("control character"));
-        assert_eq!(error("/bin/echo 'a"), "--job \"/bin/echo 'a\": unterminated single quote");
+        assert_eq!(error("/bin/echo 'a"), "--job \"/bin/echo 'a\": a quote is not closed");
     }
 }
