@@ -11,6 +11,9 @@ extern crate alloc;
 // naming them here lets the kernel modules write `crate::page_table` and so on.
 #[cfg(target_os = "none")]
 use lwk::{acpi_tables, cmdline, event, frame_allocator, memory_map, page_table, start_info};
+// The hardware layer's modules, at the paths the kernel modules name them by.
+#[cfg(target_os = "none")]
+use lwk_hal::cpu;
 
 /// Declares the modules that only exist in the kernel binary (they touch the hardware).
 macro_rules! kernel_modules {
@@ -26,7 +29,6 @@ kernel_modules!(
     backtrace,
     clock,
     console_commands,
-    cpu,
     descriptor_tables,
     enclaves,
     exceptions,
