@@ -13,7 +13,7 @@ extern crate alloc;
 use lwk::{acpi_tables, cmdline, event, frame_allocator, memory_map, page_table, start_info};
 // The hardware layer's modules, at the paths the kernel modules name them by.
 #[cfg(target_os = "none")]
-use lwk_hal::cpu;
+use lwk_hal::{cpu, fpu_state};
 
 /// Declares the modules that only exist in the kernel binary (they touch the hardware).
 macro_rules! kernel_modules {
@@ -34,7 +34,6 @@ kernel_modules!(
     exceptions,
     files,
     fork_copy,
-    fpu_state,
     futex,
     interrupt_entry,
     kernel_heap,

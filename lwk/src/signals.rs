@@ -324,7 +324,7 @@ pub fn sigreturn(frame: &mut TrapFrame, t: &Arc<Thread>) -> Result<(), Errno> {
     let fpu_at = get(m + 184);
     if fpu_at != 0 {
         let mut fpu = t.fpu.lock();
-        fpu.load_checked(|area| space.read(fpu_at, area))?;
+        fpu.load_checked(|area| space.read(fpu_at, area), Errno::EFAULT)?;
         fpu.restore();
     }
     drop(space);

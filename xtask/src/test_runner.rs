@@ -20,7 +20,7 @@ use crate::scenarios::{self, InputStep, Scenario};
 use crate::workspace::{self, Workspace};
 
 /// The crates whose host unit tests run, in this order.
-const UNIT_TEST_CRATES: &[&str] = &["lwk", "embedded-vmm", "enclave", "xtask"];
+const UNIT_TEST_CRATES: &[&str] = &["lwk", "lwk-hal", "embedded-vmm", "enclave", "xtask"];
 /// How much of a failed item's log is shown.
 const LOG_TAIL_LINES: usize = 30;
 

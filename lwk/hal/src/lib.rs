@@ -6,4 +6,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+extern crate alloc;
+
 pub mod cpu;
+pub mod fpu_state;

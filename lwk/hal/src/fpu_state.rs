@@ -8,7 +8,6 @@ use alloc::alloc::{Layout, alloc_zeroed, dealloc};
 use core::arch::asm;
 use core::arch::x86_64::__cpuid_count;
 use core::sync::atomic::{AtomicU64, Ordering};
-use lwk::errno::Errno;
 
 /// XCR0 bits the kernel enables when present: x87, SSE, AVX, AVX-512 (opmask, ZMM_Hi256,
 /// Hi16_ZMM), and PKRU: not for the kernel's own use (its CR4.PKE is off), but so that loading
@@ -155,8 +154,9 @@ impl FpuState {
     /// loading it is checked there, where user code can no longer change it: XRSTOR faults in
     /// the kernel on a bad header or reserved MXCSR bits, and user memory must never be able to
     /// do that. On any failure the area is saved again from this CPU, whose registers are the
-    /// thread's (it runs), so nothing of a refused image stays.
-    pub fn load_checked(&mut self, fill: impl FnOnce(&mut [u8]) -> Result<(), Errno>) -> Result<(), Errno> {
+    /// thread's (it runs), so nothing of a refused image stays. `fill`'s error is returned as it
+    /// is; an image that would fault is `invalid`.
+    pub fn load_checked<E>(&mut self, fill: impl FnOnce(&mut [u8]) -> Result<(), E>, invalid: E) -> Result<(), E> {
         // MXCSR_MASK (offset 28) as the CPU wrote it on the last save; 0 means the default.
         let mask = match u32::from_le_bytes(self.bytes()[28..32].try_into().unwrap_or_default()) {
             0 => 0xffbf,
@@ -164,7 +164,7 @@ impl FpuState {
         };
         // SAFETY: the area holds `layout.size()` bytes owned by `self`, borrowed mutably here.
         let area = unsafe { core::slice::from_raw_parts_mut(self.area, self.layout.size()) };
-        let valid = fill(area).and_then(|()| if image_loadable(area, mask) { Ok(()) } else { Err(Errno::EFAULT) });
+        let valid = fill(area).and_then(|()| if image_loadable(area, mask) { Ok(()) } else { Err(invalid) });
         if valid.is_err() {
             self.save();
         }
@@ -196,5 +196,41 @@ impl Drop for FpuState {
     fn drop(&mut self) {
         // SAFETY: allocated in `new` with this layout.
         unsafe { dealloc(self.area, self.layout) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A standard-form image: MXCSR at offset 24, the XSAVE header at 512.
+    fn image(mxcsr: u32, xstate_bv: u64, xcomp_bv: u64) -> [u8; 576] {
+        let mut image = [0u8; 576];
+        image[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+        image[512..520].copy_from_slice(&xstate_bv.to_le_bytes());
+        image[520..528].copy_from_slice(&xcomp_bv.to_le_bytes());
+        image
+    }
+
+    /// What XRSTOR would fault on is refused: reserved MXCSR bits; with XSAVE, components the
+    /// kernel did not enable, the compacted form, reserved header bytes. (One test: it sets the
+    /// enabled components, which every check reads.)
+    #[test]
+    fn images_that_would_fault_are_refused() {
+        XCR0.store(0, Ordering::Relaxed);
+        assert!(image_loadable(&image(0x1f80, 0, 0), 0xffbf));
+        assert!(!image_loadable(&image(0x1f80 | 1 << 16, 0, 0), 0xffbf), "a reserved MXCSR bit");
+        assert!(image_loadable(&image(0x1f80 | 1 << 6, 0, 0), 0xffff), "DAZ where the CPU has it");
+        assert!(!image_loadable(&image(0x1f80 | 1 << 6, 0, 0), 0xffbf), "DAZ where it does not");
+        assert!(!image_loadable(&[0u8; 100], 0xffbf), "shorter than the legacy region");
+        XCR0.store(0b111, Ordering::Relaxed);
+        assert!(image_loadable(&image(0x1f80, 0b111, 0), 0xffbf));
+        assert!(!image_loadable(&image(0x1f80, 0b1111, 0), 0xffbf), "a component not enabled");
+        assert!(!image_loadable(&image(0x1f80, 0b11, 1 << 63), 0xffbf), "the compacted form");
+        let mut reserved = image(0x1f80, 0b11, 0);
+        reserved[560] = 1;
+        assert!(!image_loadable(&reserved, 0xffbf), "a reserved header byte");
+        assert!(!image_loadable(&image(0x1f80, 0, 0)[..520], 0xffbf), "no whole header");
+        XCR0.store(0, Ordering::Relaxed);
     }
 }
