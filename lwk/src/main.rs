@@ -13,7 +13,7 @@ extern crate alloc;
 use lwk::{acpi_tables, cmdline, event, frame_allocator, memory_map, page_table, start_info};
 // The hardware layer's modules, at the paths the kernel modules name them by.
 #[cfg(target_os = "none")]
-use lwk_hal::{cpu, fpu_state};
+use lwk_hal::{cpu, fpu_state, kernel_heap, kernel_memory};
 
 /// Declares the modules that only exist in the kernel binary (they touch the hardware).
 macro_rules! kernel_modules {
@@ -36,12 +36,10 @@ kernel_modules!(
     fork_copy,
     futex,
     interrupt_entry,
-    kernel_heap,
     io_apic,
     job_memory,
     jobs,
     kernel_main,
-    kernel_memory,
     local_apic,
     open_files,
     logging,

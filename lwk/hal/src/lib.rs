@@ -10,3 +10,14 @@ extern crate alloc;
 
 pub mod cpu;
 pub mod fpu_state;
+pub mod frame_allocator;
+pub mod heap_classes;
+#[cfg(target_os = "none")]
+pub mod kernel_heap;
+#[cfg(target_os = "none")]
+pub mod kernel_memory;
+pub mod memory_map;
+pub mod start_info;
+
+/// x86-64 page tables: built by the VMM library's builder, which needs no OS.
+pub use embedded_vmm::paging as page_table;

@@ -4,10 +4,10 @@
 
 use crate::cpu::IrqMutex;
 use crate::frame_allocator::FRAME_SIZE;
+use crate::heap_classes::{CLASSES, SMALLEST, size_class};
 use crate::kernel_memory::{alloc_frames, free_frames, phys_to_virt, virt_to_phys};
 use core::alloc::{GlobalAlloc, Layout};
 use core::sync::atomic::{AtomicU64, Ordering};
-use lwk::heap_classes::{CLASSES, SMALLEST, size_class};
 
 /// Head of each class's free list (virtual address, 0 = empty); each free object holds the next.
 static FREE: [IrqMutex<usize>; CLASSES] = [const { IrqMutex::new(0) }; CLASSES];

@@ -96,13 +96,7 @@ impl<M: FrameMetadata> FrameAllocator<M> {
         if !self.contains(start, end - start) {
             return Err(FrameError::BadAddress(start));
         }
-        let mut addr = start;
-        while addr < end {
-            let order = largest_order_at(addr, end - addr);
-            self.free(addr, order)?;
-            addr += order_size(order);
-        }
-        Ok(())
+        self.free_range(start, end)
     }
 
     /// A block of `2^order` frames aligned to its size.
