@@ -7,7 +7,6 @@
 
 extern crate alloc;
 
-pub mod acpi_tables;
 pub mod boot_manifest;
 pub mod calendar;
 pub mod cmdline;
@@ -22,7 +21,7 @@ pub mod vm_areas;
 pub mod vm_options;
 
 // The hardware layer's pure parts, at their old paths (host tests and the kernel name them so).
-pub use lwk_hal::{frame_allocator, heap_classes, memory_map, start_info};
+pub use lwk_hal::{acpi_tables, frame_allocator, heap_classes, memory_map, start_info};
 
 /// x86-64 page tables: the kernel's own, user address spaces, and the VMM's nested tables share
 /// one builder, which lives in the VMM library (it needs no OS).

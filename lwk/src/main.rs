@@ -13,7 +13,7 @@ extern crate alloc;
 use lwk::{acpi_tables, cmdline, event, frame_allocator, memory_map, page_table, start_info};
 // The hardware layer's modules, at the paths the kernel modules name them by.
 #[cfg(target_os = "none")]
-use lwk_hal::{cpu, fpu_state, kernel_heap, kernel_memory};
+use lwk_hal::{cpu, descriptor_tables, fpu_state, io_apic, kernel_heap, kernel_memory, random};
 
 /// Declares the modules that only exist in the kernel binary (they touch the hardware).
 macro_rules! kernel_modules {
@@ -29,14 +29,12 @@ kernel_modules!(
     backtrace,
     clock,
     console_commands,
-    descriptor_tables,
     enclaves,
     exceptions,
     files,
     fork_copy,
     futex,
     interrupt_entry,
-    io_apic,
     job_memory,
     jobs,
     kernel_main,
@@ -52,7 +50,6 @@ kernel_modules!(
     process_lifecycle,
     program_loader,
     pvh_entry,
-    random,
     scheduler,
     signals,
     smp,
