@@ -9,10 +9,10 @@
 
 use crate::cpu::IrqMutex;
 use crate::files::{Mount, Share};
-use crate::interrupt_entry::RESCHEDULE_VECTOR;
 use crate::jobs::{self, JobLaunch, PreparedJob};
 use crate::power::{ExitStatus, shutdown};
 use crate::process::{ExitReason, Job};
+use crate::vectors::RESCHEDULE_VECTOR;
 use crate::vms::{self, PreparedVm, VmLaunch};
 use crate::{clock, files, kernel_memory, local_apic, logging, node_health, per_cpu, println};
 use alloc::string::{String, ToString};

@@ -4,17 +4,11 @@
 //! shared by all CPUs.
 
 use crate::descriptor_tables::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI, KERNEL_CODE};
+use crate::vectors::{CROSS_CALL_VECTOR, RESCHEDULE_VECTOR, SERIAL_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR};
 use crate::{exceptions, local_apic, per_cpu, scheduler, serial_console, signals, smp};
 use core::arch::global_asm;
 use core::sync::atomic::Ordering;
 use static_assertions::const_assert_eq;
-
-pub const TIMER_VECTOR: u8 = 0x20;
-pub const SERIAL_VECTOR: u8 = 0x24;
-pub const CROSS_CALL_VECTOR: u8 = 0xf0;
-/// Wakes a CPU whose run queue gained a thread.
-pub const RESCHEDULE_VECTOR: u8 = 0xf1;
-pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 /// The interrupted context, as the entry stubs leave it on the stack.
 #[repr(C)]

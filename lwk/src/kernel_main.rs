@@ -115,7 +115,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     me.tss.store(tss, Ordering::Relaxed);
     match io_apic::init(&madt) {
         Ok(n) if n > 0 => {
-            match io_apic::route_isa_irq(&madt, serial_console::COM1_IRQ, interrupt_entry::SERIAL_VECTOR, me.apic_id) {
+            match io_apic::route_isa_irq(&madt, serial_console::COM1_IRQ, crate::vectors::SERIAL_VECTOR, me.apic_id) {
                 Some(_) => serial_console::enable_input_interrupts(),
                 None => log::warn!(target: "io_apic", "no I/O APIC input for COM1: console input disabled"),
             }

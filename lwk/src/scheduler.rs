@@ -4,8 +4,10 @@
 //! threads sleeping with a deadline (nanosleep, futex timeouts) arm the timer for the earliest.
 //! Threads run in the kernel without preemption (they block or return to user mode).
 
-use crate::interrupt_entry::{RESCHEDULE_VECTOR, TrapFrame};
+use crate::cpu::{MSR_FS_BASE, MSR_KERNEL_GS_BASE};
+use crate::interrupt_entry::TrapFrame;
 use crate::thread::{Thread, ThreadState, switch_stacks};
+use crate::vectors::RESCHEDULE_VECTOR;
 use crate::{clock, cpu, descriptor_tables, kernel_memory, local_apic, per_cpu};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
@@ -13,8 +15,6 @@ use core::sync::atomic::Ordering;
 
 /// Time slice when a core is shared.
 const QUANTUM_NS: u64 = 10_000_000;
-const MSR_FS_BASE: u32 = 0xc000_0100;
-const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
 
 #[derive(Default)]
 pub struct Scheduler {

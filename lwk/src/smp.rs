@@ -3,9 +3,9 @@
 //! CPU plus an IPI).
 
 use crate::acpi_tables::Madt;
-use crate::interrupt_entry::CROSS_CALL_VECTOR;
 use crate::kernel_memory::{self, MemoryError, Stack, alloc_stack, phys_to_virt};
 use crate::per_cpu::{self, PerCpu};
+use crate::vectors::CROSS_CALL_VECTOR;
 use crate::{clock, cpu, descriptor_tables, fpu_state, interrupt_entry, local_apic, scheduler, user_entry};
 use alloc::boxed::Box;
 use alloc::sync::Arc;

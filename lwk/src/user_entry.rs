@@ -7,7 +7,7 @@
 //! registers `sysret` clobbers (RCX, R11) need not be restored; everything else leaves by
 //! `iretq`, which restores every register and faults, if at all, in user mode.
 
-use crate::cpu::{self, MSR_EFER};
+use crate::cpu::{self, MSR_EFER, MSR_FMASK, MSR_LSTAR, MSR_STAR};
 use crate::descriptor_tables::{KERNEL_CODE, USER_CODE, USER_DATA};
 use crate::interrupt_entry::TrapFrame;
 use crate::per_cpu::{OFFSET_KERNEL_STACK_TOP, OFFSET_USER_RSP};
@@ -15,9 +15,6 @@ use crate::syscalls;
 use core::arch::global_asm;
 use lwk::elf_loader::USER_END;
 
-const MSR_STAR: u32 = 0xc000_0081;
-const MSR_LSTAR: u32 = 0xc000_0082;
-const MSR_FMASK: u32 = 0xc000_0084;
 const EFER_SCE: u64 = 1;
 /// Flags cleared on `syscall`: TF, IF, DF, IOPL, NT, AC.
 const FMASK: u64 = 0x4_7700;

@@ -6,8 +6,8 @@
 
 use crate::enclaves::{self, Ending};
 use crate::fpu_state;
-use crate::interrupt_entry::RESCHEDULE_VECTOR;
 use crate::kernel_memory::{self, phys_to_virt};
+use crate::vectors::RESCHEDULE_VECTOR;
 use crate::{clock, cpu, files, kernel_heap, local_apic, logging, per_cpu, serial_console};
 use alloc::boxed::Box;
 use alloc::string::{String, ToString};

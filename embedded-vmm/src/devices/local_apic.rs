@@ -4,29 +4,20 @@
 //! [`LocalApic::accept`]; the VM asks for the vector to inject. IPIs written to the ICR come back
 //! as an [`Ipi`] for the VM to route.
 
+use x86::apic::xapic::{
+    XAPIC_EOI as EOI, XAPIC_ESR as ESR, XAPIC_ICR0 as ICR_LOW, XAPIC_ICR1 as ICR_HIGH, XAPIC_ID as ID,
+    XAPIC_IRR0 as IRR, XAPIC_ISR0 as ISR, XAPIC_LDR as LDR, XAPIC_LVT_LINT0 as LVT_LINT0, XAPIC_LVT_TIMER as LVT_TIMER,
+    XAPIC_PPR as PPR, XAPIC_SVR as SVR, XAPIC_TIMER_CURRENT_COUNT as TIMER_CURRENT,
+    XAPIC_TIMER_DIV_CONF as TIMER_DIVIDE, XAPIC_TIMER_INIT_COUNT as TIMER_INITIAL, XAPIC_TMR0 as TMR, XAPIC_TPR as TPR,
+    XAPIC_VERSION as VERSION,
+};
+
 pub const BASE: u64 = 0xfee0_0000;
 /// The timer's input clock (the APIC bus), as the Manul CPUID leaf advertises it.
 pub const BUS_HZ: u64 = 100_000_000;
 
-const ID: u32 = 0x20;
-const VERSION: u32 = 0x30;
-const TPR: u32 = 0x80;
-const PPR: u32 = 0xa0;
-const EOI: u32 = 0xb0;
-const LDR: u32 = 0xd0;
+/// The destination format register (the `x86` crate has no constant for it).
 const DFR: u32 = 0xe0;
-const SVR: u32 = 0xf0;
-const ISR: u32 = 0x100;
-const TMR: u32 = 0x180;
-const IRR: u32 = 0x200;
-const ESR: u32 = 0x280;
-const ICR_LOW: u32 = 0x300;
-const ICR_HIGH: u32 = 0x310;
-const LVT_TIMER: u32 = 0x320;
-const LVT_LINT0: u32 = 0x350;
-const TIMER_INITIAL: u32 = 0x380;
-const TIMER_CURRENT: u32 = 0x390;
-const TIMER_DIVIDE: u32 = 0x3e0;
 const MASKED: u32 = 1 << 16;
 const SOFTWARE_ENABLE: u32 = 1 << 8;
 

@@ -6,7 +6,7 @@
 use core::arch::x86_64::__cpuid_count;
 use core::arch::{asm, global_asm};
 
-const MSR_EFER: u32 = 0xc000_0080;
+use x86::msr::IA32_EFER as MSR_EFER;
 const MSR_VM_CR: u32 = 0xc001_0114;
 const MSR_VM_HSAVE_PA: u32 = 0xc001_0117;
 const EFER_SVME: u64 = 1 << 12;

@@ -4,9 +4,12 @@
 use core::arch::asm;
 use core::arch::x86_64::__cpuid_count;
 
-pub const MSR_APIC_BASE: u32 = 0x1b;
-pub const MSR_EFER: u32 = 0xc000_0080;
-pub const MSR_GS_BASE: u32 = 0xc000_0101;
+/// The MSRs the kernel uses, by their architectural numbers (the `x86` crate's).
+pub use x86::msr::{
+    IA32_APIC_BASE as MSR_APIC_BASE, IA32_EFER as MSR_EFER, IA32_FMASK as MSR_FMASK, IA32_FS_BASE as MSR_FS_BASE,
+    IA32_GS_BASE as MSR_GS_BASE, IA32_KERNEL_GSBASE as MSR_KERNEL_GS_BASE, IA32_LSTAR as MSR_LSTAR,
+    IA32_STAR as MSR_STAR,
+};
 
 pub const EFER_NXE: u64 = 1 << 11;
 

@@ -23,10 +23,13 @@ pub mod io_apic;
 pub mod kernel_heap;
 #[cfg(target_os = "none")]
 pub mod kernel_memory;
+#[cfg(target_os = "none")]
+pub mod local_apic;
 pub mod memory_map;
 #[cfg(target_os = "none")]
 pub mod random;
 pub mod start_info;
+pub mod vectors;
 
 /// x86-64 page tables: built by the VMM library's builder, which needs no OS.
 pub use embedded_vmm::paging as page_table;

@@ -68,8 +68,11 @@ pub fn arch_prctl(c: &mut Call) -> SysResult {
             if addr >= USER_END {
                 return Err(Errno::EPERM);
             }
-            let (slot, msr) =
-                if code == ARCH_SET_FS { (&c.thread.fs_base, 0xc000_0100) } else { (&c.thread.gs_base, 0xc000_0102) };
+            let (slot, msr) = if code == ARCH_SET_FS {
+                (&c.thread.fs_base, crate::cpu::MSR_FS_BASE)
+            } else {
+                (&c.thread.gs_base, crate::cpu::MSR_KERNEL_GS_BASE)
+            };
             slot.store(addr, Ordering::Relaxed);
             // SAFETY: a canonical user address into FS base / the inactive GS base of this thread.
             unsafe { crate::cpu::wrmsr(msr, addr) };
@@ -77,7 +80,7 @@ pub fn arch_prctl(c: &mut Call) -> SysResult {
         }
         ARCH_GET_FS | ARCH_GET_GS => {
             let v = if code == ARCH_GET_FS {
-                crate::cpu::rdmsr(0xc000_0100)
+                crate::cpu::rdmsr(crate::cpu::MSR_FS_BASE)
             } else {
                 c.thread.gs_base.load(Ordering::Relaxed)
             };

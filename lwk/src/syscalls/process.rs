@@ -133,7 +133,7 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
             *thread.fpu.lock() = copy;
         }
     }
-    let fs = if a.flags & CLONE_SETTLS != 0 { a.tls } else { crate::cpu::rdmsr(0xc000_0100) };
+    let fs = if a.flags & CLONE_SETTLS != 0 { a.tls } else { crate::cpu::rdmsr(crate::cpu::MSR_FS_BASE) };
     thread.fs_base.store(fs, Ordering::Relaxed);
     thread.gs_base.store(c.thread.gs_base.load(Ordering::Relaxed), Ordering::Relaxed);
     thread.signal_mask.store(c.thread.signal_mask.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -265,8 +265,8 @@ pub fn execve(c: &mut Call) -> SysResult {
     c.thread.gs_base.store(0, Ordering::Relaxed);
     // SAFETY: clearing FS base and the inactive GS base of this thread.
     unsafe {
-        crate::cpu::wrmsr(0xc000_0100, 0);
-        crate::cpu::wrmsr(0xc000_0102, 0);
+        crate::cpu::wrmsr(crate::cpu::MSR_FS_BASE, 0);
+        crate::cpu::wrmsr(crate::cpu::MSR_KERNEL_GS_BASE, 0);
     }
     // The new program starts from a reset FPU state (kept in the thread's own area, so nothing
     // is allocated and nothing of the old program's registers survives).

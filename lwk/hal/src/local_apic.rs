@@ -2,24 +2,15 @@
 //! otherwise: end of interrupt, IPIs (fixed, INIT, STARTUP) and the one-shot timer.
 
 use crate::cpu::{self, Features, MSR_APIC_BASE};
-use crate::interrupt_entry::{SPURIOUS_VECTOR, TIMER_VECTOR};
 use crate::kernel_memory;
+use crate::vectors::{SPURIOUS_VECTOR, TIMER_VECTOR};
 use core::sync::atomic::{AtomicU64, Ordering};
-
-const ID: u32 = 0x20;
-const TPR: u32 = 0x80;
-const EOI: u32 = 0xb0;
-const SVR: u32 = 0xf0;
-const ESR: u32 = 0x280;
-const ICR_LOW: u32 = 0x300;
-const ICR_HIGH: u32 = 0x310;
-const LVT_TIMER: u32 = 0x320;
-const LVT_LINT0: u32 = 0x350;
-const LVT_LINT1: u32 = 0x360;
-const LVT_ERROR: u32 = 0x370;
-const TIMER_INITIAL: u32 = 0x380;
-const TIMER_CURRENT: u32 = 0x390;
-const TIMER_DIVIDE: u32 = 0x3e0;
+use x86::apic::xapic::{
+    XAPIC_EOI as EOI, XAPIC_ESR as ESR, XAPIC_ICR0 as ICR_LOW, XAPIC_ICR1 as ICR_HIGH, XAPIC_ID as ID,
+    XAPIC_LVT_ERROR as LVT_ERROR, XAPIC_LVT_LINT0 as LVT_LINT0, XAPIC_LVT_LINT1 as LVT_LINT1,
+    XAPIC_LVT_TIMER as LVT_TIMER, XAPIC_SVR as SVR, XAPIC_TIMER_CURRENT_COUNT as TIMER_CURRENT,
+    XAPIC_TIMER_DIV_CONF as TIMER_DIVIDE, XAPIC_TIMER_INIT_COUNT as TIMER_INITIAL, XAPIC_TPR as TPR,
+};
 
 const LVT_MASKED: u32 = 1 << 16;
 const ICR_PENDING: u32 = 1 << 12;
