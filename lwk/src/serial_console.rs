@@ -2,24 +2,15 @@
 //! of different CPUs never interleave); input arrives by interrupt (IRQ 4 through the I/O APIC)
 //! into a small ring the console command loop drains.
 
-use crate::cpu::{self, IrqMutex};
+use crate::cpu::IrqMutex;
+use crate::uart::Port16550;
 use core::fmt::{self, Write};
 
-const COM1: u16 = 0x3f8;
-const DATA: u16 = 0;
-const INTERRUPT_ENABLE: u16 = 1;
-const FIFO_CONTROL: u16 = 2;
-const LINE_CONTROL: u16 = 3;
-const MODEM_CONTROL: u16 = 4;
-const LINE_STATUS: u16 = 5;
-const LSR_DATA_READY: u8 = 1 << 0;
-const LSR_TRANSMIT_EMPTY: u8 = 1 << 5;
-
 /// The ISA interrupt of COM1.
-pub const COM1_IRQ: u8 = 4;
+pub use crate::uart::COM1_IRQ;
 
 pub struct Uart {
-    base: u16,
+    port: Port16550,
     /// The last byte written ended a line (log lines and events must start on a fresh one).
     line_start: bool,
     /// Who wrote the current line: 0 for the kernel, else the writer [`write_owned`] names.
@@ -27,47 +18,14 @@ pub struct Uart {
 }
 
 impl Uart {
-    fn reg(&self, r: u16) -> u16 {
-        self.base + r
-    }
-
-    fn init(&mut self) {
-        // SAFETY: COM1 belongs to the console; this is the standard 115200 8N1 set-up with FIFOs.
-        unsafe {
-            cpu::outb(self.reg(INTERRUPT_ENABLE), 0);
-            cpu::outb(self.reg(LINE_CONTROL), 0x80); // divisor latch
-            cpu::outb(self.reg(DATA), 1); // 115200 baud
-            cpu::outb(self.reg(INTERRUPT_ENABLE), 0);
-            cpu::outb(self.reg(LINE_CONTROL), 0x03); // 8N1
-            cpu::outb(self.reg(FIFO_CONTROL), 0xc7); // enable, clear, 14-byte threshold
-            cpu::outb(self.reg(MODEM_CONTROL), 0x0b); // DTR, RTS, OUT2 (IRQ line enabled)
-        }
-    }
-
     fn write_byte(&mut self, b: u8) {
-        // SAFETY: polling the line status and writing the data register of our own UART.
-        unsafe {
-            while cpu::inb(self.reg(LINE_STATUS)) & LSR_TRANSMIT_EMPTY == 0 {
-                core::hint::spin_loop();
-            }
-            cpu::outb(self.reg(DATA), b);
-        }
+        self.port.write_byte(b);
     }
 
     fn start_line(&mut self) {
         if !self.line_start {
             let _ = self.write_str("\n");
         }
-    }
-
-    fn read_byte(&mut self) -> Option<u8> {
-        // SAFETY: reading our own UART's status and data registers.
-        unsafe { (cpu::inb(self.reg(LINE_STATUS)) & LSR_DATA_READY != 0).then(|| cpu::inb(self.reg(DATA))) }
-    }
-
-    fn enable_receive_interrupt(&mut self) {
-        // SAFETY: IER bit 0 = interrupt when data is available.
-        unsafe { cpu::outb(self.reg(INTERRUPT_ENABLE), 1) };
     }
 }
 
@@ -87,7 +45,7 @@ impl Write for Uart {
     }
 }
 
-static UART: IrqMutex<Uart> = IrqMutex::new(Uart { base: COM1, line_start: true, owner: 0 });
+static UART: IrqMutex<Uart> = IrqMutex::new(Uart { port: Port16550::com1(), line_start: true, owner: 0 });
 
 /// Input bytes waiting for the console command loop.
 static INPUT: IrqMutex<InputRing> = IrqMutex::new(InputRing { buf: [0; 256], head: 0, len: 0 });
@@ -99,7 +57,7 @@ struct InputRing {
 }
 
 pub fn init() {
-    UART.lock().init();
+    UART.lock().port.init();
 }
 
 /// Writes formatted text under the console lock.
@@ -115,7 +73,7 @@ pub fn with_console_for_fault<R>(f: impl FnOnce(&mut dyn Write) -> R) -> R {
             g.start_line();
             f(&mut *g)
         }
-        None => f(&mut Uart { base: COM1, line_start: true, owner: 0 }),
+        None => f(&mut Uart { port: Port16550::com1(), line_start: true, owner: 0 }),
     }
 }
 
@@ -143,14 +101,14 @@ pub fn write_owned(owner: usize, prefix: impl FnOnce(&mut dyn Write), piece: &st
 
 /// Turns on receive interrupts (once the I/O APIC routes IRQ 4).
 pub fn enable_input_interrupts() {
-    UART.lock().enable_receive_interrupt();
+    UART.lock().port.enable_receive_interrupt();
 }
 
 /// Interrupt handler: moves every received byte into the input ring.
 pub fn on_receive_interrupt() {
     let mut uart = UART.lock();
     let mut ring = INPUT.lock();
-    while let Some(b) = uart.read_byte() {
+    while let Some(b) = uart.port.read_byte() {
         if ring.len < ring.buf.len() {
             let at = (ring.head + ring.len) % ring.buf.len();
             ring.buf[at] = b;

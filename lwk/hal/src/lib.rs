@@ -29,6 +29,8 @@ pub mod memory_map;
 #[cfg(target_os = "none")]
 pub mod random;
 pub mod start_info;
+#[cfg(target_os = "none")]
+pub mod uart;
 pub mod vectors;
 
 /// x86-64 page tables: built by the VMM library's builder, which needs no OS.
