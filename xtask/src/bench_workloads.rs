@@ -262,6 +262,38 @@ fn without_vm_prefix(line: &str) -> &str {
     line.strip_prefix(VM_PREFIX).and_then(|rest| rest.split_once("] ")).map_or(line, |(_, text)| text)
 }
 
+/// Most console lines past the first that a record cut by kernel messages may span.
+const MAX_PIECES: usize = 64;
+
+/// A record whose line `json` holds a kernel message (the guest's console printed it between the
+/// record's bytes, and the LWK began a new line for the rest), joined again from the lines that
+/// follow: each gives the text before its own kernel message (a line that is all kernel message
+/// gives nothing) until the record parses. Returns the record, the messages, and how many lines
+/// after the first it took; `None` when no join parses (a new record begins, or too many lines).
+fn rejoin<'a>(
+    json: &str,
+    mut lines: impl Iterator<Item = &'a str>,
+) -> Option<(Map<String, Value>, Vec<String>, usize)> {
+    let cut = kernel_message_at(json)?;
+    let mut text = json[..cut].to_owned();
+    let mut messages = vec![json[cut..].to_owned()];
+    for used in 1..=MAX_PIECES {
+        let line = without_vm_prefix(lines.next()?);
+        if line.contains(RECORD) {
+            return None;
+        }
+        let cut = kernel_message_at(line).unwrap_or(line.len());
+        text.push_str(&line[..cut]);
+        if cut < line.len() {
+            messages.push(line[cut..].to_owned());
+        }
+        if let Some(found) = record(&text) {
+            return Some((found, messages, used));
+        }
+    }
+    None
+}
+
 /// The benchmark lines of a console log.
 pub fn scan(log: &str) -> Output {
     let mut output = Output::default();
@@ -273,16 +305,13 @@ pub fn scan(log: &str) -> Output {
                 output.records.push(found);
                 continue;
             }
-            // A kernel message written into the record: its end is on the next line.
-            let joined = kernel_message_at(json).and_then(|cut| {
-                let rest = without_vm_prefix(lines.peek()?);
-                Some((record(&format!("{}{rest}", &json[..cut]))?, json[cut..].to_owned()))
-            });
-            match joined {
-                Some((found, message)) => {
-                    lines.next();
+            match rejoin(json, lines.clone()) {
+                Some((found, messages, used)) => {
+                    for _ in 0..used {
+                        lines.next();
+                    }
                     output.records.push(found);
-                    output.interrupting.push(message);
+                    output.interrupting.extend(messages);
                 }
                 None => output.malformed.push(line.to_owned()),
             }
@@ -822,6 +851,33 @@ mod tests {
             let output = scan(log);
             assert_eq!((output.records.len(), output.malformed.len()), (0, 1), "{log:?}");
         }
+    }
+
+    #[test]
+    fn a_record_cut_by_several_kernel_messages_is_joined_again() {
+        // As seen in a Manul VM's fwq-smp run: an RCU stall report of several lines, each
+        // printed between bytes of one record.
+        let log = "[vm bench] BENCH {\"workload\":\"fwq\",\"part\":1939,\"detours\":[[31025,11206],[31\
+                   [   25.126554] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\n\
+                   [vm bench] 027,7566],[31028[   25.133517] rcu: \t1-...!: (68 ticks this GP)\n\
+                   [vm bench] ,6994][   25.149211] rcu: rcu_preempt kthread timer wakeup didn't happen\n\
+                   [vm bench] [   25.164376] rcu: rcu_preempt kthread starved for 5253 jiffies!\n\
+                   [vm bench] ,[31031,9334]]}\n\
+                   [vm bench] BENCH {\"workload\":\"fwq\",\"part\":1940,\"detours\":[[5,6]]}\n";
+        let output = scan(log);
+        assert!(output.malformed.is_empty(), "{:?}", output.malformed);
+        assert_eq!(output.records.len(), 2);
+        assert_eq!(
+            output.records[0]["detours"],
+            serde_json::json!([[31025, 11206], [31027, 7566], [31028, 6994], [31031, 9334]])
+        );
+        assert_eq!(output.interrupting.len(), 4);
+        assert!(output.interrupting[3].contains("starved for 5253 jiffies"), "{:?}", output.interrupting);
+        // A new record before the join parses: the cut one stays malformed, the new one is read.
+        let log = "BENCH {\"workload\":\"fwq\",\"part\":1,[   1.5] message\n\
+                   BENCH {\"workload\":\"fwq\",\"part\":2}\n";
+        let output = scan(log);
+        assert_eq!((output.records.len(), output.malformed.len()), (1, 1));
     }
 
     #[test]

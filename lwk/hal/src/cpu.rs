@@ -62,6 +62,7 @@ impl Features {
     }
 }
 
+#[inline]
 pub fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
     // SAFETY: the kernel only names architectural MSRs that exist on every x86-64 CPU it boots on
@@ -72,6 +73,7 @@ pub fn rdmsr(msr: u32) -> u64 {
 
 /// # Safety
 /// Writing an MSR changes CPU behaviour; the caller must know what the value does.
+#[inline]
 pub unsafe fn wrmsr(msr: u32, value: u64) {
     // SAFETY: forwarded to the caller.
     unsafe {
@@ -79,11 +81,13 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
     };
 }
 
+#[inline]
 pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc reads the time-stamp counter and has no other effect.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+#[inline]
 pub fn read_cr2() -> u64 {
     let v;
     // SAFETY: reading CR2 has no side effect.
@@ -93,11 +97,13 @@ pub fn read_cr2() -> u64 {
 
 /// # Safety
 /// `root` must be a valid PML4 that maps the running code, its stack and its data.
+#[inline]
 pub unsafe fn write_cr3(root: u64) {
     // SAFETY: forwarded to the caller.
     unsafe { asm!("mov cr3, {}", in(reg) root, options(nostack, preserves_flags)) };
 }
 
+#[inline]
 pub fn read_cr3() -> u64 {
     let v;
     // SAFETY: reading CR3 has no side effect.
@@ -129,6 +135,7 @@ pub fn flush_tlb_global() {
 /// CR4.PGE: global pages.
 const CR4_PGE: u64 = 1 << 7;
 
+#[inline]
 pub fn read_cr4() -> u64 {
     let v;
     // SAFETY: reading CR4 has no side effect.
@@ -161,6 +168,7 @@ pub unsafe fn write_cr4(v: u64) {
     unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) };
 }
 
+#[inline]
 pub fn read_rbp() -> u64 {
     let v;
     // SAFETY: copies a register.
@@ -170,6 +178,7 @@ pub fn read_rbp() -> u64 {
 
 /// # Safety
 /// Port I/O reaches devices; the caller must own the device behind `port`.
+#[inline]
 pub unsafe fn outb(port: u16, value: u8) {
     // SAFETY: forwarded to the caller.
     unsafe { asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags)) };
@@ -177,6 +186,7 @@ pub unsafe fn outb(port: u16, value: u8) {
 
 /// # Safety
 /// As for [`outb`].
+#[inline]
 pub unsafe fn outw(port: u16, value: u16) {
     // SAFETY: forwarded to the caller.
     unsafe { asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags)) };
@@ -184,6 +194,7 @@ pub unsafe fn outw(port: u16, value: u16) {
 
 /// # Safety
 /// As for [`outb`]; reading some device registers has side effects.
+#[inline]
 pub unsafe fn inb(port: u16) -> u8 {
     let v;
     // SAFETY: forwarded to the caller.
@@ -191,6 +202,7 @@ pub unsafe fn inb(port: u16) -> u8 {
     v
 }
 
+#[inline]
 pub fn interrupts_enabled() -> bool {
     let flags: u64;
     // SAFETY: reads RFLAGS through the stack.
@@ -198,11 +210,13 @@ pub fn interrupts_enabled() -> bool {
     flags & (1 << 9) != 0
 }
 
+#[inline]
 pub fn disable_interrupts() {
     // SAFETY: masking interrupts cannot break memory safety.
     unsafe { asm!("cli", options(nomem, nostack)) };
 }
 
+#[inline]
 pub fn enable_interrupts() {
     // SAFETY: the IDT is loaded before any code path enables interrupts.
     unsafe { asm!("sti", options(nomem, nostack)) };
@@ -225,6 +239,7 @@ pub fn halt_forever() -> ! {
 }
 
 /// Runs `f` with interrupts disabled, restoring the previous state afterwards.
+#[inline]
 pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
     let was = interrupts_enabled();
     disable_interrupts();
@@ -251,6 +266,7 @@ impl<T> IrqMutex<T> {
         IrqMutex { inner: spin::Mutex::new(v) }
     }
 
+    #[inline]
     pub fn lock(&self) -> IrqGuard<'_, T> {
         let restore = interrupts_enabled();
         disable_interrupts();

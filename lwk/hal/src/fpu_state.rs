@@ -48,6 +48,7 @@ pub fn init_this_cpu() {
 }
 
 /// The enabled XSAVE components (0 without XSAVE).
+#[inline]
 pub fn xcr0() -> u64 {
     XCR0.load(Ordering::Relaxed)
 }
@@ -144,6 +145,7 @@ impl FpuState {
     }
 
     /// The saved registers as bytes (for a signal frame).
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: the area holds `layout.size()` initialised bytes owned by `self`.
         unsafe { core::slice::from_raw_parts(self.area, self.layout.size()) }
@@ -172,6 +174,7 @@ impl FpuState {
     }
 
     /// Saves this CPU's registers into the area.
+    #[inline]
     pub fn save(&mut self) {
         let mask = xcr0();
         // SAFETY: the area is 64-byte aligned and large enough for the enabled components.
@@ -185,6 +188,7 @@ impl FpuState {
     }
 
     /// Loads the area into this CPU's registers.
+    #[inline]
     pub fn restore(&self) {
         // SAFETY: the area is 64-byte aligned and holds a state saved by `save` or built by `new`
         // from `RESET`.

@@ -42,11 +42,13 @@ fn symbol(s: *const u8) -> u64 {
     s as u64
 }
 
+#[inline]
 pub fn phys_to_virt(phys: u64) -> u64 {
     phys + DIRECT_MAP_BASE
 }
 
 /// The physical address of a kernel object in the direct map or the kernel image.
+#[inline]
 pub fn virt_to_phys(virt: u64) -> u64 {
     if virt >= KERNEL_OFFSET { virt - KERNEL_OFFSET } else { virt - DIRECT_MAP_BASE }
 }
@@ -310,6 +312,7 @@ pub fn frame_stats() -> (u64, Option<usize>) {
     FRAMES.lock().as_ref().map_or((0, None), |f| (f.free_total(), f.largest_free_order()))
 }
 
+#[inline]
 pub fn kernel_root() -> u64 {
     KERNEL_ROOT.load(Ordering::Relaxed)
 }

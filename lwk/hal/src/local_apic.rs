@@ -80,6 +80,7 @@ pub fn id() -> u32 {
     if x2apic() { raw } else { raw >> 24 }
 }
 
+#[inline]
 pub fn end_of_interrupt() {
     write(EOI, 0);
 }
@@ -100,6 +101,7 @@ fn send(destination: u32, command: u32) {
     }
 }
 
+#[inline]
 pub fn send_ipi(apic_id: u32, vector: u8) {
     send(apic_id, ICR_ASSERT | vector as u32);
 }
