@@ -3,7 +3,7 @@
 //! tick: a CPU takes a timer interrupt only when something on it asked for one.
 
 use crate::cpu::{self, Features};
-use crate::{local_apic, per_cpu};
+use crate::{cmos, local_apic, per_cpu, pit};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 const PIT_HZ: u64 = 1_193_182;
@@ -37,28 +37,18 @@ impl TscSource {
 /// Measures the TSC (unless CPUID states it) and the APIC timer against the PIT. The boot CPU's
 /// local APIC must be enabled.
 pub fn calibrate(features: &Features) -> TscSource {
-    // PIT channel 2, gated through port 0x61, mode 0 (interrupt on terminal count), counting
-    // CALIBRATION_MS down; bit 5 of port 0x61 rises when it reaches zero.
-    let latch = PIT_HZ * CALIBRATION_MS / 1000;
-    // SAFETY: the PIT and port 0x61 belong to the kernel; channel 2 only drives the speaker gate.
-    let (tsc0, tsc1, apic_ticks) = unsafe {
-        let gate = cpu::inb(0x61);
-        cpu::outb(0x61, (gate & !0x02) | 0x01);
-        cpu::outb(0x43, 0xb0);
-        cpu::outb(0x42, latch as u8);
-        cpu::outb(0x42, (latch >> 8) as u8);
-        local_apic::start_free_running();
-        let apic0 = local_apic::timer_current();
-        let tsc0 = cpu::rdtsc();
-        while cpu::inb(0x61) & 0x20 == 0 {
-            core::hint::spin_loop();
-        }
-        let tsc1 = cpu::rdtsc();
-        let apic1 = local_apic::timer_current();
-        local_apic::stop_timer();
-        cpu::outb(0x61, gate);
-        (tsc0, tsc1, apic0.wrapping_sub(apic1))
-    };
+    // The PIT's channel 2 counts CALIBRATION_MS; the TSC and the APIC timer run meanwhile.
+    let latch = (PIT_HZ * CALIBRATION_MS / 1000) as u16;
+    let ((apic0, tsc0), (tsc1, apic1)) = pit::time_channel2(
+        latch,
+        || {
+            local_apic::start_free_running();
+            (local_apic::timer_current(), cpu::rdtsc())
+        },
+        || (cpu::rdtsc(), local_apic::timer_current()),
+    );
+    local_apic::stop_timer();
+    let apic_ticks = apic0.wrapping_sub(apic1);
     let per_second = |delta: u64| delta * 1000 / CALIBRATION_MS;
     APIC_TIMER_HZ.store(per_second(apic_ticks as u64).max(1), Ordering::Relaxed);
     match features.tsc_hz {
@@ -150,12 +140,7 @@ static BOOT_UNIX_NS: AtomicU64 = AtomicU64::new(0);
 
 /// Reads the CMOS RTC (UTC, as QEMU and most firmware keep it) once at boot.
 pub fn read_real_time_clock() {
-    // SAFETY: CMOS index/data ports 0x70/0x71; reading the clock registers has no side effect
-    // beyond selecting the index (NMI stays enabled: bit 7 clear).
-    let read = |reg: u8| unsafe {
-        cpu::outb(0x70, reg);
-        cpu::inb(0x71)
-    };
+    let read = cmos::read;
     // Wait out an update in progress, then read until two reads agree.
     let snapshot = || {
         let mut spins = 0;

@@ -11,6 +11,8 @@
 extern crate alloc;
 
 pub mod acpi_tables;
+#[cfg(target_os = "none")]
+pub mod cmos;
 pub mod cpu;
 #[cfg(target_os = "none")]
 pub mod descriptor_tables;
@@ -26,6 +28,8 @@ pub mod kernel_memory;
 #[cfg(target_os = "none")]
 pub mod local_apic;
 pub mod memory_map;
+#[cfg(target_os = "none")]
+pub mod pit;
 #[cfg(target_os = "none")]
 pub mod random;
 pub mod start_info;
