@@ -74,7 +74,7 @@ pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
         .map_err(|e| alloc::format!("its first process does not fit in its kernel-memory budget: {e}"))?;
     let process =
         Arc::new(Process::new(pid, 0, job.clone(), program.space, program.path, files, root, (pid, pid), charge));
-    let mut regs = empty_frame();
+    let mut regs = TrapFrame::default();
     regs.rip = program.entry;
     regs.rsp = program.rsp;
     let core = job.place_thread().ok_or("a thread limit of 0")?;
@@ -186,12 +186,6 @@ impl KernelMemoryFields {
             .u64("tmp_used_kib", self.tmp.bytes >> 10)
             .u64("tmp_limit_kib", self.tmp.limit >> 10);
     }
-}
-
-/// A frame with every register zero (user segments and flags are set by `Thread::new`).
-pub fn empty_frame() -> TrapFrame {
-    // SAFETY: TrapFrame is plain integers; all-zero is a valid value.
-    unsafe { core::mem::zeroed() }
 }
 
 /// The job's first process has ended: report it and tell the control plane.

@@ -106,7 +106,7 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
     }
     let job = c.process.job.clone();
     let id = job.new_id();
-    let mut regs: TrapFrame = crate::jobs::empty_frame();
+    let mut regs: TrapFrame = TrapFrame::default();
     // SAFETY: TrapFrame is plain integers; copying the caller's frame is a plain copy.
     unsafe { core::ptr::copy_nonoverlapping(c.frame as *const TrapFrame, &mut regs, 1) };
     regs.rax = 0;
@@ -280,7 +280,7 @@ pub fn execve(c: &mut Call) -> SysResult {
         ss: f.ss,
         rflags: 0x202,
         vector: f.vector,
-        ..crate::jobs::empty_frame()
+        ..TrapFrame::default()
     };
     c.full_restore = true;
     c.process.vfork_released.store(true, Ordering::SeqCst);
