@@ -12,7 +12,7 @@ use static_assertions::const_assert_eq;
 
 /// The interrupted context, as the entry stubs leave it on the stack.
 #[repr(C)]
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TrapFrame {
     pub r15: u64,
     pub r14: u64,

@@ -74,9 +74,7 @@ pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
         .map_err(|e| alloc::format!("its first process does not fit in its kernel-memory budget: {e}"))?;
     let process =
         Arc::new(Process::new(pid, 0, job.clone(), program.space, program.path, files, root, (pid, pid), charge));
-    let mut regs = TrapFrame::default();
-    regs.rip = program.entry;
-    regs.rsp = program.rsp;
+    let regs = TrapFrame { rip: program.entry, rsp: program.rsp, ..TrapFrame::default() };
     let core = job.place_thread().ok_or("a thread limit of 0")?;
     let thread = Thread::new(pid, process.clone(), core, &regs).map_err(|e| alloc::format!("thread: {e}"))?;
     process.threads.lock().push(thread.clone());

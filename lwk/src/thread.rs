@@ -103,13 +103,15 @@ impl Thread {
         // Below the frame: the return address for `switch_stacks` and its six saved registers.
         let entry_at = frame_at - 8;
         let saved_rsp = entry_at - 6 * 8;
+        let frame = TrapFrame {
+            cs: USER_CODE as u64,
+            ss: USER_DATA as u64,
+            rflags: USER_RFLAGS,
+            vector: SYSCALL_FRAME,
+            ..user.clone()
+        };
         // SAFETY: the stack was just mapped for this thread and nobody else uses it yet.
         unsafe {
-            let mut frame = core::ptr::read(user);
-            frame.cs = USER_CODE as u64;
-            frame.ss = USER_DATA as u64;
-            frame.rflags = USER_RFLAGS;
-            frame.vector = SYSCALL_FRAME;
             (frame_at as *mut TrapFrame).write(frame);
             (entry_at as *mut u64).write(user_entry::thread_first_entry as *const () as u64);
             core::ptr::write_bytes(saved_rsp as *mut u64, 0, 6);

@@ -106,9 +106,7 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
     }
     let job = c.process.job.clone();
     let id = job.new_id();
-    let mut regs: TrapFrame = TrapFrame::default();
-    // SAFETY: TrapFrame is plain integers; copying the caller's frame is a plain copy.
-    unsafe { core::ptr::copy_nonoverlapping(c.frame as *const TrapFrame, &mut regs, 1) };
+    let mut regs = c.frame.clone();
     regs.rax = 0;
     if a.stack != 0 {
         regs.rsp = a.stack;
