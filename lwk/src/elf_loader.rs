@@ -12,8 +12,8 @@ use goblin::elf::{Elf, ProgramHeader, header, program_header};
 
 /// Where a static-PIE executable is placed (1 GiB aligned, so its segments can use large pages).
 pub const PIE_BASE: u64 = 0x5555_4000_0000;
-/// End of the user half of the address space: the one definition every user-address check uses.
-pub const USER_END: u64 = 0x0000_8000_0000_0000;
+/// End of the user half of the address space (defined with the CPU's registers).
+pub use lwk_hal::cpu::USER_END;
 /// A 4 KiB page, as the page tables define it.
 pub const PAGE: u64 = embedded_vmm::paging::PAGE_4K;
 /// Most bytes of ELF header and program headers the kernel reads before loading (a file whose

@@ -4,7 +4,7 @@
 //! threads sleeping with a deadline (nanosleep, futex timeouts) arm the timer for the earliest.
 //! Threads run in the kernel without preemption (they block or return to user mode).
 
-use crate::cpu::{MSR_FS_BASE, MSR_KERNEL_GS_BASE};
+use crate::cpu::MSR_FS_BASE;
 use crate::interrupt_entry::TrapFrame;
 use crate::thread::{Thread, ThreadState, switch_stacks};
 use crate::vectors::RESCHEDULE_VECTOR;
@@ -245,11 +245,9 @@ pub fn schedule() {
             // live as long as the process, which the thread holds.
             unsafe { per_cpu::load_root(space_root) };
             n.fpu.lock().restore();
-            // SAFETY: FS base and the inactive GS base belong to the thread being switched in.
-            unsafe {
-                cpu::wrmsr(MSR_FS_BASE, n.fs_base.load(Ordering::Relaxed));
-                cpu::wrmsr(MSR_KERNEL_GS_BASE, n.gs_base.load(Ordering::Relaxed));
-            }
+            // The thread's TLS bases (user addresses: what is not is refused when it is set).
+            cpu::set_user_fs_base(n.fs_base.load(Ordering::Relaxed));
+            cpu::set_user_gs_base(n.gs_base.load(Ordering::Relaxed));
             me.kernel_stack_top.store(n.kernel_stack.top, Ordering::Relaxed);
             descriptor_tables::set_kernel_stack(me.tss.load(Ordering::Relaxed), n.kernel_stack.top);
             n.saved_rsp.load(Ordering::Relaxed)

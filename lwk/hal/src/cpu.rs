@@ -4,6 +4,34 @@
 use core::arch::asm;
 use core::arch::x86_64::__cpuid_count;
 
+/// End of the user half of the address space (the canonical lower half of 4-level paging): the
+/// one definition every user-address check uses.
+pub const USER_END: u64 = 0x0000_8000_0000_0000;
+
+/// Loads the running thread's FS base (its TLS). A base outside the user half is refused
+/// (`false`, nothing loaded): WRMSR would fault in the kernel on a non-canonical one, and user
+/// code has no business with a kernel address.
+pub fn set_user_fs_base(base: u64) -> bool {
+    if base >= USER_END {
+        return false;
+    }
+    // SAFETY: a user-half address; FS base matters only to user code (the kernel does not use FS).
+    unsafe { wrmsr(MSR_FS_BASE, base) };
+    true
+}
+
+/// Loads the running thread's inactive GS base, which `swapgs` hands to user mode on the way
+/// back (the active one is the kernel's per-CPU block). Refused as [`set_user_fs_base`].
+pub fn set_user_gs_base(base: u64) -> bool {
+    if base >= USER_END {
+        return false;
+    }
+    // SAFETY: a user-half address into the inactive GS base, which the kernel never uses while
+    // it runs (it swaps the user's out on entry and back in on exit).
+    unsafe { wrmsr(MSR_KERNEL_GS_BASE, base) };
+    true
+}
+
 /// The MSRs the kernel uses, by their architectural numbers (the `x86` crate's).
 pub use x86::msr::{
     IA32_APIC_BASE as MSR_APIC_BASE, IA32_EFER as MSR_EFER, IA32_FMASK as MSR_FMASK, IA32_FS_BASE as MSR_FS_BASE,

@@ -6,7 +6,6 @@ use crate::{per_cpu, random};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use lwk::elf_loader::USER_END;
 use lwk::errno::Errno;
 
 const ARCH_SET_GS: u64 = 0x1001;
@@ -65,17 +64,15 @@ pub fn arch_prctl(c: &mut Call) -> SysResult {
     let [code, addr, ..] = c.args;
     match code {
         ARCH_SET_FS | ARCH_SET_GS => {
-            if addr >= USER_END {
+            let (slot, load): (_, fn(u64) -> bool) = if code == ARCH_SET_FS {
+                (&c.thread.fs_base, crate::cpu::set_user_fs_base)
+            } else {
+                (&c.thread.gs_base, crate::cpu::set_user_gs_base)
+            };
+            if !load(addr) {
                 return Err(Errno::EPERM);
             }
-            let (slot, msr) = if code == ARCH_SET_FS {
-                (&c.thread.fs_base, crate::cpu::MSR_FS_BASE)
-            } else {
-                (&c.thread.gs_base, crate::cpu::MSR_KERNEL_GS_BASE)
-            };
             slot.store(addr, Ordering::Relaxed);
-            // SAFETY: a canonical user address into FS base / the inactive GS base of this thread.
-            unsafe { crate::cpu::wrmsr(msr, addr) };
             Ok(0)
         }
         ARCH_GET_FS | ARCH_GET_GS => {

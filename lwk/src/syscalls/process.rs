@@ -261,11 +261,8 @@ pub fn execve(c: &mut Call) -> SysResult {
     *c.thread.alt_stack.lock() = (0, 0);
     c.thread.fs_base.store(0, Ordering::Relaxed);
     c.thread.gs_base.store(0, Ordering::Relaxed);
-    // SAFETY: clearing FS base and the inactive GS base of this thread.
-    unsafe {
-        crate::cpu::wrmsr(crate::cpu::MSR_FS_BASE, 0);
-        crate::cpu::wrmsr(crate::cpu::MSR_KERNEL_GS_BASE, 0);
-    }
+    crate::cpu::set_user_fs_base(0);
+    crate::cpu::set_user_gs_base(0);
     // The new program starts from a reset FPU state (kept in the thread's own area, so nothing
     // is allocated and nothing of the old program's registers survives).
     crate::fpu_state::load_reset_state();
