@@ -14,28 +14,24 @@ use alloc::vec::Vec;
 use enclave::Account;
 use lwk::errno::Errno;
 use lwk::ram_fs::{FileSystem, Ino, Lookup, NodeKind, ROOT, SHARED_DIR, Walked, WritableUsage, split_parent};
-use lwk::start_info::BootInfo;
 
 static TEMPLATE: spin::Once<FileSystem<'static>> = spin::Once::new();
 
 /// Builds the template from the boot modules (QEMU `-initrd`). Returns the number of archive
 /// entries loaded; a malformed archive is refused whole with the reason (the template then holds
 /// only the built-in nodes).
-pub fn init(boot: &BootInfo) -> Result<usize, String> {
+pub fn init() -> Result<usize, String> {
     let mut fs = FileSystem::new();
     fs.set_clock(|| crate::clock::realtime_ns() / 1_000_000_000);
     let mut loaded = Ok(0);
-    for m in boot.modules() {
-        let virt = match kernel_memory::map_physical(m.start, m.len(), false) {
-            Ok(virt) => virt,
+    for archive in kernel_memory::boot_modules() {
+        let archive = match archive {
+            Ok(archive) => archive,
             Err(e) => {
                 loaded = Err(alloc::format!("{e:?}"));
                 break;
             }
         };
-        // SAFETY: the module's frames were reserved from the allocator at boot and are never
-        // reused or written, so the slice is valid and unchanging for the kernel's lifetime.
-        let archive: &'static [u8] = unsafe { core::slice::from_raw_parts(virt as *const u8, m.len() as usize) };
         match fs.load_initrd(archive) {
             Ok(n) => loaded = loaded.map(|total| total + n),
             Err(e) => {

@@ -168,7 +168,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         }
         None => {}
     }
-    match files::init(&boot) {
+    match files::init() {
         Ok(n) => log::info!(target: "files", "initrd: {n} entries"),
         Err(reason) => {
             log::error!(target: "files", "{reason}");

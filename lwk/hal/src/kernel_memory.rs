@@ -12,9 +12,10 @@
 
 use crate::cpu::{self, Features, IrqMutex};
 use crate::frame_allocator::{FRAME_SIZE, FrameAllocator, FrameError, FrameMetadata, Link};
+use crate::memory_map::Range;
 use crate::memory_map::{E820_RAM, MemoryMap, MemoryMapError, PhysRead};
 use crate::page_table::{self, MapError, PageFlags, PageSizes, TableMemory};
-use crate::start_info::BootInfo;
+use crate::start_info::{BootInfo, MAX_MODULES};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
@@ -122,6 +123,8 @@ static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
 static NEXT_STACK: AtomicU64 = AtomicU64::new(STACKS_BASE);
 static PAGE_SIZES: spin::Once<PageSizes> = spin::Once::new();
 static GLOBAL: AtomicU64 = AtomicU64::new(0);
+/// The boot modules (the initrd), reserved at [`init`]: never reused or written.
+static BOOT_MODULES: spin::Once<([Range; MAX_MODULES], usize)> = spin::Once::new();
 
 /// What memory set-up found.
 #[derive(Clone, Copy, Debug)]
@@ -192,6 +195,11 @@ pub fn init(boot: &BootInfo, features: &Features) -> Result<MemoryReport, Memory
     for m in boot.modules() {
         usable.reserve(m.start & !(FRAME_SIZE - 1), m.end.next_multiple_of(FRAME_SIZE))?;
     }
+    BOOT_MODULES.call_once(|| {
+        let mut modules = [Range::default(); MAX_MODULES];
+        modules[..boot.modules().len()].copy_from_slice(boot.modules());
+        (modules, boot.modules().len())
+    });
     let before = usable.total();
 
     let mut tables = KernelTables { source: TableSource::Boot(&mut usable), view: 0 };
@@ -310,6 +318,22 @@ pub fn free_frames(phys: u64, bytes: u64) -> Result<(), FrameError> {
 /// Free bytes in the frame allocator and its largest free block order.
 pub fn frame_stats() -> (u64, Option<usize>) {
     FRAMES.lock().as_ref().map_or((0, None), |f| (f.free_total(), f.largest_free_order()))
+}
+
+/// The boot modules' bytes (QEMU's `-initrd`), each mapped once: their frames were reserved at
+/// [`init`] and are never reused or written, so the slices live as long as the kernel. A module
+/// that cannot be mapped gives the mapping's error.
+pub fn boot_modules() -> alloc::vec::Vec<Result<&'static [u8], MapError>> {
+    let Some((modules, count)) = BOOT_MODULES.get() else { return alloc::vec::Vec::new() };
+    modules[..*count]
+        .iter()
+        .map(|m| {
+            let virt = map_physical(m.start, m.len(), false)?;
+            // SAFETY: the module's frames were reserved at `init` and are never reused or
+            // written; `map_physical` mapped all `m.len()` bytes at `virt` for good.
+            Ok(unsafe { core::slice::from_raw_parts(virt as *const u8, m.len() as usize) })
+        })
+        .collect()
 }
 
 #[inline]
