@@ -101,11 +101,9 @@ fn reserve_segments(registry: &mut Registry) -> Result<Vec<(String, SegmentMemor
     let mut reserved = Vec::new();
     for (name, bytes) in wanted {
         let align = if bytes >= 1 << 21 { 1 << 21 } else { 4096 };
-        let phys = kernel_memory::alloc_frames(bytes, align).map_err(|_| {
+        let phys = kernel_memory::alloc_zeroed_frames(bytes, align).map_err(|_| {
             alloc::format!("[segment {name}]: no physically contiguous block of {} KiB is free", bytes >> 10)
         })?;
-        // SAFETY: freshly allocated frames, mapped by the direct map, owned by the segment.
-        unsafe { core::ptr::write_bytes(kernel_memory::phys_to_virt(phys) as *mut u8, 0, bytes as usize) };
         let range = enclave::MemRange::new(phys, bytes).ok_or("a segment range wraps")?;
         registry.partition_mut().record_segment_range(&name, range).map_err(|e| e.to_string())?;
         log::info!(target: "enclaves", "segment {name}: {} KiB at {phys:#x}", bytes >> 10);

@@ -39,11 +39,8 @@ pub fn console_waiting() -> bool {
 
 impl VmmHost for LwkHost {
     fn alloc_contiguous(&self, bytes: u64, align: u64) -> Option<HostBlock> {
-        let phys = kernel_memory::alloc_frames(bytes, align).ok()?;
-        let bytes = bytes.next_multiple_of(4096);
-        // SAFETY: the frames were just allocated for the VMM and are mapped in the direct map.
-        unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, bytes as usize) };
-        Some(HostBlock { phys, bytes })
+        let phys = kernel_memory::alloc_zeroed_frames(bytes, align).ok()?;
+        Some(HostBlock { phys, bytes: bytes.next_multiple_of(4096) })
     }
 
     fn free_contiguous(&self, block: HostBlock) {

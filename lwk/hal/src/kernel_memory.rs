@@ -302,6 +302,15 @@ pub fn alloc_frames(bytes: u64, align: u64) -> Result<u64, FrameError> {
     FRAMES.lock().as_mut().ok_or(FrameError::OutOfMemory)?.alloc_bytes(bytes, align)
 }
 
+/// Like [`alloc_frames`], the memory zeroed (no earlier owner's data in it).
+pub fn alloc_zeroed_frames(bytes: u64, align: u64) -> Result<u64, FrameError> {
+    let phys = alloc_frames(bytes, align)?;
+    // SAFETY: the frames were just allocated and belong to nobody else yet; the direct map
+    // covers them.
+    unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, bytes.next_multiple_of(FRAME_SIZE) as usize) };
+    Ok(phys)
+}
+
 /// Zeroes `bytes` at `phys` (frames the caller owns) and gives them back to the allocator: what
 /// an enclave held is scrubbed before anyone else can get it.
 pub fn scrub_and_free(phys: u64, bytes: u64) -> Result<(), FrameError> {
