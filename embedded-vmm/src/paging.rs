@@ -22,9 +22,9 @@ bitflags! {
     }
 }
 
-pub const PAGE_4K: u64 = 1 << 12;
-pub const PAGE_2M: u64 = 1 << 21;
-pub const PAGE_1G: u64 = 1 << 30;
+pub const PAGE_4K: u64 = x86::bits64::paging::BASE_PAGE_SIZE as u64;
+pub const PAGE_2M: u64 = x86::bits64::paging::LARGE_PAGE_SIZE as u64;
+pub const PAGE_1G: u64 = x86::bits64::paging::HUGE_PAGE_SIZE as u64;
 const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 /// Access to page-table frames by physical address.

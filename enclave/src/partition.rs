@@ -17,7 +17,7 @@ use core::fmt;
 /// CPUs a [`CpuSet`] can hold: cores 0 to 4095 (the kernel command line's bound too).
 pub const MAX_CPUS: usize = 4096;
 /// Memory is accounted in whole pages of this size (requests are rounded up).
-pub const PAGE_SIZE: u64 = 4096;
+pub const PAGE_SIZE: u64 = x86::bits64::paging::BASE_PAGE_SIZE as u64;
 /// Even memory shares are rounded down to this (so the LWK can use 2 MiB pages).
 pub const SHARE_ALIGN: u64 = 2 << 20;
 /// Longest device name, in bytes.
