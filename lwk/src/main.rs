@@ -14,8 +14,8 @@ use lwk::{acpi_tables, cmdline, event, frame_allocator, memory_map, page_table, 
 // The hardware layer's modules, at the paths the kernel modules name them by.
 #[cfg(target_os = "none")]
 use lwk_hal::{
-    cmos, cpu, descriptor_tables, fpu_state, io_apic, kernel_heap, kernel_memory, local_apic, pit, random, uart,
-    vectors,
+    cmos, cpu, descriptor_tables, fpu_state, io_apic, kernel_heap, kernel_memory, local_apic, pit, power_off, random,
+    uart, vectors,
 };
 
 /// Declares the modules that only exist in the kernel binary (they touch the hardware).

@@ -39,8 +39,8 @@ fn starts_with(info: &PanicInfo, prefix: &str) -> bool {
 fn panic(info: &PanicInfo) -> ! {
     cpu::disable_interrupts();
     if PANICKING.swap(true, Ordering::SeqCst) {
-        // SAFETY: the debug-exit port; a second panic must not recurse into the console.
-        unsafe { cpu::outb(0xf4, crate::power::DEBUG_EXIT_FAILURE) };
+        // A second panic must not recurse into the console: straight to the debug-exit port.
+        crate::power_off::debug_exit(crate::power_off::DEBUG_EXIT_FAILURE);
         cpu::halt_forever();
     }
     let cpu_index = per_cpu::try_current().map_or(u64::MAX, |c| c.index as u64);

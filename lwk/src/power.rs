@@ -1,17 +1,11 @@
 //! Leaving: a `shutdown` event (preceded by per-CPU interrupt counts), then QEMU's
 //! isa-debug-exit port with distinct success and failure codes when the device is there, and
-//! ACPI S5 through the FADT's PM1 control registers otherwise.
+//! ACPI S5 through the FADT's PM1 control registers otherwise (`power_off`, the hardware side).
 
 use crate::acpi_tables::PowerOff;
+use crate::power_off::{self, DEBUG_EXIT_FAILURE, DEBUG_EXIT_SUCCESS};
 use crate::{cpu, logging, per_cpu};
 use core::sync::atomic::Ordering;
-
-/// isa-debug-exit at port 0xf4: QEMU exits with status `(value << 1) | 1`.
-const DEBUG_EXIT_PORT: u16 = 0xf4;
-pub const DEBUG_EXIT_SUCCESS: u8 = 0x10; // QEMU status 33
-pub const DEBUG_EXIT_FAILURE: u8 = 0x11; // QEMU status 35
-const SLP_EN: u16 = 1 << 13;
-const SCI_EN: u16 = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -61,20 +55,9 @@ pub fn shutdown(status: ExitStatus) -> ! {
         ExitStatus::Success => DEBUG_EXIT_SUCCESS,
         ExitStatus::Failure => DEBUG_EXIT_FAILURE,
     };
-    // SAFETY: port 0xf4 is QEMU's debug-exit device when present and unused otherwise.
-    unsafe { cpu::outb(DEBUG_EXIT_PORT, code) };
+    power_off::debug_exit(code);
     if let Some(p) = ACPI_POWER_OFF.get() {
-        // SAFETY: the FADT names these ports as the chipset's ACPI registers; writing SLP_TYP
-        // with SLP_EN enters S5 (soft off).
-        unsafe {
-            if p.smi_command != 0 && p.acpi_enable != 0 && cpu::inb(p.pm1a_control) as u16 & SCI_EN == 0 {
-                cpu::outb(p.smi_command, p.acpi_enable);
-            }
-            cpu::outw(p.pm1a_control, (p.slp_typ_a as u16) << 10 | SLP_EN);
-            if p.pm1b_control != 0 {
-                cpu::outw(p.pm1b_control, (p.slp_typ_b as u16) << 10 | SLP_EN);
-            }
-        }
+        power_off::acpi_soft_off(p);
     }
     // The power-off takes effect asynchronously; give it time before declaring it failed.
     crate::clock::spin_ns(500_000_000);

@@ -31,6 +31,8 @@ pub mod memory_map;
 #[cfg(target_os = "none")]
 pub mod pit;
 #[cfg(target_os = "none")]
+pub mod power_off;
+#[cfg(target_os = "none")]
 pub mod random;
 pub mod start_info;
 #[cfg(target_os = "none")]
