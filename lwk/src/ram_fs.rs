@@ -942,19 +942,26 @@ impl<'a> FileSystem<'a> {
     }
 
     /// Removes everything in directory `dir`, depth first (a node something holds stays until
-    /// released, as after `unlink`). Returns the bytes the writable part held before.
+    /// released, as after `unlink`). Returns the bytes the writable part held before. The walk
+    /// keeps its path in a list, not on the stack: a job decides how deep its directories go.
     pub fn clear(&mut self, dir: Ino) -> Result<u64, Errno> {
         let held = self.usage.writable_bytes;
-        let mut names = Vec::new();
-        let entries = &self.dir(dir)?.children;
-        names.try_reserve_exact(entries.len()).map_err(|_| Errno::ENOMEM)?;
-        names.extend(entries.iter().map(|(name, &ino)| (name.clone(), ino)));
-        for (name, ino) in names {
-            let is_dir = self.kind(ino)? == NodeKind::Directory;
-            if is_dir {
-                self.clear(ino)?;
+        let mut path = Vec::new();
+        path.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+        path.push(dir);
+        while let Some(&current) = path.last() {
+            let Some((name, child)) = self.dir(current)?.children.iter().next().map(|(n, &i)| (n.clone(), i)) else {
+                path.pop();
+                continue;
+            };
+            match self.dir(child) {
+                Ok(inner) if !inner.children.is_empty() => {
+                    path.try_reserve(1).map_err(|_| Errno::ENOMEM)?;
+                    path.push(child);
+                }
+                Ok(_) => self.remove(current, &name, true)?,
+                Err(_) => self.remove(current, &name, false)?,
             }
-            self.remove(dir, &name, is_dir)?;
         }
         Ok(held)
     }
@@ -1805,6 +1812,22 @@ mod tests {
         assert_eq!(share.read(file, 0, &mut buf), Ok(15), "a held file stays readable");
         share.release(file);
         assert_eq!(share.stat(file).unwrap_err(), Errno::ENOENT);
+        assert_eq!(share.writable_usage().bytes, NODE_BYTES, "only the root is left");
+    }
+
+    /// A tree deeper than any stack could walk by recursion (each level a directory a job made)
+    /// is cleared all the same.
+    #[test]
+    fn a_deep_share_is_cleared_without_recursion() {
+        let account = Arc::new(Account::new(64 << 20));
+        let mut share = FileSystem::share(&account, 64 << 20, || 0).unwrap();
+        let mut dir = ROOT;
+        for _ in 0..50_000 {
+            dir = share.mkdir(dir, "d", 0o755).unwrap();
+        }
+        share.create(dir, "f", 0o644).unwrap();
+        share.clear(ROOT).unwrap();
+        assert_eq!(share.read_dir(ROOT, FIRST_COOKIE).unwrap().map(|e| e.name), None);
         assert_eq!(share.writable_usage().bytes, NODE_BYTES, "only the root is left");
     }
 
