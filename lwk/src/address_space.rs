@@ -11,7 +11,7 @@
 //! account refuses fails with ENOMEM, as one whose memory the job's pool lacks.
 
 use crate::job_memory::JobMemory;
-use crate::kernel_memory::{self, phys_to_virt};
+use crate::kernel_memory::{self, Root};
 use crate::page_table::{self, PageFlags, PageSizes, TableMemory};
 use crate::{clock, cpu, per_cpu, smp};
 use alloc::sync::Arc;
@@ -21,6 +21,7 @@ use enclave::{Account, Charge};
 use lwk::elf_loader::{PAGE, Protection, USER_END};
 use lwk::errno::Errno;
 use lwk::vm_areas::{Area, AreaKind, VmAreas};
+use lwk_hal::lent_memory::{self, NotLent};
 
 const LARGE_PAGES: PageSizes = PageSizes { use_2m: true, use_1g: true };
 /// What one area of the map is charged (its tree node and its description).
@@ -40,7 +41,7 @@ enum Access {
 }
 
 pub struct AddressSpace {
-    root: u64,
+    root: Root,
     pub areas: VmAreas,
     pub memory: Arc<JobMemory>,
     /// The enclave's kernel-memory account, which pays for the page tables.
@@ -177,7 +178,7 @@ impl AddressSpace {
         f(&mut ChargedTables { inner: &mut tables, account: &self.account })
     }
 
-    pub fn root(&self) -> u64 {
+    pub fn root(&self) -> Root {
         self.root
     }
 
@@ -199,7 +200,7 @@ impl AddressSpace {
         let mut tables = ChargedTables { inner: &mut kernel_tables, account: &account };
         let mut released =
             Released { tables: DeferredTables { inner: &mut tables, freed: Vec::new() }, frames: Vec::new() };
-        let result = f(&mut released, self.root);
+        let result = f(&mut released, self.root.phys());
         self.shootdown();
         for &(phys, size) in &released.frames {
             self.memory.free(phys, size);
@@ -216,7 +217,7 @@ impl AddressSpace {
     fn shootdown(&self) {
         flush_tlb();
         let me = per_cpu::current().index;
-        let root = self.root;
+        let root = self.root.phys();
         let pending = Arc::new(AtomicUsize::new(0));
         for &target in self.other_cpus.iter().filter(|&&c| c != me) {
             pending.fetch_add(1, Ordering::AcqRel);
@@ -260,7 +261,7 @@ impl AddressSpace {
         let pieces = self.memory.alloc(len)?;
         let mut at = start;
         for &(phys, plen) in &pieces {
-            let root = self.root;
+            let root = self.root.phys();
             let mapped = self.with_tables(|tables| {
                 page_table::map(tables, root, at, phys, plen, page_flags(protection), LARGE_PAGES)
             });
@@ -300,7 +301,7 @@ impl AddressSpace {
             return Err(Errno::EEXIST);
         }
         self.reserve_areas(1)?;
-        let root = self.root;
+        let root = self.root.phys();
         let mapped = self
             .with_tables(|tables| page_table::map(tables, root, start, phys, len, page_flags(protection), LARGE_PAGES));
         if let Err(e) = mapped {
@@ -380,11 +381,7 @@ impl AddressSpace {
     /// it is not mapped.
     pub fn zero(&self, addr: u64, len: u64) -> Result<(), Errno> {
         let len = usize::try_from(len).map_err(|_| Errno::EFAULT)?;
-        self.each_piece(addr, len, Access::Any, |dst, n, _| {
-            // SAFETY: `dst` is the direct-map address of `n` bytes of a mapped user page, owned
-            // by this address space; no Rust reference to it exists.
-            unsafe { core::ptr::write_bytes(dst as *mut u8, 0, n) };
-        })
+        self.each_piece(addr, len, Access::Any, |phys, n, _| lent_memory::zero(phys, n))
     }
 
     /// Changes the protection of a fully mapped range.
@@ -402,14 +399,14 @@ impl AddressSpace {
         protected
     }
 
-    /// Calls `f(direct-map address, length, bytes done before)` for each piece of
+    /// Calls `f(physical address, length, bytes done before)` for each piece of
     /// `[addr, addr + len)`, checking that every page is mapped and allows `access`.
     fn each_piece(
         &self,
         addr: u64,
         len: usize,
         access: Access,
-        mut f: impl FnMut(u64, usize, usize),
+        mut f: impl FnMut(u64, usize, usize) -> Result<(), NotLent>,
     ) -> Result<(), Errno> {
         let end = addr.checked_add(len as u64).ok_or(Errno::EFAULT)?;
         if end > USER_END {
@@ -419,7 +416,7 @@ impl AddressSpace {
         let mut at = addr;
         let mut done = 0usize;
         while at < end {
-            let t = page_table::translate(&mut tables, self.root, at).ok_or(Errno::EFAULT)?;
+            let t = page_table::translate(&mut tables, self.root.phys(), at).ok_or(Errno::EFAULT)?;
             let allowed = match access {
                 Access::Read => t.flags.contains(PageFlags::USER),
                 Access::Write => t.flags.contains(PageFlags::USER | PageFlags::WRITABLE),
@@ -430,7 +427,7 @@ impl AddressSpace {
             }
             let page_end = (at & !(t.page_size - 1)) + t.page_size;
             let n = (page_end.min(end) - at) as usize;
-            f(phys_to_virt(t.phys), n, done);
+            f(t.phys, n, done).map_err(|NotLent| Errno::EFAULT)?;
             at += n as u64;
             done += n;
         }
@@ -439,10 +436,8 @@ impl AddressSpace {
 
     /// Copies user memory at `addr` into `buf`.
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        self.each_piece(addr, buf.len(), Access::Read, |src, n, done| {
-            // SAFETY: `src` is the direct-map address of `n` bytes of a mapped user page.
-            let s = unsafe { core::slice::from_raw_parts(src as *const u8, n) };
-            buf[done..done + n].copy_from_slice(s);
+        self.each_piece(addr, buf.len(), Access::Read, |phys, n, done| {
+            lent_memory::read(phys, &mut buf[done..done + n])
         })
     }
 
@@ -458,11 +453,7 @@ impl AddressSpace {
     }
 
     fn write_checked(&self, addr: u64, data: &[u8], access: Access) -> Result<(), Errno> {
-        self.each_piece(addr, data.len(), access, |dst, n, done| {
-            // SAFETY: `dst` is the direct-map address of `n` bytes of a mapped user page, owned
-            // by this address space; no Rust reference to it exists.
-            unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), dst as *mut u8, n) };
-        })
+        self.each_piece(addr, data.len(), access, |phys, n, done| lent_memory::write(phys, &data[done..done + n]))
     }
 
     /// A NUL-terminated string from user memory, at most `max` bytes (ENAMETOOLONG beyond).
@@ -517,13 +508,13 @@ impl Drop for AddressSpace {
         if !in_use.is_empty() {
             log::error!("an address space freed while CPUs {in_use:?} still run on it: kept");
             crate::logging::emit("tables_in_use", |e| {
-                e.u64("root", self.root).display("cpus", format_args!("{in_use:?}"));
+                e.u64("root", self.root.phys()).display("cpus", format_args!("{in_use:?}"));
             });
             return;
         }
         self.other_cpus.clear();
         self.unmap_pages(0, USER_END);
-        let root = self.root;
+        let root = self.root.phys();
         self.with_tables(|tables| tables.free_table(root));
     }
 }

@@ -29,6 +29,7 @@ use enclave::{
 use lwk::boot_manifest::{self, ComposeError};
 use lwk::cmdline::{AfterBoot, Options};
 use lwk::job_options::{self, JobsExpect};
+use lwk_hal::lent_memory;
 
 /// Memory the kernel keeps for itself beyond what enclaves may take: page tables, stacks, VMCBs.
 const KERNEL_RESERVE_MIN: u64 = 16 << 20;
@@ -852,11 +853,11 @@ pub fn create(name: &str, words: &[(String, Option<String>)]) -> Result<(), Stri
     // A segment granted anew (nobody else holds it now) holds none of its earlier holders' data.
     for segment in plane.registry.segments().held_only_by(name) {
         if let Some((_, memory)) = plane.segments.iter().find(|(n, _)| *n == segment) {
-            // SAFETY: the segment's block is the segment's for the node's lifetime, mapped by the
-            // direct map; the only enclave granted it was just created and maps nothing yet.
-            unsafe {
-                core::ptr::write_bytes(kernel_memory::phys_to_virt(memory.phys) as *mut u8, 0, memory.bytes as usize)
-            };
+            // The segment's block is lendable RAM, the segment's for the node's lifetime; the
+            // only enclave granted it was just created and maps nothing yet.
+            if lent_memory::zero(memory.phys, memory.bytes as usize).is_err() {
+                return Err(alloc::format!("segment {segment}: its memory could not be scrubbed"));
+            }
             logging::emit("segment_scrubbed", |e| {
                 e.str("segment", &segment).str("enclave", name).u64("bytes", memory.bytes);
             });

@@ -4,10 +4,11 @@
 //! segments are the exception: parent and child map the same segment memory.
 
 use crate::address_space::AddressSpace;
-use crate::kernel_memory::{self, phys_to_virt};
+use crate::kernel_memory;
 use crate::page_table;
 use lwk::errno::Errno;
 use lwk::vm_areas::{Area, AreaKind, VmAreas};
+use lwk_hal::lent_memory::{self, NotLent};
 
 /// A new address space with the same areas and contents as `parent`, whose calling thread's
 /// stack pointer is `rsp`: below it (and its 128-byte red zone) the stack holds nothing live, so
@@ -27,7 +28,7 @@ pub fn duplicate(parent: &AddressSpace, rsp: u64) -> Result<AddressSpace, Errno>
             start
         };
         child.map_anonymous(start, end - start, protection, shared, kind)?;
-        copy_range(parent.root(), child.root(), live_from.max(start), end)?;
+        copy_range(parent.root().phys(), child.root().phys(), live_from.max(start), end)?;
     }
     child.brk_start = parent.brk_start;
     child.brk = parent.brk;
@@ -45,15 +46,7 @@ fn copy_range(from_root: u64, to_root: u64, start: u64, end: u64) -> Result<(), 
         let left_src = src.page_size - (at & (src.page_size - 1));
         let left_dst = dst.page_size - (at & (dst.page_size - 1));
         let n = left_src.min(left_dst).min(end - at);
-        // SAFETY: both ranges are mapped user memory of the two spaces (just translated), seen
-        // through the direct map; they are different frames, so they do not overlap.
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                phys_to_virt(src.phys) as *const u8,
-                phys_to_virt(dst.phys) as *mut u8,
-                n as usize,
-            )
-        };
+        lent_memory::copy(dst.phys, src.phys, n as usize).map_err(|NotLent| Errno::EFAULT)?;
         at += n;
     }
     Ok(())

@@ -62,7 +62,7 @@ pub fn key(process: &Process, addr: u64) -> Result<u64, Errno> {
         return Err(Errno::EINVAL);
     }
     let mut tables = kernel_memory::user_tables();
-    let t = page_table::translate(&mut tables, process.page_table_root(), addr).ok_or(Errno::EFAULT)?;
+    let t = page_table::translate(&mut tables, process.page_table_root().phys(), addr).ok_or(Errno::EFAULT)?;
     if !t.flags.contains(page_table::PageFlags::USER) {
         return Err(Errno::EFAULT);
     }

@@ -6,11 +6,12 @@
 //! give them to anyone else.
 
 use crate::frame_allocator::{FRAME_SIZE, FrameAllocator, order_size};
-use crate::kernel_memory::{self, DirectMapMetadata, phys_to_virt};
+use crate::kernel_memory::{self, DirectMapMetadata};
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use lwk::errno::Errno;
+use lwk_hal::lent_memory;
 
 pub struct JobMemory {
     frames: spin::Mutex<FrameAllocator<DirectMapMetadata<Vec<u8>>>>,
@@ -64,10 +65,11 @@ impl JobMemory {
             }
         }
         drop(frames);
-        for &(phys, l) in &pieces {
-            // SAFETY: the pieces were just taken from this job's pool and are mapped in the
-            // direct map; nobody else holds them.
-            unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, l as usize) };
+        // The pool's blocks are lendable RAM, so zeroing cannot be refused; if it were, the
+        // memory goes back rather than out with an earlier owner's data.
+        if pieces.iter().any(|&(phys, l)| lent_memory::zero(phys, l as usize).is_err()) {
+            pieces.iter().for_each(|&(phys, l)| self.free(phys, l));
+            return Err(Errno::ENOMEM);
         }
         Ok(pieces)
     }

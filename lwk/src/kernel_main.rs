@@ -3,9 +3,8 @@
 
 use crate::acpi_tables::{self, Madt};
 use crate::cmdline::{self, AfterBoot, SelfTest};
-use crate::kernel_memory::{BootIdentityReader, DirectMapReader, Stack};
+use crate::kernel_memory::{BootIdentityReader, DirectMapReader};
 use crate::power::{ExitStatus, shutdown};
-use crate::pvh_entry::{BOOT_STACK, BOOT_STACK_SIZE};
 use crate::start_info::BootInfo;
 use crate::{
     clock, console_commands, cpu, descriptor_tables, enclaves, files, fpu_state, interrupt_entry, io_apic,
@@ -13,9 +12,6 @@ use crate::{
 };
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-
-/// The address the `test=pagefault` self-test reads: mapped by nothing.
-const UNMAPPED_TEST_ADDRESS: u64 = 0xdead000;
 
 /// Reports a boot step that cannot go on and stops with the failure code.
 fn fail(step: &str, reason: impl core::fmt::Display) -> ! {
@@ -37,10 +33,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     let boot = BootInfo::read(&BootIdentityReader, start_info as u64)
         .unwrap_or_else(|e| fail("reading PVH start_info", format_args!("{e:?}")));
     let features = cpu::Features::detect();
-    if features.nx {
-        // SAFETY: NX is supported (CPUID); the kernel's page tables use the NX bit from here on.
-        unsafe { cpu::wrmsr(cpu::MSR_EFER, cpu::rdmsr(cpu::MSR_EFER) | cpu::EFER_NXE) };
-    }
+    cpu::enable_no_execute(&features);
     log::info!(target: "cpu", "x2apic {}, tsc-deadline {}, invariant tsc {}, nx {}, 1g pages {}, svm {}, hypervisor {}",
         features.x2apic,
         features.tsc_deadline,
@@ -109,8 +102,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         clock::apic_timer_hz() / 1000
     );
 
-    let boot_stack = (&raw const BOOT_STACK) as u64;
-    let boot_stack = Stack { bottom: boot_stack, top: boot_stack + BOOT_STACK_SIZE as u64 };
+    let boot_stack = kernel_memory::boot_stack();
     let me = smp::init_boot_cpu(&madt, boot_stack).unwrap_or_else(|e| fail("per-CPU data", e));
     me.tss.store(tss, Ordering::Relaxed);
     match io_apic::init(&madt) {
@@ -154,10 +146,8 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
 
     match options.test {
         Some(SelfTest::PageFault) => {
-            log::info!(target: "selftest", "test=pagefault: reading {UNMAPPED_TEST_ADDRESS:#x}");
-            // SAFETY: deliberately not safe: the address is unmapped, and the page-fault report
-            // is what this self-test checks.
-            let v = unsafe { core::ptr::read_volatile(UNMAPPED_TEST_ADDRESS as *const u64) };
+            log::info!(target: "selftest", "test=pagefault: reading {:#x}", kernel_memory::UNMAPPED);
+            let v = kernel_memory::read_unmapped();
             fail("test=pagefault", format_args!("read {v:#x} from an unmapped address"))
         }
         Some(SelfTest::Panic) => panic!("deliberate panic (test=panic)"),

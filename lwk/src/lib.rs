@@ -3,7 +3,7 @@
 //! `no_std` + `alloc` in the kernel and plain Rust in host tests and fuzz targets; the kernel
 //! binary (`main.rs`) adds everything that touches the hardware.
 #![cfg_attr(not(test), no_std)]
-#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 

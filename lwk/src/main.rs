@@ -3,7 +3,7 @@
 //! On `x86_64-unknown-none` this is the kernel itself, booted through PVH. On the host it is a
 //! stub: the hardware-independent half is the library (`lib.rs`), tested with `cargo test`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
-#![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_code)]
 
 extern crate alloc;
 

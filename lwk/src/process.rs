@@ -6,6 +6,7 @@ use crate::address_space::AddressSpace;
 use crate::files::{EnclaveFiles, Place};
 use crate::futex::FutexTable;
 use crate::job_memory::JobMemory;
+use crate::kernel_memory::{AtomicRoot, Root};
 use crate::open_files::FdTable;
 use crate::thread::Thread;
 use crate::wait_queue::WaitQueue;
@@ -156,7 +157,7 @@ pub struct Process {
     pub sid: AtomicU32,
     pub job: Arc<Job>,
     pub space: spin::Mutex<AddressSpace>,
-    root: AtomicU64,
+    root: AtomicRoot,
     pub exe: spin::Mutex<String>,
     pub files: spin::Mutex<FdTable>,
     /// Working directory (its node is held in its file system while it is the cwd).
@@ -209,7 +210,7 @@ impl Process {
             pgid: AtomicU32::new(group.0),
             sid: AtomicU32::new(group.1),
             job,
-            root: AtomicU64::new(space.root()),
+            root: AtomicRoot::new(space.root()),
             space: spin::Mutex::new(space),
             exe: spin::Mutex::new(exe),
             files: spin::Mutex::new(files),
@@ -232,14 +233,14 @@ impl Process {
 
     /// The page-table root to load when a thread of this process runs (read without the lock:
     /// the scheduler needs it while switching).
-    pub fn page_table_root(&self) -> u64 {
-        self.root.load(Ordering::Relaxed)
+    pub fn page_table_root(&self) -> Root {
+        self.root.load()
     }
 
     /// Installs a new address space (execve); the old one is returned to be dropped.
     pub fn replace_space(&self, space: AddressSpace) -> AddressSpace {
         let mut current = self.space.lock();
-        self.root.store(space.root(), Ordering::Relaxed);
+        self.root.store(space.root());
         core::mem::replace(&mut *current, space)
     }
 }

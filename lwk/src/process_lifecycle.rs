@@ -59,9 +59,9 @@ pub fn kill_process(process: &Arc<Process>, reason: ExitReason) {
 /// The last thread is gone: release what the process holds and tell whoever waits for it.
 fn teardown(process: &Arc<Process>) {
     let job = process.job.clone();
-    if cpu::read_cr3() == process.page_table_root() {
-        // SAFETY: the kernel's own tables map everything this path uses.
-        unsafe { crate::per_cpu::load_root(kernel_memory::kernel_root()) };
+    if cpu::read_cr3() == process.page_table_root().phys() {
+        // The kernel's own tables map everything this path uses.
+        crate::per_cpu::load_root(kernel_memory::kernel_root());
     }
     process.space.lock().release_all();
     process.files.lock().clear();

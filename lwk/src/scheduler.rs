@@ -6,12 +6,13 @@
 
 use crate::cpu::MSR_FS_BASE;
 use crate::interrupt_entry::TrapFrame;
-use crate::thread::{Thread, ThreadState, switch_stacks};
+use crate::thread::{Thread, ThreadState};
 use crate::vectors::RESCHEDULE_VECTOR;
 use crate::{clock, cpu, descriptor_tables, kernel_memory, local_apic, per_cpu};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::sync::Arc;
 use core::sync::atomic::Ordering;
+use lwk_hal::context;
 
 /// Time slice when a core is shared.
 const QUANTUM_NS: u64 = 10_000_000;
@@ -227,43 +228,40 @@ pub fn schedule() {
         (None, None) => return,
         _ => {}
     }
-    let save: *mut u64 = match &prev {
+    let save = match &prev {
         Some(p) => {
             p.fpu.lock().save();
             p.fs_base.store(cpu::rdmsr(MSR_FS_BASE), Ordering::Relaxed);
             if p.state() == ThreadState::Exited {
                 *me.dead.lock() = Some(p.clone());
             }
-            p.saved_rsp.as_ptr()
+            p.saved.slot()
         }
-        None => me.idle_rsp.as_ptr(),
+        None => me.idle.slot(),
     };
     let load = match &next {
         Some(n) => {
             let space_root = n.process.page_table_root();
-            // SAFETY: the process's tables share the kernel half with every address space, and
-            // live as long as the process, which the thread holds.
-            unsafe { per_cpu::load_root(space_root) };
+            // The process's tables live as long as the process, which the thread holds.
+            me.load_root(space_root);
             n.fpu.lock().restore();
             // The thread's TLS bases (user addresses: what is not is refused when it is set).
             cpu::set_user_fs_base(n.fs_base.load(Ordering::Relaxed));
             cpu::set_user_gs_base(n.gs_base.load(Ordering::Relaxed));
-            me.kernel_stack_top.store(n.kernel_stack.top, Ordering::Relaxed);
-            descriptor_tables::set_kernel_stack(me.tss.load(Ordering::Relaxed), n.kernel_stack.top);
-            n.saved_rsp.load(Ordering::Relaxed)
+            me.kernel_stack_top.store(n.kernel_stack.top(), Ordering::Relaxed);
+            descriptor_tables::set_kernel_stack(me.tss.load(Ordering::Relaxed), n.kernel_stack.top());
+            n.saved.target()
         }
         None => {
-            // SAFETY: the kernel's own tables map everything the idle loop uses.
-            unsafe { per_cpu::load_root(kernel_memory::kernel_root()) };
-            me.idle_rsp.load(Ordering::Relaxed)
+            me.load_root(kernel_memory::kernel_root());
+            me.idle.target()
         }
     };
     drop(prev);
     drop(next);
-    // SAFETY: `save` points at the outgoing context's slot, which stays alive (a dead thread is
-    // kept in `me.dead` until the next context drops it); `load` is a stack pointer saved by
-    // `switch_stacks` or prepared by `Thread::new`.
-    unsafe { switch_stacks(save, load) };
+    // The outgoing context's slot stays alive: a dead thread is kept in `me.dead` until the
+    // next context drops it.
+    context::switch(save, load);
     finish_switch();
 }
 

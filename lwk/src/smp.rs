@@ -3,103 +3,25 @@
 //! CPU plus an IPI).
 
 use crate::acpi_tables::Madt;
-use crate::kernel_memory::{self, MemoryError, Stack, alloc_stack, phys_to_virt};
+use crate::kernel_memory::{self, MemoryError, Stack, alloc_stack};
 use crate::per_cpu::{self, PerCpu};
 use crate::vectors::CROSS_CALL_VECTOR;
 use crate::{clock, cpu, descriptor_tables, fpu_state, interrupt_entry, local_apic, scheduler, user_entry};
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, Ordering};
+use lwk_hal::cpu_start::Trampoline;
 
-/// Physical page of the trampoline (its STARTUP vector is this page number) and of the
-/// temporary page tables that identity-map it while the CPU switches to long mode.
-const TRAMPOLINE: u64 = 0x8000;
-const TRAMPOLINE_PML4: u64 = 0x9000;
-const TRAMPOLINE_PDPT: u64 = 0xa000;
-const TRAMPOLINE_PD: u64 = 0xb000;
 pub const KERNEL_STACK_BYTES: u64 = 64 * 1024;
 const START_TIMEOUT_NS: u64 = 1_000_000_000;
-
-global_asm!(
-    r#"
-    .section .ap_trampoline, "a"
-    .code16
-    .global ap_trampoline_start
-ap_trampoline_start:
-    cli
-    cld
-    xorw %ax, %ax
-    movw %ax, %ds
-    movl (ap_mailbox - ap_trampoline_start + 0x8000 + 4), %eax
-    movl %eax, %cr4
-    movl (ap_mailbox - ap_trampoline_start + 0x8000), %eax
-    movl %eax, %cr3
-    movl $0xC0000080, %ecx
-    rdmsr
-    orl (ap_mailbox - ap_trampoline_start + 0x8000 + 8), %eax
-    wrmsr
-    movl $0x80010001, %eax
-    movl %eax, %cr0
-    lgdtl (ap_gdt_pointer - ap_trampoline_start + 0x8000)
-    ljmpl $0x08, $(ap_long_mode - ap_trampoline_start + 0x8000)
-
-    .code64
-ap_long_mode:
-    movw $0x10, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    xorl %eax, %eax
-    movw %ax, %fs
-    movw %ax, %gs
-    movq (ap_mailbox - ap_trampoline_start + 0x8000 + 16), %rsp
-    movq (ap_mailbox - ap_trampoline_start + 0x8000 + 32), %rdi
-    xorl %ebp, %ebp
-    movq (ap_mailbox - ap_trampoline_start + 0x8000 + 24), %rax
-    jmpq *%rax
-
-    .balign 8
-ap_gdt:
-    .quad 0
-    .quad 0x00AF9A000000FFFF
-    .quad 0x00CF92000000FFFF
-ap_gdt_pointer:
-    .word 23
-    .long ap_gdt - ap_trampoline_start + 0x8000
-    .balign 8
-    .global ap_mailbox
-ap_mailbox:
-    .fill 5, 8, 0
-    .global ap_trampoline_end
-ap_trampoline_end:
-    "#,
-    options(att_syntax)
-);
-
-unsafe extern "C" {
-    static ap_trampoline_start: u8;
-    static ap_trampoline_end: u8;
-    static ap_mailbox: u8;
-}
-
-/// What the trampoline reads (at `ap_mailbox`): CR3, CR4, EFER bits, stack, entry, argument.
-#[repr(C)]
-struct Mailbox {
-    cr3: u32,
-    cr4: u32,
-    efer: u32,
-    _pad: u32,
-    stack_top: u64,
-    entry: u64,
-    argument: u64,
-}
 
 pub enum SmpError {
     Memory(MemoryError),
     /// The trampoline pages are not RAM in the memory map.
     NoTrampolineMemory,
+    /// The per-CPU table was already made.
+    Twice,
 }
 
 impl core::fmt::Display for SmpError {
@@ -107,6 +29,7 @@ impl core::fmt::Display for SmpError {
         match self {
             SmpError::Memory(e) => write!(f, "{e}"),
             SmpError::NoTrampolineMemory => write!(f, "no RAM at 0x8000-0xbfff for the start-up trampoline"),
+            SmpError::Twice => write!(f, "the per-CPU table was already made"),
         }
     }
 }
@@ -122,12 +45,12 @@ pub struct SmpReport {
 pub fn init_boot_cpu(madt: &Madt, boot_stack: Stack) -> Result<&'static PerCpu, SmpError> {
     let me = local_apic::id();
     let mut cpus = Vec::new();
-    cpus.push(PerCpu::new(0, me, boot_stack));
+    cpus.push(per_cpu::new(0, me, boot_stack));
     for c in madt.cpus.iter().filter(|c| c.enabled && c.apic_id != me) {
         let stack = alloc_stack(KERNEL_STACK_BYTES).map_err(SmpError::Memory)?;
-        cpus.push(PerCpu::new(cpus.len(), c.apic_id, stack));
+        cpus.push(per_cpu::new(cpus.len(), c.apic_id, stack));
     }
-    let all = per_cpu::set_all(cpus);
+    let all = per_cpu::set_all(cpus).ok_or(SmpError::Twice)?;
     per_cpu::install(&all[0]);
     all[0].online.store(true, Ordering::Release);
     Ok(&all[0])
@@ -138,46 +61,14 @@ pub fn start_application_processors(ram_below_1m: bool, features: &cpu::Features
     if !ram_below_1m {
         return Err(SmpError::NoTrampolineMemory);
     }
-    let start = (&raw const ap_trampoline_start) as u64;
-    let len = (&raw const ap_trampoline_end) as u64 - start;
-    let mailbox_offset = (&raw const ap_mailbox) as u64 - start;
-    // SAFETY: the first MiB is reserved from the frame allocator and mapped in the direct map;
-    // the trampoline and its tables use pages 0x8000-0xbfff there, which nothing else uses.
-    unsafe {
-        core::ptr::copy_nonoverlapping(start as *const u8, phys_to_virt(TRAMPOLINE) as *mut u8, len as usize);
-        let pml4 = &mut *(phys_to_virt(TRAMPOLINE_PML4) as *mut [u64; 512]);
-        let kernel = &*(phys_to_virt(kernel_memory::kernel_root()) as *const [u64; 512]);
-        pml4.fill(0);
-        pml4[256..].copy_from_slice(&kernel[256..]);
-        pml4[0] = TRAMPOLINE_PDPT | 0x3;
-        let pdpt = &mut *(phys_to_virt(TRAMPOLINE_PDPT) as *mut [u64; 512]);
-        pdpt.fill(0);
-        pdpt[0] = TRAMPOLINE_PD | 0x3;
-        let pd = &mut *(phys_to_virt(TRAMPOLINE_PD) as *mut [u64; 512]);
-        pd.fill(0);
-        pd[0] = 0x83; // the first 2 MiB, identity
-    }
-    let mailbox = phys_to_virt(TRAMPOLINE + mailbox_offset) as *mut Mailbox;
+    let trampoline = Trampoline::install();
     let mut report = SmpReport { started: 0, failed: Vec::new() };
     for cpu in per_cpu::all().iter().skip(1) {
-        let efer = (1 << 8) | if features.nx { cpu::EFER_NXE as u32 } else { 0 };
-        // SAFETY: the mailbox is inside the trampoline copy; the previous AP has finished with it
-        // (it reads the mailbox before it reports itself online).
-        unsafe {
-            mailbox.write_volatile(Mailbox {
-                cr3: TRAMPOLINE_PML4 as u32,
-                cr4: cpu::read_cr4() as u32,
-                efer,
-                _pad: 0,
-                stack_top: cpu.stack.top,
-                entry: ap_entry as *const () as u64,
-                argument: cpu as *const PerCpu as u64,
-            })
-        };
+        trampoline.post(cpu, features.nx, ap_entry);
         local_apic::send_init(cpu.apic_id);
         clock::spin_ns(10_000_000);
         for _ in 0..2 {
-            local_apic::send_startup(cpu.apic_id, (TRAMPOLINE >> 12) as u8);
+            local_apic::send_startup(cpu.apic_id, trampoline.startup_vector());
             let deadline = clock::uptime_ns() + START_TIMEOUT_NS / 2;
             while !cpu.online.load(Ordering::Acquire) && clock::uptime_ns() < deadline {
                 core::hint::spin_loop();
@@ -198,8 +89,8 @@ pub fn start_application_processors(ram_below_1m: bool, features: &cpu::Features
 
 /// First Rust code on an application processor.
 extern "C" fn ap_entry(cpu: &'static PerCpu) -> ! {
-    // SAFETY: the kernel's tables map everything the trampoline tables map in the upper half.
-    unsafe { cpu::write_cr3(kernel_memory::kernel_root()) };
+    // The kernel's tables map everything the trampoline's map in the upper half.
+    cpu.load_root(kernel_memory::kernel_root());
     let tss = match descriptor_tables::init_this_cpu() {
         Ok(tss) => tss,
         Err(e) => {

@@ -6,12 +6,12 @@ use crate::fpu_state::FpuState;
 use crate::interrupt_entry::TrapFrame;
 use crate::kernel_memory::{self, MemoryError, Stack};
 use crate::process::{ExitReason, Process};
-use crate::user_entry::{self, SYSCALL_FRAME, USER_RFLAGS};
+use crate::user_entry::{SYSCALL_FRAME, USER_RFLAGS};
 use alloc::sync::Arc;
-use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use enclave::Charge;
 use lwk::job_options::THREAD_KERNEL_BYTES;
+use lwk_hal::context::SavedContext;
 
 pub const KERNEL_STACK_BYTES: u64 = 32 * 1024;
 
@@ -28,8 +28,8 @@ pub struct Thread {
     pub tid: u32,
     pub process: Arc<Process>,
     pub kernel_stack: Stack,
-    /// Kernel RSP while switched out (see `switch_stacks`).
-    pub saved_rsp: AtomicU64,
+    /// Its kernel context while switched out.
+    pub saved: SavedContext,
     pub fs_base: AtomicU64,
     pub gs_base: AtomicU64,
     pub fpu: spin::Mutex<FpuState>,
@@ -99,28 +99,21 @@ impl Thread {
             kernel_memory::free_stack(kernel_stack);
             return Err(out_of_memory);
         };
-        let frame_at = kernel_stack.top - size_of::<TrapFrame>() as u64;
-        // Below the frame: the return address for `switch_stacks` and its six saved registers.
-        let entry_at = frame_at - 8;
-        let saved_rsp = entry_at - 6 * 8;
-        let frame = TrapFrame {
-            cs: USER_CODE as u64,
-            ss: USER_DATA as u64,
-            rflags: USER_RFLAGS,
-            vector: SYSCALL_FRAME,
-            ..user.clone()
-        };
-        // SAFETY: the stack was just mapped for this thread and nobody else uses it yet.
-        unsafe {
-            (frame_at as *mut TrapFrame).write(frame);
-            (entry_at as *mut u64).write(user_entry::thread_first_entry as *const () as u64);
-            core::ptr::write_bytes(saved_rsp as *mut u64, 0, 6);
-        }
+        let saved = SavedContext::first(
+            &kernel_stack,
+            TrapFrame {
+                cs: USER_CODE as u64,
+                ss: USER_DATA as u64,
+                rflags: USER_RFLAGS,
+                vector: SYSCALL_FRAME,
+                ..user.clone()
+            },
+        );
         Ok(Arc::new(Thread {
             tid,
             process,
             kernel_stack,
-            saved_rsp: AtomicU64::new(saved_rsp),
+            saved,
             fs_base: AtomicU64::new(0),
             gs_base: AtomicU64::new(0),
             fpu: spin::Mutex::new(fpu),
@@ -188,34 +181,4 @@ impl Drop for Thread {
     fn drop(&mut self) {
         kernel_memory::free_stack(self.kernel_stack);
     }
-}
-
-global_asm!(
-    r#"
-    .section .text.switch_stacks, "ax"
-    .global switch_stacks
-switch_stacks:
-    pushq %rbp
-    pushq %rbx
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    movq %rsp, (%rdi)
-    movq %rsi, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %rbx
-    popq %rbp
-    ret
-    "#,
-    options(att_syntax)
-);
-
-unsafe extern "C" {
-    /// Saves the callee-saved registers and RSP into `*save`, loads RSP from `load` and returns
-    /// into the context saved there.
-    pub fn switch_stacks(save: *mut u64, load: u64);
 }

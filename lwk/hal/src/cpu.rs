@@ -41,6 +41,15 @@ pub use x86::msr::{
 
 pub const EFER_NXE: u64 = 1 << 11;
 
+/// Turns on no-execute pages (EFER.NXE) if the CPU has them; the kernel's page tables use the
+/// NX bit from then on.
+pub fn enable_no_execute(features: &Features) {
+    if features.nx {
+        // SAFETY: NX is supported (CPUID); setting NXE only makes the NX bit meaningful.
+        unsafe { wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE) };
+    }
+}
+
 /// CPU features the kernel cares about, read once with CPUID.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Features {

@@ -40,7 +40,7 @@ pub fn init_this_cpu() -> Result<u64, MemoryError> {
     let mut tss = TaskStateSegment::new();
     for ist in [IST_NMI, IST_DOUBLE_FAULT, IST_MACHINE_CHECK] {
         let stack = alloc_stack(IST_STACK_BYTES)?;
-        tss.interrupt_stack_table[ist as usize - 1] = VirtAddr::new(stack.top);
+        tss.interrupt_stack_table[ist as usize - 1] = VirtAddr::new(stack.top());
     }
     let tss: &'static mut TaskStateSegment = Box::leak(Box::new(tss));
     let tss_address = tss as *mut TaskStateSegment as u64;

@@ -239,6 +239,7 @@ pub fn init(boot: &BootInfo, features: &Features) -> Result<MemoryReport, Memory
     }
     let free_bytes = allocator.free_total();
     *FRAMES.lock() = Some(allocator);
+    crate::lent_memory::set_lendable(1 << 20, usable.end(), (kstart, kend));
     // Every upper-half slot the kernel uses gets its PDPT now, so the kernel half that user
     // address spaces copy at creation never misses a later kernel mapping.
     let direct_end = phys_to_virt(usable.end().max(1 << 32) - 1);
@@ -256,15 +257,47 @@ fn pml4_slot(virt: u64) -> usize {
     ((virt >> 39) & 0x1ff) as usize
 }
 
+/// A page-table root that maps the kernel half as every address space does: the kernel's own
+/// or a user space's (only this module makes one), so it can be loaded into CR3 safely
+/// (`per_cpu::PerCpu::load_root`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Root(u64);
+
+impl Root {
+    /// The root table's physical address (what page-table walks start from).
+    #[inline]
+    pub fn phys(self) -> u64 {
+        self.0
+    }
+}
+
+/// A [`Root`] that changes (a process's, on `execve`), read without a lock.
+pub struct AtomicRoot(AtomicU64);
+
+impl AtomicRoot {
+    pub fn new(root: Root) -> Self {
+        AtomicRoot(AtomicU64::new(root.0))
+    }
+
+    #[inline]
+    pub fn load(&self) -> Root {
+        Root(self.0.load(Ordering::Relaxed))
+    }
+
+    pub fn store(&self, root: Root) {
+        self.0.store(root.0, Ordering::Relaxed)
+    }
+}
+
 /// A new top-level table for a user address space: the lower half empty, the kernel half shared.
-pub fn new_user_root() -> Result<u64, FrameError> {
+pub fn new_user_root() -> Result<Root, FrameError> {
     let root = alloc_frames(FRAME_SIZE, FRAME_SIZE)?;
     let mut tables = KernelTables { source: TableSource::Frames, view: DIRECT_MAP_BASE };
-    let kernel = *tables.table(kernel_root());
+    let kernel = *tables.table(kernel_root().0);
     let user = tables.table(root);
     user[..256].fill(0);
     user[256..].copy_from_slice(&kernel[256..]);
-    Ok(root)
+    Ok(Root(root))
 }
 
 /// Page-table access for user address spaces (tables from the kernel's frame allocator).
@@ -345,21 +378,33 @@ pub fn boot_modules() -> alloc::vec::Vec<Result<&'static [u8], MapError>> {
         .collect()
 }
 
+/// An address no kernel table maps (the lower half is the user's, empty in the kernel's own
+/// tables and never mapped this low in a job's).
+pub const UNMAPPED: u64 = 0xdead000;
+
+/// Reads [`UNMAPPED`]: the page fault the kernel's self-test (`test=pagefault`) reports. The
+/// fault handler ends the kernel, so this only returns if the address was mapped after all.
+pub fn read_unmapped() -> u64 {
+    // SAFETY: reading an unmapped address raises a page fault, which the kernel treats as fatal
+    // and reports; no memory is read or written. Were it mapped, a read of a u64 is harmless.
+    unsafe { core::ptr::read_volatile(UNMAPPED as *const u64) }
+}
+
 #[inline]
-pub fn kernel_root() -> u64 {
-    KERNEL_ROOT.load(Ordering::Relaxed)
+pub fn kernel_root() -> Root {
+    Root(KERNEL_ROOT.load(Ordering::Relaxed))
 }
 
 fn map_kernel(virt: u64, phys: u64, len: u64, flags: PageFlags, sizes: PageSizes) -> Result<(), MapError> {
     let _guard = KERNEL_TABLES.lock();
     let mut tables = KernelTables { source: TableSource::Frames, view: DIRECT_MAP_BASE };
-    page_table::map(&mut tables, kernel_root(), virt, phys, len, flags, sizes)
+    page_table::map(&mut tables, kernel_root().0, virt, phys, len, flags, sizes)
 }
 
 fn translate_kernel(virt: u64) -> Option<page_table::Translation> {
     let _guard = KERNEL_TABLES.lock();
     let mut tables = KernelTables { source: TableSource::Frames, view: DIRECT_MAP_BASE };
-    page_table::translate(&mut tables, kernel_root(), virt)
+    page_table::translate(&mut tables, kernel_root().0, virt)
 }
 
 /// Makes `[phys, phys + len)` reachable in the direct map, page by page where it is not yet
@@ -383,11 +428,48 @@ pub fn map_physical(phys: u64, len: u64, uncached: bool) -> Result<u64, MapError
     Ok(phys_to_virt(phys))
 }
 
-/// A kernel stack: `[bottom, top)`, with an unmapped guard page below `bottom`.
+/// A kernel stack: `[bottom, top)`, with an unmapped guard page below `bottom`. Only this
+/// module makes one (a mapped stack, or the boot CPU's).
 #[derive(Clone, Copy, Debug)]
 pub struct Stack {
-    pub bottom: u64,
-    pub top: u64,
+    bottom: u64,
+    top: u64,
+}
+
+impl Stack {
+    #[inline]
+    pub fn top(&self) -> u64 {
+        self.top
+    }
+
+    #[inline]
+    pub fn bottom(&self) -> u64 {
+        self.bottom
+    }
+
+    /// The 8-byte word at `at` if it lies inside the stack (a backtrace's walk). The stack
+    /// must not have been freed: a freed stack is unmapped, and reading it faults.
+    pub fn word(&self, at: u64) -> Option<u64> {
+        let inside = at.is_multiple_of(8) && at >= self.bottom && at.checked_add(8).is_some_and(|end| end <= self.top);
+        // SAFETY: an aligned word inside the stack's mapped range (checked).
+        inside.then(|| unsafe { (at as *const u64).read_volatile() })
+    }
+}
+
+/// Bytes of the boot CPU's stack.
+pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+
+#[repr(C, align(16))]
+pub struct BootStack([u8; BOOT_STACK_SIZE]);
+
+/// The boot CPU's stack, in `.bss` (zeroed by the entry code before it is used); the PVH entry
+/// switches to it.
+pub static mut BOOT_STACK: BootStack = BootStack([0; BOOT_STACK_SIZE]);
+
+/// The boot CPU's stack as a [`Stack`].
+pub fn boot_stack() -> Stack {
+    let bottom = (&raw const BOOT_STACK) as u64;
+    Stack { bottom, top: bottom + BOOT_STACK_SIZE as u64 }
 }
 
 /// Kernel stacks unmapped whose addresses other CPUs may still translate: kernel pages are
@@ -465,7 +547,7 @@ pub fn free_stack(stack: Stack) {
         let mut release = |phys, size| {
             let _ = free_frames(phys, size);
         };
-        let _ = page_table::unmap(&mut tables, kernel_root(), stack.bottom, stack.top - stack.bottom, &mut release);
+        let _ = page_table::unmap(&mut tables, kernel_root().0, stack.bottom, stack.top - stack.bottom, &mut release);
     }
     RETIRED_STACKS.lock().push(stack);
 }

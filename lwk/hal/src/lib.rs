@@ -1,10 +1,12 @@
-//! The LWK's hardware layer: the one crate of the kernel where `unsafe` lives (CPU registers,
-//! MSRs, port I/O, interrupt control, descriptor tables, the I/O APIC, kernel memory and the
-//! heap, the XSAVE areas, the hardware random number), each block with its SAFETY comment,
-//! behind APIs the rest of the kernel uses safely, and the parsers of what firmware and the
-//! boot loader hand over (ACPI tables, the memory map, PVH start info). The kernel's modules move here one at a time
-//! (`docs/architecture.md`, the architecture plan's step 3); the kernel crate names each one at
-//! its old path (`crate::cpu`), so callers do not change.
+//! The LWK's hardware layer: the one crate of the kernel where `unsafe` lives, each block with
+//! its SAFETY comment, behind APIs the rest of the kernel (`#![deny(unsafe_code)]`) uses
+//! safely: CPU registers, MSRs, port I/O and interrupt control; descriptor tables, interrupt
+//! and `syscall` entry, the context switch, the PVH entry and the start of the other CPUs;
+//! per-CPU storage; the local and I/O APIC, PIT, CMOS, the serial port, power-off; kernel
+//! memory (frames, the direct map, stacks, page-table roots), memory lent to jobs and
+//! segments, and the heap; the XSAVE areas; the hardware random number. It also holds the
+//! parsers of what firmware and the boot loader hand over (ACPI tables, the memory map, PVH
+//! start info). The kernel names most modules at their old paths (`crate::cpu`).
 #![cfg_attr(not(test), no_std)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -13,7 +15,11 @@ extern crate alloc;
 pub mod acpi_tables;
 #[cfg(target_os = "none")]
 pub mod cmos;
+#[cfg(target_os = "none")]
+pub mod context;
 pub mod cpu;
+#[cfg(target_os = "none")]
+pub mod cpu_start;
 #[cfg(target_os = "none")]
 pub mod descriptor_tables;
 pub mod fpu_state;
@@ -26,15 +32,25 @@ pub mod kernel_heap;
 #[cfg(target_os = "none")]
 pub mod kernel_memory;
 #[cfg(target_os = "none")]
+pub mod lent_memory;
+#[cfg(target_os = "none")]
 pub mod local_apic;
 pub mod memory_map;
+#[cfg(target_os = "none")]
+pub mod per_cpu;
 #[cfg(target_os = "none")]
 pub mod pit;
 #[cfg(target_os = "none")]
 pub mod power_off;
 #[cfg(target_os = "none")]
+mod pvh_entry;
+#[cfg(target_os = "none")]
 pub mod random;
 pub mod start_info;
+#[cfg(target_os = "none")]
+pub mod syscall_entry;
+#[cfg(target_os = "none")]
+pub mod trap;
 #[cfg(target_os = "none")]
 pub mod uart;
 pub mod vectors;

@@ -10,6 +10,7 @@ use crate::page_table;
 use crate::process::Process;
 use core::sync::atomic::{AtomicU32, Ordering};
 use lwk::errno::Errno;
+use lwk_hal::lent_memory;
 
 const FUTEX_WAIT: u64 = 0;
 const FUTEX_WAKE: u64 = 1;
@@ -27,14 +28,13 @@ fn user_atomic(process: &Process, addr: u64) -> Result<&'static AtomicU32, Errno
         return Err(Errno::EINVAL);
     }
     let mut tables = kernel_memory::user_tables();
-    let t = page_table::translate(&mut tables, process.page_table_root(), addr).ok_or(Errno::EFAULT)?;
+    let t = page_table::translate(&mut tables, process.page_table_root().phys(), addr).ok_or(Errno::EFAULT)?;
     if !t.flags.contains(page_table::PageFlags::USER | page_table::PageFlags::WRITABLE) {
         return Err(Errno::EFAULT);
     }
-    // SAFETY: a 4-byte aligned word of mapped, user-writable memory of this process, seen
-    // through the direct map; user code accesses it atomically too. The frame stays mapped while
-    // the caller (a thread of the process, in a system call) uses it.
-    Ok(unsafe { AtomicU32::from_ptr(kernel_memory::phys_to_virt(t.phys) as *mut u32) })
+    // Mapped, user-writable memory of this process: it stays mapped while the caller (a thread of
+    // the process, in a system call) uses it.
+    lent_memory::atomic_u32(t.phys).map_err(|_| Errno::EFAULT)
 }
 
 fn read_word(process: &Process, addr: u64) -> Result<u32, Errno> {

@@ -241,8 +241,8 @@ pub fn execve(c: &mut Call) -> SysResult {
     drop(others);
     let alone = wait_for_other_threads(c.process);
     let old = c.process.replace_space(program.space);
-    // SAFETY: the new tables share the kernel half; this thread now runs the new program.
-    unsafe { crate::per_cpu::load_root(c.process.page_table_root()) };
+    // This thread now runs the new program.
+    crate::per_cpu::load_root(c.process.page_table_root());
     if alone {
         drop(old);
     } else {
