@@ -35,9 +35,10 @@
 //! (unknown segments, overlapping cores) run only once every section is well formed. The checks
 //! against the node itself (cores that exist, enough memory) are [`NodeManifest::plan`]'s.
 //!
-//! The kernel command line's `job=...` / `vm=NAME ...` forms are one-enclave manifests:
-//! [`EnclaveSpec::job`] and [`EnclaveSpec::vm`] with the same defaults, then
-//! [`NodeManifest::from_specs`], which checks exactly what parsing checks.
+//! The kernel command line's `job=...` / `vm=NAME ...` forms are one-enclave sections: the LWK
+//! writes them after the file's text and parses the whole. Specs built in code
+//! ([`EnclaveSpec::job`] and [`EnclaveSpec::vm`], with the same defaults as a section) are
+//! checked by [`NodeManifest::from_specs`], which checks exactly what parsing checks.
 
 use crate::health::{Duration, DurationError, Heartbeat, parse_duration};
 use crate::isolation::{Policy, UnknownPolicy};
@@ -60,7 +61,7 @@ pub const MAX_LINE: usize = 4096;
 pub const MAX_SECTIONS: usize = 256;
 /// Most errors reported for one manifest.
 pub const MAX_ERRORS: usize = 20;
-/// A VM's memory when it names none (the command line's `vm.mem=` default).
+/// A VM's memory when it names none (`memory`, the command line's `vm.mem=`).
 pub const DEFAULT_VM_MEMORY: u64 = 256 << 20;
 /// Most live threads a job may be given (`threads`).
 pub const MAX_JOB_THREADS: u32 = 1 << 16;
@@ -161,13 +162,13 @@ pub struct EnclaveSpec {
 }
 
 impl EnclaveSpec {
-    /// A job with the command line's defaults: no arguments, an even share of the free cores and
-    /// of the free memory, `strict`.
+    /// A job with a section's defaults: no arguments, an even share of the free cores and of the
+    /// free memory, `strict`.
     pub fn job(name: &str, program: &str) -> Self {
         Self::new(name, Image::Job { program: program.into(), args: Vec::new(), env: Vec::new() })
     }
 
-    /// A VM with the command line's defaults: one free core (the highest), 256 MiB, `strict`.
+    /// A VM with a section's defaults: one free core (the highest), 256 MiB, `strict`.
     pub fn vm(name: &str, kernel: &str) -> Self {
         Self::new(name, Image::Vm { kernel: kernel.into(), initrd: None, cmdline: String::new() })
     }
@@ -879,8 +880,8 @@ impl NodeManifest {
         Self::from_specs(manifest.enclaves, manifest.segments)
     }
 
-    /// Checks specs built in code (the command line's shorthands, a console `create`) exactly as
-    /// parsing checks a file; errors carry lines only for specs that came from a file.
+    /// Checks specs built in code (an enclave added by `Registry::create`) exactly as parsing
+    /// checks a file; errors carry lines only for specs that came from a file.
     pub fn from_specs(enclaves: Vec<EnclaveSpec>, segments: Vec<SegmentSpec>) -> Result<Self, ManifestErrors> {
         let mut errors = Errors::default();
         check_segments(&segments, &mut errors);
@@ -902,11 +903,6 @@ impl NodeManifest {
         }
         errors.finish()?;
         Ok(Self { enclaves, segments })
-    }
-
-    /// A manifest of one enclave (the command line's `job=` or `vm=NAME`).
-    pub fn single(spec: EnclaveSpec) -> Result<Self, ManifestErrors> {
-        Self::from_specs(alloc::vec![spec], Vec::new())
     }
 
     pub fn enclave(&self, name: &str) -> Option<&EnclaveSpec> {
