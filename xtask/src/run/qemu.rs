@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-pub const QEMU: &str = "qemu-system-x86_64";
+use crate::host::prerequisites::QEMU;
+
 pub const QEMU_MACHINE: &str = "q35";
 pub const QEMU_CPU: &str = "max";
 
