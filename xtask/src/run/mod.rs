@@ -25,7 +25,7 @@ pub struct RunArgs {
     /// Number of CPUs
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     smp: u32,
-    /// Guest memory: MiB with an optional M or G suffix
+    /// Guest memory: a size in whole MiB (512M, 2G; a bare number is MiB)
     #[arg(long, default_value = "1G")]
     mem: MemSize,
     /// Kernel command line
