@@ -217,12 +217,12 @@ fn apply(options: &mut Options, key: &str, value: Option<&str>) -> Result<(), St
     Ok(())
 }
 
-/// Splits into `(key, value)` words in the manifest's word grammar (`enclave::manifest`): spaces
+/// Splits into `(key, value)` words in the manifest's word grammar (`enclave::values`): spaces
 /// separate, double or single quotes group anywhere in a word (`vm.cmdline="console=ttyS0 quiet"`);
 /// a word's first `=` ends its key. A quote left open is an error, and gives no words. (The
 /// console's `create` splits its words the same way.)
 pub fn split_words(cmdline: &str) -> Result<Vec<(String, Option<String>)>, String> {
-    let words = enclave::manifest::split_words(cmdline).map_err(|e| e.to_string())?;
+    let words = enclave::values::split_words(cmdline).map_err(|e| e.to_string())?;
     Ok(words
         .into_iter()
         .map(|w| match w.split_once('=') {

@@ -1,5 +1,6 @@
 use super::*;
-use crate::partition::{MAX_CPUS, Node};
+use crate::partition::Node;
+use crate::values::MAX_CPUS;
 use alloc::format;
 use alloc::vec;
 
@@ -122,24 +123,6 @@ fn syntax_variants() {
     // Empty args and env are allowed.
     let m = parse("[enclave j]\nkind=job\nprogram=/p\nargs=\nenv=\n").unwrap();
     assert_eq!(m.enclaves[0], EnclaveSpec::job("j", "/p"));
-}
-
-#[test]
-fn words_split_and_join() {
-    let w = |s: &str| split_words(s).unwrap();
-    assert_eq!(w("a  b\tc"), ["a", "b", "c"]);
-    assert_eq!(w("'a b' \"c d\" e'f g'h"), ["a b", "c d", "ef gh"]);
-    assert_eq!(w("'it'\"'\"'s'"), ["it's"]);
-    assert_eq!(w("'' \"\""), ["", ""]);
-    assert_eq!(w(""), Vec::<String>::new());
-    assert_eq!(split_words("'open"), Err(ValueError::UnterminatedQuote));
-    assert_eq!(split_words("\"open"), Err(ValueError::UnterminatedQuote));
-    for words in [
-        vec!["plain".to_string(), "with space".into(), "it's".into(), "say \"hi\"".into(), String::new(), "''".into()],
-        vec!["\t".into(), "a'b\"c".into(), "é ü".into()],
-    ] {
-        assert_eq!(split_words(&join_words(&words)).unwrap(), words, "{}", join_words(&words));
-    }
 }
 
 #[test]

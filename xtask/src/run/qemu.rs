@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use enclave::partition::parse_size;
+use enclave::values::parse_size;
 
 use crate::host::prerequisites::QEMU;
 
@@ -44,7 +44,7 @@ pub struct MemSize {
 impl FromStr for MemSize {
     type Err = String;
 
-    /// A size as a manifest writes it (`enclave::partition::parse_size`: `512M`, `1G`, ...) of
+    /// A size as a manifest writes it (`enclave::values::parse_size`: `512M`, `1G`, ...) of
     /// whole MiB, or a bare number of MiB (as QEMU reads one).
     fn from_str(text: &str) -> Result<Self, String> {
         let bare = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
