@@ -11,7 +11,7 @@
 //! recovery); [`Monitor::next_deadline`] tells the control core when to look next, so it can
 //! sleep on a one-shot timer instead of polling.
 
-use crate::partition::shorten;
+use crate::values::shorten;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;

@@ -73,7 +73,7 @@ pub struct UnknownPolicy(pub String);
 
 impl fmt::Display for UnknownPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` is not an isolation policy (strict, shared or node)", crate::partition::shorten(&self.0))
+        write!(f, "`{}` is not an isolation policy (strict, shared or node)", crate::values::shorten(&self.0))
     }
 }
 

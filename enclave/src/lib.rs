@@ -20,15 +20,17 @@ pub mod manifest;
 pub mod partition;
 pub mod registry;
 pub mod segments;
+pub mod values;
 
 pub use health::{HealthEvent, Monitor, ThreadSample};
 pub use isolation::{Policy, Reach, Zone};
 pub use kernel_budget::{Account, Charge, OverBudget};
 pub use lifecycle::{Event, IllegalTransition, State};
 pub use manifest::{EnclaveSpec, Image, Kind, ManifestError, ManifestErrors, NodeManifest, SegmentSpec};
-pub use partition::{Assignment, CoreRequest, CpuSet, MemRange, MemoryRequest, Node, Partition, PartitionError};
+pub use partition::{Assignment, CoreRequest, MemRange, MemoryRequest, Node, Partition, PartitionError};
 pub use registry::{Outcome, Record, Registry, RegistryError};
 pub use segments::{Access, SegmentError, SegmentTable};
+pub use values::CpuSet;
 
 /// Longest enclave or segment name, in bytes.
 pub const MAX_NAME: usize = 64;

@@ -35,17 +35,19 @@
 //! (unknown segments, overlapping cores) run only once every section is well formed. The checks
 //! against the node itself (cores that exist, enough memory) are [`NodeManifest::plan`]'s.
 //!
-//! The kernel command line's `job=...` / `vm=NAME ...` forms are one-enclave manifests:
-//! [`EnclaveSpec::job`] and [`EnclaveSpec::vm`] with the same defaults, then
-//! [`NodeManifest::from_specs`], which checks exactly what parsing checks.
+//! The kernel command line's `job=...` / `vm=NAME ...` forms are one-enclave sections: the LWK
+//! writes them after the file's text and parses the whole. Specs built in code
+//! ([`EnclaveSpec::job`] and [`EnclaveSpec::vm`], with the same defaults as a section) are
+//! checked by [`NodeManifest::from_specs`], which checks exactly what parsing checks.
 
 use crate::health::{Duration, DurationError, Heartbeat, parse_duration};
 use crate::isolation::{Policy, UnknownPolicy};
-use crate::partition::{
-    CoreRequest, CpuListError, CpuSet, MemoryRequest, PAGE_SIZE, Partition, PartitionError, Request, Size, SizeError,
-    parse_size, shorten, shorten_to, valid_device,
-};
+use crate::partition::{CoreRequest, MemoryRequest, PAGE_SIZE, Partition, PartitionError, Request, valid_device};
 use crate::segments::Access;
+use crate::values::{
+    CpuListError, CpuSet, MAX_CPUS, Size, SizeError, WordsError, join_words, parse_size, shorten, shorten_to,
+    split_words,
+};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
@@ -60,7 +62,7 @@ pub const MAX_LINE: usize = 4096;
 pub const MAX_SECTIONS: usize = 256;
 /// Most errors reported for one manifest.
 pub const MAX_ERRORS: usize = 20;
-/// A VM's memory when it names none (the command line's `vm.mem=` default).
+/// A VM's memory when it names none (`memory`, the command line's `vm.mem=`).
 pub const DEFAULT_VM_MEMORY: u64 = 256 << 20;
 /// Most live threads a job may be given (`threads`).
 pub const MAX_JOB_THREADS: u32 = 1 << 16;
@@ -161,13 +163,13 @@ pub struct EnclaveSpec {
 }
 
 impl EnclaveSpec {
-    /// A job with the command line's defaults: no arguments, an even share of the free cores and
-    /// of the free memory, `strict`.
+    /// A job with a section's defaults: no arguments, an even share of the free cores and of the
+    /// free memory, `strict`.
     pub fn job(name: &str, program: &str) -> Self {
         Self::new(name, Image::Job { program: program.into(), args: Vec::new(), env: Vec::new() })
     }
 
-    /// A VM with the command line's defaults: one free core (the highest), 256 MiB, `strict`.
+    /// A VM with a section's defaults: one free core (the highest), 256 MiB, `strict`.
     pub fn vm(name: &str, kernel: &str) -> Self {
         Self::new(name, Image::Vm { kernel: kernel.into(), initrd: None, cmdline: String::new() })
     }
@@ -444,7 +446,7 @@ pub enum ValueError {
     UnknownKind(String),
     UnknownSegmentKind(String),
     NotAbsolute(String),
-    UnterminatedQuote,
+    Words(WordsError),
     ControlCharacter,
     NotNameValue(String),
     Cores(CpuListError),
@@ -474,7 +476,7 @@ impl fmt::Display for ValueError {
             Self::UnknownKind(k) => write!(f, "`{}` is not a kind (job or vm)", shorten(k)),
             Self::UnknownSegmentKind(k) => write!(f, "`{}` is not a segment kind (memory or files)", shorten(k)),
             Self::NotAbsolute(p) => write!(f, "`{}` is not an absolute path in the initrd", shorten(p)),
-            Self::UnterminatedQuote => write!(f, "a quote is not closed"),
+            Self::Words(e) => e.fmt(f),
             Self::ControlCharacter => write!(f, "holds a control character"),
             Self::NotNameValue(w) => write!(f, "`{}` is not NAME=VALUE", shorten(w)),
             Self::Cores(e) => e.fmt(f),
@@ -879,8 +881,8 @@ impl NodeManifest {
         Self::from_specs(manifest.enclaves, manifest.segments)
     }
 
-    /// Checks specs built in code (the command line's shorthands, a console `create`) exactly as
-    /// parsing checks a file; errors carry lines only for specs that came from a file.
+    /// Checks specs built in code (an enclave added by `Registry::create`) exactly as parsing
+    /// checks a file; errors carry lines only for specs that came from a file.
     pub fn from_specs(enclaves: Vec<EnclaveSpec>, segments: Vec<SegmentSpec>) -> Result<Self, ManifestErrors> {
         let mut errors = Errors::default();
         check_segments(&segments, &mut errors);
@@ -902,11 +904,6 @@ impl NodeManifest {
         }
         errors.finish()?;
         Ok(Self { enclaves, segments })
-    }
-
-    /// A manifest of one enclave (the command line's `job=` or `vm=NAME`).
-    pub fn single(spec: EnclaveSpec) -> Result<Self, ManifestErrors> {
-        Self::from_specs(alloc::vec![spec], Vec::new())
     }
 
     pub fn enclave(&self, name: &str) -> Option<&EnclaveSpec> {
@@ -1013,7 +1010,7 @@ impl NodeManifest {
         let words = |key: &'static str, bad: &mut dyn FnMut(&'static str, usize, ValueError)| match value(key) {
             None => Vec::new(),
             Some((v, at)) => split_words(v).unwrap_or_else(|e| {
-                bad(key, at, e);
+                bad(key, at, ValueError::Words(e));
                 Vec::new()
             }),
         };
@@ -1135,7 +1132,7 @@ fn parse_cores(text: &str) -> Result<CoreRequest, ValueError> {
     if let Some(count) = text.strip_prefix("any") {
         let count = trim(count);
         return match count.bytes().all(|b| b.is_ascii_digit()).then(|| count.parse::<usize>()) {
-            Some(Ok(n)) if n > 0 && n < crate::partition::MAX_CPUS => Ok(CoreRequest::Count(n)),
+            Some(Ok(n)) if n > 0 && n < MAX_CPUS => Ok(CoreRequest::Count(n)),
             _ => Err(ValueError::CoreCount(text.to_string())),
         };
     }
@@ -1159,80 +1156,6 @@ fn parse_grant(item: &str) -> Result<(String, Access), ValueError> {
         return Err(ValueError::Name(name.to_string()));
     }
     Ok((name.to_string(), access))
-}
-
-/// Splits at spaces and tabs; single or double quotes group (no escapes, nothing expanded);
-/// quoted parts next to each other or to plain text make one word: `'it'"'"'s'` is `it's`.
-pub fn split_words(text: &str) -> Result<Vec<String>, ValueError> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let (mut quote, mut in_word) = (None, false);
-    for c in text.chars() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => word.push(c),
-            None => match c {
-                '\'' | '"' => {
-                    quote = Some(c);
-                    in_word = true;
-                }
-                ' ' | '\t' => {
-                    if in_word {
-                        words.push(core::mem::take(&mut word));
-                        in_word = false;
-                    }
-                }
-                c => {
-                    word.push(c);
-                    in_word = true;
-                }
-            },
-        }
-    }
-    if quote.is_some() {
-        return Err(ValueError::UnterminatedQuote);
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
-}
-
-/// The inverse of [`split_words`].
-pub fn join_words(words: &[String]) -> String {
-    let mut out = String::new();
-    for (i, w) in words.iter().enumerate() {
-        if i > 0 {
-            out.push(' ');
-        }
-        if !w.is_empty() && !w.contains([' ', '\t', '\'', '"']) {
-            out.push_str(w);
-            continue;
-        }
-        let mut open = false;
-        for c in w.chars() {
-            if c == '\'' {
-                if open {
-                    out.push('\'');
-                    open = false;
-                }
-                out.push_str("\"'\"");
-            } else {
-                if !open {
-                    out.push('\'');
-                    open = true;
-                }
-                out.push(c);
-            }
-        }
-        if open {
-            out.push('\'');
-        }
-        if w.is_empty() {
-            out.push_str("''");
-        }
-    }
-    out
 }
 
 /// The closest known key, if it is at most two edits away.

@@ -40,7 +40,7 @@ pub enum RegistryError {
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NoSuchEnclave(n) => write!(f, "no enclave named `{}`", crate::partition::shorten(n)),
+            Self::NoSuchEnclave(n) => write!(f, "no enclave named `{}`", crate::values::shorten(n)),
             Self::Manifest(e) => e.fmt(f),
             Self::Partition(e) => e.fmt(f),
             Self::Segment(e) => e.fmt(f),
@@ -321,8 +321,9 @@ mod tests {
     use super::*;
     use crate::health::Heartbeat;
     use crate::isolation::{Policy, Reach};
-    use crate::partition::{CoreRequest, CpuSet, MemoryRequest};
+    use crate::partition::{CoreRequest, MemoryRequest};
     use crate::segments::Access;
+    use crate::values::CpuSet;
 
     const M: u64 = 1 << 20;
     const S: u64 = 1_000_000_000;

@@ -11,7 +11,8 @@
 //! a job with `mmap` of `/dev/manul/seg/NAME` and into a VM as a PCI BAR or reserved range.
 
 use crate::isolation::Policy;
-use crate::partition::{PAGE_SIZE, Size, shorten};
+use crate::partition::PAGE_SIZE;
+use crate::values::{Size, shorten};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;

@@ -2,12 +2,15 @@
 //!
 //! Words are separated by spaces; a value may be double-quoted to hold spaces
 //! (`job.args="a b c"`). Every option the kernel does not know, and every bad value, is returned
-//! as a [`CmdlineError`] so the caller reports it instead of dropping it silently.
+//! as a [`CmdlineError`] so the caller reports it instead of dropping it silently. The `job...`
+//! and `vm...` shorthands keep their values as written: they are manifest sections, and the
+//! manifest's parser checks them (`boot_manifest`).
 
-use crate::job_options::{self, JobSpec, JobsExpect};
-use crate::vm_options::{self, VmSpec};
+use crate::job_options::{self, JobsExpect};
+use crate::vm_options::{self, VmKey};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use enclave::Kind;
 
 /// How much the console log shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -52,6 +55,51 @@ pub enum SelfTest {
     Idle,
 }
 
+/// A `job...` or `vm...` group of options: one `[enclave NAME]` section of the boot manifest, whose
+/// values the manifest's parser reads and checks (`boot_manifest`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shorthand {
+    pub kind: Kind,
+    /// How the command line names the group (`job`, `job.sim`, `vm`, `vm.b`).
+    pub group: String,
+    /// The enclave's name.
+    pub name: String,
+    /// The last value given to each manifest key, in the order the keys were first given.
+    pub settings: Vec<Setting>,
+}
+
+/// One `key = value` line of a [`Shorthand`]'s section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Setting {
+    /// The option as written (`job.sim.mem`): errors name it.
+    pub option: String,
+    /// The manifest key it sets (`memory`).
+    pub key: &'static str,
+    /// The value as written.
+    pub value: String,
+}
+
+impl Shorthand {
+    /// The group named `group` of `list`, added (named `name`) if it is not there yet.
+    fn of<'a>(list: &'a mut Vec<Shorthand>, kind: Kind, group: String, name: &str) -> &'a mut Shorthand {
+        match list.iter().position(|s| s.group == group) {
+            Some(i) => &mut list[i],
+            None => {
+                list.push(Shorthand { kind, group, name: name.to_string(), settings: Vec::new() });
+                list.last_mut().expect("just pushed")
+            }
+        }
+    }
+
+    fn set(&mut self, option: &str, key: &'static str, value: &str) {
+        let setting = Setting { option: option.to_string(), key, value: value.to_string() };
+        match self.settings.iter_mut().find(|s| s.key == key) {
+            Some(earlier) => *earlier = setting,
+            None => self.settings.push(setting),
+        }
+    }
+}
+
 /// Every option the kernel understands, with its default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
@@ -61,10 +109,10 @@ pub struct Options {
     pub manifest: ManifestChoice,
     pub test: Option<SelfTest>,
     /// Jobs to launch after boot, in command-line order.
-    pub jobs: Vec<JobSpec>,
+    pub jobs: Vec<Shorthand>,
     pub jobs_expect: JobsExpect,
-    /// Virtual machines to launch after boot.
-    pub vms: Vec<VmSpec>,
+    /// Virtual machines to launch after boot, in command-line order.
+    pub vms: Vec<Shorthand>,
 }
 
 impl Default for Options {
@@ -98,30 +146,44 @@ pub fn parse(cmdline: &str) -> (Options, Vec<CmdlineError>) {
         Vec::new()
     });
     for (key, value) in words {
-        let job = job_options::apply(&mut options.jobs, &mut options.jobs_expect, &key, value.as_deref());
-        let result = match job {
-            Ok(true) => Ok(()),
-            Ok(false) => match vm_options::apply(&mut options.vms, &key, value.as_deref()) {
-                Ok(true) => Ok(()),
-                Ok(false) => apply(&mut options, &key, value.as_deref()),
-                Err(reason) => Err(reason),
-            },
-            Err(reason) => Err(reason),
-        };
-        if let Err(reason) = result {
+        if let Err(reason) = apply(&mut options, &key, value.as_deref()) {
             errors.push(CmdlineError { option: key, reason });
         }
-    }
-    for (job, reason) in job_options::validate(&options.jobs) {
-        errors.push(CmdlineError { option: alloc::format!("job.{job}"), reason });
-    }
-    for (vm, reason) in vm_options::validate(&options.vms) {
-        errors.push(CmdlineError { option: alloc::format!("vm.{vm}"), reason });
     }
     (options, errors)
 }
 
+/// A `job...`/`vm...` option: its value goes to the group's section as written. `Ok(false)`: the
+/// key is neither.
+fn apply_shorthand(options: &mut Options, key: &str, value: Option<&str>) -> Result<bool, String> {
+    if let Some((name, manifest_key)) = job_options::parse_key(key)? {
+        let value = value.ok_or("needs a value")?;
+        let group = if name == job_options::DEFAULT_NAME { name.to_string() } else { alloc::format!("job.{name}") };
+        Shorthand::of(&mut options.jobs, Kind::Job, group, name).set(key, manifest_key, value);
+        return Ok(true);
+    }
+    let Some(vm_key) = vm_options::parse_key(key)? else { return Ok(false) };
+    let value = value.ok_or("needs a value")?;
+    let (group, name) = match vm_key {
+        VmKey::Set { vm: Some(name), .. } => (alloc::format!("vm.{name}"), name),
+        _ => ("vm".to_string(), vm_options::DEFAULT_NAME),
+    };
+    match vm_key {
+        VmKey::Name => {
+            let name = vm_options::parse_name(value)?;
+            Shorthand::of(&mut options.vms, Kind::Vm, group, name).name = name.to_string();
+        }
+        VmKey::Set { key: manifest_key, .. } => {
+            Shorthand::of(&mut options.vms, Kind::Vm, group, name).set(key, manifest_key, value)
+        }
+    }
+    Ok(true)
+}
+
 fn apply(options: &mut Options, key: &str, value: Option<&str>) -> Result<(), String> {
+    if apply_shorthand(options, key, value)? {
+        return Ok(());
+    }
     let choose = |allowed: &[&str]| -> Result<usize, String> {
         let v = value.ok_or_else(|| alloc::format!("needs a value: one of {}", allowed.join(", ")))?;
         allowed
@@ -145,6 +207,7 @@ fn apply(options: &mut Options, key: &str, value: Option<&str>) -> Result<(), St
                 _ => return Err("expected an absolute path in the initrd, or none".to_string()),
             };
         }
+        "jobs.expect" => options.jobs_expect = job_options::parse_expect(value)?,
         "test" => {
             const TESTS: [SelfTest; 3] = [SelfTest::PageFault, SelfTest::Panic, SelfTest::Idle];
             options.test = Some(TESTS[choose(&["pagefault", "panic", "idle"])?]);
@@ -154,12 +217,12 @@ fn apply(options: &mut Options, key: &str, value: Option<&str>) -> Result<(), St
     Ok(())
 }
 
-/// Splits into `(key, value)` words in the manifest's word grammar (`enclave::manifest`): spaces
+/// Splits into `(key, value)` words in the manifest's word grammar (`enclave::values`): spaces
 /// separate, double or single quotes group anywhere in a word (`vm.cmdline="console=ttyS0 quiet"`);
 /// a word's first `=` ends its key. A quote left open is an error, and gives no words. (The
 /// console's `create` splits its words the same way.)
 pub fn split_words(cmdline: &str) -> Result<Vec<(String, Option<String>)>, String> {
-    let words = enclave::manifest::split_words(cmdline).map_err(|e| e.to_string())?;
+    let words = enclave::values::split_words(cmdline).map_err(|e| e.to_string())?;
     Ok(words
         .into_iter()
         .map(|w| match w.split_once('=') {
@@ -207,12 +270,23 @@ mod tests {
     }
 
     #[test]
-    fn job_options_are_parsed_and_checked() {
-        let (o, e) = parse(r#"job=/bin/hello job.args="a 'b c'" job.x.cores=1"#);
-        assert_eq!(o.jobs.len(), 2);
-        assert_eq!(o.jobs[0].args, ["a", "b c"]);
-        assert_eq!(e.len(), 1, "{e:?}");
-        assert_eq!(e[0].option, "job.x");
+    fn shorthands_keep_their_values_for_the_manifest() {
+        let (o, e) = parse(r#"vm.mem=1G job=/bin/hello job.args="a 'b c'" job.x.cores=1 job.mem=1M job.mem=2M vm=v"#);
+        assert!(e.is_empty(), "{e:?}");
+        let groups: Vec<(&str, &str)> =
+            o.jobs.iter().chain(&o.vms).map(|s| (s.group.as_str(), s.name.as_str())).collect();
+        assert_eq!(groups, [("job", "job"), ("job.x", "x"), ("vm", "v")]);
+        let settings: Vec<(&str, &str, &str)> =
+            o.jobs[0].settings.iter().map(|s| (s.option.as_str(), s.key, s.value.as_str())).collect();
+        assert_eq!(
+            settings,
+            [("job", "program", "/bin/hello"), ("job.args", "args", "a 'b c'"), ("job.mem", "memory", "2M")]
+        );
+        let (o, e) = parse("job.x.disk=1 vm=\"a b\" vm.b.cores jobs.expect=any");
+        let refused: Vec<&str> = e.iter().map(|e| e.option.as_str()).collect();
+        assert_eq!(refused, ["job.x.disk", "vm", "vm.b.cores"], "{e:?}");
+        assert!(o.jobs.is_empty() && o.vms.is_empty(), "{o:?}");
+        assert_eq!(o.jobs_expect, JobsExpect::Any);
     }
 
     #[test]

@@ -1,41 +1,22 @@
 //! `cargo xtask`: build the Manul kernel, boot it under QEMU, and run the project's tests.
 
-mod archive;
+mod artifacts;
 mod bench;
-mod bench_report;
-mod bench_workloads;
-mod busybox;
-mod cpio;
-mod debian_kernel;
-mod debian_package;
-mod events;
-mod fault_campaign;
-mod initrd;
-mod job_command;
-mod kernel_build;
-mod linux_guest;
-mod prerequisites;
-mod process;
-mod qemu;
-mod run_scenarios;
-mod scenarios;
-mod test_programs;
-mod test_runner;
+mod host;
+mod run;
+mod test;
 #[cfg(test)]
 mod test_support;
-mod workspace;
 
-use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, ensure};
-use clap::{Args, Parser, Subcommand};
+use anyhow::Result;
+use clap::{Parser, Subcommand};
 
-use crate::kernel_build::Profile;
-use crate::prerequisites::Purpose;
-use crate::qemu::{Machine, MemSize};
-use crate::workspace::Workspace;
+use crate::artifacts::kernel_build::{self, Profile};
+use crate::host::prerequisites::{self, Purpose};
+use crate::host::workspace::Workspace;
 
 #[derive(Parser)]
 #[command(bin_name = "cargo xtask", about = "Build, boot and test the Manul kernel")]
@@ -56,7 +37,7 @@ enum Task {
     },
     /// Build the kernel and the initrd and boot them under QEMU with the serial console here
     /// (Ctrl-A X quits)
-    Run(RunArgs),
+    Run(run::RunArgs),
     /// Run the host unit tests, build the kernel and the initrd and run the QEMU boot scenarios
     /// of tests/boot-scenarios.toml
     Test {
@@ -80,38 +61,6 @@ enum Task {
     },
 }
 
-#[derive(Args)]
-struct RunArgs {
-    /// Number of CPUs
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
-    smp: u32,
-    /// Guest memory: MiB with an optional M or G suffix
-    #[arg(long, default_value = "1G")]
-    mem: MemSize,
-    /// Kernel command line
-    #[arg(long, default_value = "")]
-    cmdline: String,
-    /// Wait for gdb on TCP port 1234 before starting the guest
-    #[arg(long)]
-    gdb: bool,
-    /// Leave out the isa-debug-exit device, so the kernel powers off through ACPI
-    #[arg(long)]
-    no_debug_exit: bool,
-    /// Boot with this directory packed as the initrd (recursively, keeping symbolic links and
-    /// permissions; into target/manul/user-initrd.cpio) instead of the project's initrd
-    #[arg(long, value_name = "DIR")]
-    initrd_dir: Option<PathBuf>,
-    /// Start this command as the job: split like a shell would (quotes respected, nothing
-    /// expanded), it adds `job=PROGRAM job.args="ARGS"` to the kernel command line
-    #[arg(long, value_name = "CMD")]
-    job: Option<String>,
-    /// Boot a named scenario: its options go on the kernel command line before those of
-    /// --cmdline and --job (default, when none of --cmdline, --job and --initrd-dir is given:
-    /// compose)
-    #[arg(long, value_name = "NAME", value_parser = run_scenarios::parser())]
-    scenario: Option<String>,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run_task(cli.task) {
@@ -130,99 +79,49 @@ fn run_task(task: Task) -> Result<ExitCode> {
             let profile = if debug { Profile::Debug } else { Profile::Release };
             prerequisites::ensure(&[Purpose::Initrd])?;
             kernel_build::build(&workspace, profile)?;
-            build_initrd(&workspace)?;
+            artifacts::build_initrd(&workspace)?;
             Ok(ExitCode::SUCCESS)
         }
-        Task::Run(args) => run_kernel(&workspace, &args),
-        Task::Test { filter } => test_runner::run(&workspace, filter.as_deref()),
+        Task::Run(args) => run::run(&workspace, &args),
+        Task::Test { filter } => test::runner::run(&workspace, filter.as_deref()),
         Task::Bench { quick, smoke, out } => {
             let mode = match (smoke, quick) {
-                (true, _) => bench::Mode::Smoke,
-                (false, true) => bench::Mode::Quick,
-                (false, false) => bench::Mode::Full,
+                (true, _) => bench::runner::Mode::Smoke,
+                (false, true) => bench::runner::Mode::Quick,
+                (false, false) => bench::runner::Mode::Full,
             };
-            bench::run(&workspace, &bench::Options { mode, out })
+            bench::runner::run(&workspace, &bench::runner::Options { mode, out })
         }
     }
 }
 
-/// Builds the project's initrd, with progress and notes on stderr and a summary line.
-fn build_initrd(workspace: &Workspace) -> Result<PathBuf> {
-    let summary = initrd::build(workspace, &mut io::stderr()).context("cannot build the initrd")?;
-    for note in &summary.notes {
-        eprintln!("note: {note}");
-    }
-    print_initrd(workspace, &summary);
-    Ok(summary.path)
-}
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
 
-fn print_initrd(workspace: &Workspace, summary: &archive::Summary) {
-    // Lossy only for display: the archive is a few MiB.
-    let mib = summary.bytes as f64 / (1024.0 * 1024.0);
-    println!(
-        "initrd: {} ({} entries, {} bytes, {mib:.1} MiB{})",
-        workspace.display(&summary.path),
-        summary.entries,
-        summary.bytes,
-        if summary.written { "" } else { ", up to date" }
-    );
-}
+    /// The folders of `src`, each using only those before it (`test` and `bench` not each other).
+    const FOLDERS: [(&str, usize); 5] = [("host", 0), ("artifacts", 1), ("run", 2), ("test", 3), ("bench", 3)];
 
-/// Boots the kernel in the foreground and exits according to what QEMU's status means.
-fn run_kernel(workspace: &Workspace, args: &RunArgs) -> Result<ExitCode> {
-    // A bad --job is reported before anything is built.
-    let job_options = args.job.as_deref().map(job_command::kernel_options).transpose()?;
-    if let Some(dir) = &args.initrd_dir {
-        ensure!(dir.is_dir(), "--initrd-dir {}: not a directory", dir.display());
-    }
-    // Nothing to run given: the default scenario shows what Manul is about.
-    let nothing_given = args.cmdline.is_empty() && args.job.is_none() && args.initrd_dir.is_none();
-    let scenario = match (&args.scenario, nothing_given) {
-        (Some(name), _) => {
-            run_scenarios::find(name).with_context(|| format!("no run scenario is called {name}"))?.cmdline
+    /// Every `crate::FOLDER` a file of a folder names points down [`FOLDERS`].
+    #[test]
+    fn imports_point_down() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let rank = |name: &str| FOLDERS.iter().find(|(f, _)| *f == name).map(|(_, r)| *r);
+        let mut files = 0;
+        for (folder, mine) in FOLDERS {
+            for entry in fs::read_dir(src.join(folder)).unwrap() {
+                let path = entry.unwrap().path();
+                let text = fs::read_to_string(&path).unwrap();
+                for used in text.split("crate::").skip(1) {
+                    let name: String = used.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                    if let Some(theirs) = rank(&name).filter(|_| name != folder) {
+                        assert!(theirs < mine, "{} uses crate::{name}", path.display());
+                    }
+                }
+                files += 1;
+            }
         }
-        (None, true) => run_scenarios::find(run_scenarios::DEFAULT).map_or("", |s| s.cmdline),
-        (None, false) => "",
-    };
-    let cmdline = run_scenarios::join_cmdline(&[scenario, &args.cmdline, job_options.as_deref().unwrap_or_default()]);
-    prerequisites::ensure(if args.initrd_dir.is_some() {
-        &[Purpose::Boot]
-    } else {
-        &[Purpose::Boot, Purpose::Initrd]
-    })?;
-    let kernel = kernel_build::build(workspace, Profile::Release)?;
-    let initrd = match &args.initrd_dir {
-        Some(dir) => {
-            let summary = archive::pack_directory(dir, &workspace.user_initrd())
-                .with_context(|| format!("cannot pack {} as the initrd", dir.display()))?;
-            print_initrd(workspace, &summary);
-            summary.path
-        }
-        None => build_initrd(workspace)?,
-    };
-    let mut command = qemu::command(&Machine {
-        kernel: &kernel,
-        initrd: Some(&initrd),
-        smp: args.smp,
-        mem: args.mem,
-        cmdline: &cmdline,
-        debug_exit: !args.no_debug_exit,
-    });
-    command.args(["-serial", "mon:stdio"]);
-    if args.gdb {
-        command.args(["-s", "-S"]);
-        eprintln!("QEMU waits for gdb: gdb {} -ex 'target remote :1234'", workspace.display(&kernel));
+        assert!(files > 20, "{files}");
     }
-    eprintln!("$ {}", process::describe(&command));
-    let status = command.status().with_context(|| format!("cannot start {}", qemu::QEMU))?;
-    let code = status.code();
-    eprintln!(
-        "QEMU exited with status {}: {}",
-        code.map_or_else(|| "none".to_owned(), |code| code.to_string()),
-        qemu::describe_status(code)
-    );
-    Ok(match code {
-        Some(qemu::STATUS_KERNEL_SUCCESS | qemu::STATUS_POWERED_OFF) => ExitCode::SUCCESS,
-        _ => ExitCode::FAILURE,
-    })
 }

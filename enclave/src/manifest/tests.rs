@@ -1,5 +1,6 @@
 use super::*;
-use crate::partition::{MAX_CPUS, Node};
+use crate::partition::Node;
+use crate::values::MAX_CPUS;
 use alloc::format;
 use alloc::vec;
 
@@ -125,24 +126,6 @@ fn syntax_variants() {
 }
 
 #[test]
-fn words_split_and_join() {
-    let w = |s: &str| split_words(s).unwrap();
-    assert_eq!(w("a  b\tc"), ["a", "b", "c"]);
-    assert_eq!(w("'a b' \"c d\" e'f g'h"), ["a b", "c d", "ef gh"]);
-    assert_eq!(w("'it'\"'\"'s'"), ["it's"]);
-    assert_eq!(w("'' \"\""), ["", ""]);
-    assert_eq!(w(""), Vec::<String>::new());
-    assert_eq!(split_words("'open"), Err(ValueError::UnterminatedQuote));
-    assert_eq!(split_words("\"open"), Err(ValueError::UnterminatedQuote));
-    for words in [
-        vec!["plain".to_string(), "with space".into(), "it's".into(), "say \"hi\"".into(), String::new(), "''".into()],
-        vec!["\t".into(), "a'b\"c".into(), "é ü".into()],
-    ] {
-        assert_eq!(split_words(&join_words(&words)).unwrap(), words, "{}", join_words(&words));
-    }
-}
-
-#[test]
 fn round_trip_through_text() {
     let m = parse(EXAMPLE).unwrap();
     let text = m.to_text();
@@ -219,7 +202,7 @@ fn a_job_thread_limit() {
     let built = EnclaveSpec::vm("v", "/k").with_max_threads(4);
     let refused = NodeManifest::from_specs(vec![built], vec![]).unwrap_err().errors[0].to_string();
     assert_eq!(refused, "`threads` is for jobs, and [enclave v] is a vm");
-    let refused = NodeManifest::single(EnclaveSpec::job("j", "/j").with_max_threads(0)).unwrap_err();
+    let refused = single(EnclaveSpec::job("j", "/j").with_max_threads(0)).unwrap_err();
     assert!(refused.errors[0].to_string().contains("`0` is not a thread count"), "{refused}");
 }
 
@@ -528,36 +511,39 @@ fn fuzz_like_damage_never_panics() {
     assert!(accepted > 100, "some damage is harmless ({accepted})");
 }
 
+/// A manifest of one spec built in code.
+fn single(spec: EnclaveSpec) -> Result<NodeManifest, ManifestErrors> {
+    NodeManifest::from_specs(vec![spec], Vec::new())
+}
+
 #[test]
-fn shorthands_are_one_enclave_manifests() {
-    // job=/bin/app job.args="a 'b c'" job.cores=1-3 job.mem=512M
+fn specs_built_in_code_are_checked_as_parsed() {
     let job = EnclaveSpec::job("job", "/bin/app")
         .with_args(split_words("a 'b c'").unwrap())
         .with_env(vec!["K=V".into()])
         .with_cores(CoreRequest::List(CpuSet::parse("1-3").unwrap()))
         .with_memory(MemoryRequest::Bytes(512 * M));
-    let m = NodeManifest::single(job.clone()).unwrap();
+    let m = single(job.clone()).unwrap();
     assert_eq!(m.enclaves, core::slice::from_ref(&job));
     assert_eq!(job.line(), None);
-    // vm=linux vm.kernel=/boot/vmlinux vm.cmdline="console=ttyS0" vm.cores=1 vm.mem=512M
     let vm = EnclaveSpec::vm("linux", "/boot/vmlinux")
         .with_initrd("/boot/guest-initrd.cpio")
         .with_cmdline("console=ttyS0")
         .with_cores(CoreRequest::List(CpuSet::parse("1").unwrap()));
-    assert!(NodeManifest::single(vm.clone()).is_ok());
+    assert!(single(vm.clone()).is_ok());
     // Settings of the other kind are ignored by the builders.
     assert_eq!(
         EnclaveSpec::vm("v", "/k").with_args(vec!["x".into()]).with_env(vec!["A=1".into()]),
         EnclaveSpec::vm("v", "/k")
     );
     assert_eq!(EnclaveSpec::job("j", "/p").with_initrd("/i").with_cmdline("c"), EnclaveSpec::job("j", "/p"));
-    // Several named jobs and VMs (job.sim=... vm.viz...) in one manifest.
+    // Several enclaves in one manifest.
     let both = NodeManifest::from_specs(vec![job.clone(), vm.clone()], Vec::new()).unwrap_err();
     assert_eq!(both.to_string(), "[enclave linux]: core 1 is also [enclave job]'s");
     // Errors of specs built in code carry no line.
-    let e = NodeManifest::single(EnclaveSpec::job("j", "rel")).unwrap_err();
+    let e = single(EnclaveSpec::job("j", "rel")).unwrap_err();
     assert_eq!(e.to_string(), "`program` in [enclave j]: `rel` is not an absolute path in the initrd");
-    let e = NodeManifest::single(EnclaveSpec::job("b d", "/p")).unwrap_err();
+    let e = single(EnclaveSpec::job("b d", "/p")).unwrap_err();
     assert!(e.to_string().contains("not a enclave name"));
     let e = NodeManifest::from_specs(vec![EnclaveSpec::job("a", "/p"), EnclaveSpec::job("a", "/q")], Vec::new());
     assert_eq!(e.unwrap_err().to_string(), "[enclave a] given twice");
@@ -568,11 +554,9 @@ fn shorthands_are_one_enclave_manifests() {
         .with_memory(MemoryRequest::Bytes(0))
         .with_heartbeat(Heartbeat { period_ns: 0, grace_ns: 0 })
         .with_progress(0);
-    let e: Vec<String> = NodeManifest::single(bad).unwrap_err().errors.iter().map(ToString::to_string).collect();
+    let e: Vec<String> = single(bad).unwrap_err().errors.iter().map(ToString::to_string).collect();
     assert_eq!(e.len(), 7, "{e:?}");
-    let e = NodeManifest::single(
-        EnclaveSpec::vm("v", "/k").with_cmdline("a\rb").with_cores(CoreRequest::List(CpuSet::new())),
-    );
+    let e = single(EnclaveSpec::vm("v", "/k").with_cmdline("a\rb").with_cores(CoreRequest::List(CpuSet::new())));
     assert_eq!(e.unwrap_err().errors.len(), 2);
     let segs = vec![
         SegmentSpec::new("s", 4096),

@@ -1,5 +1,6 @@
-//! The kernel command line (including job options) on arbitrary text: never a panic, and every
-//! job the parser keeps has a name made of the allowed characters.
+//! The kernel command line (including job options) on arbitrary text: never a panic, every job
+//! the parser keeps has a name made of the allowed characters, and composing its shorthands into
+//! the boot manifest never panics either.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -10,5 +11,6 @@ fuzz_target!(|data: &[u8]| {
         for job in &options.jobs {
             assert!(job.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         }
+        let _ = lwk::boot_manifest::compose(None, &options);
     }
 });

@@ -6,8 +6,8 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::process;
-use crate::workspace::{self, Workspace};
+use crate::host::process;
+use crate::host::workspace::{self, Workspace};
 
 pub const KERNEL_CRATE: &str = "lwk";
 pub const KERNEL_TARGET: &str = "x86_64-unknown-none";

@@ -5,8 +5,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Result, bail};
 
-use crate::process;
-use crate::qemu::QEMU;
+use crate::host::process;
 
 /// What a prerequisite is needed for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +27,8 @@ struct Prerequisite {
     optional: bool,
 }
 
+/// The machine emulator the kernel boots on.
+pub const QEMU: &str = "qemu-system-x86_64";
 /// The compiler of the musl variants of the test programs.
 pub const MUSL_GCC: &str = "musl-gcc";
 

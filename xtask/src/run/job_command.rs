@@ -1,5 +1,5 @@
 //! `cargo xtask run --job "CMD"`: CMD split into words as the kernel reads `job.args` and a
-//! manifest reads `args` (one grammar: `enclave::manifest::split_words`: whitespace separates,
+//! manifest reads `args` (one grammar: `enclave::values::split_words`: whitespace separates,
 //! single or double quotes group, nothing is escaped or expanded), then written as the kernel's
 //! `job=PROGRAM job.args="ARGS"` options.
 
@@ -7,7 +7,7 @@ use anyhow::{Result, bail, ensure};
 
 /// Splits `command` into words in the manifest's grammar.
 fn split(command: &str) -> Result<Vec<String>> {
-    enclave::manifest::split_words(command).map_err(|e| anyhow::anyhow!("{e}"))
+    enclave::values::split_words(command).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// The kernel command-line options that start `command` as a job: `job=PROGRAM`, then

@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 
-use crate::archive::{self, EXECUTABLE, Entry};
-use crate::busybox::Busybox;
-use crate::debian_kernel;
-use crate::workspace::Workspace;
+use crate::artifacts::archive::{self, EXECUTABLE, Entry};
+use crate::artifacts::busybox::Busybox;
+use crate::artifacts::debian_kernel;
+use crate::host::workspace::Workspace;
 
 /// The guest's `/init`, relative to the workspace root.
 pub const INIT_SCRIPT: &str = "tests/guests/linux-init.sh";
@@ -98,7 +98,7 @@ mod tests {
     use std::process::Command;
 
     use super::*;
-    use crate::archive::Content;
+    use crate::artifacts::archive::Content;
 
     fn script() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(INIT_SCRIPT)

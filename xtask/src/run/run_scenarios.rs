@@ -52,7 +52,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
-    use crate::linux_guest;
+    use crate::artifacts::linux_guest;
 
     #[test]
     fn names_are_unique_and_found() {

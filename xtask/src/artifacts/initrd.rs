@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 
-use crate::archive::{EXECUTABLE, Entry, READABLE, Summary, with_directories, write_if_changed};
-use crate::busybox;
-use crate::linux_guest;
-use crate::test_programs;
-use crate::workspace::Workspace;
+use crate::artifacts::archive::{EXECUTABLE, Entry, READABLE, Summary, with_directories, write_if_changed};
+use crate::artifacts::busybox;
+use crate::artifacts::linux_guest;
+use crate::artifacts::test_programs;
+use crate::host::workspace::Workspace;
 
 /// Directories of `tests/jobs/` copied into the initrd as they are: source, initrd directory,
 /// permissions of the files (data files readable, scripts executable).
@@ -107,7 +107,7 @@ fn layout(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::archive::{Content, manifest, names};
+    use crate::artifacts::archive::{Content, manifest, names};
     use crate::test_support::temp_dir;
 
     #[test]

@@ -17,8 +17,8 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::test_programs::{self, Program, gcc};
-use crate::workspace::Workspace;
+use crate::artifacts::test_programs::{self, Program, gcc};
+use crate::host::workspace::Workspace;
 
 /// The sources, relative to the workspace root.
 pub const SOURCE_DIR: &str = "bench";

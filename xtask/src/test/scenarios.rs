@@ -9,9 +9,9 @@ use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use crate::events::{Expectation, Matcher};
-use crate::fault_campaign::Campaign;
-use crate::qemu::{self, MemSize};
+use crate::run::events::{Expectation, Matcher};
+use crate::run::qemu::{self, MemSize};
+use crate::test::fault_campaign::Campaign;
 
 /// The scenario file, relative to the workspace root.
 pub const SCENARIOS_FILE: &str = "tests/boot-scenarios.toml";

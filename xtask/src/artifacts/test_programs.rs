@@ -10,9 +10,9 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::prerequisites::{self, MUSL_GCC};
-use crate::process;
-use crate::workspace::Workspace;
+use crate::host::prerequisites::{self, MUSL_GCC};
+use crate::host::process;
+use crate::host::workspace::Workspace;
 
 /// The sources, relative to the workspace root.
 pub const SOURCE_DIR: &str = "tests/jobs";

@@ -9,7 +9,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::events::Event;
+use crate::run::events::Event;
 
 /// A scenario's place in the campaign.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -128,7 +128,7 @@ pub fn table(rows: &[Row]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::parse_log;
+    use crate::run::events::parse_log;
 
     fn campaign(replacement: Option<&str>) -> Campaign {
         Campaign {

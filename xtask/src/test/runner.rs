@@ -9,15 +9,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::events;
-use crate::fault_campaign;
-use crate::initrd;
-use crate::kernel_build::{self, KERNEL_CRATE, Profile};
-use crate::prerequisites::{self, Purpose};
-use crate::process;
-use crate::qemu::{self, Completion, Machine};
-use crate::scenarios::{self, InputStep, Scenario};
-use crate::workspace::{self, Workspace};
+use crate::artifacts::initrd;
+use crate::artifacts::kernel_build::{self, KERNEL_CRATE, Profile};
+use crate::host::prerequisites::{self, Purpose};
+use crate::host::process;
+use crate::host::workspace::{self, Workspace};
+use crate::run::events;
+use crate::run::qemu::{self, Completion, Machine};
+use crate::test::fault_campaign;
+use crate::test::scenarios::{self, InputStep, Scenario};
 
 /// The crates whose host unit tests run, in this order.
 const UNIT_TEST_CRATES: &[&str] = &["lwk", "lwk-hal", "embedded-vmm", "enclave", "xtask"];

@@ -8,9 +8,9 @@ use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
 
-use crate::debian_package;
-use crate::process;
-use crate::workspace::Workspace;
+use crate::artifacts::debian_package;
+use crate::host::process;
+use crate::host::workspace::Workspace;
 
 const PACKAGE: &str = "busybox-static";
 /// The applets linked when the host cannot run busybox to list them.

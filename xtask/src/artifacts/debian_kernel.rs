@@ -21,9 +21,9 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::debian_package;
-use crate::process;
-use crate::workspace::Workspace;
+use crate::artifacts::debian_package;
+use crate::host::process;
+use crate::host::workspace::Workspace;
 
 /// The metapackage that names Debian's current kernel image package.
 const METAPACKAGE: &str = "linux-image-amd64";

@@ -8,8 +8,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use enclave::values::parse_size;
 
-pub const QEMU: &str = "qemu-system-x86_64";
+use crate::host::prerequisites::QEMU;
+
 pub const QEMU_MACHINE: &str = "q35";
 pub const QEMU_CPU: &str = "max";
 
@@ -31,6 +33,8 @@ pub const STATUS_QEMU_ERROR: i32 = 1;
 /// How often a test polls QEMU for its exit.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
+const MIB: u64 = 1 << 20;
+
 /// A guest memory size, as given to `-m`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemSize {
@@ -40,26 +44,16 @@ pub struct MemSize {
 impl FromStr for MemSize {
     type Err = String;
 
-    /// A number of MiB with an optional `M` or `G` suffix (QEMU reads a bare number as MiB).
+    /// A size as a manifest writes it (`enclave::values::parse_size`: `512M`, `1G`, ...) of
+    /// whole MiB, or a bare number of MiB (as QEMU reads one).
     fn from_str(text: &str) -> Result<Self, String> {
-        let invalid = || {
-            format!(
-                "invalid memory size '{text}': expected a number of MiB with an optional M or G suffix, e.g. 128M or 1G"
-            )
-        };
-        let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-        let (digits, suffix) = text.split_at(digits_end);
-        let number: u64 = digits.parse().map_err(|_| invalid())?;
-        let factor = match suffix {
-            "" | "M" | "m" => 1,
-            "G" | "g" => 1024,
-            _ => return Err(invalid()),
-        };
-        match number.checked_mul(factor) {
-            Some(0) => Err(format!("invalid memory size '{text}': it must not be zero")),
-            Some(mib) => Ok(Self { mib }),
-            None => Err(format!("invalid memory size '{text}': too large")),
+        let bare = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+        let bytes = if bare { parse_size(&format!("{text}M")) } else { parse_size(text) };
+        let bytes = bytes.map_err(|e| format!("invalid memory size '{text}': {e}"))?;
+        if bytes % MIB != 0 {
+            return Err(format!("invalid memory size '{text}': not a whole number of MiB"));
         }
+        Ok(Self { mib: bytes / MIB })
     }
 }
 
@@ -167,14 +161,20 @@ mod tests {
         assert_eq!(mib("4g"), Ok(4096));
         assert_eq!(mib("512"), Ok(512));
         assert_eq!("1G".parse::<MemSize>().unwrap().to_string(), "1024M");
+        // The manifest's size grammar.
+        assert_eq!(mib("4096K"), Ok(4));
+        assert_eq!(mib("1T"), Ok(1 << 20));
+        assert_eq!(mib(" 1G"), Ok(1024));
     }
 
     #[test]
     fn bad_mem_sizes_are_rejected() {
-        for text in ["", "M", "1T", "1.5G", "-1G", " 1G", "1 G", "0M", "99999999999999999999G"] {
+        for text in ["", "M", "1.5G", "-1G", "1 G", "0M", "0", "1500K", "99999999999999999999G"] {
             assert!(mib(text).is_err(), "{text:?} was accepted");
         }
         assert!(mib("18446744073709551615G").unwrap_err().contains("too large"));
+        assert!(mib("18446744073709551615").unwrap_err().contains("too large"));
+        assert!(mib("1500K").unwrap_err().contains("whole number of MiB"));
     }
 
     #[test]

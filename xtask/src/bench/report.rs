@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::bench_workloads::{Better, FwqSeries, Kind, Metric, Samples, WORKLOADS};
+use crate::bench::workloads::{Better, FwqSeries, Kind, Metric, Samples, WORKLOADS};
 
 /// The system every ratio divides by Linux's number.
 pub const MANUL_NATIVE: &str = "manul-native";
@@ -767,7 +767,7 @@ pub fn ratios_svg(comparisons: &[Comparison]) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench_workloads::{CallSeries, Histogram};
+    use crate::bench::workloads::{CallSeries, Histogram};
 
     fn metric(name: &str, value: f64) -> Metric {
         Metric { name: name.into(), label: name.into(), unit: "instructions", value, better: Better::Lower }

@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 
-use crate::prerequisites;
-use crate::process;
+use crate::host::prerequisites;
+use crate::host::process;
 
 /// A downloaded and unpacked package.
 pub struct Unpacked {

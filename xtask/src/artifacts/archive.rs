@@ -12,7 +12,7 @@ use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::cpio::{self, Attributes, CpioWriter};
+use crate::artifacts::cpio::{self, Attributes, CpioWriter};
 
 pub const EXECUTABLE: u32 = 0o755;
 pub const READABLE: u32 = 0o644;

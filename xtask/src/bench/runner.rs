@@ -1,9 +1,9 @@
 //! `cargo xtask bench [--quick | --smoke] [--out DIR]`: every workload of
-//! [`bench_workloads::WORKLOADS`] on every system, each under `-icount shift=0,sleep=off -rtc
+//! [`workloads::WORKLOADS`] on every system, each under `-icount shift=0,sleep=off -rtc
 //! clock=vm` so that the guest's TSC counts retired instructions (those runs share the host's
 //! CPUs, two QEMUs at a time: their numbers do not depend on the host; the wall-clock triad runs
 //! alone afterwards); then `results.json`, `report.md` and the plots in the output directory
-//! (see [`bench_report`]).
+//! (see [`report`]).
 //!
 //! The systems:
 //! - Manul native: the program as an LWK job on core 1 of 2 (`-smp 2`: core 0 is the kernel's
@@ -29,21 +29,21 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 
-use crate::archive::{self, EXECUTABLE, Entry};
-use crate::bench_report::{
+use crate::artifacts::archive::{self, EXECUTABLE, Entry};
+use crate::artifacts::busybox;
+use crate::artifacts::debian_kernel;
+use crate::artifacts::kernel_build::{self, Profile};
+use crate::artifacts::linux_guest;
+use crate::bench::report::{
     self, Config, Footprint, KVM_VM, LINUX_NATIVE, MANUL_NATIVE, MANUL_VM, Results, Run, SystemConfig, VmmFootprint,
 };
-use crate::bench_workloads::{self, Metric, WORKLOADS, Workload};
-use crate::busybox;
-use crate::debian_kernel;
-use crate::events;
-use crate::job_command;
-use crate::kernel_build::{self, Profile};
-use crate::linux_guest;
-use crate::prerequisites::{self, Purpose};
-use crate::process;
-use crate::qemu::{self, Completion, Machine, MemSize};
-use crate::workspace::Workspace;
+use crate::bench::workloads::{self, Metric, WORKLOADS, Workload};
+use crate::host::prerequisites::{self, Purpose};
+use crate::host::process;
+use crate::host::workspace::Workspace;
+use crate::run::events;
+use crate::run::job_command;
+use crate::run::qemu::{self, Completion, Machine, MemSize};
 
 /// The options that make guest time count retired instructions (1 tick = 1 instruction = 1
 /// virtual nanosecond) and keep runs repeatable.
@@ -336,10 +336,10 @@ pub fn run(workspace: &Workspace, options: &Options) -> Result<ExitCode> {
     let runs: Vec<Run> =
         slots.into_iter().filter_map(|slot| slot.into_inner().unwrap_or_else(|e| e.into_inner())).collect();
 
-    let comparisons = bench_report::comparisons(&runs);
+    let comparisons = report::comparisons(&runs);
     let failed = runs.iter().filter(|run| run.error.is_some()).count();
     let results = Results { config, runs, comparisons };
-    let written = bench_report::write(&out, &results)?;
+    let written = report::write(&out, &results)?;
     let names: Vec<String> =
         written.iter().map(|path| path.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
     println!(
@@ -366,12 +366,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn prepare(workspace: &Workspace) -> Result<Prepared> {
     let log = &mut io::stderr();
     let lwk = kernel_build::build(workspace, Profile::Release)?;
-    let programs = bench_workloads::build(workspace, log).context("cannot build the benchmark programs")?;
+    let programs = workloads::build(workspace, log).context("cannot build the benchmark programs")?;
     // The launcher only in the KVM host's initramfs.
     let program_entries = |launcher: bool| -> Result<Vec<Entry>> {
         programs
             .iter()
-            .filter(|(name, _)| launcher || name != bench_workloads::KVM_LAUNCHER)
+            .filter(|(name, _)| launcher || name != workloads::KVM_LAUNCHER)
             .map(|(name, binary)| Entry::file(name, binary, EXECUTABLE))
             .collect()
     };
@@ -388,9 +388,8 @@ fn prepare(workspace: &Workspace) -> Result<Prepared> {
         "{} has no PVH entry: QEMU cannot boot it directly",
         workspace.display(&kernel.vmlinux)
     );
-    let init = workspace.root().join(bench_workloads::LINUX_INIT);
-    let entries =
-        linux_guest::initramfs(&init, &busybox, bench_workloads::LINUX_INIT_APPLETS, program_entries(false)?)?;
+    let init = workspace.root().join(workloads::LINUX_INIT);
+    let entries = linux_guest::initramfs(&init, &busybox, workloads::LINUX_INIT_APPLETS, program_entries(false)?)?;
     let linux_initrd = build_dir.join("linux-initrd.cpio");
     archive::write_if_changed(&linux_initrd, &entries, log).context("cannot write Linux's benchmark initramfs")?;
     let manul_vm_initrd = build_dir.join("manul-vm-initrd.cpio");
@@ -409,7 +408,7 @@ fn prepare(workspace: &Workspace) -> Result<Prepared> {
         let name = module.file_name().unwrap_or_default().to_string_lossy();
         host_entries.push(Entry::file(&format!("{KVM_MODULES_DIR}/{name}"), module, archive::READABLE)?);
     }
-    let host_entries = linux_guest::initramfs(&init, &busybox, bench_workloads::LINUX_INIT_APPLETS, host_entries)?;
+    let host_entries = linux_guest::initramfs(&init, &busybox, workloads::LINUX_INIT_APPLETS, host_entries)?;
     archive::write_if_changed(&kvm_host_initrd, &host_entries, log).context("cannot write the KVM host's initramfs")?;
     Ok(Prepared { lwk, manul_initrd, vmlinux: kernel.vmlinux, linux_initrd, manul_vm_initrd, kvm_host_initrd })
 }
@@ -433,7 +432,8 @@ fn config(workspace: &Workspace, prepared: &Prepared, mode: Mode, date: String) 
         date,
         commit: commit.unwrap_or_else(|| "unknown".into()),
         dirty,
-        qemu_version: first_line(Command::new(qemu::QEMU).arg("--version")).unwrap_or_else(|| "unknown".into()),
+        qemu_version: first_line(Command::new(prerequisites::QEMU).arg("--version"))
+            .unwrap_or_else(|| "unknown".into()),
         host_cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
         qemu_common: format!(
             "-machine {} -accel tcg -cpu {} -nic none -vga none {} (-m: each system's memory)",
@@ -558,12 +558,12 @@ fn boot_and_read(
     // The KVM host's console carries its guest's lines, which are the run's; the host's own
     // lines say how the launcher and KVM fared (`host_` before the host's /init's keys).
     let (text, host) = match system {
-        System::KvmVm => bench_workloads::split_guest(&text),
+        System::KvmVm => workloads::split_guest(&text),
         _ => (text, String::new()),
     };
-    let output = bench_workloads::scan(&text);
+    let output = workloads::scan(&text);
     run.info = output.info.clone();
-    let host = bench_workloads::scan(&host);
+    let host = workloads::scan(&host);
     for (key, value) in &host.info {
         let key = if key.starts_with("kvm_") { key.clone() } else { format!("host_{key}") };
         run.info.insert(key, value.clone());
@@ -608,15 +608,15 @@ fn boot_and_read(
         }
     }
     ensure!(run.exit_status == Some(0), "the program's exit status was {:?}, not 0", run.exit_status);
-    let samples = bench_workloads::samples(workload.name, workload.kind, &output.records)?;
+    let samples = workloads::samples(workload.name, workload.kind, &output.records)?;
     // Without icount a sample is in TSC ticks of the host's rate, which the report does not know.
     run.metrics = if run.icount {
-        bench_workloads::metrics(&samples, UNIT, Some(TICKS_PER_SECOND))
+        workloads::metrics(&samples, UNIT, Some(TICKS_PER_SECOND))
     } else {
-        bench_workloads::metrics(&samples, "TSC ticks", None)
+        workloads::metrics(&samples, "TSC ticks", None)
     };
     run.metrics.extend(vm_metrics(system, &run.info, run.icount));
-    if let (bench_workloads::Samples::Launch { tsc_at_main }, Some(requested)) =
+    if let (workloads::Samples::Launch { tsc_at_main }, Some(requested)) =
         (&samples, run.info.get("job_request_tsc").and_then(|tsc| tsc.parse::<u64>().ok()))
         && run.icount
     {
@@ -742,7 +742,7 @@ fn brief(run: &Run) -> String {
             .metrics
             .iter()
             .take(3)
-            .map(|metric| format!("{} {}", metric.name, bench_report::format_number(metric.value)))
+            .map(|metric| format!("{} {}", metric.name, report::format_number(metric.value)))
             .collect::<Vec<_>>()
             .join(", "),
     }
