@@ -1,28 +1,35 @@
-//! The hardware-independent half of Manul's lightweight kernel: parsers of firmware and boot
-//! data, the physical memory allocator, page-table building, the command line, event lines. It is
-//! `no_std` + `alloc` in the kernel and plain Rust in host tests and fuzz targets; the kernel
-//! binary (`main.rs`) adds everything that touches the hardware.
+//! Manul's lightweight kernel, one module tree in layers (`docs/architecture.md`): each folder
+//! imports only the folders above it in this list, and the hardware layer (`lwk-hal`, named
+//! `hal` here) holds every `unsafe`. The parts that touch the hardware are compiled for the
+//! kernel's target only (`cfg(target_os = "none")`); everything else is also built on the host,
+//! where `cargo test` runs its tests and the fuzz targets call its parsers.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
 extern crate alloc;
 
-pub mod boot_manifest;
-pub mod calendar;
-pub mod cmdline;
-pub mod cpio;
-pub mod elf_loader;
-pub mod errno;
-pub mod event;
-pub mod job_options;
-pub mod ram_fs;
-pub mod user_stack;
-pub mod vm_areas;
-pub mod vm_options;
+/// The hardware layer: CPU, interrupts, memory, devices, entry code.
+pub use lwk_hal as hal;
 
-// The hardware layer's pure parts, at their old paths (host tests and the kernel name them so).
-pub use lwk_hal::{acpi_tables, frame_allocator, heap_classes, memory_map, start_info};
+pub mod util;
 
-/// x86-64 page tables: the kernel's own, user address spaces, and the VMM's nested tables share
-/// one builder, which lives in the VMM library (it needs no OS).
-pub use embedded_vmm::paging as page_table;
+pub mod mm;
+
+pub mod time;
+
+pub mod task;
+
+pub mod fs;
+
+pub mod exec;
+
+#[cfg(target_os = "none")]
+pub(crate) mod syscalls;
+
+#[cfg(target_os = "none")]
+pub(crate) mod vmm_host;
+
+pub mod control;
+
+#[cfg(target_os = "none")]
+pub mod boot;

@@ -7,10 +7,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = core::str::from_utf8(data) {
-        let (options, _errors) = lwk::cmdline::parse(text);
+        let (options, _errors) = lwk::control::cmdline::parse(text);
         for job in &options.jobs {
             assert!(job.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         }
-        let _ = lwk::boot_manifest::compose(None, &options);
+        let _ = lwk::control::boot_manifest::compose(None, &options);
     }
 });

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lwk::elf_loader::{USER_END, inspect};
+use lwk::exec::elf_loader::{USER_END, inspect};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(exe) = inspect(data) {

@@ -5,8 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lwk::cpio::{self, CpioErrorKind, Entry, EntryKind};
-use lwk::ram_fs::{FileSystem, Ino, Lookup, NodeKind, ROOT};
+use lwk::fs::cpio::{self, CpioErrorKind, Entry, EntryKind};
+use lwk::fs::ram_fs::{FileSystem, Ino, Lookup, NodeKind, ROOT};
 
 const PATHS: [&str; 8] = ["/", "/init", "/bin/sh", "/proc/self/exe", "/tmp/../etc/passwd", "../../..", "/dev/", "lib/"];
 

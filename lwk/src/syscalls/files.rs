@@ -5,23 +5,23 @@
 //! descriptors: poll, ppoll, select, pselect6.
 
 use super::{Call, SysResult};
-use crate::files::Place;
-use crate::open_files::NodeRef;
-use crate::open_files::{
+use crate::fs::files::Place;
+use crate::fs::open_files::NodeRef;
+use crate::fs::open_files::{
     FileObject, IO_CHUNK, MAX_FDS, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, OpenFile,
     POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM,
 };
-use crate::pipe::Pipe;
-use crate::process::Process;
-use crate::wait_queue::{self, WaitQueue};
-use crate::{clock, signals, synthetic_files};
+use crate::fs::pipe::Pipe;
+use crate::fs::ram_fs::{FileSystem, Ino, NODE_BYTES, NodeKind, Stat, WritableUsage};
+use crate::task::process::Process;
+use crate::task::wait_queue::{self, WaitQueue};
+use crate::util::errno::Errno;
+use crate::{fs::synthetic_files, task::signals, time::clock};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use lwk::errno::Errno;
-use lwk::ram_fs::{FileSystem, Ino, NODE_BYTES, NodeKind, Stat, WritableUsage};
 
 const AT_FDCWD: u64 = -100i64 as u64;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
@@ -323,7 +323,7 @@ const SEGMENT_DIR: &str = "/dev/manul/seg/";
 /// Opens `/dev/manul/seg/NAME`: ENOENT unless the job holds a grant to segment NAME, EACCES
 /// for writing under a read-only grant.
 fn open_segment(c: &Call, name: &str, flags: u32) -> SysResult {
-    let view = crate::enclaves::segment_for(&c.process.job.name, name)?;
+    let view = crate::control::enclaves::segment_for(&c.process.job.name, name)?;
     if flags & O_ACCMODE != O_RDONLY && !view.writable {
         return Err(Errno::EACCES);
     }
@@ -455,7 +455,7 @@ fn list_directory(c: &mut Call, old_format: bool) -> SysResult {
         let start = out.len();
         out.resize(start + reclen, 0);
         let record = &mut out[start..];
-        record[0..8].copy_from_slice(&lwk::ram_fs::st_ino(entry.ino).to_le_bytes());
+        record[0..8].copy_from_slice(&crate::fs::ram_fs::st_ino(entry.ino).to_le_bytes());
         record[8..16].copy_from_slice(&entry.next.to_le_bytes());
         record[16..18].copy_from_slice(&(reclen as u16).to_le_bytes());
         record[name_at..name_at + entry.name.len()].copy_from_slice(entry.name.as_bytes());
@@ -499,7 +499,8 @@ fn readlink_at(c: &mut Call, dirfd: u64, path_addr: u64, buf: u64, len: u64) -> 
     let path = path_arg(c, path_addr)?;
     let place = resolve(c, dirfd, &path, false)?;
     let exe = c.process.exe.lock().clone();
-    let target = place.files.with(|fs| fs.readlink(place.ino, &lwk::ram_fs::Lookup { cwd: place.ino, exe: &exe }))?;
+    let target =
+        place.files.with(|fs| fs.readlink(place.ino, &crate::fs::ram_fs::Lookup { cwd: place.ino, exe: &exe }))?;
     let n = target.len().min(len as usize);
     c.process.space.lock().write(buf, &target.as_bytes()[..n])?;
     Ok(n as u64)
@@ -653,7 +654,7 @@ fn link_at(c: &mut Call, olddir: u64, old_addr: u64, newdir: u64, new_addr: u64,
         resolve(c, olddir, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
     }
     with_parent(c, newdir, &new, |fs, dir, name| {
-        if fs.resolve(&lwk::ram_fs::Lookup { cwd: dir, exe: "" }, name, false).is_ok() {
+        if fs.resolve(&crate::fs::ram_fs::Lookup { cwd: dir, exe: "" }, name, false).is_ok() {
             return Err(Errno::EEXIST);
         }
         if !fs.in_writable_part(dir) {
@@ -772,7 +773,7 @@ pub fn fcntl(c: &mut Call) -> SysResult {
         F_GETFL => Ok(file.flags.load(Ordering::Relaxed) as u64),
         F_SETFL => {
             // Only these change; the access mode and the others stay as open set them.
-            let settable = crate::open_files::O_APPEND | O_NONBLOCK;
+            let settable = crate::fs::open_files::O_APPEND | O_NONBLOCK;
             let keep = file.flags.load(Ordering::Relaxed) & !settable;
             file.flags.store(keep | (arg as u32 & settable), Ordering::Relaxed);
             Ok(0)
@@ -787,7 +788,7 @@ pub fn ioctl(c: &mut Call) -> SysResult {
     const TIOCGWINSZ: u64 = 0x5413;
     let [fd, request, arg, ..] = c.args;
     let file = c.process.files.lock().get(fd)?;
-    if !matches!(file.object, FileObject::Console(_) | FileObject::Device(lwk::ram_fs::DeviceKind::Console, _)) {
+    if !matches!(file.object, FileObject::Console(_) | FileObject::Device(crate::fs::ram_fs::DeviceKind::Console, _)) {
         return Err(Errno::ENOTTY);
     }
     let space = c.process.space.lock();
@@ -861,7 +862,7 @@ pub fn sendfile(c: &mut Call) -> SysResult {
     if !matches!(output.flags.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR) {
         return Err(Errno::EBADF);
     }
-    if is_pipe || output.flags.load(Ordering::Relaxed) & crate::open_files::O_APPEND != 0 {
+    if is_pipe || output.flags.load(Ordering::Relaxed) & crate::fs::open_files::O_APPEND != 0 {
         return Err(Errno::EINVAL);
     }
     let count = count.min(MAX_RW_COUNT) as usize;

@@ -1,15 +1,15 @@
 //! futex: WAIT, WAKE, WAIT_BITSET, WAKE_BITSET, REQUEUE, CMP_REQUEUE and WAKE_OP, private or
 //! shared, with timeouts: the system call's arguments, decoded for the futex core
-//! (`crate::futex`, which keeps the waiters).
+//! (`crate::task::futex`, which keeps the waiters).
 
 use super::{Call, SysResult};
-use crate::clock;
-use crate::futex::{self, BITSET_ANY};
-use crate::kernel_memory;
-use crate::page_table;
-use crate::process::Process;
+use crate::hal::kernel_memory;
+use crate::hal::page_table;
+use crate::task::futex::{self, BITSET_ANY};
+use crate::task::process::Process;
+use crate::time::clock;
+use crate::util::errno::Errno;
 use core::sync::atomic::{AtomicU32, Ordering};
-use lwk::errno::Errno;
 use lwk_hal::lent_memory;
 
 const FUTEX_WAIT: u64 = 0;

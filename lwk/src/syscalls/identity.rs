@@ -1,12 +1,12 @@
 //! Who and where the caller is (uname, limits, affinity, CPU), and the thread-level calls of program start-up: arch_prctl, set_tid_address, exit.
 
 use super::{Call, SysResult};
-use crate::open_files::{IO_CHUNK, sized_buffer};
-use crate::{per_cpu, random};
+use crate::fs::open_files::{IO_CHUNK, sized_buffer};
+use crate::util::errno::Errno;
+use crate::{hal::random, task::per_cpu};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
-use lwk::errno::Errno;
 
 const ARCH_SET_GS: u64 = 0x1001;
 const ARCH_SET_FS: u64 = 0x1002;
@@ -27,8 +27,8 @@ pub fn uname(c: &mut Call) -> SysResult {
 fn limit(resource: u64) -> Result<(u64, u64), Errno> {
     const INFINITY: u64 = u64::MAX;
     Ok(match resource {
-        3 => (crate::program_loader::STACK_BYTES, INFINITY), // RLIMIT_STACK
-        7 => (1024, 4096),                                   // RLIMIT_NOFILE
+        3 => (crate::exec::program_loader::STACK_BYTES, INFINITY), // RLIMIT_STACK
+        7 => (1024, 4096),                                         // RLIMIT_NOFILE
         0..=15 => (INFINITY, INFINITY),
         _ => return Err(Errno::EINVAL),
     })
@@ -65,9 +65,9 @@ pub fn arch_prctl(c: &mut Call) -> SysResult {
     match code {
         ARCH_SET_FS | ARCH_SET_GS => {
             let (slot, load): (_, fn(u64) -> bool) = if code == ARCH_SET_FS {
-                (&c.thread.fs_base, crate::cpu::set_user_fs_base)
+                (&c.thread.fs_base, crate::hal::cpu::set_user_fs_base)
             } else {
-                (&c.thread.gs_base, crate::cpu::set_user_gs_base)
+                (&c.thread.gs_base, crate::hal::cpu::set_user_gs_base)
             };
             if !load(addr) {
                 return Err(Errno::EPERM);
@@ -77,7 +77,7 @@ pub fn arch_prctl(c: &mut Call) -> SysResult {
         }
         ARCH_GET_FS | ARCH_GET_GS => {
             let v = if code == ARCH_GET_FS {
-                crate::cpu::rdmsr(crate::cpu::MSR_FS_BASE)
+                crate::hal::cpu::rdmsr(crate::hal::cpu::MSR_FS_BASE)
             } else {
                 c.thread.gs_base.load(Ordering::Relaxed)
             };
@@ -152,7 +152,7 @@ pub fn sched_setaffinity(c: &mut Call) -> SysResult {
     // Threads stay on their job's cores: the new core is the first allowed one among them.
     let target = job.cores.iter().copied().find(|&core| allowed(core)).ok_or(Errno::EINVAL)?;
     job.thread_moved(here, target);
-    crate::scheduler::migrate_current(target);
+    crate::task::scheduler::migrate_current(target);
     Ok(0)
 }
 

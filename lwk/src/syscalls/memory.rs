@@ -5,15 +5,15 @@
 //! while the file does not change); `mremap` moves pages without copying them.
 
 use super::{Call, SysResult};
-use crate::address_space::AddressSpace;
-use crate::open_files::{FileObject, IO_CHUNK, NodeRef, O_ACCMODE, O_RDWR, O_WRONLY, OpenFile, sized_buffer};
+use crate::exec::elf_loader::{PAGE, Protection, USER_END};
+use crate::fs::open_files::{FileObject, IO_CHUNK, NodeRef, O_ACCMODE, O_RDWR, O_WRONLY, OpenFile, sized_buffer};
+use crate::fs::ram_fs::{DeviceKind, NodeKind};
+use crate::mm::address_space::AddressSpace;
+use crate::mm::vm_areas::AreaKind;
+use crate::util::errno::Errno;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use lwk::elf_loader::{PAGE, Protection, USER_END};
-use lwk::errno::Errno;
-use lwk::ram_fs::{DeviceKind, NodeKind};
-use lwk::vm_areas::AreaKind;
 
 const PROT_READ: u64 = 1;
 const PROT_WRITE: u64 = 2;

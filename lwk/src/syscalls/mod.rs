@@ -3,6 +3,7 @@
 //! through the address space's checked copies (EFAULT), every number is range-checked. A call
 //! the kernel does not implement returns ENOSYS and is logged once with its name.
 
+pub mod entry;
 mod files;
 pub mod futex;
 mod identity;
@@ -10,14 +11,14 @@ mod memory;
 mod process;
 mod time;
 
-use crate::interrupt_entry::TrapFrame;
-use crate::process::Process;
-use crate::thread::Thread;
-use crate::{scheduler, signals};
+use crate::task::interrupt_entry::TrapFrame;
+use crate::task::process::Process;
+use crate::task::thread::Thread;
+use crate::{task::scheduler, task::signals};
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use lwk::errno::Errno;
+use crate::util::errno::Errno;
 
 pub type SysResult = Result<u64, Errno>;
 

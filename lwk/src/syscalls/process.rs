@@ -2,21 +2,21 @@
 //! waitid, kill/tkill/tgkill, process groups and sessions, signal actions and masks.
 
 use super::{Call, SysResult};
-use crate::clock;
-use crate::fork_copy;
-use crate::interrupt_entry::TrapFrame;
-use crate::process::{ExitReason, PROCESS_KERNEL_BYTES, Process, SignalAction};
-use crate::process_lifecycle;
-use crate::program_loader;
-use crate::scheduler;
-use crate::signals::{self, SIG_DFL, SIG_IGN};
-use crate::thread::Thread;
+use crate::exec::elf_loader::USER_END;
+use crate::exec::program_loader;
+use crate::mm::fork_copy;
+use crate::task::interrupt_entry::TrapFrame;
+use crate::task::process::{ExitReason, PROCESS_KERNEL_BYTES, Process, SignalAction};
+use crate::task::process_lifecycle;
+use crate::task::scheduler;
+use crate::task::signals::{self, SIG_DFL, SIG_IGN};
+use crate::task::thread::Thread;
+use crate::time::clock;
+use crate::util::errno::Errno;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
 use enclave::Charge;
-use lwk::elf_loader::USER_END;
-use lwk::errno::Errno;
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_FS: u64 = 0x200;
@@ -131,7 +131,7 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
             *thread.fpu.lock() = copy;
         }
     }
-    let fs = if a.flags & CLONE_SETTLS != 0 { a.tls } else { crate::cpu::rdmsr(crate::cpu::MSR_FS_BASE) };
+    let fs = if a.flags & CLONE_SETTLS != 0 { a.tls } else { crate::hal::cpu::rdmsr(crate::hal::cpu::MSR_FS_BASE) };
     thread.fs_base.store(fs, Ordering::Relaxed);
     thread.gs_base.store(c.thread.gs_base.load(Ordering::Relaxed), Ordering::Relaxed);
     thread.signal_mask.store(c.thread.signal_mask.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -242,7 +242,7 @@ pub fn execve(c: &mut Call) -> SysResult {
     let alone = wait_for_other_threads(c.process);
     let old = c.process.replace_space(program.space);
     // This thread now runs the new program.
-    crate::per_cpu::load_root(c.process.page_table_root());
+    crate::task::per_cpu::load_root(c.process.page_table_root());
     if alone {
         drop(old);
     } else {
@@ -261,11 +261,11 @@ pub fn execve(c: &mut Call) -> SysResult {
     *c.thread.alt_stack.lock() = (0, 0);
     c.thread.fs_base.store(0, Ordering::Relaxed);
     c.thread.gs_base.store(0, Ordering::Relaxed);
-    crate::cpu::set_user_fs_base(0);
-    crate::cpu::set_user_gs_base(0);
+    crate::hal::cpu::set_user_fs_base(0);
+    crate::hal::cpu::set_user_gs_base(0);
     // The new program starts from a reset FPU state (kept in the thread's own area, so nothing
     // is allocated and nothing of the old program's registers survives).
-    crate::fpu_state::load_reset_state();
+    crate::hal::fpu_state::load_reset_state();
     c.thread.fpu.lock().save();
     let f = &mut *c.frame;
     *f = TrapFrame {
@@ -294,7 +294,7 @@ fn wait_for_other_threads(process: &Process) -> bool {
     let deadline = clock::uptime_ns() + EXEC_WAIT_NS;
     let root = process.page_table_root();
     loop {
-        if process.threads.lock().len() <= 1 && crate::per_cpu::others_with_root(root).is_empty() {
+        if process.threads.lock().len() <= 1 && crate::task::per_cpu::others_with_root(root).is_empty() {
             return true;
         }
         let now = clock::uptime_ns();

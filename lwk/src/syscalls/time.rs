@@ -2,9 +2,9 @@
 //! uptime, per-thread and per-process CPU time.
 
 use super::{Call, SysResult};
-use crate::clock;
+use crate::time::clock;
+use crate::util::errno::Errno;
 use core::sync::atomic::Ordering;
-use lwk::errno::Errno;
 
 const CLOCK_REALTIME: u64 = 0;
 const CLOCK_MONOTONIC: u64 = 1;
@@ -19,8 +19,10 @@ fn now_ns(c: &Call, clock_id: u64) -> Result<u64, Errno> {
     Ok(match clock_id {
         CLOCK_REALTIME | CLOCK_REALTIME_COARSE => clock::realtime_ns(),
         CLOCK_MONOTONIC | CLOCK_MONOTONIC_RAW | CLOCK_MONOTONIC_COARSE | CLOCK_BOOTTIME => clock::uptime_ns(),
-        CLOCK_PROCESS_CPUTIME_ID => c.process.cpu_ns.load(Ordering::Relaxed) + crate::scheduler::current_slice_ns(),
-        CLOCK_THREAD_CPUTIME_ID => c.thread.cpu_ns.load(Ordering::Relaxed) + crate::scheduler::current_slice_ns(),
+        CLOCK_PROCESS_CPUTIME_ID => {
+            c.process.cpu_ns.load(Ordering::Relaxed) + crate::task::scheduler::current_slice_ns()
+        }
+        CLOCK_THREAD_CPUTIME_ID => c.thread.cpu_ns.load(Ordering::Relaxed) + crate::task::scheduler::current_slice_ns(),
         _ => return Err(Errno::EINVAL),
     })
 }
@@ -72,13 +74,13 @@ fn sleep_until(c: &mut Call, until: u64, remaining: u64) -> SysResult {
         if now >= until {
             return Ok(0);
         }
-        if crate::signals::deliverable(c.thread) {
+        if crate::task::signals::deliverable(c.thread) {
             if remaining != 0 {
                 c.process.space.lock().write(remaining, &timespec(until - now))?;
             }
             return Err(Errno::EINTR);
         }
-        crate::scheduler::block_current_until(until);
+        crate::task::scheduler::block_current_until(until);
     }
 }
 
@@ -118,9 +120,9 @@ pub fn clock_nanosleep(c: &mut Call) -> SysResult {
 pub fn getrusage(c: &mut Call) -> SysResult {
     let [who, out, ..] = c.args;
     let ns = match who as i64 {
-        0 => c.process.cpu_ns.load(Ordering::Relaxed) + crate::scheduler::current_slice_ns(), // RUSAGE_SELF
-        1 => c.thread.cpu_ns.load(Ordering::Relaxed) + crate::scheduler::current_slice_ns(),  // RUSAGE_THREAD
-        -1 => 0,                                                                              // RUSAGE_CHILDREN
+        0 => c.process.cpu_ns.load(Ordering::Relaxed) + crate::task::scheduler::current_slice_ns(), // RUSAGE_SELF
+        1 => c.thread.cpu_ns.load(Ordering::Relaxed) + crate::task::scheduler::current_slice_ns(),  // RUSAGE_THREAD
+        -1 => 0,                                                                                    // RUSAGE_CHILDREN
         _ => return Err(Errno::EINVAL),
     };
     let mut b = [0u8; 144];
@@ -135,7 +137,7 @@ pub fn times(c: &mut Call) -> SysResult {
     let ticks = |ns: u64| ns / 10_000_000;
     if c.args[0] != 0 {
         let mut b = [0u8; 32];
-        let user = c.process.cpu_ns.load(Ordering::Relaxed) + crate::scheduler::current_slice_ns();
+        let user = c.process.cpu_ns.load(Ordering::Relaxed) + crate::task::scheduler::current_slice_ns();
         b[..8].copy_from_slice(&ticks(user).to_le_bytes());
         c.process.space.lock().write(c.args[0], &b)?;
     }

@@ -1,0 +1,13 @@
+//! Layer 5: files. The RAM file system and the initrd's cpio, the enclave's file systems and
+//! shares, descriptor tables, pipes, the synthetic `/proc` and `/sys`.
+
+pub mod cpio;
+#[cfg(target_os = "none")]
+pub(crate) mod files;
+#[cfg(target_os = "none")]
+pub(crate) mod open_files;
+#[cfg(target_os = "none")]
+pub(crate) mod pipe;
+pub mod ram_fs;
+#[cfg(target_os = "none")]
+pub(crate) mod synthetic_files;

@@ -1,0 +1,184 @@
+//! Bringing up the other CPUs (INIT-SIPI-SIPI into a real-mode trampoline copied below 1 MiB,
+//! which enters long mode directly and jumps to [`ap_entry`]) and cross-CPU calls (a queue per
+//! CPU plus an IPI).
+
+use crate::hal::acpi_tables::Madt;
+use crate::hal::kernel_memory::{self, MemoryError, Stack, alloc_stack};
+use crate::hal::vectors::CROSS_CALL_VECTOR;
+use crate::task::per_cpu::{self, PerCpu};
+use crate::{
+    hal::cpu, hal::descriptor_tables, hal::fpu_state, hal::local_apic, syscalls::entry, task::interrupt_entry,
+    task::scheduler, time::clock,
+};
+use alloc::boxed::Box;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use lwk_hal::cpu_start::Trampoline;
+
+pub const KERNEL_STACK_BYTES: u64 = 64 * 1024;
+const START_TIMEOUT_NS: u64 = 1_000_000_000;
+
+pub enum SmpError {
+    Memory(MemoryError),
+    /// The trampoline pages are not RAM in the memory map.
+    NoTrampolineMemory,
+    /// The per-CPU table was already made.
+    Twice,
+}
+
+impl core::fmt::Display for SmpError {
+    fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result {
+        match self {
+            SmpError::Memory(e) => write!(f, "{e}"),
+            SmpError::NoTrampolineMemory => write!(f, "no RAM at 0x8000-0xbfff for the start-up trampoline"),
+            SmpError::Twice => write!(f, "the per-CPU table was already made"),
+        }
+    }
+}
+
+/// Outcome of starting the application processors.
+pub struct SmpReport {
+    pub started: usize,
+    /// APIC IDs of CPUs that did not come online in time.
+    pub failed: Vec<u32>,
+}
+
+/// Creates the per-CPU table (boot CPU first) and installs the boot CPU's entry.
+pub fn init_boot_cpu(madt: &Madt, boot_stack: Stack) -> Result<&'static PerCpu, SmpError> {
+    let me = local_apic::id();
+    let mut cpus = Vec::new();
+    cpus.push(per_cpu::new(0, me, boot_stack));
+    for c in madt.cpus.iter().filter(|c| c.enabled && c.apic_id != me) {
+        let stack = alloc_stack(KERNEL_STACK_BYTES).map_err(SmpError::Memory)?;
+        cpus.push(per_cpu::new(cpus.len(), c.apic_id, stack));
+    }
+    let all = per_cpu::set_all(cpus).ok_or(SmpError::Twice)?;
+    per_cpu::install(&all[0]);
+    all[0].online.store(true, Ordering::Release);
+    Ok(&all[0])
+}
+
+/// Starts every other CPU in the table, one at a time.
+pub fn start_application_processors(ram_below_1m: bool, features: &cpu::Features) -> Result<SmpReport, SmpError> {
+    if !ram_below_1m {
+        return Err(SmpError::NoTrampolineMemory);
+    }
+    let trampoline = Trampoline::install();
+    let mut report = SmpReport { started: 0, failed: Vec::new() };
+    for cpu in per_cpu::all().iter().skip(1) {
+        trampoline.post(cpu, features.nx, ap_entry);
+        local_apic::send_init(cpu.apic_id);
+        clock::spin_ns(10_000_000);
+        for _ in 0..2 {
+            local_apic::send_startup(cpu.apic_id, trampoline.startup_vector());
+            let deadline = clock::uptime_ns() + START_TIMEOUT_NS / 2;
+            while !cpu.online.load(Ordering::Acquire) && clock::uptime_ns() < deadline {
+                core::hint::spin_loop();
+            }
+            if cpu.online.load(Ordering::Acquire) {
+                break;
+            }
+        }
+        if cpu.online.load(Ordering::Acquire) {
+            report.started += 1;
+        } else {
+            log::error!("cpu {} (APIC {}) did not start", cpu.index, cpu.apic_id);
+            report.failed.push(cpu.apic_id);
+        }
+    }
+    Ok(report)
+}
+
+/// First Rust code on an application processor.
+extern "C" fn ap_entry(cpu: &'static PerCpu) -> ! {
+    // The kernel's tables map everything the trampoline's map in the upper half.
+    cpu.load_root(kernel_memory::kernel_root());
+    let tss = match descriptor_tables::init_this_cpu() {
+        Ok(tss) => tss,
+        Err(e) => {
+            log::error!("cpu {}: no memory for its TSS stacks: {e}", cpu.index);
+            cpu::halt_forever();
+        }
+    };
+    interrupt_entry::load_idt();
+    per_cpu::install(cpu);
+    cpu.tss.store(tss, Ordering::Relaxed);
+    local_apic::init_this_cpu();
+    entry::init_this_cpu();
+    fpu_state::init_this_cpu();
+    cpu.online.store(true, Ordering::Release);
+    idle()
+}
+
+/// The idle loop of an application processor: runs threads when its queue has some, halts
+/// otherwise. Cross-CPU calls run in their interrupt handler.
+pub fn idle() -> ! {
+    let me = per_cpu::current();
+    loop {
+        cpu::disable_interrupts();
+        if scheduler::has_runnable() {
+            scheduler::schedule();
+        } else if let Some(work) = crate::vmm_host::vms::take_work() {
+            crate::vmm_host::vms::run_work(work);
+        } else {
+            me.halts.fetch_add(1, Ordering::Relaxed);
+            cpu::wait_for_interrupt();
+        }
+    }
+}
+
+/// Queues `f` on CPU `index` and interrupts it. Runs `f` at once if `index` is this CPU.
+pub fn run_on(index: usize, f: impl FnOnce() + Send + 'static) -> Result<(), &'static str> {
+    let target = per_cpu::all().get(index).ok_or("no such CPU")?;
+    if !target.online.load(Ordering::Acquire) {
+        return Err("CPU is not online");
+    }
+    if target.index == per_cpu::current().index {
+        cpu::without_interrupts(f);
+        return Ok(());
+    }
+    target.calls.lock().push_back(Box::new(f));
+    local_apic::send_ipi(target.apic_id, CROSS_CALL_VECTOR);
+    Ok(())
+}
+
+/// Runs `f` on CPU `index` and waits for its result (at most `timeout_ns`).
+pub fn call_on<R: Send + 'static>(
+    index: usize,
+    timeout_ns: u64,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, &'static str> {
+    let slot = Arc::new((AtomicBool::new(false), spin::Mutex::new(None)));
+    let theirs = slot.clone();
+    run_on(index, move || {
+        *theirs.1.lock() = Some(f());
+        theirs.0.store(true, Ordering::Release);
+    })?;
+    let deadline = clock::uptime_ns() + timeout_ns;
+    while !slot.0.load(Ordering::Acquire) {
+        if clock::uptime_ns() > deadline {
+            return Err("timed out");
+        }
+        core::hint::spin_loop();
+    }
+    slot.1.lock().take().ok_or("no result")
+}
+
+/// Flushes the whole TLB, global kernel pages included, on every online CPU; true if every CPU
+/// did within 10 ms.
+pub fn flush_kernel_tlbs_everywhere() -> bool {
+    let mut all = true;
+    for c in per_cpu::all().iter().filter(|c| c.online.load(Ordering::Acquire)) {
+        all &= call_on(c.index, 10_000_000, cpu::flush_tlb_global).is_ok();
+    }
+    all
+}
+
+/// Runs every call queued for this CPU (from the cross-call interrupt).
+pub fn run_pending_calls() {
+    let me = per_cpu::current();
+    while let Some(call) = me.calls.lock().pop_front() {
+        call();
+    }
+}
