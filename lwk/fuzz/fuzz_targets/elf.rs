@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lwk::exec::elf_loader::{USER_END, inspect};
+use lwk::exec::elf_loader::inspect;
+use lwk::hal::cpu::USER_END;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(exe) = inspect(data) {

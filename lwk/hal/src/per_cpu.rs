@@ -1,6 +1,10 @@
 //! Per-CPU data, reached through the GS base: identity, stack bounds, interrupt counters, the
-//! queue of cross-CPU calls, the loaded page-table root, and a slot the kernel fills with its
-//! own per-CPU state (`K`: the scheduler's, the timer's), reached through `Deref`.
+//! timer's deadline, the queue of cross-CPU calls, the loaded page-table root, and a slot the
+//! kernel fills with its own per-CPU state (`K`: the scheduler's), reached through `Deref`.
+//!
+//! The hardware's part of every entry has the same layout whatever `K` is (`repr(C)`, the slot
+//! last), so the layers of the kernel below its scheduler reach it without naming `K`:
+//! [`this_cpu`] and [`cpus`] give it as a `PerCpu<()>`.
 
 use crate::context::SavedContext;
 use crate::cpu::{self, IrqMutex, MSR_GS_BASE};
@@ -14,6 +18,11 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// A function another CPU asked this one to run.
 pub type CrossCall = Box<dyn FnOnce() + Send>;
+
+/// [`PerCpu::timer_deadline`] when the timer is stopped (or fired: it is one-shot).
+pub const TIMER_STOPPED: u64 = u64::MAX - 1;
+/// [`PerCpu::timer_deadline`] when something else armed the timer.
+pub const TIMER_UNKNOWN: u64 = u64::MAX;
 
 /// Offsets the assembly entry stubs use (checked below against the struct).
 pub const OFFSET_KERNEL_STACK_TOP: usize = 8;
@@ -47,6 +56,10 @@ pub struct PerCpu<K: 'static> {
     pub halts: AtomicU64,
     /// Set by the timer interrupt; cleared by whoever armed the timer.
     pub timer_fired: AtomicBool,
+    /// The uptime the timer is armed for, or [`TIMER_STOPPED`], or [`TIMER_UNKNOWN`] (armed
+    /// otherwise, or not yet): lets a caller that asks for the same deadline again (the VMM,
+    /// before every guest entry) skip reprogramming it.
+    pub timer_deadline: AtomicU64,
     pub calls: IrqMutex<VecDeque<CrossCall>>,
     /// An interrupt found threads waiting while the running one was in the kernel: it gives way
     /// on its return to user mode.
@@ -80,6 +93,7 @@ impl<K: 'static> PerCpu<K> {
             other_interrupts: AtomicU64::new(0),
             halts: AtomicU64::new(0),
             timer_fired: AtomicBool::new(false),
+            timer_deadline: AtomicU64::new(TIMER_UNKNOWN),
             calls: IrqMutex::new(VecDeque::new()),
             resched: AtomicBool::new(false),
             loaded_root: AtomicU64::new(0),
@@ -109,13 +123,14 @@ impl<K: 'static> core::ops::Deref for PerCpu<K> {
     }
 }
 
-/// The table of all CPUs: its address, length and the kernel slot's type.
+/// The table of all CPUs: its address, length and the size of one entry.
 struct Table {
     address: AtomicUsize,
     len: AtomicUsize,
+    stride: AtomicUsize,
 }
 
-static TABLE: Table = Table { address: AtomicUsize::new(0), len: AtomicUsize::new(0) };
+static TABLE: Table = Table { address: AtomicUsize::new(0), len: AtomicUsize::new(0), stride: AtomicUsize::new(0) };
 static PUBLISHED: spin::Once<TypeId> = spin::Once::new();
 
 /// Publishes the table of all CPUs (once, on the boot CPU, before any other CPU starts); a
@@ -131,6 +146,7 @@ pub fn set_all<K: Sync + 'static>(cpus: Vec<PerCpu<K>>) -> Option<&'static [PerC
     }
     let table: &'static [PerCpu<K>] = Box::leak(cpus.into_boxed_slice());
     TABLE.len.store(table.len(), Ordering::Relaxed);
+    TABLE.stride.store(size_of::<PerCpu<K>>(), Ordering::Relaxed);
     TABLE.address.store(table.as_ptr() as usize, Ordering::Release);
     Some(table)
 }
@@ -177,13 +193,66 @@ pub fn try_current<K: Sync + 'static>() -> Option<&'static PerCpu<K>> {
     all::<K>().iter().find(|c| core::ptr::eq(*c, address as *const PerCpu<K>))
 }
 
+/// The hardware's part of entry `index` of the table (any slot type).
+fn hardware_part(index: usize) -> Option<&'static PerCpu<()>> {
+    let address = TABLE.address.load(Ordering::Acquire);
+    (address != 0 && index < TABLE.len.load(Ordering::Relaxed)).then(|| {
+        let entry = address + index * TABLE.stride.load(Ordering::Relaxed);
+        // SAFETY: entry `index` of the leaked table `set_all` published; a `PerCpu<K>` starts
+        // with the fields of a `PerCpu<()>` at the same offsets (`repr(C)`, the slot last) and
+        // is at least as large and as aligned, so its first bytes are a valid `PerCpu<()>`.
+        unsafe { &*(entry as *const PerCpu<()>) }
+    })
+}
+
+/// Every CPU's entry, the hardware's part only.
+pub fn cpus() -> impl Iterator<Item = &'static PerCpu<()>> {
+    (0..).map_while(hardware_part)
+}
+
+/// This CPU's entry, the hardware's part only (after [`install`]).
+#[inline]
+pub fn this_cpu() -> &'static PerCpu<()> {
+    let address: u64;
+    // SAFETY: reads gs:[0], which `install` set to this CPU's entry.
+    unsafe { asm!("mov {}, gs:[0]", out(reg) address, options(nostack, readonly, preserves_flags)) };
+    assert!(address != 0, "per-CPU data used before it was installed");
+    // SAFETY: as in `hardware_part`: the entry's first bytes are a valid `PerCpu<()>`.
+    unsafe { &*(address as *const PerCpu<()>) }
+}
+
+/// This CPU's entry, the hardware's part only, or `None` before [`install`] (fault paths).
+pub fn try_this_cpu() -> Option<&'static PerCpu<()>> {
+    let address = cpu::rdmsr(MSR_GS_BASE);
+    cpus().find(|c| core::ptr::eq(*c as *const PerCpu<()> as *const u8, address as *const u8))
+}
+
+/// Queues `f` on CPU `index` and interrupts it. Runs `f` at once if `index` is this CPU.
+pub fn run_on(index: usize, f: impl FnOnce() + Send + 'static) -> Result<(), &'static str> {
+    let target = hardware_part(index).ok_or("no such CPU")?;
+    if !target.online.load(Ordering::Acquire) {
+        return Err("CPU is not online");
+    }
+    if target.index == this_cpu().index {
+        cpu::without_interrupts(f);
+        return Ok(());
+    }
+    target.calls.lock().push_back(Box::new(f));
+    crate::local_apic::send_ipi(target.apic_id, crate::vectors::CROSS_CALL_VECTOR);
+    Ok(())
+}
+
+/// Runs every call queued for this CPU (from the cross-call interrupt).
+pub fn run_pending_calls() {
+    let me = this_cpu();
+    while let Some(call) = me.calls.lock().pop_front() {
+        call();
+    }
+}
+
 /// The other CPUs (not this one) that have `root` loaded now: whoever frees an address space
 /// waits for, or reports, them.
-pub fn others_with_root<K: Sync + 'static>(root: Root) -> Vec<usize> {
-    let me = current::<K>().index;
-    all::<K>()
-        .iter()
-        .filter(|c| c.index != me && c.loaded_root.load(Ordering::Acquire) == root.phys())
-        .map(|c| c.index)
-        .collect()
+pub fn others_with_root(root: Root) -> Vec<usize> {
+    let me = this_cpu().index;
+    cpus().filter(|c| c.index != me && c.loaded_root.load(Ordering::Acquire) == root.phys()).map(|c| c.index).collect()
 }

@@ -1,11 +1,12 @@
 //! The boot sequence on the boot CPU, from the PVH entry to the `boot` event, and what follows
 //! it (a self-test, power-off, or the console).
 
+use crate::boot::cpus;
 use crate::control::cmdline::{self, AfterBoot, SelfTest};
-use crate::control::power::{ExitStatus, shutdown};
 use crate::hal::acpi_tables::{self, Madt};
 use crate::hal::kernel_memory::{BootIdentityReader, DirectMapReader};
 use crate::hal::start_info::BootInfo;
+use crate::util::power::{ExitStatus, shutdown};
 use crate::{
     control::console_commands, control::enclaves, fs::files, hal::cpu, hal::descriptor_tables, hal::fpu_state,
     hal::io_apic, hal::kernel_memory, hal::local_apic, println, syscalls::entry, task::interrupt_entry, task::per_cpu,
@@ -47,7 +48,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     let memory = kernel_memory::init(&boot, &features).unwrap_or_else(|e| fail("memory set-up", e));
 
     let (options, errors) = cmdline::parse(boot.cmdline());
-    logging::set_level(options.log);
+    log::set_max_level(options.log);
     log::info!(target: "cmdline", "\"{}\"", boot.cmdline());
     for e in &errors {
         log::warn!(target: "cmdline", "{}: {}", e.option, e.reason);
@@ -75,7 +76,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
                 info.madt.io_apics.len()
             );
             match info.power_off {
-                Some(p) => crate::control::power::set_acpi_power_off(p),
+                Some(p) => crate::util::power::set_acpi_power_off(p),
                 None => log::warn!(target: "acpi", "no FADT power-off information; ACPI power-off unavailable"),
             }
             info.madt
@@ -126,7 +127,8 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
         .memmap()
         .iter()
         .any(|e| e.kind == crate::hal::memory_map::E820_RAM && e.addr <= 0x8000 && e.addr + e.size >= 0xc000);
-    let smp = smp::start_application_processors(trampoline_ram, &features).unwrap_or_else(|e| fail("starting CPUs", e));
+    let smp = smp::start_application_processors(trampoline_ram, &features, cpus::ap_entry)
+        .unwrap_or_else(|e| fail("starting CPUs", e));
     // Every started CPU must answer a cross-CPU call with its own APIC ID.
     let mut answering = 1;
     for c in per_cpu::all().iter().skip(1).filter(|c| c.online.load(Ordering::Acquire)) {
@@ -175,6 +177,7 @@ pub extern "C" fn kernel_main(start_info: u32) -> ! {
     }
     // The node's enclaves (the manifest and the command line's job=/vm=); the last one to end
     // powers the node off unless then=console. Meanwhile the console takes commands.
+    enclaves::install_hooks();
     let launched = enclaves::boot(&options);
     match options.then {
         Some(AfterBoot::Poweroff) if !launched => shutdown(ExitStatus::Success),

@@ -1,7 +1,7 @@
 //! The panic handler: message, location and a backtrace on the console, a `panic` event, and a
 //! failure exit. A panic while panicking goes straight to the exit.
 
-use crate::control::power::{ExitStatus, shutdown};
+use crate::util::power::{ExitStatus, shutdown};
 use crate::{hal::cpu, hal::kernel_heap, task::per_cpu, util::backtrace, util::logging, util::serial_console};
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};

@@ -11,16 +11,7 @@ use crate::control::vm_options::{self, VmKey};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use enclave::Kind;
-
-/// How much the console log shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
-}
+use log::LevelFilter;
 
 /// What the kernel does once every CPU is up and nothing (more) runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +94,8 @@ impl Shorthand {
 /// Every option the kernel understands, with its default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Options {
-    pub log: LogLevel,
+    /// How much the console log shows.
+    pub log: LevelFilter,
     /// `None`: the console when nothing was launched, power-off once every enclave has ended.
     pub then: Option<AfterBoot>,
     pub manifest: ManifestChoice,
@@ -118,7 +110,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            log: LogLevel::Info,
+            log: LevelFilter::Info,
             then: None,
             manifest: ManifestChoice::Default,
             test: None,
@@ -193,8 +185,8 @@ fn apply(options: &mut Options, key: &str, value: Option<&str>) -> Result<(), St
     };
     match key {
         "log" => {
-            const LEVELS: [LogLevel; 5] =
-                [LogLevel::Error, LogLevel::Warn, LogLevel::Info, LogLevel::Debug, LogLevel::Trace];
+            const LEVELS: [LevelFilter; 5] =
+                [LevelFilter::Error, LevelFilter::Warn, LevelFilter::Info, LevelFilter::Debug, LevelFilter::Trace];
             options.log = LEVELS[choose(&["error", "warn", "info", "debug", "trace"])?];
         }
         "then" => {
@@ -247,7 +239,7 @@ mod tests {
     fn known_options_are_typed() {
         let (o, e) = parse("log=debug then=poweroff test=idle");
         assert!(e.is_empty(), "{e:?}");
-        assert_eq!(o.log, LogLevel::Debug);
+        assert_eq!(o.log, LevelFilter::Debug);
         assert_eq!(o.then, Some(AfterBoot::Poweroff));
         assert_eq!(o.test, Some(SelfTest::Idle));
     }

@@ -2,7 +2,7 @@
 //! the enclave control plane's (`enclaves`). Each enclave command answers in text and with a
 //! matching `@manul` event. The boot CPU halts between keystrokes (input arrives by interrupt).
 
-use crate::control::power::{ExitStatus, shutdown};
+use crate::util::power::{ExitStatus, shutdown};
 use crate::{
     control::enclaves, hal::cpu, hal::kernel_memory, print, println, task::per_cpu, time::clock, util::logging,
     util::serial_console,

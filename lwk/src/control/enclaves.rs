@@ -11,11 +11,12 @@ use crate::control::boot_manifest::{self, ComposeError};
 use crate::control::cmdline::{AfterBoot, Options};
 use crate::control::job_options::{self, JobsExpect};
 use crate::control::jobs::{self, JobLaunch, PreparedJob};
-use crate::control::power::{ExitStatus, shutdown};
 use crate::fs::files::{Mount, Share};
 use crate::hal::cpu::IrqMutex;
 use crate::hal::vectors::RESCHEDULE_VECTOR;
+use crate::mm::segment::{SegmentMemory, SegmentView};
 use crate::task::process::{ExitReason, Job};
+use crate::util::power::{ExitStatus, shutdown};
 use crate::vmm_host::vms::{self, PreparedVm, VmLaunch};
 use crate::{
     control::node_health, fs::files, hal::kernel_memory, hal::local_apic, println, task::per_cpu, time::clock,
@@ -81,20 +82,6 @@ struct ControlPlane {
     /// The kernel-memory budgets of the running enclaves, added up: never more than the kernel
     /// memory the partition leaves, less [`KERNEL_RESERVE_MIN`] for the kernel itself.
     kernel_committed: u64,
-}
-
-/// A shared segment's memory: one physically contiguous, zeroed block.
-#[derive(Clone, Copy, Debug)]
-pub struct SegmentMemory {
-    pub phys: u64,
-    pub bytes: u64,
-}
-
-/// A segment as an enclave may map it.
-#[derive(Clone, Copy, Debug)]
-pub struct SegmentView {
-    pub memory: SegmentMemory,
-    pub writable: bool,
 }
 
 /// Reserves every segment of the registry as one contiguous zeroed block (2 MiB aligned when it
@@ -579,6 +566,16 @@ struct Release {
 
 /// Enclave memory whose last holder let go, waiting for core 0 to scrub and free it.
 static RELEASES: IrqMutex<Vec<Release>> = IrqMutex::new(Vec::new());
+
+/// Gives the lower layers the control plane's answers to what they report up: a job's memory
+/// is free, a job ended, a VM ended. Before anything is launched.
+pub fn install_hooks() {
+    crate::mm::job_memory::RELEASE.install(release_later);
+    crate::task::process_lifecycle::JOB_ENDED.install(jobs::end_job);
+    crate::vmm_host::vms::VM_ENDED.install(|name, end| ended(name, Ending::Vm(end)));
+    crate::mm::segment::SEGMENT_FOR.install(segment_for);
+    crate::fs::open_files::CONSOLE_WRITE.install(jobs::console_write);
+}
 
 /// Hands a job's memory blocks to core 0 for scrubbing ([`housekeeping`]); the holder may be on
 /// any core, in any context.

@@ -12,6 +12,7 @@
 //! only the options' names. `threads` caps the job's live threads (all its processes together;
 //! by default a share of the kernel memory the jobs leave, see [`default_max_threads`]).
 
+use crate::task::THREAD_KERNEL_BYTES;
 use alloc::string::{String, ToString};
 
 /// `job.SETTING=` and `job.NAME.SETTING=`: (SETTING, the manifest key it sets). `job=` and
@@ -29,8 +30,6 @@ const SETTINGS: [(&str, &str); 9] = [
 ];
 /// The name of the job `job=` and `job.SETTING=` describe.
 pub const DEFAULT_NAME: &str = "job";
-/// Kernel memory one thread takes: its 32 KiB kernel stack, its XSAVE area and its bookkeeping.
-pub const THREAD_KERNEL_BYTES: u64 = 40 * 1024;
 /// Bounds of a job's thread limit.
 pub const MIN_THREADS: usize = 16;
 pub const MAX_THREADS: usize = enclave::manifest::MAX_JOB_THREADS as usize;

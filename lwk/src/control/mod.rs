@@ -12,6 +12,4 @@ pub mod job_options;
 pub(crate) mod jobs;
 #[cfg(target_os = "none")]
 pub(crate) mod node_health;
-#[cfg(target_os = "none")]
-pub(crate) mod power;
 pub mod vm_options;

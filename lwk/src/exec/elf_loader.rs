@@ -4,6 +4,8 @@
 //! the kernel then copies the bytes. Parsing uses `goblin`; every number read from the file is
 //! checked before use, so a hostile file gets an error, never a panic.
 
+use crate::hal::cpu::USER_END;
+use crate::mm::vm_areas::{PAGE, Protection};
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -12,22 +14,11 @@ use goblin::elf::{Elf, ProgramHeader, header, program_header};
 
 /// Where a static-PIE executable is placed (1 GiB aligned, so its segments can use large pages).
 pub const PIE_BASE: u64 = 0x5555_4000_0000;
-/// End of the user half of the address space (defined with the CPU's registers).
-pub use lwk_hal::cpu::USER_END;
-/// A 4 KiB page, as the page tables define it.
-pub const PAGE: u64 = embedded_vmm::paging::PAGE_4K;
 /// Most bytes of ELF header and program headers the kernel reads before loading (a file whose
 /// program headers end later is refused): the headers are read, the segments streamed.
 pub const MAX_HEADERS: usize = 64 * 1024;
 /// The ELF64 header's size: what [`headers_len`] needs to see.
 pub const ELF64_HEADER: usize = 64;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Protection {
-    pub read: bool,
-    pub write: bool,
-    pub execute: bool,
-}
 
 /// One PT_LOAD segment, with addresses already relocated by the load base.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 //! the new address space, in pieces of at most [`COPY_CHUNK`] bytes (an initrd file without any
 //! copy at all). The file stays held while it loads, so a concurrent unlink cannot free it.
 
-use crate::exec::elf_loader::{self, ElfError, ExecutableKind, Protection};
+use crate::exec::elf_loader::{self, ElfError, ExecutableKind};
 use crate::exec::user_stack::{self, StackError, StackParameters};
 use crate::fs::files::{EnclaveFiles, Place};
 use crate::fs::ram_fs::Ino;
@@ -15,6 +15,7 @@ use crate::hal::random;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::job_memory::JobMemory;
 use crate::mm::vm_areas::AreaKind;
+use crate::mm::vm_areas::Protection;
 use crate::util::errno::Errno;
 use alloc::string::String;
 use alloc::sync::Arc;

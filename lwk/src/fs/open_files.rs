@@ -2,14 +2,15 @@
 //! file system, a device, a snapshot of a synthetic file, the console, a pipe end) with its
 //! offset and status flags; descriptors point at open files and may share them (`dup`, `fork`).
 
-use crate::control::enclaves::SegmentView;
 use crate::fs::files::EnclaveFiles;
 use crate::fs::pipe::Pipe;
 use crate::fs::ram_fs::{DeviceKind, Ino};
+use crate::hal::random;
+use crate::mm::segment::SegmentView;
 use crate::task::process::Job;
 use crate::task::wait_queue::WaitQueue;
 use crate::util::errno::Errno;
-use crate::{control::jobs, hal::random};
+use crate::util::hook::Hook;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
@@ -24,6 +25,16 @@ pub const O_RDWR: u32 = 2;
 pub const O_APPEND: u32 = 0o2000;
 pub const O_NONBLOCK: u32 = 0o4000;
 pub const O_CLOEXEC: u32 = 0o2000000;
+/// Where a job's console output goes (the job's lines, prefixed and paced on the node's
+/// console): the control plane's.
+pub static CONSOLE_WRITE: Hook<fn(&Job, &[u8])> = Hook::new();
+
+/// Writes `data` to `job`'s console; EIO before the control plane has said where that is.
+fn console_write(job: &Job, data: &[u8]) -> Result<(), Errno> {
+    CONSOLE_WRITE.get().ok_or(Errno::EIO)?(job, data);
+    Ok(())
+}
+
 /// Most descriptors a process may hold (RLIMIT_NOFILE).
 pub const MAX_FDS: usize = 1024;
 /// Most bytes moved between a file and user memory in one step (the kernel buffer's size, and
@@ -258,14 +269,8 @@ impl OpenFile {
             let data = &buf[..want];
             let written = match &self.object {
                 FileObject::Node(node) => self.write_node(node, data, offset.map(|o| o.saturating_add(done as u64))),
-                FileObject::Console(owner) => {
-                    jobs::console_write(owner, data);
-                    Ok(want)
-                }
-                FileObject::Device(DeviceKind::Console, _) => {
-                    jobs::console_write(job, data);
-                    Ok(want)
-                }
+                FileObject::Console(owner) => console_write(owner, data).map(|()| want),
+                FileObject::Device(DeviceKind::Console, _) => console_write(job, data).map(|()| want),
                 FileObject::PipeWrite(p) => p.write(data, self.nonblocking()),
                 _ => Err(Errno::EBADF),
             };

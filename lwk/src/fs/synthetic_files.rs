@@ -2,7 +2,7 @@
 //! `/proc/self/maps`, `/sys/devices/system/cpu/online`), generated when a process opens them.
 
 use crate::fs::ram_fs::SyntheticKind;
-use crate::task::per_cpu;
+use crate::hal::per_cpu;
 use crate::task::process::Process;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -26,7 +26,7 @@ pub fn generate(kind: SyntheticKind, process: &Process) -> Vec<u8> {
         }
         SyntheticKind::CpuOnline => {
             let online: Vec<usize> =
-                per_cpu::all().iter().filter(|c| c.online.load(Ordering::Relaxed)).map(|c| c.index).collect();
+                per_cpu::cpus().filter(|c| c.online.load(Ordering::Relaxed)).map(|c| c.index).collect();
             write_ranges(&mut s, &online);
             s.push('\n');
         }
@@ -65,7 +65,7 @@ fn cpuinfo(s: &mut String) {
     let l1 = __cpuid_count(1, 0);
     let mhz = crate::time::clock::tsc_hz() / 1_000_000;
     let flags = cpu_flags(l1.edx, l1.ecx);
-    let cpus = per_cpu::all();
+    let cpus: Vec<_> = per_cpu::cpus().collect();
     for c in cpus.iter().filter(|c| c.online.load(Ordering::Relaxed)) {
         let _ = write!(
             s,

@@ -10,13 +10,14 @@
 //! page-table frame (4 KiB) and each area ([`AREA_BYTES`]). A mapping whose tables or area the
 //! account refuses fails with ENOMEM, as one whose memory the job's pool lacks.
 
-use crate::exec::elf_loader::{PAGE, Protection, USER_END};
+use crate::hal::cpu::USER_END;
 use crate::hal::kernel_memory::{self, Root};
 use crate::hal::page_table::{self, PageFlags, PageSizes, TableMemory};
 use crate::mm::job_memory::JobMemory;
 use crate::mm::vm_areas::{Area, AreaKind, VmAreas};
+use crate::mm::vm_areas::{PAGE, Protection};
 use crate::util::errno::Errno;
-use crate::{hal::cpu, task::per_cpu, task::smp, time::clock};
+use crate::{hal::cpu, hal::per_cpu, time::clock};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -216,7 +217,7 @@ impl AddressSpace {
     /// them, waiting for those (at most [`SHOOTDOWN_TIMEOUT_NS`]).
     fn shootdown(&self) {
         flush_tlb();
-        let me = per_cpu::current().index;
+        let me = per_cpu::this_cpu().index;
         let root = self.root.phys();
         let pending = Arc::new(AtomicUsize::new(0));
         for &target in self.other_cpus.iter().filter(|&&c| c != me) {
@@ -230,7 +231,7 @@ impl AddressSpace {
                 }
                 done.fetch_sub(1, Ordering::AcqRel);
             };
-            if smp::run_on(target, flush).is_err() {
+            if per_cpu::run_on(target, flush).is_err() {
                 pending.fetch_sub(1, Ordering::AcqRel);
             }
         }

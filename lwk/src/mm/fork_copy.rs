@@ -23,7 +23,7 @@ pub fn duplicate(parent: &AddressSpace, rsp: u64) -> Result<AddressSpace, Errno>
             continue;
         }
         let live_from = if kind == AreaKind::Stack && (start..end).contains(&rsp) {
-            rsp.saturating_sub(128) & !(crate::exec::elf_loader::PAGE - 1)
+            rsp.saturating_sub(128) & !(crate::mm::vm_areas::PAGE - 1)
         } else {
             start
         };

@@ -8,6 +8,7 @@
 use crate::hal::frame_allocator::{FRAME_SIZE, FrameAllocator, order_size};
 use crate::hal::kernel_memory::{self, DirectMapMetadata};
 use crate::util::errno::Errno;
+use crate::util::hook::Hook;
 use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -91,8 +92,21 @@ impl JobMemory {
     }
 }
 
+/// Where an ended pool's blocks go (owner, blocks): the control plane scrubs them on core 0 and
+/// reports the enclave's memory back. Without it the blocks are scrubbed and freed at once.
+pub static RELEASE: Hook<Release> = Hook::new();
+
+/// Takes an ended pool's owner and blocks.
+pub type Release = fn(String, Vec<(u64, u64)>);
+
 impl Drop for JobMemory {
     fn drop(&mut self) {
-        crate::control::enclaves::release_later(core::mem::take(&mut self.owner), core::mem::take(&mut self.blocks));
+        let blocks = core::mem::take(&mut self.blocks);
+        match RELEASE.get() {
+            Some(release) => release(core::mem::take(&mut self.owner), blocks),
+            None => blocks.into_iter().for_each(|(phys, len)| {
+                let _ = kernel_memory::scrub_and_free(phys, len);
+            }),
+        }
     }
 }

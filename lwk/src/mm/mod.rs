@@ -7,4 +7,6 @@ pub(crate) mod address_space;
 pub(crate) mod fork_copy;
 #[cfg(target_os = "none")]
 pub(crate) mod job_memory;
+#[cfg(target_os = "none")]
+pub(crate) mod segment;
 pub mod vm_areas;

@@ -2,11 +2,22 @@
 //! what they hold. Page tables hold the physical truth; this map answers "where is room for a new
 //! mapping", "is this range mapped" and `/proc/self/maps`.
 
-use crate::exec::elf_loader::{PAGE, Protection, USER_END};
+use crate::hal::cpu::USER_END;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
+
+/// A 4 KiB page, as the page tables define it.
+pub const PAGE: u64 = crate::hal::page_table::PAGE_4K;
+
+/// What user code may do with a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Protection {
+    pub read: bool,
+    pub write: bool,
+    pub execute: bool,
+}
 
 /// What a range holds.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,12 +1,10 @@
 //! The kernel's side of `syscall`: the hardware layer's entry (`lwk_hal::syscall_entry`) calls
 //! [`syscall_dispatch`], which runs the system call and chooses the way back.
 
-use crate::exec::elf_loader::USER_END;
+use crate::hal::cpu::USER_END;
 use crate::hal::descriptor_tables::USER_CODE;
 use crate::syscalls;
 use crate::task::interrupt_entry::TrapFrame;
-
-pub use lwk_hal::syscall_entry::{SYSCALL_FRAME, USER_RFLAGS};
 
 /// Enables `syscall` on this CPU.
 pub fn init_this_cpu() {

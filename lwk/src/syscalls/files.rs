@@ -323,7 +323,8 @@ const SEGMENT_DIR: &str = "/dev/manul/seg/";
 /// Opens `/dev/manul/seg/NAME`: ENOENT unless the job holds a grant to segment NAME, EACCES
 /// for writing under a read-only grant.
 fn open_segment(c: &Call, name: &str, flags: u32) -> SysResult {
-    let view = crate::control::enclaves::segment_for(&c.process.job.name, name)?;
+    let lookup = crate::mm::segment::SEGMENT_FOR.get().ok_or(Errno::ENOENT)?;
+    let view = lookup(&c.process.job.name, name)?;
     if flags & O_ACCMODE != O_RDONLY && !view.writable {
         return Err(Errno::EACCES);
     }

@@ -5,11 +5,12 @@
 //! while the file does not change); `mremap` moves pages without copying them.
 
 use super::{Call, SysResult};
-use crate::exec::elf_loader::{PAGE, Protection, USER_END};
 use crate::fs::open_files::{FileObject, IO_CHUNK, NodeRef, O_ACCMODE, O_RDWR, O_WRONLY, OpenFile, sized_buffer};
 use crate::fs::ram_fs::{DeviceKind, NodeKind};
+use crate::hal::cpu::USER_END;
 use crate::mm::address_space::AddressSpace;
 use crate::mm::vm_areas::AreaKind;
+use crate::mm::vm_areas::{PAGE, Protection};
 use crate::util::errno::Errno;
 use alloc::string::String;
 use alloc::sync::Arc;

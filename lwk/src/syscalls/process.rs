@@ -2,8 +2,8 @@
 //! waitid, kill/tkill/tgkill, process groups and sessions, signal actions and masks.
 
 use super::{Call, SysResult};
-use crate::exec::elf_loader::USER_END;
 use crate::exec::program_loader;
+use crate::hal::cpu::USER_END;
 use crate::mm::fork_copy;
 use crate::task::interrupt_entry::TrapFrame;
 use crate::task::process::{ExitReason, PROCESS_KERNEL_BYTES, Process, SignalAction};
@@ -294,7 +294,7 @@ fn wait_for_other_threads(process: &Process) -> bool {
     let deadline = clock::uptime_ns() + EXEC_WAIT_NS;
     let root = process.page_table_root();
     loop {
-        if process.threads.lock().len() <= 1 && crate::task::per_cpu::others_with_root(root).is_empty() {
+        if process.threads.lock().len() <= 1 && crate::hal::per_cpu::others_with_root(root).is_empty() {
             return true;
         }
         let now = clock::uptime_ns();

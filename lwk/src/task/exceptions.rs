@@ -1,8 +1,8 @@
 //! CPU exceptions in the kernel are fatal: a report (vector, name, error code, RIP, CR2, every
 //! register, a backtrace) on the console, an `exception` event, and a failure exit.
 
-use crate::control::power::{ExitStatus, shutdown};
 use crate::task::interrupt_entry::TrapFrame;
+use crate::util::power::{ExitStatus, shutdown};
 use crate::{hal::cpu, task::per_cpu, util::backtrace, util::logging, util::serial_console};
 
 const NAMES: [&str; 32] = [

@@ -3,9 +3,7 @@
 //! IPIs, the serial port) and delivers signals on the way back to user mode.
 
 use crate::hal::vectors::{CROSS_CALL_VECTOR, RESCHEDULE_VECTOR, SERIAL_VECTOR, SPURIOUS_VECTOR, TIMER_VECTOR};
-use crate::{
-    hal::local_apic, task::exceptions, task::per_cpu, task::scheduler, task::signals, task::smp, util::serial_console,
-};
+use crate::{hal::local_apic, task::exceptions, task::per_cpu, task::scheduler, task::signals, util::serial_console};
 use core::sync::atomic::Ordering;
 
 pub use lwk_hal::trap::TrapFrame;
@@ -43,7 +41,7 @@ fn handle(frame: &mut TrapFrame) {
         CROSS_CALL_VECTOR => {
             per_cpu::current().cross_call_interrupts.fetch_add(1, Ordering::Relaxed);
             local_apic::end_of_interrupt();
-            smp::run_pending_calls();
+            crate::hal::per_cpu::run_pending_calls();
         }
         SERIAL_VECTOR => {
             serial_console::on_receive_interrupt();

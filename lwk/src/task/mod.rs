@@ -1,6 +1,9 @@
 //! Layer 4: per-CPU state, the scheduler, threads and processes with their lifecycle, signals,
 //! wait queues, the futex core, SMP start-up and cross-CPU calls, interrupt and fault routing.
 
+/// Kernel memory one thread takes: its 32 KiB kernel stack, its XSAVE area and its bookkeeping.
+pub const THREAD_KERNEL_BYTES: u64 = 40 * 1024;
+
 #[cfg(target_os = "none")]
 pub(crate) mod exceptions;
 #[cfg(target_os = "none")]

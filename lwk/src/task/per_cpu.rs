@@ -10,7 +10,6 @@ use crate::task::thread::Thread;
 use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::AtomicU64;
 use lwk_hal::per_cpu as hal;
 
 /// One CPU's entry: the hardware layer's fields and the kernel's [`KernelCpu`].
@@ -25,10 +24,6 @@ pub struct KernelCpu {
     pub migrating: IrqMutex<Option<Arc<Thread>>>,
     /// A vCPU to run on this core's idle context (the VMM's vCPU loop).
     pub vcpu_work: IrqMutex<Option<Box<dyn FnOnce() + Send>>>,
-    /// The uptime the timer is armed for by `clock::arm_timer_at`, or `clock::TIMER_STOPPED`,
-    /// or `clock::TIMER_UNKNOWN` (armed otherwise, or not yet): lets a caller that asks for the
-    /// same deadline again (the VMM, before every guest entry) skip reprogramming it.
-    pub timer_deadline: AtomicU64,
 }
 
 /// A CPU's entry with a fresh kernel state.
@@ -42,7 +37,6 @@ pub fn new(index: usize, apic_id: u32, stack: Stack) -> PerCpu {
             dead: IrqMutex::new(None),
             migrating: IrqMutex::new(None),
             vcpu_work: IrqMutex::new(None),
-            timer_deadline: AtomicU64::new(crate::time::clock::TIMER_UNKNOWN),
         },
     )
 }
@@ -77,9 +71,4 @@ pub fn install(cpu: &'static PerCpu) {
 #[inline]
 pub fn load_root(root: Root) {
     current().load_root(root)
-}
-
-/// The other CPUs (not this one) that have `root` loaded now.
-pub fn others_with_root(root: Root) -> Vec<usize> {
-    hal::others_with_root::<KernelCpu>(root)
 }

@@ -4,13 +4,18 @@
 //! pool, descriptors closed, children handed to the job's first process, the parent told), and
 //! reaping by `wait4`.
 
-use crate::task::process::{ExitReason, Process};
+use crate::task::process::{ExitReason, Job, Process};
 use crate::task::signals::{self, SIGCHLD, SIGKILL};
 use crate::task::thread::Thread;
-use crate::{control::jobs, hal::cpu, hal::kernel_memory, task::scheduler};
+use crate::util::hook::Hook;
+use crate::{hal::cpu, hal::kernel_memory, task::scheduler};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::Ordering;
+
+/// What runs when a job's first process has ended (its report, its enclave's end): the
+/// control plane's.
+pub static JOB_ENDED: Hook<fn(&Job, ExitReason)> = Hook::new();
 
 /// Ends the calling thread `me`, which the caller hands over: nothing on the way here may keep
 /// a reference to the thread or its process, since this never returns and whatever its callers
@@ -90,7 +95,9 @@ fn teardown(process: &Arc<Process>) {
             kill_process(p, ExitReason::Signaled(SIGKILL));
         }
         job.processes.lock().remove(&1);
-        jobs::end_job(&job, reason);
+        if let Some(ended) = JOB_ENDED.get() {
+            ended(&job, reason);
+        }
         return;
     }
     match job.process(process.parent.load(Ordering::SeqCst)) {

@@ -7,7 +7,7 @@
 //! it: RIP and RSP canonical user addresses, RFLAGS limited to the bits user code may change,
 //! user segments, and the FPU image (see `FpuState::load_checked`).
 
-use crate::exec::elf_loader::USER_END;
+use crate::hal::cpu::USER_END;
 use crate::task::interrupt_entry::TrapFrame;
 use crate::task::process::{ExitReason, Process, SignalAction};
 use crate::task::process_lifecycle;

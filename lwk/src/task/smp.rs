@@ -1,16 +1,11 @@
-//! Bringing up the other CPUs (INIT-SIPI-SIPI into a real-mode trampoline copied below 1 MiB,
-//! which enters long mode directly and jumps to [`ap_entry`]) and cross-CPU calls (a queue per
-//! CPU plus an IPI).
+//! Bringing up the other CPUs (INIT-SIPI-SIPI into the hardware layer's real-mode trampoline,
+//! which enters long mode directly and jumps to the entry the caller names) and waiting for a
+//! cross-CPU call's result.
 
 use crate::hal::acpi_tables::Madt;
-use crate::hal::kernel_memory::{self, MemoryError, Stack, alloc_stack};
-use crate::hal::vectors::CROSS_CALL_VECTOR;
+use crate::hal::kernel_memory::{MemoryError, Stack, alloc_stack};
 use crate::task::per_cpu::{self, PerCpu};
-use crate::{
-    hal::cpu, hal::descriptor_tables, hal::fpu_state, hal::local_apic, syscalls::entry, task::interrupt_entry,
-    task::scheduler, time::clock,
-};
-use alloc::boxed::Box;
+use crate::{hal::cpu, hal::local_apic, time::clock};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -59,15 +54,19 @@ pub fn init_boot_cpu(madt: &Madt, boot_stack: Stack) -> Result<&'static PerCpu, 
     Ok(&all[0])
 }
 
-/// Starts every other CPU in the table, one at a time.
-pub fn start_application_processors(ram_below_1m: bool, features: &cpu::Features) -> Result<SmpReport, SmpError> {
+/// Starts every other CPU in the table, one at a time, each at `entry`.
+pub fn start_application_processors(
+    ram_below_1m: bool,
+    features: &cpu::Features,
+    entry: extern "C" fn(&'static PerCpu) -> !,
+) -> Result<SmpReport, SmpError> {
     if !ram_below_1m {
         return Err(SmpError::NoTrampolineMemory);
     }
     let trampoline = Trampoline::install();
     let mut report = SmpReport { started: 0, failed: Vec::new() };
     for cpu in per_cpu::all().iter().skip(1) {
-        trampoline.post(cpu, features.nx, ap_entry);
+        trampoline.post(cpu, features.nx, entry);
         local_apic::send_init(cpu.apic_id);
         clock::spin_ns(10_000_000);
         for _ in 0..2 {
@@ -90,59 +89,6 @@ pub fn start_application_processors(ram_below_1m: bool, features: &cpu::Features
     Ok(report)
 }
 
-/// First Rust code on an application processor.
-extern "C" fn ap_entry(cpu: &'static PerCpu) -> ! {
-    // The kernel's tables map everything the trampoline's map in the upper half.
-    cpu.load_root(kernel_memory::kernel_root());
-    let tss = match descriptor_tables::init_this_cpu() {
-        Ok(tss) => tss,
-        Err(e) => {
-            log::error!("cpu {}: no memory for its TSS stacks: {e}", cpu.index);
-            cpu::halt_forever();
-        }
-    };
-    interrupt_entry::load_idt();
-    per_cpu::install(cpu);
-    cpu.tss.store(tss, Ordering::Relaxed);
-    local_apic::init_this_cpu();
-    entry::init_this_cpu();
-    fpu_state::init_this_cpu();
-    cpu.online.store(true, Ordering::Release);
-    idle()
-}
-
-/// The idle loop of an application processor: runs threads when its queue has some, halts
-/// otherwise. Cross-CPU calls run in their interrupt handler.
-pub fn idle() -> ! {
-    let me = per_cpu::current();
-    loop {
-        cpu::disable_interrupts();
-        if scheduler::has_runnable() {
-            scheduler::schedule();
-        } else if let Some(work) = crate::vmm_host::vms::take_work() {
-            crate::vmm_host::vms::run_work(work);
-        } else {
-            me.halts.fetch_add(1, Ordering::Relaxed);
-            cpu::wait_for_interrupt();
-        }
-    }
-}
-
-/// Queues `f` on CPU `index` and interrupts it. Runs `f` at once if `index` is this CPU.
-pub fn run_on(index: usize, f: impl FnOnce() + Send + 'static) -> Result<(), &'static str> {
-    let target = per_cpu::all().get(index).ok_or("no such CPU")?;
-    if !target.online.load(Ordering::Acquire) {
-        return Err("CPU is not online");
-    }
-    if target.index == per_cpu::current().index {
-        cpu::without_interrupts(f);
-        return Ok(());
-    }
-    target.calls.lock().push_back(Box::new(f));
-    local_apic::send_ipi(target.apic_id, CROSS_CALL_VECTOR);
-    Ok(())
-}
-
 /// Runs `f` on CPU `index` and waits for its result (at most `timeout_ns`).
 pub fn call_on<R: Send + 'static>(
     index: usize,
@@ -151,7 +97,7 @@ pub fn call_on<R: Send + 'static>(
 ) -> Result<R, &'static str> {
     let slot = Arc::new((AtomicBool::new(false), spin::Mutex::new(None)));
     let theirs = slot.clone();
-    run_on(index, move || {
+    crate::hal::per_cpu::run_on(index, move || {
         *theirs.1.lock() = Some(f());
         theirs.0.store(true, Ordering::Release);
     })?;
@@ -173,12 +119,4 @@ pub fn flush_kernel_tlbs_everywhere() -> bool {
         all &= call_on(c.index, 10_000_000, cpu::flush_tlb_global).is_ok();
     }
     all
-}
-
-/// Runs every call queued for this CPU (from the cross-call interrupt).
-pub fn run_pending_calls() {
-    let me = per_cpu::current();
-    while let Some(call) = me.calls.lock().pop_front() {
-        call();
-    }
 }

@@ -1,11 +1,11 @@
 //! Threads: a kernel stack (with the user context on it while in the kernel), the saved kernel
 //! stack pointer while switched out, FS/GS bases, floating-point state, and scheduling state.
 
-use crate::control::job_options::THREAD_KERNEL_BYTES;
 use crate::hal::descriptor_tables::{USER_CODE, USER_DATA};
 use crate::hal::fpu_state::FpuState;
 use crate::hal::kernel_memory::{self, MemoryError, Stack};
-use crate::syscalls::entry::{SYSCALL_FRAME, USER_RFLAGS};
+use crate::hal::syscall_entry::{SYSCALL_FRAME, USER_RFLAGS};
+use crate::task::THREAD_KERNEL_BYTES;
 use crate::task::interrupt_entry::TrapFrame;
 use crate::task::process::{ExitReason, Process};
 use alloc::sync::Arc;

@@ -3,7 +3,7 @@
 //! tick: a CPU takes a timer interrupt only when something on it asked for one.
 
 use crate::hal::cpu::{self, Features};
-use crate::{hal::cmos, hal::local_apic, hal::pit, task::per_cpu};
+use crate::{hal::cmos, hal::local_apic, hal::per_cpu, hal::pit};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 const PIT_HZ: u64 = 1_193_182;
@@ -94,10 +94,7 @@ pub fn apic_ticks(ns: u64) -> u32 {
     (ns as u128 * apic_timer_hz() as u128 / 1_000_000_000).clamp(1, u32::MAX as u128) as u32
 }
 
-/// `PerCpu::timer_deadline` when the timer is stopped (or fired: it is one-shot).
-pub const TIMER_STOPPED: u64 = u64::MAX - 1;
-/// `PerCpu::timer_deadline` when something else armed the timer.
-pub const TIMER_UNKNOWN: u64 = u64::MAX;
+pub use crate::hal::per_cpu::{TIMER_STOPPED, TIMER_UNKNOWN};
 
 /// Arms this CPU's timer to fire at uptime `deadline` (at least 1 µs after `now()`, which is
 /// read only when the timer is programmed; a deadline beyond the counter's reach fires early,
@@ -105,7 +102,7 @@ pub const TIMER_UNKNOWN: u64 = u64::MAX;
 /// nothing. (The deadline is recorded before the timer is programmed: an interrupt between the
 /// two marks it stopped, which only costs a re-arm.)
 pub fn arm_timer_at(deadline: Option<u64>, now: impl FnOnce() -> u64) {
-    let armed = &per_cpu::current().timer_deadline;
+    let armed = &per_cpu::this_cpu().timer_deadline;
     let wanted = deadline.unwrap_or(TIMER_STOPPED);
     if armed.load(Ordering::Acquire) == wanted {
         return;
@@ -120,7 +117,7 @@ pub fn arm_timer_at(deadline: Option<u64>, now: impl FnOnce() -> u64) {
 /// Halts this CPU for `ns` nanoseconds with one timer interrupt at the end. Other interrupts
 /// (cross-CPU calls, console input) are served meanwhile.
 pub fn sleep_ns(ns: u64) {
-    let me = per_cpu::current();
+    let me = per_cpu::this_cpu();
     let ticks = apic_ticks(ns);
     cpu::without_interrupts(|| {
         me.timer_fired.store(false, Ordering::Relaxed);
@@ -170,7 +167,7 @@ pub fn read_real_time_clock() {
         _ => 20,
     };
     let year = century * 100 + decode(year);
-    match crate::util::calendar::unix_seconds(year, decode(month), decode(day), hour, decode(min), decode(sec)) {
+    match crate::time::calendar::unix_seconds(year, decode(month), decode(day), hour, decode(min), decode(sec)) {
         Some(s) => BOOT_UNIX_NS.store(s * 1_000_000_000 - uptime_ns().min(s * 1_000_000_000), Ordering::Relaxed),
         None => log::warn!(target: "clock", "the real-time clock holds an impossible date; wall time starts at 1970"),
     }

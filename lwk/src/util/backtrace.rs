@@ -2,14 +2,14 @@
 //! stack it starts on, so a corrupt chain ends the trace instead of faulting.
 
 use crate::hal::kernel_memory::{self, Stack};
-use crate::task::per_cpu;
+use crate::hal::per_cpu;
 use core::fmt::Write;
 
 const MAX_FRAMES: usize = 32;
 
 /// The stack that contains `rbp`, if it is a CPU's kernel stack or the boot stack.
 fn stack_of(rbp: u64) -> Option<Stack> {
-    let mut candidates = per_cpu::all().iter().map(|c| c.stack).chain([kernel_memory::boot_stack()]);
+    let mut candidates = per_cpu::cpus().map(|c| c.stack).chain([kernel_memory::boot_stack()]);
     candidates.find(|s| rbp >= s.bottom() && rbp < s.top())
 }
 

@@ -1,7 +1,6 @@
 //! The kernel log (levels, one prefix per subsystem, a timestamp) and the emission of
 //! machine-readable events, both on the serial console.
 
-use crate::control::cmdline::LogLevel;
 use crate::util::event::Event;
 use crate::{time::clock, util::serial_console};
 use core::fmt::Write;
@@ -21,7 +20,7 @@ impl Log for ConsoleLogger {
             return;
         }
         let ns = clock::uptime_ns();
-        // The subsystem is the kernel module that logs: `crate::task::smp` prints as `smp`.
+        // The subsystem is the kernel module that logs: a module `smp` prints as `smp`.
         let target = record.target();
         let subsystem = target.strip_prefix("crate::").unwrap_or(target);
         let level = match record.level() {
@@ -49,16 +48,6 @@ pub fn init() {
     // A second call only fails because the logger is already set, which is fine.
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(LevelFilter::Info);
-}
-
-pub fn set_level(level: LogLevel) {
-    log::set_max_level(match level {
-        LogLevel::Error => LevelFilter::Error,
-        LogLevel::Warn => LevelFilter::Warn,
-        LogLevel::Info => LevelFilter::Info,
-        LogLevel::Debug => LevelFilter::Debug,
-        LogLevel::Trace => LevelFilter::Trace,
-    });
 }
 
 /// Prints one event line: `emit("boot", |e| { e.u64("cpus", 4); })`.

@@ -3,10 +3,12 @@
 
 #[cfg(target_os = "none")]
 pub(crate) mod backtrace;
-pub mod calendar;
 pub mod errno;
 pub mod event;
+pub mod hook;
 #[cfg(target_os = "none")]
 pub(crate) mod logging;
+#[cfg(target_os = "none")]
+pub(crate) mod power;
 #[cfg(target_os = "none")]
 pub(crate) mod serial_console;

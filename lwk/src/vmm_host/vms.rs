@@ -4,10 +4,10 @@
 //! memory goes back to the kernel, its cores to idle, and the control plane (`enclaves`) learns
 //! how it ended.
 
-use crate::control::enclaves::{self, Ending};
 use crate::hal::fpu_state;
 use crate::hal::kernel_memory::{self, phys_to_virt};
 use crate::hal::vectors::RESCHEDULE_VECTOR;
+use crate::util::hook::Hook;
 use crate::{
     fs::files, hal::cpu, hal::kernel_heap, hal::local_apic, task::per_cpu, time::clock, util::logging,
     util::serial_console,
@@ -18,15 +18,18 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use embedded_vmm::{HostBlock, LogLevel, SharedRegion, Vm, VmConfig, VmmHost};
+use embedded_vmm::{HostBlock, LogLevel, SharedRegion, Vm, VmConfig, VmEnd, VmmHost};
 use enclave::{Account, Charge};
+
+/// What runs when a VM has ended (its enclave's end): the control plane's.
+pub static VM_ENDED: Hook<fn(&str, VmEnd)> = Hook::new();
 
 /// The LWK as the VMM's host.
 struct LwkHost;
 
 static HOST: LwkHost = LwkHost;
 
-/// A VM's UART holds a line for the console: core 0 writes it (`enclaves::housekeeping`), so
+/// A VM's UART holds a line for the console: core 0 writes it (the control plane's housekeeping), so
 /// that the guest's vCPU goes on meanwhile.
 static CONSOLE_WAITING: AtomicBool = AtomicBool::new(false);
 
@@ -282,7 +285,9 @@ fn run_vcpu(
     let name = vm.name.clone();
     // The control plane holds the other reference; the VM's memory goes back when both are gone.
     drop(vm);
-    enclaves::ended(&name, Ending::Vm(end));
+    if let Some(ended) = VM_ENDED.get() {
+        ended(&name, end);
+    }
 }
 
 /// Exit statistics of a running VM, as a `vm_stats` event (the console's `stats`).

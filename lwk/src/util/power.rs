@@ -4,7 +4,7 @@
 
 use crate::hal::acpi_tables::PowerOff;
 use crate::hal::power_off::{self, DEBUG_EXIT_FAILURE, DEBUG_EXIT_SUCCESS};
-use crate::{hal::cpu, task::per_cpu, util::logging};
+use crate::{hal::cpu, hal::per_cpu, util::logging};
 use core::sync::atomic::Ordering;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub fn set_acpi_power_off(p: PowerOff) {
 
 /// Prints one `irq_stats` event per CPU.
 pub fn report_interrupt_counts() {
-    for c in per_cpu::all() {
+    for c in per_cpu::cpus() {
         logging::emit_from_fault("irq_stats", |e| {
             e.u64("cpu", c.index as u64)
                 .u64("apic_id", c.apic_id as u64)
