@@ -2,15 +2,14 @@
 //! the largest pages their alignment allows (1 GiB, 2 MiB). Guest-physical addresses with no RAM
 //! (device registers) stay unmapped, so guest accesses there exit as nested page faults.
 //!
-//! Layout: RAM from 0 up to 3 GiB, the rest above 4 GiB; the hole in between holds the
-//! emulated devices (local APIC at 0xfee0_0000, I/O APIC at 0xfec0_0000).
+//! Layout ([`crate::machine`]): RAM from 0 up to 3 GiB, the rest above 4 GiB; the hole in
+//! between holds the emulated devices.
 
 use crate::host::{HostBlock, VmmHost};
+use crate::machine::{HIGH_RAM_START, LOW_RAM_END};
 use crate::paging::{self, PAGE_4K as PAGE, PageFlags, PageSizes, TableMemory};
 use alloc::vec::Vec;
 
-pub const LOW_RAM_END: u64 = 3 << 30;
-pub const HIGH_RAM_START: u64 = 4 << 30;
 const LARGE: u64 = 2 << 20;
 
 /// A stretch of guest RAM backed by one host block.

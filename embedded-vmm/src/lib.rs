@@ -15,6 +15,7 @@ pub mod guest_memory;
 pub mod guest_paging;
 pub mod host;
 pub mod loaders;
+pub mod machine;
 pub mod paging;
 pub mod pv_clock;
 pub mod shared_regions;

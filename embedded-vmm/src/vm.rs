@@ -5,15 +5,16 @@
 use crate::acpi_builder::{self, AcpiConfig};
 use crate::cpuid::{GuestCpu, guest_cpuid};
 use crate::decoder::{self, AluOp, CpuMode, Operation, Source};
-use crate::devices::local_apic::{self, Delivery, Destination, LocalApic, ReadOnlyRegister};
+use crate::devices::local_apic::{Delivery, Destination, LocalApic, ReadOnlyRegister};
 use crate::devices::pci_host::PciHost;
-use crate::devices::{Devices, Effect, Now, io_apic};
+use crate::devices::{Devices, Effect, Now};
 use crate::exit_stats::ExitStats;
 use crate::guest_memory::{GuestMemory, MemoryError};
 use crate::guest_paging::{self, PagingState};
 use crate::host::{HostBlock, LogLevel, VmmHost};
 use crate::loaders::bzimage::{self, BzImageError};
 use crate::loaders::pvh::{self, PvhError};
+use crate::machine;
 use crate::paging::PAGE_4K as PAGE;
 use crate::pv_clock;
 use crate::shared_regions::{self, SharedRegion, SharedRegionError};
@@ -269,10 +270,10 @@ impl Vm {
                 kernel_end = kernel_end.max(s.gpa + s.memory_bytes);
             }
             let mut writes = Vec::new();
-            let boot = pvh::boot_data(&ram, kernel_end, cmdline, initrd_len, acpi_builder::RSDP_GPA)
-                .map_err(VmError::Image)?;
+            let boot =
+                pvh::boot_data(&ram, kernel_end, cmdline, initrd_len, machine::ACPI_RSDP).map_err(VmError::Image)?;
             writes.extend(boot.writes);
-            (writes, boot.initrd_gpa, BootEntry::Pvh { rip: image.entry as u64, start_info: pvh::START_INFO_GPA })
+            (writes, boot.initrd_gpa, BootEntry::Pvh { rip: image.entry as u64, start_info: machine::PVH_START_INFO })
         };
         for (gpa, bytes) in &writes {
             memory.write(*gpa, bytes).map_err(VmError::Memory)?;
@@ -994,10 +995,10 @@ impl Vm {
             info2: gpa,
             rip: v.save.rip,
         };
-        let device = if (local_apic::BASE..local_apic::BASE + 0x1000).contains(&gpa) {
-            Mmio::LocalApic((gpa - local_apic::BASE) as u32)
-        } else if (io_apic::BASE..io_apic::BASE + 0x20).contains(&gpa) {
-            Mmio::IoApic(gpa - io_apic::BASE)
+        let device = if machine::LOCAL_APIC.contains(&gpa) {
+            Mmio::LocalApic((gpa - machine::LOCAL_APIC.start) as u32)
+        } else if machine::IO_APIC.contains(&gpa) {
+            Mmio::IoApic(gpa - machine::IO_APIC.start)
         } else {
             return Some(unhandled(v));
         };

@@ -12,7 +12,6 @@ use x86::apic::xapic::{
     XAPIC_VERSION as VERSION,
 };
 
-pub const BASE: u64 = 0xfee0_0000;
 /// The timer's input clock (the APIC bus), as the Manul CPUID leaf advertises it.
 pub const BUS_HZ: u64 = 100_000_000;
 

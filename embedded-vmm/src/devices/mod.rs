@@ -22,12 +22,8 @@ use pic8259::Pic8259Pair;
 use pit8254::Pit8254;
 use uart16550::{Output, Uart16550};
 
-pub const COM1: u16 = 0x3f8;
-pub const COM1_IRQ: u8 = 4;
-/// Port 0x80: POST codes, a delay port for old drivers.
-const POST: u16 = 0x80;
-/// The guest-panic port (the DSDT's `QEMU0001` device, Linux's pvpanic driver).
-const PVPANIC: u16 = crate::acpi_builder::PVPANIC_PORT;
+use crate::machine::{COM1, COM1_IRQ, PIT_GSI, POST, PVPANIC, RESET_CONTROL};
+
 /// Guest-panic events: the guest panicked; a crash kernel is loaded (it goes on into it).
 const PVPANIC_PANICKED: u32 = 1 << 0;
 const PVPANIC_CRASH_LOADED: u32 = 1 << 1;
@@ -70,7 +66,7 @@ pub struct Devices {
 impl Devices {
     pub fn port_in(&mut self, port: u16, size: u8, now: Now) -> u32 {
         match port {
-            COM1..=0x3ff if size == 1 => self.com1.read(port - COM1) as u32,
+            p if COM1.contains(&p) && size == 1 => self.com1.read(p - COM1.start) as u32,
             p if AcpiPm::claims(p) => {
                 // The PM timer runs at 3.579545 MHz from the VM's clock.
                 self.pm.timer = (now.ns as u128 * 3_579_545 / 1_000_000_000) as u32;
@@ -97,7 +93,7 @@ impl Devices {
 
     pub fn port_out(&mut self, port: u16, size: u8, value: u32, now: Now) -> Effect {
         match port {
-            COM1..=0x3ff if size == 1 => match self.com1.write(port - COM1, value as u8, now.ns) {
+            p if COM1.contains(&p) && size == 1 => match self.com1.write(p - COM1.start, value as u8, now.ns) {
                 Output::None => Effect::None,
                 Output::LineHeld => Effect::ConsoleLine,
                 Output::Full => Effect::ConsoleFull,
@@ -127,7 +123,7 @@ impl Devices {
                 Effect::None
             }
             // Port 0xcf9 (reset control): bit 2 with bit 1 resets.
-            0xcf9 if value & 0x06 == 0x06 => Effect::Reset,
+            RESET_CONTROL if value & 0x06 == 0x06 => Effect::Reset,
             POST => Effect::None,
             PVPANIC if size == 1 && value & PVPANIC_PANICKED != 0 => Effect::GuestPanic,
             PVPANIC if size == 1 => Effect::None,
@@ -146,8 +142,8 @@ impl Devices {
         if self.pit.take_irq0(now) {
             self.pic.set_irq(0, true);
             self.pic.set_irq(0, false);
-            messages.extend(self.io_apic.set_pin(2, true));
-            self.io_apic.set_pin(2, false);
+            messages.extend(self.io_apic.set_pin(PIT_GSI as usize, true));
+            self.io_apic.set_pin(PIT_GSI as usize, false);
         }
         let uart = self.com1.interrupt_pending();
         self.pic.set_irq(COM1_IRQ, uart);
@@ -183,8 +179,8 @@ mod tests {
     #[test]
     fn resets_and_unclaimed_ports() {
         let mut d = Devices::default();
-        assert_eq!(d.port_out(0xcf9, 1, 0x06, NOW), Effect::Reset);
-        assert_eq!(d.port_out(0xcf9, 1, 0x02, NOW), Effect::None);
+        assert_eq!(d.port_out(RESET_CONTROL, 1, 0x06, NOW), Effect::Reset);
+        assert_eq!(d.port_out(RESET_CONTROL, 1, 0x02, NOW), Effect::None);
         assert_eq!(d.port_out(POST, 1, 0x55, NOW), Effect::None);
         assert_eq!(d.port_in(0x1234, 2, NOW), 0xffff);
         assert_eq!(d.unclaimed, 2, "0xcf9 without the reset bits and 0x1234");
