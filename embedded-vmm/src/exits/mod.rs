@@ -120,6 +120,7 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
+    #[inline]
     pub fn end_reason(&self) -> Option<VmEnd> {
         self.vm.end.lock().clone()
     }
