@@ -252,3 +252,45 @@ fn halt(ctx: &Context, v: &Vmcb, index: usize) {
         ctx.host.wait_for_event(Some(until), &irq.kicked[index]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exits::test_support::TestVm;
+    use crate::svm::vmcb::{exit, misc1};
+
+    fn handled(vm: &TestVm, v: &mut Vmcb, code: u64) -> Option<VmEnd> {
+        v.control.exit_code = code;
+        let (gate, mut regs, mut state) = (Gate::default(), GuestRegisters::default(), CpuState::new(0, 0));
+        handle(&vm.context(), &gate, v, &mut regs, &mut state, exits::decode(v))
+    }
+
+    #[test]
+    fn exits_of_the_run_loop_itself() {
+        let vm = TestVm::new(1);
+        let mut v = Vmcb::zeroed();
+        v.control.intercept_misc1 = misc1::VINTR | misc1::CPUID;
+        assert_eq!(handled(&vm, &mut v, exit::VINTR), None);
+        assert_eq!(v.control.intercept_misc1, misc1::CPUID, "the window is closed");
+        assert_eq!(handled(&vm, &mut v, exit::INVD), None);
+        assert_eq!(v.save.rip, 2);
+        assert_eq!(handled(&vm, &mut v, exit::MONITOR), None);
+        assert_eq!(v.control.event_injection, 6 | (3 << 8) | (1 << 31), "#UD");
+        assert_eq!(handled(&vm, &mut v, exit::SHUTDOWN), Some(VmEnd::TripleFault));
+        assert_eq!(vm.host.log.lock().unwrap().len(), 1);
+        assert!(matches!(handled(&vm, &mut v, exit::EXCEPTION_BASE + 14), Some(VmEnd::UnhandledExit { .. })));
+    }
+
+    #[test]
+    fn hlt_with_interrupts_off_parks_and_the_last_parked_vcpu_halts_the_vm() {
+        let vm = TestVm::new(1);
+        let mut v = Vmcb::zeroed();
+        assert_eq!(handled(&vm, &mut v, exit::HLT), Some(VmEnd::Halted));
+        assert_eq!(v.save.rip, 1);
+        // With interrupts on and an NMI pending, HLT returns to the guest at once.
+        v.save.rflags = RFLAGS_IF;
+        vm.state.irq.nmi[0].store(true, Ordering::SeqCst);
+        assert_eq!(handled(&vm, &mut v, exit::HLT), None);
+        assert_eq!(v.save.rip, 2);
+    }
+}

@@ -3,6 +3,7 @@
 //! everything else (logged once per MSR).
 
 use super::{Context, CpuState, GP, inject_exception};
+use crate::devices::local_apic::{X2APIC_FIRST_MSR, X2APIC_LAST_MSR};
 use crate::host::LogLevel;
 use crate::machine;
 use crate::pv_clock::{self, MSR_SYSTEM_TIME, MSR_WALL_CLOCK};
@@ -26,10 +27,6 @@ mod amd {
     pub const AMD_SYSCFG: u32 = 0xc001_0010;
     pub const AMD_INT_PENDING: u32 = 0xc001_0055;
 }
-
-/// The x2APIC's registers as MSRs.
-const X2APIC_FIRST: u32 = 0x800;
-const X2APIC_LAST: u32 = 0x8ff;
 
 /// EFER bits the guest may write (LMA is kept as the CPU has it).
 const EFER_WRITABLE: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE | EFER_FFXSR;
@@ -102,10 +99,10 @@ pub fn handle(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, cpu: &mut 
             ctx.vm.irq.lapics[index].lock().set_deadline(at);
             Some(0)
         }
-        (X2APIC_FIRST..=X2APIC_LAST, false) if ctx.vm.irq.lapics[index].lock().x2apic => {
+        (X2APIC_FIRST_MSR..=X2APIC_LAST_MSR, false) if ctx.vm.irq.lapics[index].lock().x2apic => {
             ctx.vm.irq.lapics[index].lock().read_msr(msr, ctx.host.now_ns())
         }
-        (X2APIC_FIRST..=X2APIC_LAST, true) if ctx.vm.irq.lapics[index].lock().x2apic => {
+        (X2APIC_FIRST_MSR..=X2APIC_LAST_MSR, true) if ctx.vm.irq.lapics[index].lock().x2apic => {
             let result = ctx.vm.irq.lapics[index].lock().write_msr(msr, value, ctx.host.now_ns());
             match result {
                 Ok(Some(ipi)) => {

@@ -1,8 +1,8 @@
-//! Bits of the CPU registers the VMM reads or sets in a guest's state, as `u64`: CR0, CR4 and
-//! RFLAGS from the `x86` crate, EFER's own (the crate has none).
+//! Bits of the CPU registers the VMM reads or sets in a guest's state, as `u64`: CR0, CR4, XCR0
+//! and RFLAGS from the `x86` crate, EFER's own (the crate has none).
 
 use x86::bits64::rflags::RFlags;
-use x86::controlregs::{Cr0, Cr4};
+use x86::controlregs::{Cr0, Cr4, Xcr0};
 
 pub const CR0_PE: u64 = Cr0::CR0_PROTECTED_MODE.bits() as u64;
 pub const CR0_ET: u64 = Cr0::CR0_EXTENSION_TYPE.bits() as u64;
@@ -13,6 +13,10 @@ pub const CR0_PG: u64 = Cr0::CR0_ENABLE_PAGING.bits() as u64;
 pub const CR4_PAE: u64 = Cr4::CR4_ENABLE_PAE.bits() as u64;
 pub const CR4_LA57: u64 = Cr4::CR4_ENABLE_LA57.bits() as u64;
 pub const CR4_OSXSAVE: u64 = Cr4::CR4_ENABLE_OS_XSAVE.bits() as u64;
+
+pub const XCR0_X87: u64 = Xcr0::XCR0_FPU_MMX_STATE.bits();
+pub const XCR0_SSE: u64 = Xcr0::XCR0_SSE_STATE.bits();
+pub const XCR0_AVX: u64 = Xcr0::XCR0_AVX_STATE.bits();
 
 pub const EFER_SCE: u64 = 1 << 0;
 pub const EFER_LME: u64 = 1 << 8;

@@ -3,7 +3,7 @@
 //! and restores the host's hidden segment state with VMSAVE/VMLOAD (VMRUN does not restore FS,
 //! GS, TR, LDTR or the syscall MSRs), and runs with GIF clear around the switch.
 
-use super::bits::EFER_SVME;
+use super::bits::{EFER_SVME, XCR0_AVX, XCR0_SSE, XCR0_X87};
 use super::vmcb::Vmcb;
 use crate::host::{HostBlock, VmmHost};
 use crate::paging::PAGE_4K as PAGE;
@@ -309,7 +309,7 @@ pub fn xgetbv() -> u64 {
 /// Whether a guest may have `value` in XCR0 on a host whose XCR0 is `host_xcr0`: only what the
 /// host enabled, x87 always, AVX only with SSE.
 pub fn xcr0_allowed(value: u64, host_xcr0: u64) -> bool {
-    value & 1 != 0 && value & !host_xcr0 == 0 && (value & 4 == 0 || value & 2 != 0)
+    value & XCR0_X87 != 0 && value & !host_xcr0 == 0 && (value & XCR0_AVX == 0 || value & XCR0_SSE != 0)
 }
 
 /// Loads XCR0 with `value` if [`xcr0_allowed`] says so; returns whether it did.
