@@ -5,8 +5,8 @@
 
 use crate::machine::{
     ACPI_DSDT as DSDT_GPA, ACPI_FACS as FACS_GPA, ACPI_FADT as FADT_GPA, ACPI_MADT as MADT_GPA, ACPI_RSDP as RSDP_GPA,
-    ACPI_XSDT as XSDT_GPA, IO_APIC, LOCAL_APIC, PCI_MEMORY_WINDOW, PIT_GSI, PM_TIMER, PM1A_CONTROL, PM1A_EVENT,
-    PVPANIC, RESET_CONTROL, S5_SLEEP_TYPE, SCI_IRQ,
+    ACPI_XSDT as XSDT_GPA, IO_APIC, LOCAL_APIC, PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA, PCI_MEMORY_WINDOW, PIT_GSI,
+    PM_TIMER, PM1A_CONTROL, PM1A_EVENT, PVPANIC, RESET_CONTROL, S5_SLEEP_TYPE, SCI_IRQ,
 };
 use alloc::vec;
 use alloc::vec::Vec;
@@ -120,10 +120,10 @@ fn dsdt() -> Vec<u8> {
     // Device (\_SB.PEVT): the guest-panic device Linux's pvpanic-mmio driver binds to (_HID
     // "QEMU0001"), one I/O port. Name (_HID, "QEMU0001"); Name (_CRS, ResourceTemplate () {
     // IO (Decode16, 0x505, 0x505, 1, 1) }).
-    let [lo, hi] = PVPANIC.to_le_bytes();
-    let io_descriptor = [0x47, 0x01, lo, hi, lo, hi, 0x01, 0x01, 0x79, 0x00];
-    let mut crs = alloc::vec![0x0a, io_descriptor.len() as u8];
-    crs.extend_from_slice(&io_descriptor);
+    let mut resources = io_ports(PVPANIC, 1).to_vec();
+    resources.extend_from_slice(&[0x79, 0x00]);
+    let mut crs = alloc::vec![0x0a, resources.len() as u8];
+    crs.extend_from_slice(&resources);
     let mut device = b"PEVT".to_vec();
     device.extend_from_slice(&[0x08, b'_', b'H', b'I', b'D', 0x0d]);
     device.extend_from_slice(b"QEMU0001\0");
@@ -134,6 +134,12 @@ fn dsdt() -> Vec<u8> {
     scope.extend(aml_package(&[0x5b, 0x82], &pci_root()));
     aml.extend(aml_package(&[0x10], &scope));
     table(b"DSDT", 2, &aml)
+}
+
+/// An ACPI I/O Port descriptor (small item 0x47): `count` ports from `first`, 16-bit decode.
+fn io_ports(first: u16, count: u8) -> [u8; 8] {
+    let [lo, hi] = first.to_le_bytes();
+    [0x47, 0x01, lo, hi, lo, hi, 0x01, count]
 }
 
 /// An ACPI Word or DWord Address Space descriptor (large items 0x88, 0x87): a range the root
@@ -154,9 +160,9 @@ fn address_space(dword: bool, kind: u8, type_flags: u8, min: u64, max: u64) -> V
 /// 0xcf8-0xcff (which it consumes), and the BAR window below the I/O APIC.
 fn pci_root() -> Vec<u8> {
     let mut crs = address_space(false, 2, 0, 0, 0);
-    crs.extend_from_slice(&[0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08]);
-    crs.extend(address_space(false, 1, 0x03, 0x0000, 0x0cf7));
-    crs.extend(address_space(false, 1, 0x03, 0x0d00, 0xffff));
+    crs.extend_from_slice(&io_ports(PCI_CONFIG_ADDRESS, (PCI_CONFIG_DATA.end - PCI_CONFIG_ADDRESS) as u8));
+    crs.extend(address_space(false, 1, 0x03, 0, PCI_CONFIG_ADDRESS as u64 - 1));
+    crs.extend(address_space(false, 1, 0x03, PCI_CONFIG_DATA.end as u64, 0xffff));
     // Read-write, cacheable memory.
     crs.extend(address_space(true, 0, 0x03, PCI_MEMORY_WINDOW.start, PCI_MEMORY_WINDOW.end - 1));
     crs.extend_from_slice(&[0x79, 0x00]);

@@ -1,6 +1,7 @@
 //! The VM's devices behind its port bus. Each model is a state machine tested on the host; this
-//! module routes port accesses to them, drives their interrupt lines into the 8259 pair, and
-//! reports what a guest access asks of the VM (power off, reset).
+//! module routes port accesses to them through the bus (ranges of `machine`'s ports, each
+//! belonging to one device), drives their interrupt lines into the 8259 pair, and reports what a
+//! guest access asks of the VM (power off, reset).
 
 pub mod acpi_pm;
 pub mod cmos_rtc;
@@ -22,11 +23,56 @@ use pic8259::Pic8259Pair;
 use pit8254::Pit8254;
 use uart16550::{Output, Uart16550};
 
-use crate::machine::{COM1, COM1_IRQ, PIT_GSI, POST, PVPANIC, RESET_CONTROL};
+use crate::machine::{self, COM1, COM1_IRQ, PIT_GSI, POST, PVPANIC, RESET_CONTROL};
+use core::ops::Range;
 
 /// Guest-panic events: the guest panicked; a crash kernel is loaded (it goes on into it).
 const PVPANIC_PANICKED: u32 = 1 << 0;
 const PVPANIC_CRASH_LOADED: u32 = 1 << 1;
+
+/// A device on the port bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PortDevice {
+    Com1,
+    Pm,
+    Pic,
+    Pit,
+    Rtc,
+    Keyboard,
+    Pci,
+    Reset,
+    Post,
+    Pvpanic,
+}
+
+const fn one(port: u16) -> Range<u16> {
+    port..port + 1
+}
+
+/// The port bus: which device answers which ports, the busiest first (the UART's ports are the
+/// guest's console, the PIC's and the PIT's its interrupts and clock).
+const PORT_BUS: [(Range<u16>, PortDevice); 14] = [
+    (COM1, PortDevice::Com1),
+    (machine::PIC_MASTER, PortDevice::Pic),
+    (machine::PIT, PortDevice::Pit),
+    (machine::PM_BASE..machine::PM_END, PortDevice::Pm),
+    (machine::PIC_SLAVE, PortDevice::Pic),
+    (one(machine::PORT_B), PortDevice::Pit),
+    (machine::CMOS, PortDevice::Rtc),
+    (machine::PCI_CONFIG_DATA, PortDevice::Pci),
+    (one(machine::PCI_CONFIG_ADDRESS), PortDevice::Pci),
+    (one(POST), PortDevice::Post),
+    (one(machine::I8042_DATA), PortDevice::Keyboard),
+    (one(machine::I8042_COMMAND), PortDevice::Keyboard),
+    (one(RESET_CONTROL), PortDevice::Reset),
+    (one(PVPANIC), PortDevice::Pvpanic),
+];
+
+/// The device that answers `port`, if one does.
+#[inline]
+fn device_at(port: u16) -> Option<PortDevice> {
+    PORT_BUS.iter().find(|(ports, _)| ports.contains(&port)).map(|&(_, device)| device)
+}
 
 /// What a port access asks the VM to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,21 +111,21 @@ pub struct Devices {
 
 impl Devices {
     pub fn port_in(&mut self, port: u16, size: u8, now: Now) -> u32 {
-        match port {
-            p if COM1.contains(&p) && size == 1 => self.com1.read(p - COM1.start) as u32,
-            p if AcpiPm::claims(p) => {
+        match device_at(port) {
+            Some(PortDevice::Com1) if size == 1 => self.com1.read(port - COM1.start) as u32,
+            Some(PortDevice::Pm) => {
                 // The PM timer runs at 3.579545 MHz from the VM's clock.
                 self.pm.timer = (now.ns as u128 * 3_579_545 / 1_000_000_000) as u32;
-                self.pm.read(p, size)
+                self.pm.read(port, size)
             }
-            p if Pic8259Pair::claims(p) => self.pic.read(p) as u32,
-            p if Pit8254::claims(p) => self.pit.read(p, now.ns) as u32,
-            p if CmosRtc::claims(p) => self.rtc.read(p, now.unix_seconds) as u32,
-            p if I8042::claims(p) => self.keyboard.read(p) as u32,
-            p if PciHost::claims(p) => self.pci.read(p, size),
-            POST => 0xff,
+            Some(PortDevice::Pic) => self.pic.read(port) as u32,
+            Some(PortDevice::Pit) => self.pit.read(port, now.ns) as u32,
+            Some(PortDevice::Rtc) => self.rtc.read(port, now.unix_seconds) as u32,
+            Some(PortDevice::Keyboard) => self.keyboard.read(port) as u32,
+            Some(PortDevice::Pci) => self.pci.read(port, size),
+            Some(PortDevice::Post) => 0xff,
             // The events this device reports.
-            PVPANIC if size == 1 => PVPANIC_PANICKED | PVPANIC_CRASH_LOADED,
+            Some(PortDevice::Pvpanic) if size == 1 => PVPANIC_PANICKED | PVPANIC_CRASH_LOADED,
             _ => {
                 self.unclaimed += 1;
                 match size {
@@ -92,41 +138,41 @@ impl Devices {
     }
 
     pub fn port_out(&mut self, port: u16, size: u8, value: u32, now: Now) -> Effect {
-        match port {
-            p if COM1.contains(&p) && size == 1 => match self.com1.write(p - COM1.start, value as u8, now.ns) {
+        match device_at(port) {
+            Some(PortDevice::Com1) if size == 1 => match self.com1.write(port - COM1.start, value as u8, now.ns) {
                 Output::None => Effect::None,
                 Output::LineHeld => Effect::ConsoleLine,
                 Output::Full => Effect::ConsoleFull,
             },
-            p if AcpiPm::claims(p) => match self.pm.write(p, size, value) {
+            Some(PortDevice::Pm) => match self.pm.write(port, size, value) {
                 Some(PmRequest::SoftOff) => Effect::PowerOff,
                 None => Effect::None,
             },
-            p if Pic8259Pair::claims(p) => {
-                self.pic.write(p, value as u8);
+            Some(PortDevice::Pic) => {
+                self.pic.write(port, value as u8);
                 Effect::None
             }
-            p if Pit8254::claims(p) => {
-                self.pit.write(p, value as u8, now.ns);
+            Some(PortDevice::Pit) => {
+                self.pit.write(port, value as u8, now.ns);
                 Effect::None
             }
-            p if CmosRtc::claims(p) => {
-                self.rtc.write(p, value as u8);
+            Some(PortDevice::Rtc) => {
+                self.rtc.write(port, value as u8);
                 Effect::None
             }
-            p if I8042::claims(p) => match self.keyboard.write(p, value as u8) {
+            Some(PortDevice::Keyboard) => match self.keyboard.write(port, value as u8) {
                 I8042Effect::Reset => Effect::Reset,
                 I8042Effect::None => Effect::None,
             },
-            p if PciHost::claims(p) => {
-                self.pci.write(p, size, value);
+            Some(PortDevice::Pci) => {
+                self.pci.write(port, size, value);
                 Effect::None
             }
-            // Port 0xcf9 (reset control): bit 2 with bit 1 resets.
-            RESET_CONTROL if value & 0x06 == 0x06 => Effect::Reset,
-            POST => Effect::None,
-            PVPANIC if size == 1 && value & PVPANIC_PANICKED != 0 => Effect::GuestPanic,
-            PVPANIC if size == 1 => Effect::None,
+            // Reset control: bit 2 with bit 1 resets.
+            Some(PortDevice::Reset) if value & 0x06 == 0x06 => Effect::Reset,
+            Some(PortDevice::Post) => Effect::None,
+            Some(PortDevice::Pvpanic) if size == 1 && value & PVPANIC_PANICKED != 0 => Effect::GuestPanic,
+            Some(PortDevice::Pvpanic) if size == 1 => Effect::None,
             _ => {
                 self.unclaimed += 1;
                 Effect::None
@@ -174,6 +220,22 @@ mod tests {
         assert_eq!(d.port_out(PVPANIC, 2, 1, NOW), Effect::None);
         assert_eq!(d.port_in(PVPANIC, 4, NOW), 0xffff_ffff);
         assert_eq!(d.unclaimed, 2);
+    }
+
+    #[test]
+    fn every_port_belongs_to_one_device_at_most() {
+        for (i, (a, _)) in PORT_BUS.iter().enumerate() {
+            for (b, _) in &PORT_BUS[i + 1..] {
+                assert!(a.end <= b.start || b.end <= a.start, "{a:x?} and {b:x?} overlap");
+            }
+        }
+        let claimed = |ports: &[u16]| ports.iter().map(|&p| device_at(p)).collect::<Vec<_>>();
+        let (pic, pit, pci) = (Some(PortDevice::Pic), Some(PortDevice::Pit), Some(PortDevice::Pci));
+        assert_eq!(claimed(&[0x20, 0x21, 0xa0, 0xa1, 0x22, 0x9f]), [pic, pic, pic, pic, None, None]);
+        assert_eq!(claimed(&[0x40, 0x43, 0x61, 0x44]), [pit, pit, pit, None]);
+        assert_eq!(claimed(&[0xcf8, 0xcf9, 0xcfa, 0xcfc, 0xcff]), [pci, Some(PortDevice::Reset), None, pci, pci]);
+        assert_eq!(claimed(&[0x3f8, 0x3ff, 0x400]), [Some(PortDevice::Com1), Some(PortDevice::Com1), None]);
+        assert_eq!(claimed(&[0x600, 0x60b, 0x60c]), [Some(PortDevice::Pm), Some(PortDevice::Pm), None]);
     }
 
     #[test]
