@@ -184,10 +184,12 @@ pub fn prepare<'f>(
 pub const BOOT_GDT: (u64, u32) = (LINUX_BOOT_GDT, 31);
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn image(version: u16, flags: u16) -> Vec<u8> {
+    /// A bzImage's first 8 KiB: the setup header of boot protocol `version` with `flags`
+    /// (xloadflags), "KERN" at the start of the kernel (loaded at 16 MiB, 4 MiB to run).
+    pub(crate) fn image(version: u16, flags: u16) -> Vec<u8> {
         let mut f = vec![0u8; 0x2000];
         f[0x1f1] = 3; // setup sectors: the kernel starts at 0x800
         f[0x201] = 0x6a; // header length

@@ -123,6 +123,52 @@ pub fn linux_cmdline(cmdline: &str, tsc_hz: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_host::FakeHost;
+    use crate::machine::{ACPI_RSDP, LINUX_CMDLINE, LINUX_PML4, LINUX_ZERO_PAGE, PVH_START_INFO};
+
+    fn guest() -> GuestMemory {
+        GuestMemory::new(FakeHost::default().leak(), 32 << 20).unwrap()
+    }
+
+    fn read(memory: &GuestMemory, gpa: u64, len: usize) -> Vec<u8> {
+        let mut b = alloc::vec![0u8; len];
+        memory.read(gpa, &mut b).unwrap();
+        b
+    }
+
+    #[test]
+    fn a_bzimage_is_loaded_with_its_command_line_initrd_and_acpi_tables() {
+        let memory = guest();
+        let kernel = bzimage::tests::image(0x020f, 1);
+        let image =
+            Image { kernel: &kernel, initrd: Some(b"INITRD"), cmdline: "quiet", vcpus: 2, tsc_hz: 2_000_000_000 };
+        let boot = load(&memory, &image).unwrap();
+        let entry = Entry::Long64 { rip: 0x100_0200, cr3: LINUX_PML4, gdt: bzimage::BOOT_GDT };
+        assert_eq!(boot, Boot { entry, rbx: 0, rsi: LINUX_ZERO_PAGE });
+        assert_eq!(read(&memory, 0x100_0000, 4), b"KERN");
+        assert_eq!(read(&memory, LINUX_CMDLINE, 41), b"quiet tsc_early_khz=2000000 tsc=reliable\0");
+        assert_eq!(read(&memory, ACPI_RSDP, 8), b"RSD PTR ");
+        let initrd = memory.read_u64(LINUX_ZERO_PAGE + 0x218).unwrap() as u32 as u64;
+        assert_eq!(read(&memory, initrd, 6), b"INITRD");
+    }
+
+    #[test]
+    fn a_pvh_elf_is_loaded_and_starts_in_protected_mode_with_its_start_info() {
+        let memory = guest();
+        let kernel = pvh::tests::elf32(0x10_0010, 0x10_0000, true);
+        let image = Image { kernel: &kernel, initrd: None, cmdline: "", vcpus: 1, tsc_hz: 0 };
+        let boot = load(&memory, &image).unwrap();
+        assert_eq!(boot, Boot { entry: Entry::Protected32 { rip: 0x10_0010 }, rbx: PVH_START_INFO, rsi: 0 });
+        assert_eq!(read(&memory, 0x10_0000, 4), [0x90; 4], "the segment's bytes");
+        assert_eq!(read(&memory, PVH_START_INFO, 4), 0x336e_c578u32.to_le_bytes(), "the start_info's magic");
+        assert_eq!(read(&memory, ACPI_RSDP, 8), b"RSD PTR ");
+    }
+
+    #[test]
+    fn an_image_that_is_neither_is_refused() {
+        let image = Image { kernel: b"MZ not a kernel", initrd: None, cmdline: "", vcpus: 1, tsc_hz: 0 };
+        assert!(matches!(load(&guest(), &image), Err(LoadError::Pvh(_))));
+    }
 
     #[test]
     fn linux_gets_the_tsc_rate_unless_it_names_one() {

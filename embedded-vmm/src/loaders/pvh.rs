@@ -200,11 +200,11 @@ pub fn boot_data(
 use alloc::vec;
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A 32-bit ELF with one PT_LOAD at 1 MiB and a PT_NOTE holding the PVH entry.
-    fn elf32(entry: u32, paddr: u32, with_note: bool) -> Vec<u8> {
+    pub(crate) fn elf32(entry: u32, paddr: u32, with_note: bool) -> Vec<u8> {
         let phnum: u16 = if with_note { 2 } else { 1 };
         let mut f = vec![0u8; 52];
         f[..4].copy_from_slice(b"\x7fELF");
