@@ -208,34 +208,38 @@ pub fn close_interrupt_window(v: &mut Vmcb) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exits::test_support::TestVm;
+    use crate::fake_host::FakeHost;
+
+    /// A router for `vcpus` vCPUs, and the devices.
+    fn router(vcpus: usize) -> (&'static FakeHost, Router, spin::Mutex<Devices>) {
+        let host = FakeHost::default().leak();
+        (host, Router::new(host, vcpus), spin::Mutex::new(Devices::default()))
+    }
 
     /// Enables vCPU `index`'s APIC (SVR).
-    fn enable_apic(vm: &TestVm, index: usize) {
-        vm.state.irq.lapics[index].lock().write(0xf0, 0x1ff, 0);
+    fn enable_apic(irq: &Router, index: usize) {
+        irq.lapics[index].lock().write(0xf0, 0x1ff, 0);
     }
 
     #[test]
     fn fixed_interrupts_reach_the_addressed_vcpu_and_kick_its_cpu() {
-        let vm = TestVm::new(2);
-        let irq = &vm.state.irq;
-        enable_apic(&vm, 1);
+        let (host, irq, _) = router(2);
+        enable_apic(&irq, 1);
         assert!(irq.place(1, 7));
         assert!(!irq.place(2, 7), "no vCPU 2");
         irq.route(Destination::Physical(1), Delivery::Fixed(0x41), 0);
         assert_eq!(irq.lapics[1].lock().pending(), Some(0x41));
         assert!(irq.kicked[1].load(Ordering::SeqCst));
-        assert_eq!(vm.host.kicks.load(Ordering::SeqCst), 1);
+        assert_eq!(host.kicks.load(Ordering::SeqCst), 1);
         irq.route(Destination::SelfOnly, Delivery::Fixed(0x42), 1);
-        assert_eq!(vm.host.kicks.load(Ordering::SeqCst), 1, "no kick for oneself");
+        assert_eq!(host.kicks.load(Ordering::SeqCst), 1, "no kick for oneself");
         irq.route(Destination::AllButSelf, Delivery::Nmi, 1);
         assert!(irq.nmi[0].load(Ordering::SeqCst) && !irq.nmi[1].load(Ordering::SeqCst));
     }
 
     #[test]
     fn application_processors_start_after_init_and_sipi() {
-        let vm = TestVm::new(2);
-        let irq = &vm.state.irq;
+        let (_, irq, _) = router(2);
         assert_eq!(*irq.start[0].lock(), ApStart::Start(0));
         irq.route(Destination::AllButSelf, Delivery::Startup(0x9a), 0);
         assert_eq!(*irq.start[1].lock(), ApStart::WaitForInit, "SIPI before INIT is ignored");
@@ -248,35 +252,34 @@ mod tests {
 
     #[test]
     fn nmis_go_first_then_the_apic_and_a_guest_with_if_clear_gets_a_window() {
-        let vm = TestVm::new(1);
-        let irq = &vm.state.irq;
-        enable_apic(&vm, 0);
+        let (_, irq, devices) = router(1);
+        enable_apic(&irq, 0);
         let mut v = Vmcb::zeroed();
         v.save.rflags = RFLAGS_IF;
         irq.lapics[0].lock().accept(0x50);
         irq.nmi[0].store(true, Ordering::SeqCst);
-        irq.inject(&mut v, 0, &vm.state.devices, 0);
+        irq.inject(&mut v, 0, &devices, 0);
         assert_eq!(v.control.event_injection, NMI_VECTOR | EVENT_NMI | EVENT_VALID);
-        irq.inject(&mut v, 0, &vm.state.devices, 0);
+        irq.inject(&mut v, 0, &devices, 0);
         assert_eq!(v.control.event_injection, NMI_VECTOR | EVENT_NMI | EVENT_VALID, "still queued: nothing more");
         v.control.event_injection = 0;
         v.save.rflags = 0;
-        irq.inject(&mut v, 0, &vm.state.devices, 0);
+        irq.inject(&mut v, 0, &devices, 0);
         assert_eq!(v.control.event_injection, 0, "IF clear: not now");
         assert_ne!(v.control.intercept_misc1 & misc1::VINTR, 0);
         assert_ne!(v.control.virtual_interrupt & V_IRQ, 0);
         v.save.rflags = RFLAGS_IF;
-        irq.inject(&mut v, 0, &vm.state.devices, 0);
+        irq.inject(&mut v, 0, &devices, 0);
         assert_eq!(v.control.event_injection, 0x50 | EVENT_VALID);
         assert_eq!(v.control.intercept_misc1 & misc1::VINTR, 0, "window closed");
-        assert_eq!(irq.next_wake(&v, 0, &vm.state.devices, 0), None, "an event is queued: no sleep");
+        assert_eq!(irq.next_wake(&v, 0, &devices, 0), None, "an event is queued: no sleep");
     }
 
     #[test]
     fn the_8259_reaches_the_boot_vcpu_while_its_apic_is_off() {
-        let vm = TestVm::new(1);
+        let (_, irq, devices) = router(1);
         {
-            let mut d = vm.state.devices.lock();
+            let mut d = devices.lock();
             for (port, value) in [(0x20, 0x11), (0x21, 0x30), (0x21, 0x04), (0x21, 0x01), (0x21, 0x00)] {
                 d.pic.write(port, value);
             }
@@ -284,9 +287,9 @@ mod tests {
         }
         let mut v = Vmcb::zeroed();
         v.save.rflags = RFLAGS_IF;
-        assert_eq!(vm.state.irq.next_wake(&v, 0, &vm.state.devices, 0), None, "the PIC has one");
-        vm.state.irq.inject(&mut v, 0, &vm.state.devices, 0);
+        assert_eq!(irq.next_wake(&v, 0, &devices, 0), None, "the PIC has one");
+        irq.inject(&mut v, 0, &devices, 0);
         assert_eq!(v.control.event_injection, 0x31 | EVENT_VALID);
-        assert_eq!(vm.state.irq.next_wake(&Vmcb::zeroed(), 0, &vm.state.devices, 0), Some(None), "nothing due");
+        assert_eq!(irq.next_wake(&Vmcb::zeroed(), 0, &devices, 0), Some(None), "nothing due");
     }
 }
