@@ -104,7 +104,7 @@ impl Vm {
         let boot = loaders::load(&memory, &image)?;
         let maps = PermissionMaps::intercept_all(host).ok_or(VmError::Memory(MemoryError::OutOfHostMemory))?;
         let tables = VmTables { iopm: maps.iopm.phys, msrpm: maps.msrpm.phys, npt_root: memory.npt_root() };
-        let devices = Devices { pci: PciHost::with_shared(&placements), ..Devices::default() };
+        let devices = Devices::with_pci(PciHost::with_shared(&placements));
         Ok(Vm {
             host,
             name: String::from(config.name),

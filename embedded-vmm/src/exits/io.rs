@@ -64,7 +64,7 @@ impl Context<'_> {
             let held = self.vm.devices.lock().com1.take_held();
             let Some(line) = held else { break };
             self.host.console_output(self.name, &line);
-            self.vm.devices.lock().com1.written(self.host.now_ns());
+            self.vm.devices.lock().console_written(self.host.now_ns());
             wrote = true;
         }
         if wrote {

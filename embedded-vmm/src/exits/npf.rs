@@ -78,13 +78,13 @@ pub fn handle(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, index: usi
             };
             // An EOI lets level-triggered I/O APIC pins with that vector fire again.
             if let Some(vector) = ended {
-                ctx.vm.devices.lock().io_apic.end_of_interrupt(vector);
+                ctx.vm.devices.lock().end_of_interrupt(vector);
             }
             if let Some(ipi) = ipi {
                 ctx.vm.irq.route(ipi.destination, ipi.delivery, index);
             }
         }
-        Mmio::IoApic(off) => ctx.vm.devices.lock().io_apic.write(off & !0xf, value as u32),
+        Mmio::IoApic(off) => ctx.vm.devices.lock().io_apic_write(off & !0xf, value as u32),
     };
     mmio::emulate(v, regs, &insn, read, write);
     None
