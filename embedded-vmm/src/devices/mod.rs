@@ -74,6 +74,23 @@ fn device_at(port: u16) -> Option<PortDevice> {
     PORT_BUS.iter().find(|(ports, _)| ports.contains(&port)).map(|&(_, device)| device)
 }
 
+/// A device on the MMIO bus (its registers exit as nested page faults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmioDevice {
+    /// The local APIC of the vCPU that accesses it.
+    LocalApic,
+    IoApic,
+}
+
+/// The MMIO bus: which device answers which guest-physical range.
+const MMIO_BUS: [(Range<u64>, MmioDevice); 2] =
+    [(machine::LOCAL_APIC, MmioDevice::LocalApic), (machine::IO_APIC, MmioDevice::IoApic)];
+
+/// The device at guest-physical `gpa`, and the offset into its range.
+pub fn mmio_device_at(gpa: u64) -> Option<(MmioDevice, u64)> {
+    MMIO_BUS.iter().find(|(range, _)| range.contains(&gpa)).map(|(range, device)| (*device, gpa - range.start))
+}
+
 /// What a port access asks the VM to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
@@ -383,6 +400,14 @@ mod tests {
         }
         assert!(skipped > 500, "the lines were looked at on {} of 2013 steps", 2013 - skipped);
         assert_eq!(vectors.into_iter().collect::<Vec<_>>(), [0x40, 0x44], "both pins fired");
+    }
+
+    #[test]
+    fn device_memory_is_found_by_address() {
+        assert_eq!(mmio_device_at(0xfee0_00b0), Some((MmioDevice::LocalApic, 0xb0)));
+        assert_eq!(mmio_device_at(0xfec0_0010), Some((MmioDevice::IoApic, 0x10)));
+        assert_eq!(mmio_device_at(0xfec0_0020), None);
+        assert_eq!(mmio_device_at(0xfed0_0000), None, "no HPET");
     }
 
     #[test]

@@ -4,33 +4,14 @@
 
 use super::{Context, mmio, paging_state};
 use crate::decoder::{self, CpuMode};
+use crate::devices::{MmioDevice, mmio_device_at};
 use crate::end::VmEnd;
 use crate::guest_paging;
 use crate::host::LogLevel;
-use crate::machine;
 use crate::svm::bits::{CR0_PE, EFER_LMA};
 use crate::svm::cpu::GuestRegisters;
 use crate::svm::vmcb::Vmcb;
 use x86::apic::xapic::XAPIC_EOI;
-
-/// Device memory the VMM emulates, with the offset of the access.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mmio {
-    LocalApic(u32),
-    IoApic(u64),
-}
-
-impl Mmio {
-    fn at(gpa: u64) -> Option<Mmio> {
-        if machine::LOCAL_APIC.contains(&gpa) {
-            Some(Mmio::LocalApic((gpa - machine::LOCAL_APIC.start) as u32))
-        } else if machine::IO_APIC.contains(&gpa) {
-            Some(Mmio::IoApic(gpa - machine::IO_APIC.start))
-        } else {
-            None
-        }
-    }
-}
 
 /// A segment's attributes in the VMCB: the L (64-bit code) and D (32-bit default) bits.
 const CS_L: u16 = 1 << 9;
@@ -49,7 +30,8 @@ fn cpu_mode(v: &Vmcb) -> CpuMode {
 
 /// A nested page fault of vCPU `index` at `gpa`.
 pub fn handle(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, index: usize, gpa: u64) -> Option<VmEnd> {
-    let Some(device) = Mmio::at(gpa) else { return Some(VmEnd::unhandled(v)) };
+    let Some((device, offset)) = mmio_device_at(gpa) else { return Some(VmEnd::unhandled(v)) };
+    let register = offset & !0xf;
     let mut bytes = [0u8; 15];
     let n = guest_paging::fetch(&ctx.vm.memory, paging_state(v), v.save.cs.base.wrapping_add(v.save.rip), &mut bytes);
     let insn = match decoder::decode(&bytes[..n], cpu_mode(v)) {
@@ -65,16 +47,16 @@ pub fn handle(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, index: usi
     let now = ctx.host.now_ns();
     let read = || -> u64 {
         match device {
-            Mmio::LocalApic(off) => ctx.vm.irq.lapics[index].lock().read(off & !0xf, now) as u64,
-            Mmio::IoApic(off) => ctx.vm.devices.lock().io_apic.read(off & !0xf) as u64,
+            MmioDevice::LocalApic => ctx.vm.irq.lapics[index].lock().read(register as u32, now) as u64,
+            MmioDevice::IoApic => ctx.vm.devices.lock().io_apic.read(register) as u64,
         }
     };
     let write = |value: u64| match device {
-        Mmio::LocalApic(off) => {
+        MmioDevice::LocalApic => {
             let (ipi, ended) = {
                 let mut l = ctx.vm.irq.lapics[index].lock();
-                let ended = if off & !0xf == XAPIC_EOI { l.in_service() } else { None };
-                (l.write(off & !0xf, value as u32, now), ended)
+                let ended = if register == XAPIC_EOI as u64 { l.in_service() } else { None };
+                (l.write(register as u32, value as u32, now), ended)
             };
             // An EOI lets level-triggered I/O APIC pins with that vector fire again.
             if let Some(vector) = ended {
@@ -84,7 +66,7 @@ pub fn handle(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, index: usi
                 ctx.vm.irq.route(ipi.destination, ipi.delivery, index);
             }
         }
-        Mmio::IoApic(off) => ctx.vm.devices.lock().io_apic_write(off & !0xf, value as u32),
+        MmioDevice::IoApic => ctx.vm.devices.lock().io_apic_write(register, value as u32),
     };
     mmio::emulate(v, regs, &insn, read, write);
     None
@@ -95,14 +77,6 @@ mod tests {
     use super::*;
     use crate::exits::test_support::TestVm;
     use crate::svm::vmcb::exit;
-
-    #[test]
-    fn device_pages_are_found_by_address() {
-        assert_eq!(Mmio::at(0xfee0_00b0), Some(Mmio::LocalApic(0xb0)));
-        assert_eq!(Mmio::at(0xfec0_0010), Some(Mmio::IoApic(0x10)));
-        assert_eq!(Mmio::at(0xfec0_0020), None);
-        assert_eq!(Mmio::at(0xfed0_0000), None, "no HPET");
-    }
 
     #[test]
     fn the_guest_mode_follows_efer_cs_and_cr0() {
