@@ -209,6 +209,18 @@ mod tests {
     }
 
     #[test]
+    fn the_first_end_wins_and_every_running_vcpu_is_kicked() {
+        let vm = test_support::TestVm::new(3);
+        let ctx = vm.context();
+        assert!(vm.state.irq.place(0, 4) && vm.state.irq.place(2, 5));
+        assert_eq!(ctx.end_reason(), None);
+        ctx.stop(VmEnd::PowerOff);
+        ctx.stop(VmEnd::Stopped);
+        assert_eq!(ctx.end_reason(), Some(VmEnd::PowerOff));
+        assert_eq!(vm.host.kicks.load(core::sync::atomic::Ordering::SeqCst), 4, "vCPUs 0 and 2, twice");
+    }
+
+    #[test]
     fn exceptions_are_queued_with_their_error_code() {
         let mut v = Vmcb::zeroed();
         inject_exception(&mut v, GP, Some(0));
