@@ -3,20 +3,16 @@
 //! power-off reaches the VMM, and, when the VM has local APICs, a MADT. They live in the
 //! reserved BIOS area at 0xe0000, where a guest looking for the RSDP finds it.
 
-use crate::devices::acpi_pm::{PM_TIMER, PM1A_CONTROL, PM1A_EVENT, SLP_TYP_S5};
+use crate::machine::{
+    ACPI_DSDT as DSDT_GPA, ACPI_FACS as FACS_GPA, ACPI_FADT as FADT_GPA, ACPI_MADT as MADT_GPA, ACPI_RSDP as RSDP_GPA,
+    ACPI_XSDT as XSDT_GPA, IO_APIC, LOCAL_APIC, PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA, PCI_MEMORY_WINDOW, PIT_GSI,
+    PM_TIMER, PM1A_CONTROL, PM1A_EVENT, PVPANIC, RESET_CONTROL, S5_SLEEP_TYPE, SCI_IRQ,
+};
 use alloc::vec;
 use alloc::vec::Vec;
 
-pub const RSDP_GPA: u64 = 0xe0000;
-const XSDT_GPA: u64 = 0xe0040;
-const FADT_GPA: u64 = 0xe0100;
-const FACS_GPA: u64 = 0xe0240;
-const DSDT_GPA: u64 = 0xe0300;
-const MADT_GPA: u64 = 0xe0400;
 const OEM_ID: &[u8; 6] = b"MANUL ";
 const OEM_TABLE: &[u8; 8] = b"MANULVMM";
-/// The SCI's ISA interrupt.
-pub const SCI_IRQ: u8 = 9;
 
 /// What the tables describe.
 #[derive(Clone, Copy, Debug)]
@@ -83,7 +79,7 @@ fn fadt() -> Vec<u8> {
     // Flags: WBINVD, PROC_C1, SLP_BUTTON, RTC_S4, RESET_REG_SUP.
     let flags: u32 = (1 << 0) | (1 << 2) | (1 << 5) | (1 << 7) | (1 << 10);
     b[at(112)..at(116)].copy_from_slice(&flags.to_le_bytes());
-    b[at(116)..at(128)].copy_from_slice(&gas_io(0xcf9, 8));
+    b[at(116)..at(128)].copy_from_slice(&gas_io(RESET_CONTROL, 8));
     b[at(128)] = 0x06; // RESET_VALUE
     b[at(131)] = 1; // FADT minor version
     b[at(132)..at(140)].copy_from_slice(&FACS_GPA.to_le_bytes());
@@ -102,10 +98,6 @@ fn facs() -> Vec<u8> {
     f
 }
 
-/// The DSDT: `Name (_S5, Package (4) { 5, 5, 0, 0 })`.
-/// The guest-panic device's I/O port (QEMU's `pvpanic` ISA device uses the same).
-pub const PVPANIC_PORT: u16 = 0x505;
-
 /// An AML package: `op`, its PkgLength (which counts itself), then `body`.
 fn aml_package(op: &[u8], body: &[u8]) -> Vec<u8> {
     let mut out = op.to_vec();
@@ -121,16 +113,17 @@ fn aml_package(op: &[u8], body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The DSDT: `Name (_S5, Package (4) { 5, 5, 0, 0 })`, the guest-panic device, the PCI root.
 fn dsdt() -> Vec<u8> {
-    let typ = SLP_TYP_S5 as u8;
+    let typ = S5_SLEEP_TYPE as u8;
     let mut aml = alloc::vec![0x08, b'_', b'S', b'5', b'_', 0x12, 0x08, 0x04, 0x0a, typ, 0x0a, typ, 0x00, 0x00];
     // Device (\_SB.PEVT): the guest-panic device Linux's pvpanic-mmio driver binds to (_HID
     // "QEMU0001"), one I/O port. Name (_HID, "QEMU0001"); Name (_CRS, ResourceTemplate () {
     // IO (Decode16, 0x505, 0x505, 1, 1) }).
-    let [lo, hi] = PVPANIC_PORT.to_le_bytes();
-    let io_descriptor = [0x47, 0x01, lo, hi, lo, hi, 0x01, 0x01, 0x79, 0x00];
-    let mut crs = alloc::vec![0x0a, io_descriptor.len() as u8];
-    crs.extend_from_slice(&io_descriptor);
+    let mut resources = io_ports(PVPANIC, 1).to_vec();
+    resources.extend_from_slice(&[0x79, 0x00]);
+    let mut crs = alloc::vec![0x0a, resources.len() as u8];
+    crs.extend_from_slice(&resources);
     let mut device = b"PEVT".to_vec();
     device.extend_from_slice(&[0x08, b'_', b'H', b'I', b'D', 0x0d]);
     device.extend_from_slice(b"QEMU0001\0");
@@ -143,8 +136,11 @@ fn dsdt() -> Vec<u8> {
     table(b"DSDT", 2, &aml)
 }
 
-/// The guest-physical window of PCI memory BARs (the shared regions' BARs live in it).
-pub const PCI_MEMORY_WINDOW: core::ops::Range<u64> = 0xc000_0000..0xfe00_0000;
+/// An ACPI I/O Port descriptor (small item 0x47): `count` ports from `first`, 16-bit decode.
+fn io_ports(first: u16, count: u8) -> [u8; 8] {
+    let [lo, hi] = first.to_le_bytes();
+    [0x47, 0x01, lo, hi, lo, hi, 0x01, count]
+}
 
 /// An ACPI Word or DWord Address Space descriptor (large items 0x88, 0x87): a range the root
 /// bridge produces (minimum and maximum fixed), of `kind` (0 memory, 1 I/O, 2 bus numbers).
@@ -164,9 +160,9 @@ fn address_space(dword: bool, kind: u8, type_flags: u8, min: u64, max: u64) -> V
 /// 0xcf8-0xcff (which it consumes), and the BAR window below the I/O APIC.
 fn pci_root() -> Vec<u8> {
     let mut crs = address_space(false, 2, 0, 0, 0);
-    crs.extend_from_slice(&[0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08]);
-    crs.extend(address_space(false, 1, 0x03, 0x0000, 0x0cf7));
-    crs.extend(address_space(false, 1, 0x03, 0x0d00, 0xffff));
+    crs.extend_from_slice(&io_ports(PCI_CONFIG_ADDRESS, (PCI_CONFIG_DATA.end - PCI_CONFIG_ADDRESS) as u8));
+    crs.extend(address_space(false, 1, 0x03, 0, PCI_CONFIG_ADDRESS as u64 - 1));
+    crs.extend(address_space(false, 1, 0x03, PCI_CONFIG_DATA.end as u64, 0xffff));
     // Read-write, cacheable memory.
     crs.extend(address_space(true, 0, 0x03, PCI_MEMORY_WINDOW.start, PCI_MEMORY_WINDOW.end - 1));
     crs.extend_from_slice(&[0x79, 0x00]);
@@ -183,18 +179,18 @@ fn pci_root() -> Vec<u8> {
 
 fn madt(vcpus: u32) -> Vec<u8> {
     let mut b = Vec::new();
-    b.extend_from_slice(&0xfee0_0000u32.to_le_bytes());
+    b.extend_from_slice(&(LOCAL_APIC.start as u32).to_le_bytes());
     b.extend_from_slice(&1u32.to_le_bytes()); // PC-AT compatible 8259s present
     for i in 0..vcpus.min(255) {
         b.extend_from_slice(&[0, 8, i as u8, i as u8]);
         b.extend_from_slice(&1u32.to_le_bytes());
     }
     b.extend_from_slice(&[1, 12, vcpus.min(254) as u8, 0]);
-    b.extend_from_slice(&0xfec0_0000u32.to_le_bytes());
+    b.extend_from_slice(&(IO_APIC.start as u32).to_le_bytes());
     b.extend_from_slice(&0u32.to_le_bytes());
     // ISA IRQ 0 arrives on GSI 2; the SCI is level-triggered, active high.
     b.extend_from_slice(&[2, 10, 0, 0]);
-    b.extend_from_slice(&2u32.to_le_bytes());
+    b.extend_from_slice(&(PIT_GSI as u32).to_le_bytes());
     b.extend_from_slice(&0u16.to_le_bytes());
     b.extend_from_slice(&[2, 10, 0, SCI_IRQ]);
     b.extend_from_slice(&(SCI_IRQ as u32).to_le_bytes());

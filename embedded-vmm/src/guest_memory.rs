@@ -2,15 +2,14 @@
 //! the largest pages their alignment allows (1 GiB, 2 MiB). Guest-physical addresses with no RAM
 //! (device registers) stay unmapped, so guest accesses there exit as nested page faults.
 //!
-//! Layout: RAM from 0 up to 3 GiB, the rest above 4 GiB; the hole in between holds the
-//! emulated devices (local APIC at 0xfee0_0000, I/O APIC at 0xfec0_0000).
+//! Layout ([`crate::machine`]): RAM from 0 up to 3 GiB, the rest above 4 GiB; the hole in
+//! between holds the emulated devices.
 
 use crate::host::{HostBlock, VmmHost};
+use crate::machine::{HIGH_RAM_START, LOW_RAM_END};
 use crate::paging::{self, PAGE_4K as PAGE, PageFlags, PageSizes, TableMemory};
 use alloc::vec::Vec;
 
-pub const LOW_RAM_END: u64 = 3 << 30;
-pub const HIGH_RAM_START: u64 = 4 << 30;
 const LARGE: u64 = 2 << 20;
 
 /// A stretch of guest RAM backed by one host block.
@@ -201,5 +200,58 @@ impl Drop for GuestMemory {
         for t in self.tables.drain(..) {
             self.host.free_contiguous(t);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_host::FakeHost;
+
+    #[test]
+    fn reads_and_writes_cross_host_blocks() {
+        // Blocks of 2 MiB at most: 6 MiB of RAM is three blocks, anywhere in the host.
+        let host = FakeHost::with_max_block(LARGE).leak();
+        let memory = GuestMemory::new(host, 5 << 20).unwrap();
+        assert_eq!(memory.bytes(), 6 << 20, "rounded up to 2 MiB");
+        assert_eq!(memory.regions.len(), 3);
+        assert_eq!(memory.ram_ranges(), [(0, 6 << 20)], "one range for the guest");
+        let data: Vec<u8> = (0..=255).cycle().take(LARGE as usize + 64).collect();
+        memory.write(LARGE - 32, &data).unwrap();
+        let mut back = alloc::vec![0u8; data.len()];
+        memory.read(LARGE - 32, &mut back).unwrap();
+        assert_eq!(back, data);
+        assert_eq!(memory.read_u64(LARGE - 32).unwrap(), u64::from_le_bytes([0, 1, 2, 3, 4, 5, 6, 7]));
+        memory.zero(LARGE - 16, 32).unwrap();
+        assert_eq!(memory.read_u64(LARGE - 8).unwrap(), 0);
+        assert_eq!(memory.read_u64(LARGE + 16).unwrap(), u64::from_le_bytes([48, 49, 50, 51, 52, 53, 54, 55]));
+    }
+
+    #[test]
+    fn what_is_not_ram_is_refused() {
+        let host = FakeHost::default().leak();
+        let memory = GuestMemory::new(host, 4 << 20).unwrap();
+        let mut b = [0u8; 8];
+        assert_eq!(memory.read(4 << 20, &mut b), Err(MemoryError::NotRam(4 << 20)));
+        assert_eq!(memory.write((4 << 20) - 4, &b), Err(MemoryError::NotRam(4 << 20)), "runs off the end");
+        assert_eq!(memory.read(u64::MAX - 3, &mut b), Err(MemoryError::NotRam(u64::MAX - 3)));
+        assert_eq!(memory.zero(0, u64::MAX), Err(MemoryError::NotRam(4 << 20)));
+    }
+
+    #[test]
+    fn ram_above_3_gib_starts_at_4_gib_and_everything_is_given_back() {
+        let host = FakeHost::with_max_block(1 << 30).leak();
+        let memory = GuestMemory::new(host, (3 << 30) + LARGE).unwrap();
+        assert_eq!(memory.ram_ranges(), [(0, LOW_RAM_END), (HIGH_RAM_START, LARGE)]);
+        assert!(memory.table_bytes() >= 3 * PAGE, "a PML4, a PDPT and a page directory at least");
+        drop(memory);
+        assert_eq!(host.live_blocks(), 0);
+    }
+
+    #[test]
+    fn a_host_without_memory_is_an_error_and_keeps_nothing() {
+        let host = FakeHost::with_max_block(PAGE).leak();
+        assert!(matches!(GuestMemory::new(host, 4 << 20), Err(MemoryError::OutOfHostMemory)));
+        assert_eq!(host.live_blocks(), 0);
     }
 }

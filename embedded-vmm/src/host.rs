@@ -43,8 +43,8 @@ pub trait VmmHost: Sync {
     /// meanwhile, and only the guest waits.
     fn console_output(&self, vm: &str, bytes: &[u8]);
     /// A guest's UART holds a line for the host's console: the host calls
-    /// [`crate::vm::Vm::transmit_console`] soon, from a CPU of its own. (A vCPU that finds its
-    /// line still waiting after [`crate::vm::CONSOLE_HELP_AFTER_NS`] writes it itself.)
+    /// [`crate::Vm::transmit_console`] soon, from a CPU of its own. (A vCPU that finds its
+    /// line still waiting after [`crate::CONSOLE_HELP_AFTER_NS`] writes it itself.)
     fn console_waiting(&self);
 }
 

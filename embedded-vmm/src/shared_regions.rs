@@ -42,7 +42,7 @@ pub const FIRST_SLOT: u8 = 3;
 pub const MAX_REGIONS: usize = 8;
 /// The part of the hole below 4 GiB given to BARs (the I/O APIC and local APIC sit above it):
 /// the PCI root bridge's memory window in the DSDT.
-const WINDOW: core::ops::Range<u64> = crate::acpi_builder::PCI_MEMORY_WINDOW;
+const WINDOW: core::ops::Range<u64> = crate::machine::PCI_MEMORY_WINDOW;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SharedRegionError {

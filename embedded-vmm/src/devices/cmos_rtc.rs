@@ -2,6 +2,11 @@
 //! in BCD and 24-hour form as PC firmware keeps them, with status registers that say no update
 //! is in progress. Other CMOS bytes read as zero and keep what is written.
 
+use crate::machine::CMOS;
+
+/// The index port (the data port follows it).
+const INDEX: u16 = CMOS.start;
+
 #[derive(Clone, Debug)]
 pub struct CmosRtc {
     index: u8,
@@ -36,12 +41,8 @@ pub fn civil_from_unix(seconds: u64) -> (u64, u64, u64, u64, u64, u64) {
 }
 
 impl CmosRtc {
-    pub fn claims(port: u16) -> bool {
-        port == 0x70 || port == 0x71
-    }
-
     pub fn read(&mut self, port: u16, unix_seconds: u64) -> u8 {
-        if port == 0x70 {
+        if port == INDEX {
             return self.index;
         }
         let (y, mo, d, h, mi, s) = civil_from_unix(unix_seconds);
@@ -63,7 +64,7 @@ impl CmosRtc {
     }
 
     pub fn write(&mut self, port: u16, value: u8) {
-        if port == 0x70 {
+        if port == INDEX {
             self.index = value & 0x7f; // bit 7 is the NMI mask
         } else if !matches!(self.index, 0x00..=0x0d | 0x32) {
             self.ram[self.index as usize] = value;

@@ -1,6 +1,7 @@
 //! Enough of the i8042 keyboard controller for Linux's probe and its reset: a controller with no
 //! devices behind it that passes its self-test, and command 0xfe (pulse the reset line).
 
+use crate::machine::{I8042_COMMAND, I8042_DATA};
 use alloc::collections::VecDeque;
 
 /// Replies the controller keeps at most: a guest that sends commands without reading the replies
@@ -24,12 +25,8 @@ pub enum I8042Effect {
 }
 
 impl I8042 {
-    pub fn claims(port: u16) -> bool {
-        port == 0x60 || port == 0x64
-    }
-
     pub fn read(&mut self, port: u16) -> u8 {
-        if port == 0x64 {
+        if port == I8042_COMMAND {
             // Output buffer full when there is data; system flag set.
             return 0x04 | (!self.output.is_empty()) as u8;
         }
@@ -37,7 +34,7 @@ impl I8042 {
     }
 
     pub fn write(&mut self, port: u16, value: u8) -> I8042Effect {
-        if port == 0x60 {
+        if port == I8042_DATA {
             if self.pending.take() == Some(0x60) {
                 self.command_byte = value;
             }

@@ -4,7 +4,6 @@
 
 use super::local_apic::Destination;
 
-pub const BASE: u64 = 0xfec0_0000;
 pub const PINS: usize = 24;
 const MASKED: u64 = 1 << 16;
 const LEVEL: u64 = 1 << 15;

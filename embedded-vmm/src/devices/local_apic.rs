@@ -12,9 +12,12 @@ use x86::apic::xapic::{
     XAPIC_VERSION as VERSION,
 };
 
-pub const BASE: u64 = 0xfee0_0000;
 /// The timer's input clock (the APIC bus), as the Manul CPUID leaf advertises it.
 pub const BUS_HZ: u64 = 100_000_000;
+
+/// The x2APIC's registers as MSRs: `X2APIC_FIRST_MSR + offset / 16`.
+pub const X2APIC_FIRST_MSR: u32 = 0x800;
+pub const X2APIC_LAST_MSR: u32 = 0x8ff;
 
 /// The destination format register (the `x86` crate has no constant for it).
 const DFR: u32 = 0xe0;
@@ -136,7 +139,7 @@ impl LocalApic {
 
     /// An x2APIC register read (MSR 0x800 + offset / 16); `None` for a register x2APIC lacks.
     pub fn read_msr(&mut self, msr: u32, now: u64) -> Option<u64> {
-        let offset = (msr - 0x800) << 4;
+        let offset = (msr - X2APIC_FIRST_MSR) << 4;
         match offset {
             ID => Some(self.id as u64),
             LDR => Some(((self.id as u64 >> 4) << 16) | (1 << (self.id & 0xf))),
@@ -148,7 +151,7 @@ impl LocalApic {
 
     /// An x2APIC register write; returns an IPI for ICR (and SELF IPI) writes.
     pub fn write_msr(&mut self, msr: u32, value: u64, now: u64) -> Result<Option<Ipi>, ReadOnlyRegister> {
-        let offset = (msr - 0x800) << 4;
+        let offset = (msr - X2APIC_FIRST_MSR) << 4;
         match offset {
             ICR_LOW => {
                 self.icr_high = (value >> 32) as u32;

@@ -1,6 +1,7 @@
 //! The VM's devices behind its port bus. Each model is a state machine tested on the host; this
-//! module routes port accesses to them, drives their interrupt lines into the 8259 pair, and
-//! reports what a guest access asks of the VM (power off, reset).
+//! module routes port accesses to them through the bus (ranges of `machine`'s ports, each
+//! belonging to one device), drives their interrupt lines into the 8259 pair, and reports what a
+//! guest access asks of the VM (power off, reset).
 
 pub mod acpi_pm;
 pub mod cmos_rtc;
@@ -22,15 +23,73 @@ use pic8259::Pic8259Pair;
 use pit8254::Pit8254;
 use uart16550::{Output, Uart16550};
 
-pub const COM1: u16 = 0x3f8;
-pub const COM1_IRQ: u8 = 4;
-/// Port 0x80: POST codes, a delay port for old drivers.
-const POST: u16 = 0x80;
-/// The guest-panic port (the DSDT's `QEMU0001` device, Linux's pvpanic driver).
-const PVPANIC: u16 = crate::acpi_builder::PVPANIC_PORT;
+use crate::machine::{self, COM1, COM1_IRQ, PIT_GSI, POST, PVPANIC, RESET_CONTROL};
+use core::ops::Range;
+
 /// Guest-panic events: the guest panicked; a crash kernel is loaded (it goes on into it).
 const PVPANIC_PANICKED: u32 = 1 << 0;
 const PVPANIC_CRASH_LOADED: u32 = 1 << 1;
+
+/// A device on the port bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PortDevice {
+    Com1,
+    Pm,
+    Pic,
+    Pit,
+    Rtc,
+    Keyboard,
+    Pci,
+    Reset,
+    Post,
+    Pvpanic,
+}
+
+const fn one(port: u16) -> Range<u16> {
+    port..port + 1
+}
+
+/// The port bus: which device answers which ports, the busiest first (the UART's ports are the
+/// guest's console, the PIC's and the PIT's its interrupts and clock).
+const PORT_BUS: [(Range<u16>, PortDevice); 14] = [
+    (COM1, PortDevice::Com1),
+    (machine::PIC_MASTER, PortDevice::Pic),
+    (machine::PIT, PortDevice::Pit),
+    (machine::PM_BASE..machine::PM_END, PortDevice::Pm),
+    (machine::PIC_SLAVE, PortDevice::Pic),
+    (one(machine::PORT_B), PortDevice::Pit),
+    (machine::CMOS, PortDevice::Rtc),
+    (machine::PCI_CONFIG_DATA, PortDevice::Pci),
+    (one(machine::PCI_CONFIG_ADDRESS), PortDevice::Pci),
+    (one(POST), PortDevice::Post),
+    (one(machine::I8042_DATA), PortDevice::Keyboard),
+    (one(machine::I8042_COMMAND), PortDevice::Keyboard),
+    (one(RESET_CONTROL), PortDevice::Reset),
+    (one(PVPANIC), PortDevice::Pvpanic),
+];
+
+/// The device that answers `port`, if one does.
+#[inline]
+fn device_at(port: u16) -> Option<PortDevice> {
+    PORT_BUS.iter().find(|(ports, _)| ports.contains(&port)).map(|&(_, device)| device)
+}
+
+/// A device on the MMIO bus (its registers exit as nested page faults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MmioDevice {
+    /// The local APIC of the vCPU that accesses it.
+    LocalApic,
+    IoApic,
+}
+
+/// The MMIO bus: which device answers which guest-physical range.
+const MMIO_BUS: [(Range<u64>, MmioDevice); 2] =
+    [(machine::LOCAL_APIC, MmioDevice::LocalApic), (machine::IO_APIC, MmioDevice::IoApic)];
+
+/// The device at guest-physical `gpa`, and the offset into its range.
+pub fn mmio_device_at(gpa: u64) -> Option<(MmioDevice, u64)> {
+    MMIO_BUS.iter().find(|(range, _)| range.contains(&gpa)).map(|(range, device)| (*device, gpa - range.start))
+}
 
 /// What a port access asks the VM to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,7 +112,6 @@ pub struct Now {
     pub unix_seconds: u64,
 }
 
-#[derive(Default)]
 pub struct Devices {
     pub com1: Uart16550,
     pub pm: AcpiPm,
@@ -65,25 +123,54 @@ pub struct Devices {
     pub io_apic: IoApic,
     /// Ports accessed that nothing implements (reads give all ones, writes are dropped).
     pub unclaimed: u64,
+    /// An interrupt line may have changed since [`Devices::update_lines`] last looked: set by
+    /// every port access and by the VMM's own changes to the UART and the I/O APIC.
+    lines_stale: bool,
+    /// When the PIT's next IRQ 0 edge is due (host ns, rounded down), as of that look.
+    pit_due: Option<u64>,
+}
+
+impl Default for Devices {
+    fn default() -> Self {
+        Devices::with_pci(PciHost::default())
+    }
 }
 
 impl Devices {
+    /// The devices, with `pci` as the PCI host (and the shared regions' functions).
+    pub fn with_pci(pci: PciHost) -> Devices {
+        Devices {
+            com1: Uart16550::default(),
+            pm: AcpiPm::default(),
+            pic: Pic8259Pair::default(),
+            pit: Pit8254::default(),
+            rtc: CmosRtc::default(),
+            keyboard: I8042::default(),
+            pci,
+            io_apic: IoApic::default(),
+            unclaimed: 0,
+            lines_stale: true,
+            pit_due: None,
+        }
+    }
+
     pub fn port_in(&mut self, port: u16, size: u8, now: Now) -> u32 {
-        match port {
-            COM1..=0x3ff if size == 1 => self.com1.read(port - COM1) as u32,
-            p if AcpiPm::claims(p) => {
+        self.lines_stale = true;
+        match device_at(port) {
+            Some(PortDevice::Com1) if size == 1 => self.com1.read(port - COM1.start) as u32,
+            Some(PortDevice::Pm) => {
                 // The PM timer runs at 3.579545 MHz from the VM's clock.
                 self.pm.timer = (now.ns as u128 * 3_579_545 / 1_000_000_000) as u32;
-                self.pm.read(p, size)
+                self.pm.read(port, size)
             }
-            p if Pic8259Pair::claims(p) => self.pic.read(p) as u32,
-            p if Pit8254::claims(p) => self.pit.read(p, now.ns) as u32,
-            p if CmosRtc::claims(p) => self.rtc.read(p, now.unix_seconds) as u32,
-            p if I8042::claims(p) => self.keyboard.read(p) as u32,
-            p if PciHost::claims(p) => self.pci.read(p, size),
-            POST => 0xff,
+            Some(PortDevice::Pic) => self.pic.read(port) as u32,
+            Some(PortDevice::Pit) => self.pit.read(port, now.ns) as u32,
+            Some(PortDevice::Rtc) => self.rtc.read(port, now.unix_seconds) as u32,
+            Some(PortDevice::Keyboard) => self.keyboard.read(port) as u32,
+            Some(PortDevice::Pci) => self.pci.read(port, size),
+            Some(PortDevice::Post) => 0xff,
             // The events this device reports.
-            PVPANIC if size == 1 => PVPANIC_PANICKED | PVPANIC_CRASH_LOADED,
+            Some(PortDevice::Pvpanic) if size == 1 => PVPANIC_PANICKED | PVPANIC_CRASH_LOADED,
             _ => {
                 self.unclaimed += 1;
                 match size {
@@ -96,41 +183,42 @@ impl Devices {
     }
 
     pub fn port_out(&mut self, port: u16, size: u8, value: u32, now: Now) -> Effect {
-        match port {
-            COM1..=0x3ff if size == 1 => match self.com1.write(port - COM1, value as u8, now.ns) {
+        self.lines_stale = true;
+        match device_at(port) {
+            Some(PortDevice::Com1) if size == 1 => match self.com1.write(port - COM1.start, value as u8, now.ns) {
                 Output::None => Effect::None,
                 Output::LineHeld => Effect::ConsoleLine,
                 Output::Full => Effect::ConsoleFull,
             },
-            p if AcpiPm::claims(p) => match self.pm.write(p, size, value) {
+            Some(PortDevice::Pm) => match self.pm.write(port, size, value) {
                 Some(PmRequest::SoftOff) => Effect::PowerOff,
                 None => Effect::None,
             },
-            p if Pic8259Pair::claims(p) => {
-                self.pic.write(p, value as u8);
+            Some(PortDevice::Pic) => {
+                self.pic.write(port, value as u8);
                 Effect::None
             }
-            p if Pit8254::claims(p) => {
-                self.pit.write(p, value as u8, now.ns);
+            Some(PortDevice::Pit) => {
+                self.pit.write(port, value as u8, now.ns);
                 Effect::None
             }
-            p if CmosRtc::claims(p) => {
-                self.rtc.write(p, value as u8);
+            Some(PortDevice::Rtc) => {
+                self.rtc.write(port, value as u8);
                 Effect::None
             }
-            p if I8042::claims(p) => match self.keyboard.write(p, value as u8) {
+            Some(PortDevice::Keyboard) => match self.keyboard.write(port, value as u8) {
                 I8042Effect::Reset => Effect::Reset,
                 I8042Effect::None => Effect::None,
             },
-            p if PciHost::claims(p) => {
-                self.pci.write(p, size, value);
+            Some(PortDevice::Pci) => {
+                self.pci.write(port, size, value);
                 Effect::None
             }
-            // Port 0xcf9 (reset control): bit 2 with bit 1 resets.
-            0xcf9 if value & 0x06 == 0x06 => Effect::Reset,
-            POST => Effect::None,
-            PVPANIC if size == 1 && value & PVPANIC_PANICKED != 0 => Effect::GuestPanic,
-            PVPANIC if size == 1 => Effect::None,
+            // Reset control: bit 2 with bit 1 resets.
+            Some(PortDevice::Reset) if value & 0x06 == 0x06 => Effect::Reset,
+            Some(PortDevice::Post) => Effect::None,
+            Some(PortDevice::Pvpanic) if size == 1 && value & PVPANIC_PANICKED != 0 => Effect::GuestPanic,
+            Some(PortDevice::Pvpanic) if size == 1 => Effect::None,
             _ => {
                 self.unclaimed += 1;
                 Effect::None
@@ -138,16 +226,47 @@ impl Devices {
         }
     }
 
+    /// A write to an I/O APIC register (a redirection entry unmasked may fire).
+    pub fn io_apic_write(&mut self, offset: u64, value: u32) {
+        self.io_apic.write(offset, value);
+        self.lines_stale = true;
+    }
+
+    /// An EOI for `vector`: level-triggered I/O APIC pins with it may fire again.
+    pub fn end_of_interrupt(&mut self, vector: u8) {
+        self.io_apic.end_of_interrupt(vector);
+        self.lines_stale = true;
+    }
+
+    /// The host wrote the line it took: the UART's transmitter is free (THRE).
+    pub fn console_written(&mut self, now: u64) {
+        self.com1.written(now);
+        self.lines_stale = true;
+    }
+
     /// Brings the interrupt lines up to date (timer edges, the UART's level) on the 8259 pair
     /// and the I/O APIC (ISA IRQ 0 is its pin 2, as the MADT says); returns the I/O APIC's
-    /// messages for the local APICs.
+    /// messages for the local APICs. The lines change only when the guest or the VMM touched a
+    /// device, or when the PIT's next edge is due: otherwise there is nothing to look at (and
+    /// nothing is, on most exits).
+    #[inline]
     pub fn update_lines(&mut self, now: u64) -> Vec<Message> {
+        if !self.lines_stale && self.pit_due.is_none_or(|due| now < due) {
+            return Vec::new();
+        }
+        self.lines_stale = false;
+        let messages = self.look_at_lines(now);
+        self.pit_due = self.pit.next_irq0_ns();
+        messages
+    }
+
+    fn look_at_lines(&mut self, now: u64) -> Vec<Message> {
         let mut messages = Vec::new();
         if self.pit.take_irq0(now) {
             self.pic.set_irq(0, true);
             self.pic.set_irq(0, false);
-            messages.extend(self.io_apic.set_pin(2, true));
-            self.io_apic.set_pin(2, false);
+            messages.extend(self.io_apic.set_pin(PIT_GSI as usize, true));
+            self.io_apic.set_pin(PIT_GSI as usize, false);
         }
         let uart = self.com1.interrupt_pending();
         self.pic.set_irq(COM1_IRQ, uart);
@@ -181,10 +300,121 @@ mod tests {
     }
 
     #[test]
+    fn every_port_belongs_to_one_device_at_most() {
+        for (i, (a, _)) in PORT_BUS.iter().enumerate() {
+            for (b, _) in &PORT_BUS[i + 1..] {
+                assert!(a.end <= b.start || b.end <= a.start, "{a:x?} and {b:x?} overlap");
+            }
+        }
+        let claimed = |ports: &[u16]| ports.iter().map(|&p| device_at(p)).collect::<Vec<_>>();
+        let (pic, pit, pci) = (Some(PortDevice::Pic), Some(PortDevice::Pit), Some(PortDevice::Pci));
+        assert_eq!(claimed(&[0x20, 0x21, 0xa0, 0xa1, 0x22, 0x9f]), [pic, pic, pic, pic, None, None]);
+        assert_eq!(claimed(&[0x40, 0x43, 0x61, 0x44]), [pit, pit, pit, None]);
+        assert_eq!(claimed(&[0xcf8, 0xcf9, 0xcfa, 0xcfc, 0xcff]), [pci, Some(PortDevice::Reset), None, pci, pci]);
+        assert_eq!(claimed(&[0x3f8, 0x3ff, 0x400]), [Some(PortDevice::Com1), Some(PortDevice::Com1), None]);
+        assert_eq!(claimed(&[0x600, 0x60b, 0x60c]), [Some(PortDevice::Pm), Some(PortDevice::Pm), None]);
+    }
+
+    /// What a guest does to the devices, step by step: (host ns, action).
+    #[derive(Clone, Copy, Debug)]
+    enum Step {
+        Out(u16, u8),
+        In(u16),
+        IoApic(u64, u32),
+        Eoi(u8),
+        Acknowledge,
+        /// The host writes the lines the UART holds.
+        Host,
+        Nothing,
+    }
+
+    /// Lines looked at only when stale or the PIT is due give what looking on every entry gave:
+    /// the same messages, the same 8259 state, step by step.
+    #[test]
+    fn lines_looked_at_on_change_match_lines_looked_at_always() {
+        use Step::*;
+        let mut setup = alloc::vec![
+            // 8259: vectors 0x30/0x38, all unmasked. I/O APIC: pin 2 edge (0x40), pin 4 level
+            // (0x44), both to APIC 0. PIT: channel 0 periodic, 1193 ticks (1 ms). UART: THRE
+            // interrupt on.
+            Out(0x20, 0x11),
+            Out(0x21, 0x30),
+            Out(0x21, 0x04),
+            Out(0x21, 0x01),
+            Out(0x21, 0x00),
+            IoApic(0, 0x14),
+            IoApic(0x10, 0x40),
+            IoApic(0, 0x18),
+            IoApic(0x10, 0x8044),
+            Out(0x43, 0x34),
+            Out(0x40, 0xa9),
+            Out(0x40, 0x04),
+            Out(0x3f9, 0x02),
+        ];
+        // Then a guest at work: exits at irregular times, console output, EOIs, acknowledges.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..2000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            setup.push(match seed % 14 {
+                0 => Out(0x3f8, b'x'),
+                1 => In(0x3fa),
+                2 => Eoi(0x44),
+                3 => Acknowledge,
+                4 => Out(0x20, 0x20),
+                5 => Eoi(0x40),
+                6 => Out(0x3f8, b'\n'),
+                // Pin 4 masked and unmasked (IOREGSEL still selects its entry).
+                7 => IoApic(0x10, 0x1_8044),
+                8 => IoApic(0x10, 0x8044),
+                9 => Host,
+                _ => Nothing,
+            });
+        }
+        let (mut gated, mut always) = (Devices::default(), Devices::default());
+        let (mut now, mut skipped, mut vectors) = (0, 0, alloc::collections::BTreeSet::new());
+        for (i, step) in setup.into_iter().enumerate() {
+            now += (i as u64 * 7919) % 400_000;
+            let at = Now { ns: now, unix_seconds: 0 };
+            for d in [&mut gated, &mut always] {
+                match step {
+                    Out(port, value) => _ = d.port_out(port, 1, value as u32, at),
+                    In(port) => _ = d.port_in(port, 1, at),
+                    IoApic(offset, value) => d.io_apic_write(offset, value),
+                    Eoi(vector) => d.end_of_interrupt(vector),
+                    Acknowledge => _ = d.pic.acknowledge(),
+                    Host => {
+                        while d.com1.take_held().is_some() {
+                            d.console_written(now);
+                        }
+                    }
+                    Nothing => {}
+                }
+            }
+            skipped += usize::from(!gated.lines_stale && gated.pit_due.is_some_and(|due| now < due));
+            let messages = gated.update_lines(now);
+            assert_eq!(messages, always.look_at_lines(now), "step {i}: {step:?}");
+            vectors.extend(messages.iter().map(|m| m.vector));
+            assert_eq!(gated.pic.has_pending(), always.pic.has_pending(), "step {i}: {step:?}");
+        }
+        assert!(skipped > 500, "the lines were looked at on {} of 2013 steps", 2013 - skipped);
+        assert_eq!(vectors.into_iter().collect::<Vec<_>>(), [0x40, 0x44], "both pins fired");
+    }
+
+    #[test]
+    fn device_memory_is_found_by_address() {
+        assert_eq!(mmio_device_at(0xfee0_00b0), Some((MmioDevice::LocalApic, 0xb0)));
+        assert_eq!(mmio_device_at(0xfec0_0010), Some((MmioDevice::IoApic, 0x10)));
+        assert_eq!(mmio_device_at(0xfec0_0020), None);
+        assert_eq!(mmio_device_at(0xfed0_0000), None, "no HPET");
+    }
+
+    #[test]
     fn resets_and_unclaimed_ports() {
         let mut d = Devices::default();
-        assert_eq!(d.port_out(0xcf9, 1, 0x06, NOW), Effect::Reset);
-        assert_eq!(d.port_out(0xcf9, 1, 0x02, NOW), Effect::None);
+        assert_eq!(d.port_out(RESET_CONTROL, 1, 0x06, NOW), Effect::Reset);
+        assert_eq!(d.port_out(RESET_CONTROL, 1, 0x02, NOW), Effect::None);
         assert_eq!(d.port_out(POST, 1, 0x55, NOW), Effect::None);
         assert_eq!(d.port_in(0x1234, 2, NOW), 0xffff);
         assert_eq!(d.unclaimed, 2, "0xcf9 without the reset bits and 0x1234");

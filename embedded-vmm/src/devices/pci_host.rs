@@ -3,6 +3,7 @@
 //! ([`crate::shared_regions`]) whose 64-bit prefetchable BAR 2 is the region. Every other
 //! function reads as absent (all ones).
 
+use crate::machine::{PCI_CONFIG_ADDRESS, PCI_CONFIG_DATA};
 use crate::shared_regions::{FIRST_SLOT, Placement};
 use alloc::vec::Vec;
 
@@ -33,10 +34,6 @@ impl PciHost {
     pub fn with_shared(placements: &[Placement]) -> PciHost {
         let shared = placements.iter().map(|&bar| SharedFunction { bar, command: 0, sizing: [false; 2] }).collect();
         PciHost { address: 0, shared }
-    }
-
-    pub fn claims(port: u16) -> bool {
-        port == 0xcf8 || (0xcfc..=0xcff).contains(&port)
     }
 
     /// The shared function the address selects (bus 0, function 0, its slot).
@@ -71,14 +68,14 @@ impl PciHost {
     }
 
     pub fn read(&mut self, port: u16, size: u8) -> u32 {
-        if port == 0xcf8 {
+        if port == PCI_CONFIG_ADDRESS {
             return if size == 4 { self.address } else { 0xffff_ffff };
         }
         if self.address & ENABLE == 0 {
             return 0xffff_ffff;
         }
         let dword = self.config(self.address & 0xfc);
-        let shift = 8 * (port - 0xcfc) as u32;
+        let shift = 8 * (port - PCI_CONFIG_DATA.start) as u32;
         let value = dword >> shift;
         match size {
             1 => value & 0xff,
@@ -88,7 +85,7 @@ impl PciHost {
     }
 
     pub fn write(&mut self, port: u16, size: u8, value: u32) {
-        if port == 0xcf8 {
+        if port == PCI_CONFIG_ADDRESS {
             if size == 4 {
                 self.address = value;
             }
@@ -100,7 +97,7 @@ impl PciHost {
         // Only a shared function takes writes: its command register and its BAR sizing. The
         // host bridge has nothing to configure.
         let Some(i) = self.shared_function() else { return };
-        let offset = (self.address & 0xfc) + (port - 0xcfc) as u32;
+        let offset = (self.address & 0xfc) + (port - PCI_CONFIG_DATA.start) as u32;
         let f = &mut self.shared[i];
         match (offset, size) {
             (0x04, 2 | 4) => f.command = value as u16,

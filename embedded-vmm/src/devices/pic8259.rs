@@ -3,6 +3,8 @@
 //! specific and non-specific EOI, auto-EOI. A pure state machine: the VM raises lines and asks
 //! for the vector to inject.
 
+use crate::machine::{PIC_MASTER, PIC_SLAVE};
+
 #[derive(Clone, Copy, Debug, Default)]
 struct Chip {
     irr: u8,
@@ -106,6 +108,12 @@ impl Chip {
     }
 }
 
+/// The pair's ports: a chip's command port, then its data port.
+const MASTER_COMMAND: u16 = PIC_MASTER.start;
+const MASTER_DATA: u16 = PIC_MASTER.start + 1;
+const SLAVE_COMMAND: u16 = PIC_SLAVE.start;
+const SLAVE_DATA: u16 = PIC_SLAVE.start + 1;
+
 #[derive(Clone, Debug, Default)]
 pub struct Pic8259Pair {
     master: Chip,
@@ -113,22 +121,18 @@ pub struct Pic8259Pair {
 }
 
 impl Pic8259Pair {
-    pub fn claims(port: u16) -> bool {
-        matches!(port, 0x20 | 0x21 | 0xa0 | 0xa1)
-    }
-
     pub fn read(&self, port: u16) -> u8 {
         match port {
-            0x20 | 0x21 => self.master.read(port == 0x21),
-            _ => self.slave.read(port == 0xa1),
+            MASTER_COMMAND | MASTER_DATA => self.master.read(port == MASTER_DATA),
+            _ => self.slave.read(port == SLAVE_DATA),
         }
     }
 
     pub fn write(&mut self, port: u16, value: u8) {
         match port {
-            0x20 => self.master.write_command(value),
-            0x21 => self.master.write_data(value),
-            0xa0 => self.slave.write_command(value),
+            MASTER_COMMAND => self.master.write_command(value),
+            MASTER_DATA => self.master.write_data(value),
+            SLAVE_COMMAND => self.slave.write_command(value),
             _ => self.slave.write_data(value),
         }
     }

@@ -2,6 +2,12 @@
 //! and output of channel 2, which Linux uses to calibrate the TSC). Counters are computed from
 //! the VM's clock, so the model needs no ticks: the VM asks when the next channel-0 edge is due.
 
+use crate::machine::{PIT, PORT_B};
+
+/// The channels' ports, then the mode register's.
+const CHANNEL_0: u16 = PIT.start;
+const CHANNEL_2: u16 = PIT.start + 2;
+const MODE: u16 = PIT.start + 3;
 pub const PIT_HZ: u64 = 1_193_182;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -58,16 +64,12 @@ pub struct Pit8254 {
 }
 
 impl Pit8254 {
-    pub fn claims(port: u16) -> bool {
-        matches!(port, 0x40..=0x43 | 0x61)
-    }
-
     pub fn read(&mut self, port: u16, now: u64) -> u8 {
-        if port == 0x61 {
+        if port == PORT_B {
             let out2 = self.channels[2].output(now) as u8;
             return (self.port61 & 0x0f) | (out2 << 5);
         }
-        let Some(ch) = self.channels.get_mut((port - 0x40) as usize) else { return 0 };
+        let Some(ch) = self.channels.get_mut((port - CHANNEL_0) as usize) else { return 0 };
         let value = ch.latched.unwrap_or_else(|| ch.count(now));
         match ch.access {
             1 => {
@@ -92,14 +94,14 @@ impl Pit8254 {
 
     pub fn write(&mut self, port: u16, value: u8, now: u64) {
         match port {
-            0x61 => {
+            PORT_B => {
                 let gate_rises = value & 1 != 0 && self.port61 & 1 == 0;
                 self.port61 = value & 0x0f;
                 if gate_rises {
                     self.channels[2].start_ns = Some(now);
                 }
             }
-            0x43 => {
+            MODE => {
                 let index = (value >> 6) as usize;
                 if index == 3 {
                     return; // read-back command: not needed by Linux
@@ -118,8 +120,8 @@ impl Pit8254 {
                     self.delivered = 0;
                 }
             }
-            0x40..=0x42 => {
-                let index = (port - 0x40) as usize;
+            CHANNEL_0..=CHANNEL_2 => {
+                let index = (port - CHANNEL_0) as usize;
                 let gate = index != 2 || self.port61 & 1 != 0;
                 let ch = &mut self.channels[index];
                 match ch.access {

@@ -7,16 +7,11 @@
 //! The image is untrusted: every header field used is checked against the file and guest RAM.
 
 use super::pvh::memory_map;
+use crate::machine::{ACPI_RSDP, LINUX_BOOT_GDT, LINUX_CMDLINE, LINUX_PD, LINUX_PDPT, LINUX_PML4, LINUX_ZERO_PAGE};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
-const ZERO_PAGE: u64 = 0x7000;
-const GDT: u64 = 0x6000;
-const PML4: u64 = 0x9000;
-const PDPT: u64 = 0xa000;
-const PD: u64 = 0xb000; // four page directories: 0xb000..0xf000, the first 4 GiB
-const CMDLINE: u64 = 0x2_0000;
 const CMDLINE_MAX: usize = 4095;
 const HEADER_START: usize = 0x1f1;
 const XLF_KERNEL_64: u16 = 1 << 0;
@@ -138,12 +133,12 @@ pub fn prepare<'f>(
     zp[HEADER_START..header_end].copy_from_slice(&file[HEADER_START..header_end]);
     zp[0x210] = 0xff; // type_of_loader: undefined
     zp[0x211] |= LOADED_HIGH | CAN_USE_HEAP;
-    zp[0x228..0x22c].copy_from_slice(&(CMDLINE as u32).to_le_bytes());
+    zp[0x228..0x22c].copy_from_slice(&(LINUX_CMDLINE as u32).to_le_bytes());
     if let (Some(at), Some(n)) = (initrd_gpa, initrd_len) {
         zp[0x218..0x21c].copy_from_slice(&(at as u32).to_le_bytes());
         zp[0x21c..0x220].copy_from_slice(&(n as u32).to_le_bytes());
     }
-    zp[0x70..0x78].copy_from_slice(&crate::acpi_builder::RSDP_GPA.to_le_bytes());
+    zp[0x70..0x78].copy_from_slice(&ACPI_RSDP.to_le_bytes());
     let map = memory_map(ram);
     zp[0x1e8] = map.len().min(128) as u8;
     for (i, (start, len, kind)) in map.iter().take(128).enumerate() {
@@ -155,11 +150,11 @@ pub fn prepare<'f>(
 
     // Identity page tables for the first 4 GiB with 2 MiB pages, and the boot GDT.
     let mut pml4 = vec![0u8; 4096];
-    pml4[..8].copy_from_slice(&(PDPT | 3).to_le_bytes());
+    pml4[..8].copy_from_slice(&(LINUX_PDPT | 3).to_le_bytes());
     let mut pdpt = vec![0u8; 4096];
     let mut pds = vec![0u8; 4 * 4096];
     for g in 0..4u64 {
-        pdpt[g as usize * 8..g as usize * 8 + 8].copy_from_slice(&((PD + g * 4096) | 3).to_le_bytes());
+        pdpt[g as usize * 8..g as usize * 8 + 8].copy_from_slice(&((LINUX_PD + g * 4096) | 3).to_le_bytes());
         for e in 0..512u64 {
             let at = (g * 512 + e) as usize * 8;
             let phys = (g << 30) | (e << 21);
@@ -170,19 +165,31 @@ pub fn prepare<'f>(
         [0u64, 0, 0x00af_9a00_0000_ffff, 0x00cf_9200_0000_ffff].iter().flat_map(|d| d.to_le_bytes()).collect();
     let mut cmd = cmdline.as_bytes().to_vec();
     cmd.push(0);
-    let writes = vec![(ZERO_PAGE, zp), (CMDLINE, cmd), (GDT, gdt), (PML4, pml4), (PDPT, pdpt), (PD, pds)];
+    let writes = vec![
+        (LINUX_ZERO_PAGE, zp),
+        (LINUX_CMDLINE, cmd),
+        (LINUX_BOOT_GDT, gdt),
+        (LINUX_PML4, pml4),
+        (LINUX_PDPT, pdpt),
+        (LINUX_PD, pds),
+    ];
     let payload = (load, payload);
-    Ok((LinuxBoot { payload, writes, entry: load + 0x200, zero_page: ZERO_PAGE, cr3: PML4, kernel_end }, initrd_gpa))
+    Ok((
+        LinuxBoot { payload, writes, entry: load + 0x200, zero_page: LINUX_ZERO_PAGE, cr3: LINUX_PML4, kernel_end },
+        initrd_gpa,
+    ))
 }
 
 /// The GDT's address and limit, for the guest's GDTR.
-pub const BOOT_GDT: (u64, u32) = (GDT, 31);
+pub const BOOT_GDT: (u64, u32) = (LINUX_BOOT_GDT, 31);
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn image(version: u16, flags: u16) -> Vec<u8> {
+    /// A bzImage's first 8 KiB: the setup header of boot protocol `version` with `flags`
+    /// (xloadflags), "KERN" at the start of the kernel (loaded at 16 MiB, 4 MiB to run).
+    pub(crate) fn image(version: u16, flags: u16) -> Vec<u8> {
         let mut f = vec![0u8; 0x2000];
         f[0x1f1] = 3; // setup sectors: the kernel starts at 0x800
         f[0x201] = 0x6a; // header length
@@ -206,10 +213,10 @@ mod tests {
         assert_eq!(boot.entry, 0x100_0200);
         assert_eq!(boot.payload.0, 0x100_0000);
         assert_eq!(&boot.payload.1[..4], b"KERN");
-        let zp = &boot.writes.iter().find(|w| w.0 == ZERO_PAGE).unwrap().1;
+        let zp = &boot.writes.iter().find(|w| w.0 == LINUX_ZERO_PAGE).unwrap().1;
         assert_eq!(&zp[0x202..0x206], b"HdrS");
         assert_eq!(zp[0x210], 0xff);
-        assert_eq!(u32_at(zp, 0x228) as u64, CMDLINE);
+        assert_eq!(u32_at(zp, 0x228) as u64, LINUX_CMDLINE);
         assert_eq!(u32_at(zp, 0x218) as u64, initrd.unwrap());
         assert_eq!(u32_at(zp, 0x21c), 0x10_0000);
         assert_eq!(zp[0x1e8], 4);

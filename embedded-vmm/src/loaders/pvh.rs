@@ -10,12 +10,11 @@ use alloc::vec::Vec;
 use core::fmt;
 use goblin::elf::{Elf, program_header};
 
+use crate::machine::{
+    BIOS_AREA, EBDA, HIGH_MEMORY_START, PVH_BOOT_DATA_END, PVH_CMDLINE, PVH_MEMMAP, PVH_MODLIST, PVH_START_INFO,
+};
+
 /// Where the boot data goes in guest memory (below the usual 1 MiB kernel load address).
-pub const START_INFO_GPA: u64 = 0x6000;
-const MODLIST_GPA: u64 = 0x6100;
-const MEMMAP_GPA: u64 = 0x6200;
-const CMDLINE_GPA: u64 = 0x7000;
-const BOOT_DATA_END: u64 = 0x8000;
 const CMDLINE_MAX: usize = 4095;
 const MAGIC: u32 = 0x336e_c578;
 const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
@@ -97,7 +96,7 @@ pub fn inspect(file: &[u8], ram: &[(u64, u64)]) -> Result<PvhImage, PvhError> {
         if !ram.iter().any(|&(s, l)| ph.p_paddr >= s && end <= s + l) {
             return Err(bad("not inside guest RAM"));
         }
-        if ph.p_paddr < BOOT_DATA_END {
+        if ph.p_paddr < PVH_BOOT_DATA_END {
             return Err(bad("overlaps the boot data below 32 KiB"));
         }
         segments.push(LoadSegment {
@@ -122,11 +121,11 @@ pub fn memory_map(ram: &[(u64, u64)]) -> Vec<(u64, u64, u32)> {
     let mut map = Vec::new();
     for &(start, len) in ram {
         if start == 0 {
-            map.push((0, 0x9fc00, E820_RAM));
-            map.push((0x9fc00, 0x400, E820_RESERVED));
-            map.push((0xe0000, 0x20000, E820_RESERVED));
-            if len > 0x10_0000 {
-                map.push((0x10_0000, len - 0x10_0000, E820_RAM));
+            map.push((0, EBDA.start, E820_RAM));
+            map.push((EBDA.start, EBDA.end - EBDA.start, E820_RESERVED));
+            map.push((BIOS_AREA.start, BIOS_AREA.end - BIOS_AREA.start, E820_RESERVED));
+            if len > HIGH_MEMORY_START {
+                map.push((HIGH_MEMORY_START, len - HIGH_MEMORY_START, E820_RAM));
             }
         } else {
             map.push((start, len, E820_RAM));
@@ -170,19 +169,19 @@ pub fn boot_data(
     si.extend_from_slice(&1u32.to_le_bytes()); // version 1: has the memory map
     si.extend_from_slice(&0u32.to_le_bytes()); // flags
     si.extend_from_slice(&(initrd_gpa.is_some() as u32).to_le_bytes());
-    si.extend_from_slice(&MODLIST_GPA.to_le_bytes());
-    si.extend_from_slice(&CMDLINE_GPA.to_le_bytes());
+    si.extend_from_slice(&PVH_MODLIST.to_le_bytes());
+    si.extend_from_slice(&PVH_CMDLINE.to_le_bytes());
     si.extend_from_slice(&rsdp.to_le_bytes());
-    si.extend_from_slice(&MEMMAP_GPA.to_le_bytes());
+    si.extend_from_slice(&PVH_MEMMAP.to_le_bytes());
     si.extend_from_slice(&(map.len() as u32).to_le_bytes());
     si.extend_from_slice(&0u32.to_le_bytes());
-    let mut writes = vec![(START_INFO_GPA, si)];
+    let mut writes = vec![(PVH_START_INFO, si)];
     if let (Some(at), Some(n)) = (initrd_gpa, initrd_bytes) {
         let mut m = Vec::with_capacity(32);
         m.extend_from_slice(&at.to_le_bytes());
         m.extend_from_slice(&n.to_le_bytes());
         m.extend_from_slice(&[0u8; 16]);
-        writes.push((MODLIST_GPA, m));
+        writes.push((PVH_MODLIST, m));
     }
     let mut mm = Vec::new();
     for (start, len, kind) in &map {
@@ -191,21 +190,21 @@ pub fn boot_data(
         mm.extend_from_slice(&kind.to_le_bytes());
         mm.extend_from_slice(&0u32.to_le_bytes());
     }
-    writes.push((MEMMAP_GPA, mm));
+    writes.push((PVH_MEMMAP, mm));
     let mut c = cmdline.as_bytes().to_vec();
     c.push(0);
-    writes.push((CMDLINE_GPA, c));
+    writes.push((PVH_CMDLINE, c));
     Ok(BootData { writes, initrd_gpa })
 }
 
 use alloc::vec;
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A 32-bit ELF with one PT_LOAD at 1 MiB and a PT_NOTE holding the PVH entry.
-    fn elf32(entry: u32, paddr: u32, with_note: bool) -> Vec<u8> {
+    pub(crate) fn elf32(entry: u32, paddr: u32, with_note: bool) -> Vec<u8> {
         let phnum: u16 = if with_note { 2 } else { 1 };
         let mut f = vec![0u8; 52];
         f[..4].copy_from_slice(b"\x7fELF");

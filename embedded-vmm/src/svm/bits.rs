@@ -1,0 +1,36 @@
+//! Bits of the CPU registers the VMM reads or sets in a guest's state, as `u64`: CR0, CR4, XCR0
+//! and RFLAGS from the `x86` crate, EFER's own (the crate has none).
+
+use x86::bits64::rflags::RFlags;
+use x86::controlregs::{Cr0, Cr4, Xcr0};
+
+pub const CR0_PE: u64 = Cr0::CR0_PROTECTED_MODE.bits() as u64;
+pub const CR0_ET: u64 = Cr0::CR0_EXTENSION_TYPE.bits() as u64;
+pub const CR0_NW: u64 = Cr0::CR0_NOT_WRITE_THROUGH.bits() as u64;
+pub const CR0_CD: u64 = Cr0::CR0_CACHE_DISABLE.bits() as u64;
+pub const CR0_PG: u64 = Cr0::CR0_ENABLE_PAGING.bits() as u64;
+
+pub const CR4_PAE: u64 = Cr4::CR4_ENABLE_PAE.bits() as u64;
+pub const CR4_LA57: u64 = Cr4::CR4_ENABLE_LA57.bits() as u64;
+pub const CR4_OSXSAVE: u64 = Cr4::CR4_ENABLE_OS_XSAVE.bits() as u64;
+
+pub const XCR0_X87: u64 = Xcr0::XCR0_FPU_MMX_STATE.bits();
+pub const XCR0_SSE: u64 = Xcr0::XCR0_SSE_STATE.bits();
+pub const XCR0_AVX: u64 = Xcr0::XCR0_AVX_STATE.bits();
+
+pub const EFER_SCE: u64 = 1 << 0;
+pub const EFER_LME: u64 = 1 << 8;
+pub const EFER_LMA: u64 = 1 << 10;
+pub const EFER_NXE: u64 = 1 << 11;
+/// SVM on (in the host's EFER, and in every guest's, which VMRUN requires).
+pub const EFER_SVME: u64 = 1 << 12;
+pub const EFER_FFXSR: u64 = 1 << 14;
+
+pub const RFLAGS_CF: u64 = RFlags::FLAGS_CF.bits();
+pub const RFLAGS_PF: u64 = RFlags::FLAGS_PF.bits();
+pub const RFLAGS_AF: u64 = RFlags::FLAGS_AF.bits();
+pub const RFLAGS_ZF: u64 = RFlags::FLAGS_ZF.bits();
+pub const RFLAGS_SF: u64 = RFlags::FLAGS_SF.bits();
+pub const RFLAGS_IF: u64 = RFlags::FLAGS_IF.bits();
+pub const RFLAGS_DF: u64 = RFlags::FLAGS_DF.bits();
+pub const RFLAGS_OF: u64 = RFlags::FLAGS_OF.bits();
