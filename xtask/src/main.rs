@@ -94,34 +94,3 @@ fn run_task(task: Task) -> Result<ExitCode> {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use std::fs;
-    use std::path::Path;
-
-    /// The folders of `src`, each using only those before it (`test` and `bench` not each other).
-    const FOLDERS: [(&str, usize); 5] = [("host", 0), ("artifacts", 1), ("run", 2), ("test", 3), ("bench", 3)];
-
-    /// Every `crate::FOLDER` a file of a folder names points down [`FOLDERS`].
-    #[test]
-    fn imports_point_down() {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let rank = |name: &str| FOLDERS.iter().find(|(f, _)| *f == name).map(|(_, r)| *r);
-        let mut files = 0;
-        for (folder, mine) in FOLDERS {
-            for entry in fs::read_dir(src.join(folder)).unwrap() {
-                let path = entry.unwrap().path();
-                let text = fs::read_to_string(&path).unwrap();
-                for used in text.split("crate::").skip(1) {
-                    let name: String = used.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-                    if let Some(theirs) = rank(&name).filter(|_| name != folder) {
-                        assert!(theirs < mine, "{} uses crate::{name}", path.display());
-                    }
-                }
-                files += 1;
-            }
-        }
-        assert!(files > 20, "{files}");
-    }
-}

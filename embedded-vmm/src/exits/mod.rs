@@ -1,7 +1,7 @@
 //! VM exits: [`decode`] reads the VMCB into an [`Exit`] value, and a file per family handles
 //! it: port I/O (`io`), device memory (`npf` finds the device and decodes the instruction,
 //! `mmio` carries it out), MSRs (`msr`), CPUID (`cpuid`), XSETBV (`xsetbv`) and VMMCALL
-//! (`hypercall`). The vCPU's run loop (`crate::vcpu`) matches on the [`Exit`]: HLT and the
+//! (`hypercall`). The vCPU's run loop (`vcpu.rs`) matches on the [`Exit`]: HLT and the
 //! ends of the VM are its own. Handlers reach their VM through a [`Context`], so they run on
 //! the host in tests with a fake VMCB and a fake [`VmmHost`].
 

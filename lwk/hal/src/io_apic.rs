@@ -3,34 +3,34 @@
 //! away from the exception vectors and masked for good.
 
 use crate::acpi_tables::Madt;
+use crate::mmio::Registers;
 use crate::{cpu, kernel_memory};
 use alloc::vec::Vec;
+use core::ptr::NonNull;
 
 const REG_VERSION: u32 = 1;
 const REG_REDIRECTION: u32 = 0x10;
 const MASKED: u32 = 1 << 16;
 
+/// IOREGSEL and IOWIN, the two registers through which all others are reached.
+const IOREGSEL: u32 = 0x00;
+const IOWIN: u32 = 0x10;
+
 struct IoApic {
-    base: u64,
+    registers: Registers,
     gsi_base: u32,
     inputs: u32,
 }
 
 impl IoApic {
     fn read(&self, reg: u32) -> u32 {
-        // SAFETY: IOREGSEL/IOWIN of an I/O APIC mapped uncached by `init`.
-        unsafe {
-            core::ptr::write_volatile(self.base as *mut u32, reg);
-            core::ptr::read_volatile((self.base + 0x10) as *const u32)
-        }
+        self.registers.write(IOREGSEL, reg);
+        self.registers.read(IOWIN)
     }
 
     fn write(&self, reg: u32, value: u32) {
-        // SAFETY: as in `read`.
-        unsafe {
-            core::ptr::write_volatile(self.base as *mut u32, reg);
-            core::ptr::write_volatile((self.base + 0x10) as *mut u32, value);
-        }
+        self.registers.write(IOREGSEL, reg);
+        self.registers.write(IOWIN, value);
     }
 }
 
@@ -56,7 +56,10 @@ pub fn init(madt: &Madt) -> Result<usize, crate::page_table::MapError> {
     let mut apics = Vec::new();
     for a in &madt.io_apics {
         let base = kernel_memory::map_physical(a.address, 0x20, true)?;
-        let mut apic = IoApic { base, gsi_base: a.gsi_base, inputs: 0 };
+        let base = NonNull::new(base as *mut u32).ok_or(crate::page_table::MapError::OutOfMemory)?;
+        // SAFETY: `map_physical` just mapped the I/O APIC's 32 bytes uncached, for good.
+        let registers = unsafe { Registers::new(base, 0x20) };
+        let mut apic = IoApic { registers, gsi_base: a.gsi_base, inputs: 0 };
         apic.inputs = ((apic.read(REG_VERSION) >> 16) & 0xff) + 1;
         for i in 0..apic.inputs {
             apic.write(REG_REDIRECTION + 2 * i, MASKED);

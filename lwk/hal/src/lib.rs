@@ -37,6 +37,8 @@ pub mod lent_memory;
 pub mod local_apic;
 pub mod memory_map;
 #[cfg(target_os = "none")]
+mod mmio;
+#[cfg(target_os = "none")]
 pub mod per_cpu;
 #[cfg(target_os = "none")]
 pub mod pit;

@@ -3,7 +3,9 @@
 
 use crate::cpu::{self, Features, MSR_APIC_BASE};
 use crate::kernel_memory;
+use crate::mmio::Registers;
 use crate::vectors::{SPURIOUS_VECTOR, TIMER_VECTOR};
+use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
 use x86::apic::xapic::{
     XAPIC_EOI as EOI, XAPIC_ESR as ESR, XAPIC_ICR0 as ICR_LOW, XAPIC_ICR1 as ICR_HIGH, XAPIC_ID as ID,
@@ -27,11 +29,17 @@ fn x2apic() -> bool {
     XAPIC_BASE.load(Ordering::Relaxed) == 0
 }
 
+/// The xAPIC register page at `base` (non-zero: what `choose_mode` mapped).
+fn xapic(base: u64) -> Registers {
+    // SAFETY: `choose_mode` mapped the xAPIC page uncached at `base` (never 0: 0 means x2APIC)
+    // for the kernel's life; its registers are 32-bit and 16-byte aligned.
+    unsafe { Registers::new(NonNull::new_unchecked(base as *mut u32), 0x1000) }
+}
+
 fn read(reg: u32) -> u32 {
     match XAPIC_BASE.load(Ordering::Relaxed) {
         0 => cpu::rdmsr(0x800 + (reg >> 4)) as u32,
-        // SAFETY: the xAPIC page is mapped uncached in the direct map; registers are 32-bit.
-        base => unsafe { core::ptr::read_volatile((base + reg as u64) as *const u32) },
+        base => xapic(base).read(reg),
     }
 }
 
@@ -39,8 +47,7 @@ fn write(reg: u32, value: u32) {
     match XAPIC_BASE.load(Ordering::Relaxed) {
         // SAFETY: x2APIC register MSRs for the registers named above.
         0 => unsafe { cpu::wrmsr(0x800 + (reg >> 4), value as u64) },
-        // SAFETY: as in `read`.
-        base => unsafe { core::ptr::write_volatile((base + reg as u64) as *mut u32, value) },
+        base => xapic(base).write(reg, value),
     }
 }
 
