@@ -5,6 +5,7 @@ use crate::control::enclaves::{self, Ending};
 use crate::exec::elf_loader::ExecutableKind;
 use crate::fs::files::{EnclaveFiles, Mount};
 use crate::fs::open_files::FdTable;
+use crate::fs::process_files::{self, JobFiles, ProcessFiles};
 use crate::fs::ram_fs::WritableUsage;
 use crate::mm::job_memory::JobMemory;
 use crate::task::interrupt_entry::TrapFrame;
@@ -61,13 +62,22 @@ pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
     let files = EnclaveFiles::new(&account, tmp_size, mounts).map_err(|e| {
         alloc::format!("its file system does not fit in its kernel-memory budget of {} KiB: {e}", kernel_memory >> 10)
     })?;
-    let job = Arc::new(Job::new(name.to_string(), cores, memory, account, files, max_threads, clock::uptime_ns()));
+    let job = Arc::new(Job::new(
+        name.to_string(),
+        cores,
+        memory,
+        account,
+        JobFiles::boxed(files),
+        max_threads,
+        clock::uptime_ns(),
+    ));
     let mut argv: Vec<Vec<u8>> = Vec::with_capacity(args.len() + 1);
     argv.push(path.as_bytes().to_vec());
     argv.extend(args.iter().map(|a| a.as_bytes().to_vec()));
     let envp: Vec<Vec<u8>> = env.iter().map(|e| e.as_bytes().to_vec()).collect();
-    let root = job.files.root();
-    let from = program_loader::From { root: &job.files, start: &root, exe: "" };
+    let job_files = process_files::of_job(&job);
+    let root = job_files.root();
+    let from = program_loader::From { root: job_files, start: &root, exe: "" };
     let program = program_loader::load(job.memory.clone(), job.kernel_memory.clone(), &from, path, &argv, &envp)
         .map_err(|e| alloc::format!("{path}: {e}"))?;
     let pid = job.new_id();
@@ -75,8 +85,16 @@ pub fn prepare(launch: JobLaunch) -> Result<PreparedJob, String> {
     let kind = program.kind;
     let charge = Charge::new(&job.kernel_memory, PROCESS_KERNEL_BYTES)
         .map_err(|e| alloc::format!("its first process does not fit in its kernel-memory budget: {e}"))?;
-    let process =
-        Arc::new(Process::new(pid, 0, job.clone(), program.space, program.path, files, root, (pid, pid), charge));
+    let process = Arc::new(Process::new(
+        pid,
+        0,
+        job.clone(),
+        program.space,
+        program.path,
+        ProcessFiles::boxed(files, root),
+        (pid, pid),
+        charge,
+    ));
     let regs = TrapFrame { rip: program.entry, rsp: program.rsp, ..TrapFrame::default() };
     let core = job.place_thread().ok_or("a thread limit of 0")?;
     let thread = Thread::new(pid, process.clone(), core, &regs).map_err(|e| alloc::format!("thread: {e}"))?;
@@ -100,7 +118,7 @@ impl PreparedJob {
                 .u64("mem_mib", job.memory.bytes >> 20)
                 .u64("max_threads", job.max_threads as u64)
                 .u64("kernel_memory_kib", job.kernel_memory.limit() >> 10)
-                .u64("tmp_size_kib", job.files.tmp_usage().limit >> 10)
+                .u64("tmp_size_kib", process_files::of_job(&job).tmp_usage().limit >> 10)
                 .str("kind", if kind == ExecutableKind::StaticPie { "static-pie" } else { "static" })
                 .u64("request_tsc", requested_tsc);
         });
@@ -175,7 +193,7 @@ struct KernelMemoryFields {
 impl KernelMemoryFields {
     fn of(job: &Job) -> Self {
         let account = &job.kernel_memory;
-        let tmp = job.files.tmp_usage();
+        let tmp = process_files::of_job(job).tmp_usage();
         Self { used: account.used(), peak: account.peak(), limit: account.limit(), refusals: account.refusals(), tmp }
     }
 

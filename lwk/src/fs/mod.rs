@@ -8,6 +8,8 @@ pub(crate) mod files;
 pub(crate) mod open_files;
 #[cfg(target_os = "none")]
 pub(crate) mod pipe;
+#[cfg(target_os = "none")]
+pub(crate) mod process_files;
 pub mod ram_fs;
 #[cfg(target_os = "none")]
 pub(crate) mod synthetic_files;

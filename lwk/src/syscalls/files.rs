@@ -12,6 +12,7 @@ use crate::fs::open_files::{
     POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM,
 };
 use crate::fs::pipe::Pipe;
+use crate::fs::process_files;
 use crate::fs::ram_fs::{FileSystem, Ino, NODE_BYTES, NodeKind, Stat, WritableUsage};
 use crate::task::process::Process;
 use crate::task::wait_queue::{self, WaitQueue};
@@ -48,9 +49,9 @@ fn path_arg(c: &Call, addr: u64) -> Result<String, Errno> {
 fn base_dir(c: &Call, dirfd: u64, path: &str) -> Result<Place, Errno> {
     let dirfd = dirfd as u32 as u64;
     if path.starts_with('/') || dirfd == AT_FDCWD as u32 as u64 {
-        return Ok(c.process.cwd.lock().clone());
+        return Ok(process_files::of(c.process).cwd.lock().clone());
     }
-    match c.process.files.lock().get(dirfd)?.object {
+    match process_files::of(c.process).fds.lock().get(dirfd)?.object {
         FileObject::Node(ref node) => Ok(Place { files: node.files.clone(), ino: node.ino }),
         _ => Err(Errno::ENOTDIR),
     }
@@ -60,14 +61,14 @@ fn base_dir(c: &Call, dirfd: u64, path: &str) -> Result<Place, Errno> {
 fn resolve(c: &Call, dirfd: u64, path: &str, follow: bool) -> Result<Place, Errno> {
     let base = base_dir(c, dirfd, path)?;
     let exe = c.process.exe.lock().clone();
-    c.process.job.files.resolve(&base, &exe, path, follow)
+    process_files::of_job(&c.process.job).resolve(&base, &exe, path, follow)
 }
 
 /// The directory that holds (or would hold) the last name of `path`, and that name.
 fn parent_of<'p>(c: &Call, dirfd: u64, path: &'p str) -> Result<(Place, &'p str), Errno> {
     let base = base_dir(c, dirfd, path)?;
     let exe = c.process.exe.lock().clone();
-    c.process.job.files.resolve_parent(&base, &exe, path)
+    process_files::of_job(&c.process.job).resolve_parent(&base, &exe, path)
 }
 
 /// Resolves the parent directory of `path` and hands `f` its file system (for a change: `EROFS`
@@ -143,7 +144,7 @@ fn do_open(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> S
         return Err(Errno::ELOOP);
     }
     let file = open_node(c.process, place, flags)?;
-    c.process.files.lock().insert(file, flags & O_CLOEXEC != 0, 0)
+    process_files::of(c.process).fds.lock().insert(file, flags & O_CLOEXEC != 0, 0)
 }
 
 pub fn open(c: &mut Call) -> SysResult {
@@ -162,7 +163,7 @@ pub fn creat(c: &mut Call) -> SysResult {
 }
 
 pub fn close(c: &mut Call) -> SysResult {
-    c.process.files.lock().close(c.args[0])?;
+    process_files::of(c.process).fds.lock().close(c.args[0])?;
     Ok(0)
 }
 
@@ -192,13 +193,13 @@ fn write_from_user(c: &Call, file: &OpenFile, buf: u64, len: u64, offset: Option
 
 pub fn read(c: &mut Call) -> SysResult {
     let [fd, buf, len, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
+    let file = process_files::of(c.process).fds.lock().get(fd)?;
     read_into_user(c, &file, buf, len, None)
 }
 
 pub fn write(c: &mut Call) -> SysResult {
     let [fd, buf, len, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
+    let file = process_files::of(c.process).fds.lock().get(fd)?;
     write_from_user(c, &file, buf, len, None)
 }
 
@@ -208,7 +209,7 @@ fn check_offset(offset: u64) -> Result<u64, Errno> {
 
 pub fn pread64(c: &mut Call) -> SysResult {
     let [fd, buf, len, offset, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
+    let file = process_files::of(c.process).fds.lock().get(fd)?;
     if matches!(file.object, FileObject::PipeRead(_) | FileObject::PipeWrite(_)) {
         return Err(Errno::ESPIPE);
     }
@@ -217,7 +218,7 @@ pub fn pread64(c: &mut Call) -> SysResult {
 
 pub fn pwrite64(c: &mut Call) -> SysResult {
     let [fd, buf, len, offset, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
+    let file = process_files::of(c.process).fds.lock().get(fd)?;
     if matches!(file.object, FileObject::PipeRead(_) | FileObject::PipeWrite(_)) {
         return Err(Errno::ESPIPE);
     }
@@ -246,7 +247,7 @@ fn iovecs(c: &Call, iov: u64, count: u64) -> Result<Vec<(u64, u64)>, Errno> {
 /// Linux ends a vector transfer).
 fn vector_transfer(c: &mut Call, transfer: fn(&Call, &OpenFile, u64, u64, Option<u64>) -> SysResult) -> SysResult {
     let [fd, iov, count, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
+    let file = process_files::of(c.process).fds.lock().get(fd)?;
     let mut total = 0;
     for (base, len) in iovecs(c, iov, count)? {
         if len == 0 {
@@ -275,7 +276,7 @@ pub fn writev(c: &mut Call) -> SysResult {
 
 pub fn lseek(c: &mut Call) -> SysResult {
     let [fd, offset, whence, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
+    let file = process_files::of(c.process).fds.lock().get(fd)?;
     let size = match &file.object {
         FileObject::Node(node) => node.files.with(|fs| fs.stat(node.ino))?.size,
         FileObject::Snapshot(d) => d.len() as u64,
@@ -301,7 +302,7 @@ fn file_stat(c: &Call, file: &OpenFile) -> Result<Stat, Errno> {
         FileObject::Snapshot(d) => {
             Stat { ino: 1, mode: 0o100444, nlink: 1, uid: 0, gid: 0, size: d.len() as u64, mtime: 0, rdev: 0 }
         }
-        FileObject::Device(_, ino) => c.process.job.files.with(|fs| fs.stat(*ino))?,
+        FileObject::Device(_, ino) => process_files::of_job(&c.process.job).with(|fs| fs.stat(*ino))?,
         FileObject::Console(_) => {
             Stat { ino: 2, mode: 0o020620, nlink: 1, uid: 0, gid: 0, size: 0, mtime: 0, rdev: (5 << 8) | 1 }
         }
@@ -329,7 +330,7 @@ fn open_segment(c: &Call, name: &str, flags: u32) -> SysResult {
         return Err(Errno::EACCES);
     }
     let file = OpenFile::new(FileObject::Segment { name: name.into(), view }, flags, &c.process.job.kernel_memory)?;
-    c.process.files.lock().insert(file, flags & O_CLOEXEC != 0, 0)
+    process_files::of(c.process).fds.lock().insert(file, flags & O_CLOEXEC != 0, 0)
 }
 
 /// `struct stat` as x86-64 Linux lays it out (144 bytes).
@@ -359,7 +360,7 @@ fn stat_path(c: &mut Call, dirfd: u64, path_addr: u64, out: u64, flags: u64) -> 
             return Err(Errno::ENOENT);
         }
         {
-            let file = c.process.files.lock().get(dirfd)?;
+            let file = process_files::of(c.process).fds.lock().get(dirfd)?;
             file_stat(c, &file)?
         }
     } else {
@@ -387,7 +388,7 @@ pub fn newfstatat(c: &mut Call) -> SysResult {
 
 pub fn fstat(c: &mut Call) -> SysResult {
     let [fd, out, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
+    let file = process_files::of(c.process).fds.lock().get(fd)?;
     let stat = file_stat(c, &file)?;
     c.process.space.lock().write(out, &encode_stat(&stat))?;
     Ok(0)
@@ -398,7 +399,7 @@ pub fn statx(c: &mut Call) -> SysResult {
     let path = path_arg(c, path_addr)?;
     let s = if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
         {
-            let file = c.process.files.lock().get(dirfd)?;
+            let file = process_files::of(c.process).fds.lock().get(dirfd)?;
             file_stat(c, &file)?
         }
     } else {
@@ -429,7 +430,7 @@ pub fn statx(c: &mut Call) -> SysResult {
 /// `d_reclen`: the type is the record's last byte). EINVAL when not even one entry fits.
 fn list_directory(c: &mut Call, old_format: bool) -> SysResult {
     let [fd, buf, len, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
+    let file = process_files::of(c.process).fds.lock().get(fd)?;
     if file.path_only() {
         return Err(Errno::EBADF);
     }
@@ -519,7 +520,7 @@ pub fn readlinkat(c: &mut Call) -> SysResult {
 
 pub fn getcwd(c: &mut Call) -> SysResult {
     let [buf, len, ..] = c.args;
-    let cwd = c.process.cwd.lock().clone();
+    let cwd = process_files::of(c.process).cwd.lock().clone();
     let mut path = cwd.files.path_of(cwd.ino)?.into_bytes();
     path.push(0);
     if path.len() > len as usize {
@@ -538,7 +539,7 @@ fn change_dir(c: &Call, place: Place) -> SysResult {
         }
         fs.hold(place.ino)
     })?;
-    let old = core::mem::replace(&mut *c.process.cwd.lock(), place);
+    let old = core::mem::replace(&mut *process_files::of(c.process).cwd.lock(), place);
     old.files.with(|fs| fs.release(old.ino));
     Ok(0)
 }
@@ -550,7 +551,7 @@ pub fn chdir(c: &mut Call) -> SysResult {
 }
 
 pub fn fchdir(c: &mut Call) -> SysResult {
-    let file = c.process.files.lock().get(c.args[0])?;
+    let file = process_files::of(c.process).fds.lock().get(c.args[0])?;
     match file.object {
         FileObject::Node(ref node) => change_dir(c, Place { files: node.files.clone(), ino: node.ino }),
         _ => Err(Errno::ENOTDIR),
@@ -650,7 +651,7 @@ fn link_at(c: &mut Call, olddir: u64, old_addr: u64, newdir: u64, new_addr: u64,
     }
     let (old, new) = (path_arg(c, old_addr)?, path_arg(c, new_addr)?);
     if old.is_empty() && flags & AT_EMPTY_PATH != 0 {
-        c.process.files.lock().get(olddir as u32 as u64)?;
+        process_files::of(c.process).fds.lock().get(olddir as u32 as u64)?;
     } else {
         resolve(c, olddir, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
     }
@@ -677,7 +678,7 @@ pub fn linkat(c: &mut Call) -> SysResult {
 
 pub fn ftruncate(c: &mut Call) -> SysResult {
     let [fd, len, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
+    let file = process_files::of(c.process).fds.lock().get(fd)?;
     let writable = matches!(file.flags.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR);
     match file.object {
         FileObject::Node(ref node) if writable => node.files.with(|fs| fs.truncate(node.ino, check_offset(len)?))?,
@@ -691,7 +692,7 @@ pub fn umask(c: &mut Call) -> SysResult {
 }
 
 pub fn dup(c: &mut Call) -> SysResult {
-    let mut files = c.process.files.lock();
+    let mut files = process_files::of(c.process).fds.lock();
     let file = files.get(c.args[0])?;
     files.insert(file, false, 0)
 }
@@ -701,7 +702,7 @@ pub fn dup3(c: &mut Call) -> SysResult {
     if old == new || flags & !(O_CLOEXEC as u64) != 0 {
         return Err(Errno::EINVAL);
     }
-    let mut files = c.process.files.lock();
+    let mut files = process_files::of(c.process).fds.lock();
     let file = files.get(old)?;
     files.replace(new, file, flags & O_CLOEXEC as u64 != 0)?;
     Ok(new)
@@ -710,7 +711,7 @@ pub fn dup3(c: &mut Call) -> SysResult {
 pub fn dup2(c: &mut Call) -> SysResult {
     let [old, new, ..] = c.args;
     if old == new {
-        c.process.files.lock().get(old)?;
+        process_files::of(c.process).fds.lock().get(old)?;
         return Ok(new);
     }
     c.args[2] = 0;
@@ -729,7 +730,7 @@ pub fn pipe2(c: &mut Call) -> SysResult {
     let writer = OpenFile::new(FileObject::PipeWrite(pipe), O_WRONLY | (flags & O_NONBLOCK), account)?;
     let cloexec = flags & O_CLOEXEC != 0;
     let (r, w) = {
-        let mut files = c.process.files.lock();
+        let mut files = process_files::of(c.process).fds.lock();
         let r = files.insert(reader, cloexec, 0)?;
         match files.insert(writer, cloexec, 0) {
             Ok(w) => (r, w),
@@ -743,7 +744,7 @@ pub fn pipe2(c: &mut Call) -> SysResult {
     out[..4].copy_from_slice(&(r as u32).to_le_bytes());
     out[4..].copy_from_slice(&(w as u32).to_le_bytes());
     if let Err(e) = c.process.space.lock().write(fds, &out) {
-        let mut files = c.process.files.lock();
+        let mut files = process_files::of(c.process).fds.lock();
         let _ = files.close(r);
         let _ = files.close(w);
         return Err(e);
@@ -765,7 +766,7 @@ pub fn fcntl(c: &mut Call) -> SysResult {
     const F_DUPFD_CLOEXEC: u64 = 1030;
     const FD_CLOEXEC: u64 = 1;
     let [fd, cmd, arg, ..] = c.args;
-    let mut files = c.process.files.lock();
+    let mut files = process_files::of(c.process).fds.lock();
     let file = files.get(fd)?;
     match cmd {
         F_DUPFD | F_DUPFD_CLOEXEC => files.insert(file, cmd == F_DUPFD_CLOEXEC, arg as usize),
@@ -788,7 +789,7 @@ pub fn ioctl(c: &mut Call) -> SysResult {
     const TIOCGPGRP: u64 = 0x540f;
     const TIOCGWINSZ: u64 = 0x5413;
     let [fd, request, arg, ..] = c.args;
-    let file = c.process.files.lock().get(fd)?;
+    let file = process_files::of(c.process).fds.lock().get(fd)?;
     if !matches!(file.object, FileObject::Console(_) | FileObject::Device(crate::fs::ram_fs::DeviceKind::Console, _)) {
         return Err(Errno::ENOTTY);
     }
@@ -825,14 +826,14 @@ pub fn ioctl(c: &mut Call) -> SysResult {
 fn file_node(c: &Call, file: &OpenFile) -> Option<Place> {
     match &file.object {
         FileObject::Node(node) => Some(Place { files: node.files.clone(), ino: node.ino }),
-        FileObject::Device(_, ino) => Some(Place { files: c.process.job.files.clone(), ino: *ino }),
+        FileObject::Device(_, ino) => Some(Place { files: process_files::of_job(&c.process.job).clone(), ino: *ino }),
         _ => None,
     }
 }
 
 /// The open file behind `fd` for a call that needs a real one: an O_PATH descriptor is EBADF.
 fn open_file(c: &Call, fd: u64) -> Result<Arc<OpenFile>, Errno> {
-    let file = c.process.files.lock().get(fd as u32 as u64)?;
+    let file = process_files::of(c.process).fds.lock().get(fd as u32 as u64)?;
     if file.path_only() {
         return Err(Errno::EBADF);
     }
@@ -1001,7 +1002,7 @@ pub fn utimensat(c: &mut Call) -> SysResult {
     } else {
         let path = path_arg(c, path_addr)?;
         if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
-            let file = c.process.files.lock().get(dirfd as u32 as u64)?;
+            let file = process_files::of(c.process).fds.lock().get(dirfd as u32 as u64)?;
             file_node(c, &file).ok_or(Errno::EROFS)?
         } else {
             resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
@@ -1092,10 +1093,12 @@ pub fn statfs(c: &mut Call) -> SysResult {
 /// fstatfs: O_PATH descriptors too, as Linux.
 pub fn fstatfs(c: &mut Call) -> SysResult {
     let [fd, out, ..] = c.args;
-    let file = c.process.files.lock().get(fd as u32 as u64)?;
+    let file = process_files::of(c.process).fds.lock().get(fd as u32 as u64)?;
     let kind = match &file.object {
         FileObject::Node(node) => fs_kind_of(&Place { files: node.files.clone(), ino: node.ino }),
-        FileObject::Device(_, ino) => fs_kind_of(&Place { files: c.process.job.files.clone(), ino: *ino }),
+        FileObject::Device(_, ino) => {
+            fs_kind_of(&Place { files: process_files::of_job(&c.process.job).clone(), ino: *ino })
+        }
         FileObject::Snapshot(_) => FsKind::Proc,
         FileObject::Console(_) => FsKind::Terminal,
         FileObject::Segment { .. } => FsKind::Ram,
@@ -1218,7 +1221,7 @@ fn poll_files(c: &Call, fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult
     let mut raw = vec![0u8; nfds * 8];
     c.process.space.lock().read(fds, &mut raw)?;
     let targets: Vec<PollTarget> = {
-        let table = c.process.files.lock();
+        let table = process_files::of(c.process).fds.lock();
         raw.chunks_exact(8)
             .map(|entry| {
                 let fd = i32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
@@ -1309,7 +1312,7 @@ fn select_files(c: &Call, nfds: u64, sets: [u64; 3], deadline: Option<u64>) -> S
     // The descriptors asked about, with which sets ask (bit 0 read, 1 write, 2 except).
     let mut targets: Vec<(usize, Arc<OpenFile>, u8)> = Vec::new();
     {
-        let table = c.process.files.lock();
+        let table = process_files::of(c.process).fds.lock();
         for fd in 0..n {
             let (word, bit) = (fd / 64, 1u64 << (fd % 64));
             let which = (0..3).filter(|&s| asked[s][word] & bit != 0).fold(0u8, |acc, s| acc | 1 << s);

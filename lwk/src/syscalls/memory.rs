@@ -6,6 +6,7 @@
 
 use super::{Call, SysResult};
 use crate::fs::open_files::{FileObject, IO_CHUNK, NodeRef, O_ACCMODE, O_RDWR, O_WRONLY, OpenFile, sized_buffer};
+use crate::fs::process_files;
 use crate::fs::ram_fs::{DeviceKind, NodeKind};
 use crate::hal::cpu::USER_END;
 use crate::mm::address_space::AddressSpace;
@@ -132,7 +133,7 @@ fn map_source(
     shared: bool,
     protection: Protection,
 ) -> Result<MapSource, Errno> {
-    let file = c.process.files.lock().get(fd as u32 as u64)?;
+    let file = process_files::of(c.process).fds.lock().get(fd as u32 as u64)?;
     if !offset.is_multiple_of(PAGE) {
         return Err(Errno::EINVAL);
     }

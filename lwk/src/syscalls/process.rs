@@ -3,6 +3,7 @@
 
 use super::{Call, SysResult};
 use crate::exec::program_loader;
+use crate::fs::process_files::{self, ProcessFiles};
 use crate::hal::cpu::USER_END;
 use crate::mm::fork_copy;
 use crate::task::interrupt_entry::TrapFrame;
@@ -168,14 +169,22 @@ fn new_thread(
         // A new process out of kernel memory is a resource limit: EAGAIN, as Linux's fork.
         let charge = Charge::new(&c.process.job.kernel_memory, PROCESS_KERNEL_BYTES).map_err(|_| Errno::EAGAIN)?;
         let space = fork_copy::duplicate(&c.process.space.lock(), c.frame.rsp)?;
-        let files = c.process.files.lock().clone();
+        let files = process_files::of(c.process).fds.lock().clone();
         let parent_pid =
             if a.flags & CLONE_PARENT != 0 { c.process.parent.load(Ordering::Relaxed) } else { c.process.pid };
         let group = (c.process.pgid.load(Ordering::Relaxed), c.process.sid.load(Ordering::Relaxed));
         let exe = c.process.exe.lock().clone();
-        let cwd = c.process.cwd.lock().clone();
-        let child =
-            Arc::new(Process::new(id, parent_pid, c.process.job.clone(), space, exe, files, cwd, group, charge));
+        let cwd = process_files::of(c.process).cwd.lock().clone();
+        let child = Arc::new(Process::new(
+            id,
+            parent_pid,
+            c.process.job.clone(),
+            space,
+            exe,
+            ProcessFiles::boxed(files, cwd),
+            group,
+            charge,
+        ));
         *child.actions.lock() = *c.process.actions.lock();
         child.umask.store(c.process.umask.load(Ordering::Relaxed), Ordering::Relaxed);
         child
@@ -225,9 +234,9 @@ pub fn execve(c: &mut Call) -> SysResult {
     let argv = string_array(c, argv, &mut total)?;
     let envp = string_array(c, envp, &mut total)?;
     let memory = c.process.job.memory.clone();
-    let (start, exe) = (c.process.cwd.lock().clone(), c.process.exe.lock().clone());
+    let (start, exe) = (process_files::of(c.process).cwd.lock().clone(), c.process.exe.lock().clone());
     let job = &c.process.job;
-    let from = program_loader::From { root: &job.files, start: &start, exe: &exe };
+    let from = program_loader::From { root: process_files::of_job(job), start: &start, exe: &exe };
     let program =
         program_loader::load(memory, job.kernel_memory.clone(), &from, &path, &argv, &envp).map_err(|e| e.errno())?;
     // The point of no return: the new program replaces the old one. The other threads end
@@ -252,7 +261,7 @@ pub fn execve(c: &mut Call) -> SysResult {
         c.process.retired_spaces.lock().push(old);
     }
     *c.process.exe.lock() = program.path;
-    c.process.files.lock().close_for_exec();
+    process_files::of(c.process).fds.lock().close_for_exec();
     for a in c.process.actions.lock().iter_mut() {
         if a.handler != SIG_IGN {
             *a = SignalAction::default();

@@ -2,21 +2,29 @@
 //! pool, and its processes (the first one and whatever it forks, with per-job process ids). A
 //! process owns an address space, descriptors, signal actions and threads that share them.
 
-use crate::fs::files::{EnclaveFiles, Place};
-use crate::fs::open_files::FdTable;
 use crate::hal::kernel_memory::{AtomicRoot, Root};
 use crate::mm::address_space::AddressSpace;
 use crate::mm::job_memory::JobMemory;
 use crate::task::futex::FutexTable;
 use crate::task::thread::Thread;
 use crate::task::wait_queue::WaitQueue;
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::any::Any;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use enclave::{Account, Charge};
+
+/// The file layer's state of a process (its descriptor table, its working directory) or of a
+/// job (its file systems). The task layer holds it without naming its type, which is the file
+/// layer's (`fs::process_files`), and tells it when the process has ended.
+pub trait FileState: Any + Send + Sync {
+    /// The process has ended: close every descriptor now (a zombie keeps nothing open).
+    fn close_all(&self) {}
+}
 
 pub struct Job {
     pub name: String,
@@ -24,8 +32,9 @@ pub struct Job {
     pub memory: Arc<JobMemory>,
     /// The enclave's kernel-memory account: what its processes make the kernel hold.
     pub kernel_memory: Arc<Account>,
-    /// Its own file system (a private `/tmp`), charged to `kernel_memory`.
-    pub files: Arc<EnclaveFiles>,
+    /// Its file systems (a private `/tmp`, the shares it mounts), charged to `kernel_memory`:
+    /// the file layer's (`fs::process_files::of_job`).
+    pub files: Box<dyn FileState>,
     /// Most live threads at once (all processes); `clone`/`fork` beyond it fail with EAGAIN.
     pub max_threads: usize,
     pub started_ns: u64,
@@ -51,7 +60,7 @@ impl Job {
         cores: Vec<usize>,
         memory: JobMemory,
         kernel_memory: Arc<Account>,
-        files: Arc<EnclaveFiles>,
+        files: Box<dyn FileState>,
         max_threads: usize,
         started_ns: u64,
     ) -> Job {
@@ -159,9 +168,8 @@ pub struct Process {
     pub space: spin::Mutex<AddressSpace>,
     root: AtomicRoot,
     pub exe: spin::Mutex<String>,
-    pub files: spin::Mutex<FdTable>,
-    /// Working directory (its node is held in its file system while it is the cwd).
-    pub cwd: spin::Mutex<Place>,
+    /// Its descriptor table and working directory: the file layer's (`fs::process_files::of`).
+    pub files: Box<dyn FileState>,
     pub umask: AtomicU32,
     pub threads: spin::Mutex<Vec<Arc<Thread>>>,
     pub children: spin::Mutex<Vec<Arc<Process>>>,
@@ -196,14 +204,10 @@ impl Process {
         job: Arc<Job>,
         space: AddressSpace,
         exe: String,
-        files: FdTable,
-        cwd: Place,
+        files: Box<dyn FileState>,
         group: (u32, u32),
         charge: Charge,
     ) -> Process {
-        // The working directory is a directory the caller already holds or the root, which lives
-        // as long as the file system: this cannot fail.
-        let _ = cwd.files.with(|fs| fs.hold(cwd.ino));
         Process {
             pid,
             parent: AtomicU32::new(parent),
@@ -213,8 +217,7 @@ impl Process {
             root: AtomicRoot::new(space.root()),
             space: spin::Mutex::new(space),
             exe: spin::Mutex::new(exe),
-            files: spin::Mutex::new(files),
-            cwd: spin::Mutex::new(cwd),
+            files,
             umask: AtomicU32::new(0o022),
             threads: spin::Mutex::new(Vec::new()),
             children: spin::Mutex::new(Vec::new()),
@@ -242,12 +245,5 @@ impl Process {
         let mut current = self.space.lock();
         self.root.store(space.root());
         core::mem::replace(&mut *current, space)
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let cwd = self.cwd.lock().clone();
-        cwd.files.with(|fs| fs.release(cwd.ino));
     }
 }

@@ -69,7 +69,7 @@ fn teardown(process: &Arc<Process>) {
         crate::task::per_cpu::load_root(kernel_memory::kernel_root());
     }
     process.space.lock().release_all();
-    process.files.lock().clear();
+    process.files.close_all();
     job.cpu_ns.fetch_add(process.cpu_ns.load(Ordering::Relaxed) + scheduler::current_slice_ns(), Ordering::Relaxed);
     let reason = process.exit.lock().unwrap_or(ExitReason::Exited(0));
     // Children go to the job's first process (or are reaped at once when it is gone).
