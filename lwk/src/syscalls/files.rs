@@ -8,9 +8,10 @@ use super::{Call, SysResult};
 use crate::fs::files::Place;
 use crate::fs::open_files::NodeRef;
 use crate::fs::open_files::{
-    FileObject, IO_CHUNK, MAX_FDS, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, OpenFile,
-    POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM,
+    FileObject, IO_CHUNK, MAX_FDS, OpenFile, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDNORM,
+    POLLWRNORM,
 };
+use crate::fs::open_flags::{O_RDONLY, O_WRONLY, OpenFlags};
 use crate::fs::pipe::Pipe;
 use crate::fs::ram_fs::{FileSystem, Ino, NODE_BYTES, NodeKind, Stat, WritableUsage};
 use crate::task::process::Process;
@@ -27,13 +28,6 @@ const AT_FDCWD: u64 = -100i64 as u64;
 const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 const AT_REMOVEDIR: u64 = 0x200;
 const AT_EMPTY_PATH: u64 = 0x1000;
-const O_CREAT: u32 = 0o100;
-const O_EXCL: u32 = 0o200;
-const O_TRUNC: u32 = 0o1000;
-const O_DIRECTORY: u32 = 0o200000;
-const O_NOFOLLOW: u32 = 0o400000;
-const O_NOCTTY: u32 = 0o400;
-const O_LARGEFILE: u32 = 0o100000;
 const PATH_MAX: usize = 4096;
 /// Most bytes one read or write moves (Linux's MAX_RW_COUNT: a larger count is cut to it).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
@@ -82,19 +76,19 @@ fn with_parent<R>(
     dir.files.change(|fs| f(fs, dir.ino, name))
 }
 
-fn open_node(process: &Process, place: Place, flags: u32) -> Result<Arc<OpenFile>, Errno> {
+fn open_node(process: &Process, place: Place, flags: OpenFlags) -> Result<Arc<OpenFile>, Errno> {
     let Place { files, ino } = place;
     let files = &files;
     let kind = files.with(|fs| fs.kind(ino))?;
-    if flags & O_DIRECTORY != 0 && kind != NodeKind::Directory {
+    if flags.contains(OpenFlags::DIRECTORY) && kind != NodeKind::Directory {
         return Err(Errno::ENOTDIR);
     }
-    let path_only = flags & O_PATH != 0;
+    let path_only = flags.contains(OpenFlags::PATH);
     if !path_only {
-        if kind == NodeKind::Directory && (flags & O_ACCMODE != O_RDONLY || flags & O_CREAT != 0) {
+        if kind == NodeKind::Directory && (flags.access_mode() != O_RDONLY || flags.contains(OpenFlags::CREAT)) {
             return Err(Errno::EISDIR);
         }
-        if flags & O_ACCMODE != O_RDONLY {
+        if flags.access_mode() != O_RDONLY {
             // Writing a file of the read-only part (the initrd, a share granted read-only) fails
             // now, not at the first write.
             files.check_writable(ino)?;
@@ -107,31 +101,27 @@ fn open_node(process: &Process, place: Place, flags: u32) -> Result<Arc<OpenFile
         NodeKind::Synthetic(s) => FileObject::Snapshot(synthetic_files::generate(s, process)),
         _ => node(),
     };
-    if !path_only && flags & O_TRUNC != 0 && kind == NodeKind::File && flags & O_ACCMODE != O_RDONLY {
+    if !path_only && flags.contains(OpenFlags::TRUNC) && kind == NodeKind::File && flags.access_mode() != O_RDONLY {
         files.change(|fs| fs.truncate(ino, 0))?;
     }
-    // What F_GETFL reports: Linux drops the flags that only mean something to open, and adds
-    // O_LARGEFILE on 64-bit machines. An O_PATH descriptor can be neither read nor written.
-    let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) | O_LARGEFILE;
-    let kept = if path_only { kept | O_ACCMODE } else { kept };
-    OpenFile::new(object, kept, &process.job.kernel_memory)
+    OpenFile::new(object, flags.kept(), &process.job.kernel_memory)
 }
 
 fn do_open(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> SysResult {
-    let flags = flags as u32;
+    let flags = OpenFlags::from_bits_retain(flags as u32);
     let path = path_arg(c, path_addr)?;
     if let Some(name) = path.strip_prefix(SEGMENT_DIR) {
         return open_segment(c, name, flags);
     }
-    let follow = flags & O_NOFOLLOW == 0;
+    let follow = !flags.contains(OpenFlags::NOFOLLOW);
     let place = match resolve(c, dirfd, &path, follow) {
         Ok(place) => {
-            if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
+            if flags.contains(OpenFlags::CREAT | OpenFlags::EXCL) {
                 return Err(Errno::EEXIST);
             }
             place
         }
-        Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
+        Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => {
             let umask = c.process.umask.load(Ordering::Relaxed);
             let (dir, name) = parent_of(c, dirfd, &path)?;
             let ino = dir.files.change(|fs| fs.create(dir.ino, name, mode as u32 & 0o7777 & !umask))?;
@@ -139,11 +129,11 @@ fn do_open(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> S
         }
         Err(e) => return Err(e),
     };
-    if !follow && place.files.with(|fs| fs.kind(place.ino))? == NodeKind::Symlink && flags & O_PATH == 0 {
+    if !follow && place.files.with(|fs| fs.kind(place.ino))? == NodeKind::Symlink && !flags.contains(OpenFlags::PATH) {
         return Err(Errno::ELOOP);
     }
     let file = open_node(c.process, place, flags)?;
-    c.process.files.lock().insert(file, flags & O_CLOEXEC != 0, 0)
+    c.process.files.lock().insert(file, flags.contains(OpenFlags::CLOEXEC), 0)
 }
 
 pub fn open(c: &mut Call) -> SysResult {
@@ -158,7 +148,8 @@ pub fn openat(c: &mut Call) -> SysResult {
 
 pub fn creat(c: &mut Call) -> SysResult {
     let [path, mode, ..] = c.args;
-    do_open(c, AT_FDCWD, path, (O_CREAT | O_WRONLY | O_TRUNC) as u64, mode)
+    let flags = OpenFlags::from_bits_retain(O_WRONLY) | OpenFlags::CREAT | OpenFlags::TRUNC;
+    do_open(c, AT_FDCWD, path, u64::from(flags.bits()), mode)
 }
 
 pub fn close(c: &mut Call) -> SysResult {
@@ -322,14 +313,14 @@ const SEGMENT_DIR: &str = "/dev/manul/seg/";
 
 /// Opens `/dev/manul/seg/NAME`: ENOENT unless the job holds a grant to segment NAME, EACCES
 /// for writing under a read-only grant.
-fn open_segment(c: &Call, name: &str, flags: u32) -> SysResult {
+fn open_segment(c: &Call, name: &str, flags: OpenFlags) -> SysResult {
     let lookup = crate::mm::segment::SEGMENT_FOR.get().ok_or(Errno::ENOENT)?;
     let view = lookup(&c.process.job.name, name)?;
-    if flags & O_ACCMODE != O_RDONLY && !view.writable {
+    if flags.access_mode() != O_RDONLY && !view.writable {
         return Err(Errno::EACCES);
     }
     let file = OpenFile::new(FileObject::Segment { name: name.into(), view }, flags, &c.process.job.kernel_memory)?;
-    c.process.files.lock().insert(file, flags & O_CLOEXEC != 0, 0)
+    c.process.files.lock().insert(file, flags.contains(OpenFlags::CLOEXEC), 0)
 }
 
 /// `struct stat` as x86-64 Linux lays it out (144 bytes).
@@ -678,7 +669,7 @@ pub fn linkat(c: &mut Call) -> SysResult {
 pub fn ftruncate(c: &mut Call) -> SysResult {
     let [fd, len, ..] = c.args;
     let file = c.process.files.lock().get(fd)?;
-    let writable = matches!(file.flags.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR);
+    let writable = file.writable();
     match file.object {
         FileObject::Node(ref node) if writable => node.files.with(|fs| fs.truncate(node.ino, check_offset(len)?))?,
         _ => return Err(Errno::EINVAL),
@@ -698,12 +689,13 @@ pub fn dup(c: &mut Call) -> SysResult {
 
 pub fn dup3(c: &mut Call) -> SysResult {
     let [old, new, flags, ..] = c.args;
-    if old == new || flags & !(O_CLOEXEC as u64) != 0 {
+    let flags = OpenFlags::only(flags, OpenFlags::CLOEXEC).ok_or(Errno::EINVAL)?;
+    if old == new {
         return Err(Errno::EINVAL);
     }
     let mut files = c.process.files.lock();
     let file = files.get(old)?;
-    files.replace(new, file, flags & O_CLOEXEC as u64 != 0)?;
+    files.replace(new, file, flags.contains(OpenFlags::CLOEXEC))?;
     Ok(new)
 }
 
@@ -719,15 +711,13 @@ pub fn dup2(c: &mut Call) -> SysResult {
 
 pub fn pipe2(c: &mut Call) -> SysResult {
     let [fds, flags, ..] = c.args;
-    let flags = flags as u32;
-    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
-        return Err(Errno::EINVAL);
-    }
+    let flags = OpenFlags::only(flags as u32 as u64, OpenFlags::CLOEXEC | OpenFlags::NONBLOCK).ok_or(Errno::EINVAL)?;
     let account = &c.process.job.kernel_memory;
     let pipe = Arc::new(Pipe::new(account)?);
-    let reader = OpenFile::new(FileObject::PipeRead(pipe.clone()), flags & O_NONBLOCK, account)?;
-    let writer = OpenFile::new(FileObject::PipeWrite(pipe), O_WRONLY | (flags & O_NONBLOCK), account)?;
-    let cloexec = flags & O_CLOEXEC != 0;
+    let nonblock = flags.intersection(OpenFlags::NONBLOCK);
+    let reader = OpenFile::new(FileObject::PipeRead(pipe.clone()), nonblock, account)?;
+    let writer = OpenFile::new(FileObject::PipeWrite(pipe), OpenFlags::from_bits_retain(O_WRONLY) | nonblock, account)?;
+    let cloexec = flags.contains(OpenFlags::CLOEXEC);
     let (r, w) = {
         let mut files = c.process.files.lock();
         let r = files.insert(reader, cloexec, 0)?;
@@ -773,10 +763,7 @@ pub fn fcntl(c: &mut Call) -> SysResult {
         F_SETFD => files.set_close_on_exec(fd, arg & FD_CLOEXEC != 0).map(|_| 0),
         F_GETFL => Ok(file.flags.load(Ordering::Relaxed) as u64),
         F_SETFL => {
-            // Only these change; the access mode and the others stay as open set them.
-            let settable = crate::fs::open_files::O_APPEND | O_NONBLOCK;
-            let keep = file.flags.load(Ordering::Relaxed) & !settable;
-            file.flags.store(keep | (arg as u32 & settable), Ordering::Relaxed);
+            file.flags.store(file.status().with_settable(arg as u32).bits(), Ordering::Relaxed);
             Ok(0)
         }
         _ => Err(Errno::EINVAL),
@@ -847,7 +834,7 @@ pub fn sendfile(c: &mut Call) -> SysResult {
     const CHUNK: usize = 64 * 1024;
     let [out_fd, in_fd, offset_at, count, ..] = c.args;
     let input = open_file(c, in_fd)?;
-    if !matches!(input.flags.load(Ordering::Relaxed) & O_ACCMODE, O_RDONLY | O_RDWR) {
+    if !input.readable() {
         return Err(Errno::EBADF);
     }
     let is_pipe = matches!(input.object, FileObject::PipeRead(_) | FileObject::PipeWrite(_));
@@ -860,10 +847,10 @@ pub fn sendfile(c: &mut Call) -> SysResult {
         input.offset.load(Ordering::Relaxed)
     };
     let output = open_file(c, out_fd)?;
-    if !matches!(output.flags.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR) {
+    if !output.writable() {
         return Err(Errno::EBADF);
     }
-    if is_pipe || output.flags.load(Ordering::Relaxed) & crate::fs::open_files::O_APPEND != 0 {
+    if is_pipe || output.status().contains(OpenFlags::APPEND) {
         return Err(Errno::EINVAL);
     }
     let count = count.min(MAX_RW_COUNT) as usize;

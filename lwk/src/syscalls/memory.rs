@@ -5,7 +5,8 @@
 //! while the file does not change); `mremap` moves pages without copying them.
 
 use super::{Call, SysResult};
-use crate::fs::open_files::{FileObject, IO_CHUNK, NodeRef, O_ACCMODE, O_RDWR, O_WRONLY, OpenFile, sized_buffer};
+use crate::fs::open_files::{FileObject, IO_CHUNK, NodeRef, OpenFile, sized_buffer};
+use crate::fs::open_flags::{O_RDWR, O_WRONLY};
 use crate::fs::ram_fs::{DeviceKind, NodeKind};
 use crate::hal::cpu::USER_END;
 use crate::mm::address_space::AddressSpace;
@@ -139,7 +140,7 @@ fn map_source(
     if offset.checked_add(len).is_none_or(|end| end > i64::MAX as u64) {
         return Err(Errno::EOVERFLOW);
     }
-    let access = file.flags.load(core::sync::atomic::Ordering::Relaxed) & O_ACCMODE;
+    let access = file.status().access_mode();
     if access == O_WRONLY {
         return Err(Errno::EACCES);
     }
