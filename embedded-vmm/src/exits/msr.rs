@@ -7,7 +7,7 @@ use crate::devices::local_apic::{X2APIC_FIRST_MSR, X2APIC_LAST_MSR};
 use crate::host::LogLevel;
 use crate::machine;
 use crate::pv_clock::{self, MSR_SYSTEM_TIME, MSR_WALL_CLOCK};
-use crate::svm::bits::{EFER_FFXSR, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, EFER_SVME};
+use crate::svm::bits::{EFER_LMA, EFER_SVME, Efer};
 use crate::svm::cpu::{GuestRegisters, rdtsc};
 use crate::svm::vmcb::Vmcb;
 use amd::*;
@@ -29,7 +29,7 @@ mod amd {
 }
 
 /// EFER bits the guest may write (LMA is kept as the CPU has it).
-const EFER_WRITABLE: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE | EFER_FFXSR;
+const EFER_WRITABLE: u64 = Efer::SCE.union(Efer::LME).union(Efer::LMA).union(Efer::NXE).union(Efer::FFXSR).bits();
 
 /// The APIC base MSR: the base, enabled, x2APIC mode (EXTD), bootstrap processor.
 const APIC_GLOBAL_ENABLE: u64 = 1 << 11;
@@ -186,6 +186,7 @@ fn write_clock_record(ctx: &Context, msr: u32, value: u64, tsc_offset: u64) -> O
 mod tests {
     use super::*;
     use crate::exits::test_support::{RAM, TestVm};
+    use crate::svm::bits::{EFER_LME, EFER_NXE, EFER_SCE};
 
     /// RDMSR (`value` None) or WRMSR of `msr` on vCPU 0; the guest's RIP goes back to 0.
     fn access_msr(vm: &TestVm, v: &mut Vmcb, cpu: &mut CpuState, msr: u32, value: Option<u64>) -> Result<u64, ()> {

@@ -136,7 +136,7 @@ impl Trampoline {
         nx: bool,
         entry: extern "C" fn(&'static PerCpu<K>) -> !,
     ) {
-        let efer = (1 << 8) | if nx { cpu::EFER_NXE as u32 } else { 0 };
+        let efer = (cpu::EFER_LME | if nx { cpu::EFER_NXE } else { 0 }) as u32;
         // SAFETY: the mailbox is inside the trampoline copy; the previous CPU has finished
         // with it (above).
         unsafe {

@@ -222,7 +222,7 @@ pub fn init(boot: &BootInfo, features: &Features) -> Result<MemoryReport, Memory
     unsafe { cpu::write_cr3(root) };
     if features.global_pages {
         // SAFETY: PGE is supported (CPUID) and makes global kernel mappings survive CR3 loads.
-        unsafe { cpu::write_cr4(cpu::read_cr4() | (1 << 7)) };
+        unsafe { cpu::write_cr4(cpu::read_cr4() | cpu::CR4_PGE) };
     }
     KERNEL_ROOT.store(root, Ordering::Relaxed);
 

@@ -7,14 +7,13 @@
 //! registers `sysret` clobbers (RCX, R11) need not be restored; everything else leaves by
 //! `iretq`, which restores every register and faults, if at all, in user mode.
 
-use crate::cpu::{self, MSR_EFER, MSR_FMASK, MSR_LSTAR, MSR_STAR};
+use crate::cpu::{self, EFER_SCE, MSR_EFER, MSR_FMASK, MSR_LSTAR, MSR_STAR};
 use crate::descriptor_tables::{KERNEL_CODE, USER_CODE, USER_DATA};
 use crate::per_cpu::{OFFSET_KERNEL_STACK_TOP, OFFSET_USER_RSP};
 use crate::trap::TrapFrame;
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-const EFER_SCE: u64 = 1;
 /// Flags cleared on `syscall`: TF, IF, DF, IOPL, NT, AC.
 const FMASK: u64 = 0x4_7700;
 /// The `vector` a system call's frame carries (no interrupt vector is this large).
