@@ -187,14 +187,16 @@ mod tests {
     use super::*;
     use crate::exits::test_support::{RAM, TestVm};
     use crate::svm::bits::{EFER_LME, EFER_NXE, EFER_SCE};
+    use crate::svm::vmcb::Event;
 
     /// RDMSR (`value` None) or WRMSR of `msr` on vCPU 0; the guest's RIP goes back to 0.
     fn access_msr(vm: &TestVm, v: &mut Vmcb, cpu: &mut CpuState, msr: u32, value: Option<u64>) -> Result<u64, ()> {
         let mut regs = GuestRegisters { rcx: msr as u64, ..GuestRegisters::default() };
         let (write, value) = (value.is_some(), value.unwrap_or_default());
-        (v.save.rax, regs.rdx, v.save.rip, v.control.event_injection) = (value & 0xffff_ffff, value >> 32, 0, 0);
+        (v.save.rax, regs.rdx, v.save.rip, v.control.event_injection) =
+            (value & 0xffff_ffff, value >> 32, 0, Event::empty());
         handle(&vm.context(), v, &mut regs, cpu, write);
-        if v.control.event_injection != 0 {
+        if v.control.event_injection != Event::empty() {
             assert_eq!(v.save.rip, 0, "a #GP leaves RIP on the instruction");
             return Err(());
         }
@@ -239,7 +241,7 @@ mod tests {
     fn unknown_msrs_are_a_gp_logged_once() {
         let (vm, mut v, mut cpu) = (TestVm::new(1), Vmcb::zeroed(), CpuState::new(0, 0));
         assert_eq!(read(&vm, &mut v, &mut cpu, 0xc001_0299), Err(()));
-        assert_eq!(v.control.event_injection, 13 | (3 << 8) | (1 << 11) | (1 << 31));
+        assert_eq!(v.control.event_injection.bits(), 13 | (3 << 8) | (1 << 11) | (1 << 31));
         assert_eq!(read(&vm, &mut v, &mut cpu, 0xc001_0299), Err(()));
         assert_eq!(write(&vm, &mut v, &mut cpu, 0x3a, 1), Err(()));
         let log = vm.host.log.lock().unwrap();
