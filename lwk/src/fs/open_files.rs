@@ -16,6 +16,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use bitflags::bitflags;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use enclave::{Account, Charge};
 
@@ -43,15 +44,23 @@ pub fn sized_buffer(buf: &mut Vec<u8>, len: usize) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Poll events, as Linux numbers them.
-pub const POLLIN: u16 = 0x1;
-pub const POLLPRI: u16 = 0x2;
-pub const POLLOUT: u16 = 0x4;
-pub const POLLERR: u16 = 0x8;
-pub const POLLHUP: u16 = 0x10;
-pub const POLLNVAL: u16 = 0x20;
-pub const POLLRDNORM: u16 = 0x40;
-pub const POLLWRNORM: u16 = 0x100;
+bitflags! {
+    /// Poll events, as Linux numbers them (`struct pollfd`'s `events` and `revents`). Bits
+    /// without a name here that a caller asks for are kept and never reported.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct PollEvents: u16 {
+        const IN = 0x1;
+        const PRI = 0x2;
+        const OUT = 0x4;
+        const ERR = 0x8;
+        const HUP = 0x10;
+        const NVAL = 0x20;
+        const RDNORM = 0x40;
+        const RDBAND = 0x80;
+        const WRNORM = 0x100;
+        const WRBAND = 0x200;
+    }
+}
 
 /// Where [`OpenFile::read_to`] puts what it reads (user memory, for `read`): it accepts the
 /// bytes or refuses them with an error.
@@ -138,11 +147,11 @@ impl OpenFile {
     /// events asked for): pipes as [`Pipe::poll_mask`]; files, directories, devices, snapshots
     /// and the console are always readable and writable (a read of the console is at its end at
     /// once, a write never blocks).
-    pub fn poll_mask(&self) -> u16 {
+    pub fn poll_mask(&self) -> PollEvents {
         match &self.object {
             FileObject::PipeRead(p) => p.poll_mask(true),
             FileObject::PipeWrite(p) => p.poll_mask(false),
-            _ => POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM,
+            _ => PollEvents::IN | PollEvents::RDNORM | PollEvents::OUT | PollEvents::WRNORM,
         }
     }
 

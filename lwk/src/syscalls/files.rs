@@ -7,10 +7,7 @@
 use super::{Call, SysResult};
 use crate::fs::files::Place;
 use crate::fs::open_files::NodeRef;
-use crate::fs::open_files::{
-    FileObject, IO_CHUNK, MAX_FDS, OpenFile, POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDNORM,
-    POLLWRNORM,
-};
+use crate::fs::open_files::{FileObject, IO_CHUNK, MAX_FDS, OpenFile, PollEvents};
 use crate::fs::open_flags::{O_RDONLY, O_WRONLY, OpenFlags};
 use crate::fs::pipe::Pipe;
 use crate::fs::ram_fs::{FileSystem, Ino, NODE_BYTES, NodeKind, Stat, WritableUsage};
@@ -1109,9 +1106,11 @@ pub fn fadvise64(c: &mut Call) -> SysResult {
 // ---- Waiting on descriptors: poll, ppoll, select, pselect6 ----
 
 /// What select's three sets count as ready (Linux's POLLIN_SET, POLLOUT_SET, POLLEX_SET).
-const POLLIN_SET: u16 = POLLIN | POLLRDNORM | 0x80 | POLLHUP | POLLERR;
-const POLLOUT_SET: u16 = POLLOUT | POLLWRNORM | 0x200 | POLLERR;
-const POLLEX_SET: u16 = POLLPRI;
+const POLLIN_SET: PollEvents =
+    PollEvents::IN.union(PollEvents::RDNORM).union(PollEvents::RDBAND).union(PollEvents::HUP).union(PollEvents::ERR);
+const POLLOUT_SET: PollEvents =
+    PollEvents::OUT.union(PollEvents::WRNORM).union(PollEvents::WRBAND).union(PollEvents::ERR);
+const POLLEX_SET: PollEvents = PollEvents::PRI;
 const NS_PER_SEC: u64 = 1_000_000_000;
 
 /// A timeout `ns` from now as a deadline in uptime nanoseconds.
@@ -1193,7 +1192,7 @@ fn wait_for_files(files: &[&Arc<OpenFile>], deadline: Option<u64>, mut scan: imp
 enum PollTarget {
     Skip,
     Invalid,
-    File(Arc<OpenFile>, u16),
+    File(Arc<OpenFile>, PollEvents),
 }
 
 /// poll and ppoll on `nfds` `struct pollfd` at `fds`, until `deadline` (`None`: for ever).
@@ -1209,12 +1208,12 @@ fn poll_files(c: &Call, fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult
         raw.chunks_exact(8)
             .map(|entry| {
                 let fd = i32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
-                let events = u16::from_le_bytes([entry[4], entry[5]]);
+                let events = PollEvents::from_bits_retain(u16::from_le_bytes([entry[4], entry[5]]));
                 if fd < 0 {
                     return PollTarget::Skip;
                 }
                 match table.get(fd as u64) {
-                    Ok(file) if !file.path_only() => PollTarget::File(file, events | POLLERR | POLLHUP),
+                    Ok(file) if !file.path_only() => PollTarget::File(file, events | PollEvents::ERR | PollEvents::HUP),
                     _ => PollTarget::Invalid,
                 }
             })
@@ -1222,21 +1221,21 @@ fn poll_files(c: &Call, fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult
     };
     let files: Vec<&Arc<OpenFile>> =
         targets.iter().filter_map(|t| if let PollTarget::File(f, _) = t { Some(f) } else { None }).collect();
-    let mut revents = vec![0u16; nfds];
+    let mut revents = vec![PollEvents::empty(); nfds];
     let ready = wait_for_files(&files, deadline, || {
         let mut count = 0;
         for (target, r) in targets.iter().zip(revents.iter_mut()) {
             *r = match target {
-                PollTarget::Skip => 0,
-                PollTarget::Invalid => POLLNVAL,
-                PollTarget::File(file, wanted) => file.poll_mask() & wanted,
+                PollTarget::Skip => PollEvents::empty(),
+                PollTarget::Invalid => PollEvents::NVAL,
+                PollTarget::File(file, wanted) => file.poll_mask() & *wanted,
             };
-            count += usize::from(*r != 0);
+            count += usize::from(!r.is_empty());
         }
         count
     })?;
     for (entry, r) in raw.chunks_exact_mut(8).zip(&revents) {
-        entry[6..8].copy_from_slice(&r.to_le_bytes());
+        entry[6..8].copy_from_slice(&r.bits().to_le_bytes());
     }
     c.process.space.lock().write(fds, &raw)?;
     Ok(ready)
@@ -1317,7 +1316,7 @@ fn select_files(c: &Call, nfds: u64, sets: [u64; 3], deadline: Option<u64>) -> S
         for (fd, file, which) in &targets {
             let mask = file.poll_mask();
             for (s, events) in [POLLIN_SET, POLLOUT_SET, POLLEX_SET].into_iter().enumerate() {
-                if which & (1 << s) != 0 && mask & events != 0 {
+                if which & (1 << s) != 0 && mask.intersects(events) {
                     result[s][fd / 64] |= 1u64 << (fd % 64);
                     count += 1;
                 }
