@@ -19,12 +19,21 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use bitflags::bitflags;
 use core::sync::atomic::Ordering;
 
 const AT_FDCWD: u64 = -100i64 as u64;
-const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
-const AT_REMOVEDIR: u64 = 0x200;
-const AT_EMPTY_PATH: u64 = 0x1000;
+bitflags! {
+    /// The flags of the `*at` calls. Those that take flags ignore bits they do not know, but for
+    /// linkat and utimensat, which refuse them (EINVAL).
+    #[derive(Clone, Copy)]
+    struct AtFlags: u64 {
+        const SYMLINK_NOFOLLOW = 0x100;
+        const REMOVEDIR = 0x200;
+        const SYMLINK_FOLLOW = 0x400;
+        const EMPTY_PATH = 0x1000;
+    }
+}
 const PATH_MAX: usize = 4096;
 /// Most bytes one read or write moves (Linux's MAX_RW_COUNT: a larger count is cut to it).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
@@ -340,10 +349,10 @@ fn encode_stat(s: &Stat) -> [u8; 144] {
     b
 }
 
-fn stat_path(c: &mut Call, dirfd: u64, path_addr: u64, out: u64, flags: u64) -> SysResult {
+fn stat_path(c: &mut Call, dirfd: u64, path_addr: u64, out: u64, flags: AtFlags) -> SysResult {
     let path = path_arg(c, path_addr)?;
     let stat = if path.is_empty() {
-        if flags & AT_EMPTY_PATH == 0 {
+        if !flags.contains(AtFlags::EMPTY_PATH) {
             return Err(Errno::ENOENT);
         }
         {
@@ -351,7 +360,7 @@ fn stat_path(c: &mut Call, dirfd: u64, path_addr: u64, out: u64, flags: u64) -> 
             file_stat(c, &file)?
         }
     } else {
-        let place = resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        let place = resolve(c, dirfd, &path, !flags.contains(AtFlags::SYMLINK_NOFOLLOW))?;
         place.files.with(|fs| fs.stat(place.ino))?
     };
     c.process.space.lock().write(out, &encode_stat(&stat))?;
@@ -360,17 +369,17 @@ fn stat_path(c: &mut Call, dirfd: u64, path_addr: u64, out: u64, flags: u64) -> 
 
 pub fn stat(c: &mut Call) -> SysResult {
     let [path, out, ..] = c.args;
-    stat_path(c, AT_FDCWD, path, out, 0)
+    stat_path(c, AT_FDCWD, path, out, AtFlags::empty())
 }
 
 pub fn lstat(c: &mut Call) -> SysResult {
     let [path, out, ..] = c.args;
-    stat_path(c, AT_FDCWD, path, out, AT_SYMLINK_NOFOLLOW)
+    stat_path(c, AT_FDCWD, path, out, AtFlags::SYMLINK_NOFOLLOW)
 }
 
 pub fn newfstatat(c: &mut Call) -> SysResult {
     let [dirfd, path, out, flags, ..] = c.args;
-    stat_path(c, dirfd, path, out, flags)
+    stat_path(c, dirfd, path, out, AtFlags::from_bits_retain(flags))
 }
 
 pub fn fstat(c: &mut Call) -> SysResult {
@@ -383,14 +392,15 @@ pub fn fstat(c: &mut Call) -> SysResult {
 
 pub fn statx(c: &mut Call) -> SysResult {
     let [dirfd, path_addr, flags, _mask, out, _] = c.args;
+    let flags = AtFlags::from_bits_retain(flags);
     let path = path_arg(c, path_addr)?;
-    let s = if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+    let s = if path.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
         {
             let file = c.process.files.lock().get(dirfd)?;
             file_stat(c, &file)?
         }
     } else {
-        let place = resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        let place = resolve(c, dirfd, &path, !flags.contains(AtFlags::SYMLINK_NOFOLLOW))?;
         place.files.with(|fs| fs.stat(place.ino))?
     };
     let mut b = [0u8; 256];
@@ -468,20 +478,20 @@ pub fn getdents(c: &mut Call) -> SysResult {
     list_directory(c, true)
 }
 
-fn access_at(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64) -> SysResult {
+fn access_at(c: &mut Call, dirfd: u64, path_addr: u64, flags: AtFlags) -> SysResult {
     let path = path_arg(c, path_addr)?;
-    resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    resolve(c, dirfd, &path, !flags.contains(AtFlags::SYMLINK_NOFOLLOW))?;
     Ok(0)
 }
 
 pub fn access(c: &mut Call) -> SysResult {
     let [path, ..] = c.args;
-    access_at(c, AT_FDCWD, path, 0)
+    access_at(c, AT_FDCWD, path, AtFlags::empty())
 }
 
 pub fn faccessat(c: &mut Call) -> SysResult {
     let [dirfd, path, _mode, flags, ..] = c.args;
-    access_at(c, dirfd, path, flags)
+    access_at(c, dirfd, path, AtFlags::from_bits_retain(flags))
 }
 
 fn readlink_at(c: &mut Call, dirfd: u64, path_addr: u64, buf: u64, len: u64) -> SysResult {
@@ -562,28 +572,25 @@ pub fn mkdirat(c: &mut Call) -> SysResult {
     mkdir_at(c, dirfd, path, mode)
 }
 
-fn unlink_at(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64) -> SysResult {
+fn unlink_at(c: &mut Call, dirfd: u64, path_addr: u64, flags: AtFlags) -> SysResult {
     let path = path_arg(c, path_addr)?;
-    with_parent(
-        c,
-        dirfd,
-        &path,
-        |fs, dir, name| if flags & AT_REMOVEDIR != 0 { fs.rmdir(dir, name) } else { fs.unlink(dir, name) },
-    )?;
+    with_parent(c, dirfd, &path, |fs, dir, name| {
+        if flags.contains(AtFlags::REMOVEDIR) { fs.rmdir(dir, name) } else { fs.unlink(dir, name) }
+    })?;
     Ok(0)
 }
 
 pub fn unlink(c: &mut Call) -> SysResult {
-    unlink_at(c, AT_FDCWD, c.args[0], 0)
+    unlink_at(c, AT_FDCWD, c.args[0], AtFlags::empty())
 }
 
 pub fn rmdir(c: &mut Call) -> SysResult {
-    unlink_at(c, AT_FDCWD, c.args[0], AT_REMOVEDIR)
+    unlink_at(c, AT_FDCWD, c.args[0], AtFlags::REMOVEDIR)
 }
 
 pub fn unlinkat(c: &mut Call) -> SysResult {
     let [dirfd, path, flags, ..] = c.args;
-    unlink_at(c, dirfd, path, flags)
+    unlink_at(c, dirfd, path, AtFlags::from_bits_retain(flags))
 }
 
 /// rename: within one file system (`EXDEV` between the tree and a share, or two shares, as
@@ -632,15 +639,15 @@ pub fn symlinkat(c: &mut Call) -> SysResult {
 /// with EPERM (as on file systems without them); the errors Linux gives first (a missing source,
 /// an existing target, a read-only directory) come first.
 fn link_at(c: &mut Call, olddir: u64, old_addr: u64, newdir: u64, new_addr: u64, flags: u64) -> SysResult {
-    const AT_SYMLINK_FOLLOW: u64 = 0x400;
-    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+    let flags = AtFlags::from_bits_retain(flags);
+    if !(AtFlags::SYMLINK_FOLLOW | AtFlags::EMPTY_PATH).contains(flags) {
         return Err(Errno::EINVAL);
     }
     let (old, new) = (path_arg(c, old_addr)?, path_arg(c, new_addr)?);
-    if old.is_empty() && flags & AT_EMPTY_PATH != 0 {
+    if old.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
         c.process.files.lock().get(olddir as u32 as u64)?;
     } else {
-        resolve(c, olddir, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
+        resolve(c, olddir, &old, flags.contains(AtFlags::SYMLINK_FOLLOW))?;
     }
     with_parent(c, newdir, &new, |fs, dir, name| {
         if fs.resolve(&crate::fs::ram_fs::Lookup { cwd: dir, exe: "" }, name, false).is_ok() {
@@ -971,24 +978,25 @@ pub fn utimensat(c: &mut Call) -> SysResult {
             _ => Some(mtime_s as u64),
         };
     }
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+    let flags = AtFlags::from_bits_retain(flags);
+    if !(AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH).contains(flags) {
         return Err(Errno::EINVAL);
     }
     let place = if path_addr == 0 {
         if dirfd as u32 == AT_FDCWD as u32 {
             return Err(Errno::EFAULT);
         }
-        if flags != 0 {
+        if !flags.is_empty() {
             return Err(Errno::EINVAL);
         }
         file_node(c, &*open_file(c, dirfd)?).ok_or(Errno::EROFS)?
     } else {
         let path = path_arg(c, path_addr)?;
-        if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        if path.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
             let file = c.process.files.lock().get(dirfd as u32 as u64)?;
             file_node(c, &file).ok_or(Errno::EROFS)?
         } else {
-            resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
+            resolve(c, dirfd, &path, !flags.contains(AtFlags::SYMLINK_NOFOLLOW))?
         }
     };
     place.files.change(|fs| match mtime {
