@@ -7,7 +7,7 @@ use crate::hal::cpu::USER_END;
 use crate::mm::fork_copy;
 use crate::task::clone_flags::CloneFlags;
 use crate::task::interrupt_entry::TrapFrame;
-use crate::task::process::{ExitReason, PROCESS_KERNEL_BYTES, Process, SignalAction};
+use crate::task::process::{ExitReason, PROCESS_KERNEL_BYTES, Process, SaFlags, SignalAction};
 use crate::task::process_lifecycle;
 use crate::task::scheduler;
 use crate::task::signals::{self, SIG_DFL, SIG_IGN};
@@ -488,7 +488,7 @@ pub fn rt_sigaction(c: &mut Call) -> SysResult {
         let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let action = SignalAction {
             handler: word(0),
-            flags: word(1),
+            flags: SaFlags::from_bits_retain(word(1)),
             restorer: word(2),
             mask: word(3) & !signals::unblockable(),
         };
@@ -502,7 +502,7 @@ pub fn rt_sigaction(c: &mut Call) -> SysResult {
     }
     if old != 0 {
         let mut raw = [0u8; 32];
-        for (i, v) in [previous.handler, previous.flags, previous.restorer, previous.mask].iter().enumerate() {
+        for (i, v) in [previous.handler, previous.flags.bits(), previous.restorer, previous.mask].iter().enumerate() {
             raw[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
         c.process.space.lock().write(old, &raw)?;
