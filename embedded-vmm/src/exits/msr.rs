@@ -7,7 +7,7 @@ use crate::devices::local_apic::{X2APIC_FIRST_MSR, X2APIC_LAST_MSR};
 use crate::host::LogLevel;
 use crate::machine;
 use crate::pv_clock::{self, MSR_SYSTEM_TIME, MSR_WALL_CLOCK};
-use crate::svm::bits::{EFER_LMA, EFER_SVME, Efer};
+use crate::svm::bits::{ApicBase, EFER_LMA, EFER_SVME, Efer};
 use crate::svm::cpu::{GuestRegisters, rdtsc};
 use crate::svm::vmcb::Vmcb;
 use amd::*;
@@ -31,10 +31,6 @@ mod amd {
 /// EFER bits the guest may write (LMA is kept as the CPU has it).
 const EFER_WRITABLE: u64 = Efer::SCE.union(Efer::LME).union(Efer::LMA).union(Efer::NXE).union(Efer::FFXSR).bits();
 
-/// The APIC base MSR: the base, enabled, x2APIC mode (EXTD), bootstrap processor.
-const APIC_GLOBAL_ENABLE: u64 = 1 << 11;
-const APIC_EXTD: u64 = 1 << 10;
-const APIC_BSP: u64 = 1 << 8;
 /// IA32_MISC_ENABLE as read: fast strings.
 const MISC_ENABLE_FAST_STRINGS: u64 = 1;
 
@@ -74,13 +70,14 @@ pub fn handle(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, cpu: &mut 
         }
         (IA32_APIC_BASE, false) => {
             let x2 = ctx.vm.irq.lapics[index].lock().x2apic;
-            let extd = if x2 { APIC_EXTD } else { 0 };
-            let bsp = if index == 0 { APIC_BSP } else { 0 };
-            Some(machine::LOCAL_APIC.start | APIC_GLOBAL_ENABLE | extd | bsp)
+            let mut flags = ApicBase::GLOBAL_ENABLE;
+            flags.set(ApicBase::EXTD, x2);
+            flags.set(ApicBase::BSP, index == 0);
+            Some(machine::LOCAL_APIC.start | flags.bits())
         }
         (IA32_APIC_BASE, true) => {
             // The base stays where it is; EXTD switches the APIC to x2APIC mode.
-            ctx.vm.irq.lapics[index].lock().x2apic = value & APIC_EXTD != 0;
+            ctx.vm.irq.lapics[index].lock().x2apic = ApicBase::from_bits_retain(value).contains(ApicBase::EXTD);
             Some(0)
         }
         // A deadline that has fired (or was never armed) reads as 0.

@@ -1,6 +1,6 @@
 //! Bits of the CPU registers the VMM reads or sets in a guest's state, as `u64`: CR0, CR4, XCR0
-//! and RFLAGS from the `x86` crate, EFER from [`Efer`] (the crate has no type for it). The
-//! kernel's hardware layer sets EFER's and CR4's with these too.
+//! and RFLAGS from the `x86` crate, EFER from [`Efer`] and the APIC base MSR's from [`ApicBase`]
+//! (the crate has no type for them). The kernel's hardware layer sets its own with these too.
 
 use bitflags::bitflags;
 use x86::bits64::rflags::RFlags;
@@ -36,6 +36,19 @@ bitflags! {
         const SVME = 1 << 12;
         /// Fast FXSAVE/FXRSTOR.
         const FFXSR = 1 << 14;
+    }
+}
+
+bitflags! {
+    /// The APIC base MSR's flags (bits 12 and up are the registers' physical address).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ApicBase: u64 {
+        /// The bootstrap processor.
+        const BSP = 1 << 8;
+        /// x2APIC mode.
+        const EXTD = 1 << 10;
+        /// The APIC is on.
+        const GLOBAL_ENABLE = 1 << 11;
     }
 }
 
