@@ -43,6 +43,8 @@ pub use x86::msr::{
 /// Bits of EFER, CR0, CR4, RFLAGS and the APIC base MSR the kernel uses, as `u64`: the VMM's where it has them,
 /// else the `x86` crate's.
 pub use embedded_vmm::svm::bits::{ApicBase, CR4_OSXSAVE, EFER_LME, EFER_NXE, EFER_SCE, RFLAGS_IF};
+/// RFLAGS, the `x86` crate's.
+pub use x86::bits64::rflags::RFlags;
 /// CR0.MP: WAIT/FWAIT honour CR0.TS.
 pub const CR0_MP: u64 = Cr0::CR0_MONITOR_COPROCESSOR.bits() as u64;
 /// CR0.EM: x87 instructions fault (emulation).

@@ -4,6 +4,7 @@
 use super::{Call, SysResult};
 use crate::exec::program_loader;
 use crate::hal::cpu::USER_END;
+use crate::hal::syscall_entry::USER_RFLAGS;
 use crate::mm::fork_copy;
 use crate::task::clone_flags::CloneFlags;
 use crate::task::interrupt_entry::TrapFrame;
@@ -254,7 +255,7 @@ pub fn execve(c: &mut Call) -> SysResult {
         rsp: program.rsp,
         cs: f.cs,
         ss: f.ss,
-        rflags: 0x202,
+        rflags: USER_RFLAGS,
         vector: f.vector,
         ..TrapFrame::default()
     };

@@ -7,7 +7,8 @@
 //! it: RIP and RSP canonical user addresses, RFLAGS limited to the bits user code may change,
 //! user segments, and the FPU image (see `FpuState::load_checked`).
 
-use crate::hal::cpu::USER_END;
+use crate::hal::cpu::{RFlags, USER_END};
+use crate::hal::syscall_entry::USER_RFLAGS;
 use crate::task::interrupt_entry::TrapFrame;
 use crate::task::process::{ExitReason, Process, SaFlags, SignalAction};
 use crate::task::process_lifecycle;
@@ -36,8 +37,20 @@ pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
 /// Length of the `syscall` instruction, to run an interrupted call again.
 const SYSCALL_LENGTH: u64 = 2;
-/// RFLAGS bits user code may set: CF PF AF ZF SF TF DF OF, AC, ID and the reserved bit 1.
-const USER_FLAGS: u64 = 0x25_4dd5;
+/// RFLAGS bits user code may set: CF PF AF ZF SF TF DF OF, NT, RF, AC and ID.
+const USER_FLAGS: u64 = RFlags::FLAGS_CF
+    .union(RFlags::FLAGS_PF)
+    .union(RFlags::FLAGS_AF)
+    .union(RFlags::FLAGS_ZF)
+    .union(RFlags::FLAGS_SF)
+    .union(RFlags::FLAGS_TF)
+    .union(RFlags::FLAGS_DF)
+    .union(RFlags::FLAGS_OF)
+    .union(RFlags::FLAGS_NT)
+    .union(RFlags::FLAGS_RF)
+    .union(RFlags::FLAGS_AC)
+    .union(RFlags::FLAGS_ID)
+    .bits();
 const UCONTEXT_BYTES: u64 = 304;
 const SIGINFO_BYTES: u64 = 128;
 
@@ -301,7 +314,7 @@ fn deliver(frame: &mut TrapFrame, t: &Arc<Thread>, sig: i32, action: &SignalActi
     frame.rsi = if action.flags.contains(SaFlags::SIGINFO) { info_at } else { 0 };
     frame.rdx = if action.flags.contains(SaFlags::SIGINFO) { uc_at } else { 0 };
     frame.rax = 0;
-    frame.rflags &= !(0x100 | 0x400); // TF, DF
+    frame.rflags &= !RFlags::FLAGS_TF.union(RFlags::FLAGS_DF).bits();
     Ok(())
 }
 
@@ -342,7 +355,7 @@ pub fn sigreturn(frame: &mut TrapFrame, t: &Arc<Thread>) -> Result<(), Errno> {
     frame.rcx = get(m + 112);
     frame.rsp = rsp;
     frame.rip = rip;
-    frame.rflags = (get(m + 136) & USER_FLAGS) | 0x202;
+    frame.rflags = (get(m + 136) & USER_FLAGS) | USER_RFLAGS;
     t.signal_mask.store(get(296) & !UNBLOCKABLE, Ordering::Relaxed);
     Ok(())
 }
