@@ -40,15 +40,20 @@ pub use x86::msr::{
     IA32_STAR as MSR_STAR,
 };
 
-/// Bits of EFER, CR0, CR4, RFLAGS and the APIC base MSR the kernel uses, as `u64`: the VMM's where it has them,
-/// else the `x86` crate's.
-pub use embedded_vmm::svm::bits::{ApicBase, CR4_OSXSAVE, EFER_LME, EFER_NXE, EFER_SCE, RFLAGS_IF};
+/// Bits of EFER, CR0, CR4, RFLAGS and the APIC base MSR the kernel uses, as `u64`: the VMM's
+/// where it has them, else the `x86` crate's.
+pub use embedded_vmm::svm::bits::{
+    ApicBase, CR0_PE, CR0_PG, CR4_OSXSAVE, CR4_PAE, EFER_LME, EFER_NXE, EFER_SCE, RFLAGS_IF,
+};
 /// RFLAGS, the `x86` crate's.
 pub use x86::bits64::rflags::RFlags;
 /// CR0.MP: WAIT/FWAIT honour CR0.TS.
 pub const CR0_MP: u64 = Cr0::CR0_MONITOR_COPROCESSOR.bits() as u64;
 /// CR0.EM: x87 instructions fault (emulation).
 pub const CR0_EM: u64 = Cr0::CR0_EMULATE_COPROCESSOR.bits() as u64;
+/// CR0 as the boot CPU's and the others' entry code load it on the way to long mode: paging,
+/// write protection (also in ring 0), protected mode.
+pub const ENTRY_CR0: u64 = CR0_PG | Cr0::CR0_WRITE_PROTECT.bits() as u64 | CR0_PE;
 /// CR4.PGE: global pages.
 pub const CR4_PGE: u64 = Cr4::CR4_ENABLE_GLOBAL_PAGES.bits() as u64;
 /// CR4.OSFXSR: the OS saves SSE state with FXSAVE.

@@ -29,11 +29,11 @@ ap_trampoline_start:
     movl %eax, %cr4
     movl (ap_mailbox - ap_trampoline_start + 0x8000), %eax
     movl %eax, %cr3
-    movl $0xC0000080, %ecx
+    movl ${msr_efer}, %ecx
     rdmsr
     orl (ap_mailbox - ap_trampoline_start + 0x8000 + 8), %eax
     wrmsr
-    movl $0x80010001, %eax
+    movl ${cr0}, %eax
     movl %eax, %cr0
     lgdtl (ap_gdt_pointer - ap_trampoline_start + 0x8000)
     ljmpl $0x08, $(ap_long_mode - ap_trampoline_start + 0x8000)
@@ -68,6 +68,8 @@ ap_mailbox:
     .global ap_trampoline_end
 ap_trampoline_end:
     "#,
+    msr_efer = const cpu::MSR_EFER,
+    cr0 = const cpu::ENTRY_CR0,
     options(att_syntax)
 );
 

@@ -49,16 +49,16 @@ macro_rules! pvh_entry {
             mov dword ptr [boot_pml4 + 511 * 8], eax
 
             mov eax, cr4
-            or eax, 0x20                    /* PAE */
+            or eax, {cr4_pae}
             mov cr4, eax
             lea eax, [boot_pml4]
             mov cr3, eax
-            mov ecx, 0xC0000080             /* EFER */
+            mov ecx, {msr_efer}
             rdmsr
-            or eax, 0x100                   /* LME */
+            or eax, {efer_lme}
             wrmsr
             mov eax, cr0
-            or eax, 0x80010001              /* PG, WP, PE */
+            or eax, {cr0}
             mov cr0, eax
 
             lgdt [boot_gdt_pointer]
@@ -107,6 +107,10 @@ macro_rules! pvh_entry {
             stack = sym $crate::kernel_memory::BOOT_STACK,
             stack_size = const $crate::kernel_memory::BOOT_STACK_SIZE,
             main = sym $main,
+            cr4_pae = const $crate::cpu::CR4_PAE,
+            msr_efer = const $crate::cpu::MSR_EFER,
+            efer_lme = const $crate::cpu::EFER_LME,
+            cr0 = const $crate::cpu::ENTRY_CR0,
         );
     };
 }
