@@ -4,7 +4,7 @@
 //! that CPU with its per-CPU entry as the argument.
 
 use crate::cpu;
-use crate::kernel_memory::{kernel_root, phys_to_virt};
+use crate::kernel_memory::{LARGE_PAGE_ENTRY, TABLE_ENTRY, kernel_root, phys_to_virt};
 use crate::per_cpu::PerCpu;
 use core::arch::global_asm;
 
@@ -113,13 +113,13 @@ impl Trampoline {
             let kernel = &*(phys_to_virt(kernel_root().phys()) as *const [u64; 512]);
             pml4.fill(0);
             pml4[256..].copy_from_slice(&kernel[256..]);
-            pml4[0] = TRAMPOLINE_PDPT | 0x3;
+            pml4[0] = TRAMPOLINE_PDPT | TABLE_ENTRY;
             let pdpt = &mut *(phys_to_virt(TRAMPOLINE_PDPT) as *mut [u64; 512]);
             pdpt.fill(0);
-            pdpt[0] = TRAMPOLINE_PD | 0x3;
+            pdpt[0] = TRAMPOLINE_PD | TABLE_ENTRY;
             let pd = &mut *(phys_to_virt(TRAMPOLINE_PD) as *mut [u64; 512]);
             pd.fill(0);
-            pd[0] = 0x83; // the first 2 MiB, identity
+            pd[0] = LARGE_PAGE_ENTRY; // the first 2 MiB, identity
         }
         Trampoline { mailbox: phys_to_virt(TRAMPOLINE + mailbox_offset) }
     }

@@ -32,7 +32,7 @@ macro_rules! pvh_entry {
 
             /* One page directory of 2 MiB pages maps the first GiB. */
             lea edi, [boot_pd]
-            mov eax, 0x83                   /* present, writable, huge */
+            mov eax, {large_page}
             mov ecx, 512
         1:  mov dword ptr [edi], eax
             mov dword ptr [edi + 4], 0
@@ -40,12 +40,12 @@ macro_rules! pvh_entry {
             add edi, 8
             loop 1b
 
-            lea eax, [boot_pd + 3]
+            lea eax, [boot_pd + {table}]
             mov dword ptr [boot_pdpt_low], eax
             mov dword ptr [boot_pdpt_high + 510 * 8], eax
-            lea eax, [boot_pdpt_low + 3]
+            lea eax, [boot_pdpt_low + {table}]
             mov dword ptr [boot_pml4], eax
-            lea eax, [boot_pdpt_high + 3]
+            lea eax, [boot_pdpt_high + {table}]
             mov dword ptr [boot_pml4 + 511 * 8], eax
 
             mov eax, cr4
@@ -111,6 +111,8 @@ macro_rules! pvh_entry {
             msr_efer = const $crate::cpu::MSR_EFER,
             efer_lme = const $crate::cpu::EFER_LME,
             cr0 = const $crate::cpu::ENTRY_CR0,
+            table = const $crate::kernel_memory::TABLE_ENTRY,
+            large_page = const $crate::kernel_memory::LARGE_PAGE_ENTRY,
         );
     };
 }
