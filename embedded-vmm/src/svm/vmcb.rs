@@ -393,7 +393,8 @@ pub fn exit_name(code: u64) -> &'static str {
 impl Vmcb {
     /// An all-zero VMCB.
     pub fn zeroed() -> Vmcb {
-        // SAFETY: every field is an integer or an array of integers; all-zero is valid.
+        // SAFETY: every field is an integer, an array of integers or a `#[repr(transparent)]` set
+        // of bits over one (empty when zero); all-zero is valid.
         unsafe { core::mem::zeroed() }
     }
 }
