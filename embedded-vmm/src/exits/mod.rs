@@ -179,6 +179,7 @@ pub(crate) mod test_support;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::svm::vmcb::IoioInfo;
 
     fn exit_of(code: u64, info1: u64, info2: u64) -> Exit {
         let mut v = Vmcb::zeroed();
@@ -198,7 +199,7 @@ mod tests {
         assert_eq!(exit_of(0x0000_0000_ffff_ffff, 0, 0), Exit::Invalid, "QEMU's VMEXIT_INVALID");
         assert_eq!(exit_of(u64::MAX, 0, 0), Exit::Invalid);
         assert_eq!(exit_of(0x40 + 14, 0, 0), Exit::Unhandled, "an exception we do not intercept");
-        let Exit::Io(access) = exit_of(exit::IOIO, (0x3f8 << 16) | (1 << 4), 0) else { panic!() };
+        let Exit::Io(access) = exit_of(exit::IOIO, (0x3f8 << 16) | IoioInfo::SIZE8.bits(), 0) else { panic!() };
         assert_eq!((access.port, access.size, access.input, access.string), (0x3f8, 1, false, false));
     }
 

@@ -236,6 +236,28 @@ bitflags! {
     }
 }
 
+bitflags! {
+    /// EXITINFO1 of an IOIO exit (APM vol. 2, 15.10.2): the port (bits 16-31) and the effective
+    /// segment (10-12) are numbers beside these bits.
+    #[repr(transparent)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct IoioInfo: u64 {
+        /// IN or INS (else OUT or OUTS).
+        const INPUT = 1 << 0;
+        /// INS or OUTS.
+        const STRING = 1 << 2;
+        const REP = 1 << 3;
+        /// The operand size: 8, 16 or 32 bits.
+        const SIZE8 = 1 << 4;
+        const SIZE16 = 1 << 5;
+        const SIZE32 = 1 << 6;
+        /// A string instruction's address size: 16, 32 or 64 bits.
+        const ADDRESS16 = 1 << 7;
+        const ADDRESS32 = 1 << 8;
+        const ADDRESS64 = 1 << 9;
+    }
+}
+
 /// An event's type (bits 8-10 of [`Event`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventType {
