@@ -67,13 +67,15 @@ pub fn clone3(c: &mut Call) -> SysResult {
     do_clone(c, CloneArgs { flags, stack: top, parent_tid, child_tid, tls })
 }
 
+/// fork's flags: a new process, SIGCHLD to the parent when it ends.
+const FORK: CloneFlags = CloneFlags::from_bits_retain(signals::SIGCHLD as u64);
+
 pub fn fork(c: &mut Call) -> SysResult {
-    let flags = CloneFlags::from_bits_retain(signals::SIGCHLD as u64);
-    do_clone(c, CloneArgs { flags, stack: 0, parent_tid: 0, child_tid: 0, tls: 0 })
+    do_clone(c, CloneArgs { flags: FORK, stack: 0, parent_tid: 0, child_tid: 0, tls: 0 })
 }
 
 pub fn vfork(c: &mut Call) -> SysResult {
-    let flags = CloneFlags::VFORK | CloneFlags::from_bits_retain(signals::SIGCHLD as u64);
+    let flags = FORK.union(CloneFlags::VFORK);
     do_clone(c, CloneArgs { flags, stack: 0, parent_tid: 0, child_tid: 0, tls: 0 })
 }
 
