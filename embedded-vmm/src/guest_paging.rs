@@ -4,11 +4,8 @@
 //! paging off the address is physical.
 
 use crate::guest_memory::GuestMemory;
+use crate::paging::{ADDRESS_MASK as ADDRESS, PageFlags};
 use crate::svm::bits::{CR0_PG, CR4_LA57, EFER_LMA};
-
-const PRESENT: u64 = 1;
-const HUGE: u64 = 1 << 7;
-const ADDRESS: u64 = 0x000f_ffff_ffff_f000;
 
 /// The guest's paging state, from its VMCB.
 #[derive(Clone, Copy, Debug)]
@@ -36,11 +33,12 @@ pub fn translate(memory: &GuestMemory, s: PagingState, gva: u64) -> Option<u64> 
     for level in (0..levels).rev() {
         let index = (gva >> (12 + 9 * level)) & 0x1ff;
         let entry = memory.read_u64(table + index * 8).ok()?;
-        if entry & PRESENT == 0 {
+        let flags = PageFlags::from_bits_retain(entry);
+        if !flags.contains(PageFlags::PRESENT) {
             return None;
         }
         let size = 1u64 << (12 + 9 * level);
-        if level == 0 || (level <= 2 && entry & HUGE != 0) {
+        if level == 0 || (level <= 2 && flags.contains(PageFlags::HUGE)) {
             return Some((entry & ADDRESS & !(size - 1)) | (gva & (size - 1)));
         }
         table = entry & ADDRESS;
@@ -68,6 +66,10 @@ pub fn fetch(memory: &GuestMemory, s: PagingState, gva: u64, buf: &mut [u8]) -> 
 mod tests {
     use super::*;
     use crate::fake_host::FakeHost;
+    use crate::svm::bits::{CR0_PE, CR4_PAE};
+
+    const PRESENT: u64 = PageFlags::PRESENT.bits();
+    const HUGE: u64 = PageFlags::HUGE.bits();
 
     /// Four-level tables at 0x1000 (PML4), 0x2000 (PDPT), 0x3000 (PD), 0x4000 (PT): gva 0x5000 on
     /// gpa 0x7000, gva 0x6000 on gpa 0x9000, gva 0x7000 not present, 2 MiB page at gva 2 MiB on
@@ -86,7 +88,7 @@ mod tests {
         memory
     }
 
-    const LONG: PagingState = PagingState { cr0: CR0_PG | 1, cr3: 0x1000, cr4: 0x20, efer: EFER_LMA };
+    const LONG: PagingState = PagingState { cr0: CR0_PG | CR0_PE, cr3: 0x1000, cr4: CR4_PAE, efer: EFER_LMA };
 
     #[test]
     fn long_mode_walks_find_4k_2m_and_1g_pages() {
@@ -97,7 +99,7 @@ mod tests {
         assert_eq!(translate(&memory, LONG, (1 << 30) + 0x12_3456), Some(0x12_3456));
         assert_eq!(translate(&memory, LONG, 1 << 39), None, "PML4 entry 1 is empty");
         // Five levels: the PML5 at CR3 is the PML4 here, so gva 0 walks one level more.
-        let la57 = PagingState { cr4: 0x20 | CR4_LA57, ..LONG };
+        let la57 = PagingState { cr4: CR4_PAE | CR4_LA57, ..LONG };
         assert_eq!(translate(&memory, la57, 0x5000), None, "the PT entry 0 is not present");
     }
 

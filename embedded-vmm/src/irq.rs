@@ -7,19 +7,12 @@ use crate::devices::io_apic::Message;
 use crate::devices::local_apic::{Delivery, Destination, LocalApic};
 use crate::host::VmmHost;
 use crate::svm::bits::RFLAGS_IF;
-use crate::svm::vmcb::{Vmcb, misc1};
+use crate::svm::vmcb::{Event, EventType, InterceptMisc1, InterruptShadow, VirtualInterrupt, Vmcb};
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// EVENTINJ and EXITINTINFO: the event is valid.
-pub const EVENT_VALID: u64 = 1 << 31;
-/// EVENTINJ's type field: an NMI.
-const EVENT_NMI: u64 = 2 << 8;
 /// The NMI's vector.
-const NMI_VECTOR: u64 = 2;
-/// The VMCB's V_IRQ and V_IGN_TPR: a virtual interrupt is pending, whatever the guest's TPR.
-const V_IRQ: u64 = 1 << 8;
-const V_IGN_TPR: u64 = 1 << 20;
+const NMI_VECTOR: u8 = 2;
 
 /// An application processor's way to its first instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,38 +130,39 @@ impl Router {
     /// guest still gets its interrupts. An event already queued (re-injected) goes first.
     #[inline]
     pub fn inject(&self, v: &mut Vmcb, index: usize, devices: &spin::Mutex<Devices>, now: u64) {
-        if v.control.event_injection & EVENT_VALID != 0 {
+        if v.control.event_injection.contains(Event::VALID) {
             return;
         }
         if self.nmi[index].swap(false, Ordering::SeqCst) {
-            v.control.event_injection = NMI_VECTOR | EVENT_NMI | EVENT_VALID;
+            v.control.event_injection = Event::new(NMI_VECTOR, EventType::Nmi, None);
             return;
         }
-        let interruptible = v.save.rflags & RFLAGS_IF != 0 && v.control.interrupt_shadow & 1 == 0;
+        let interruptible =
+            v.save.rflags & RFLAGS_IF != 0 && !v.control.interrupt_shadow.contains(InterruptShadow::SHADOW);
         let mut lapic = self.lapics[index].lock();
         lapic.update_timer(now);
         let mut wanted = lapic.pending().is_some();
         if interruptible && let Some(vector) = lapic.pending() {
             lapic.acknowledge(vector);
-            v.control.event_injection = vector as u64 | EVENT_VALID;
+            v.control.event_injection = Event::new(vector, EventType::Intr, None);
             wanted = false;
         }
         let extint = index == 0 && lapic.accepts_extint();
         let lapic_timer = lapic.next_timer_ns();
         drop(lapic);
         let mut d = devices.lock();
-        if extint && v.control.event_injection & EVENT_VALID == 0 && d.pic.has_pending() {
+        if extint && !v.control.event_injection.contains(Event::VALID) && d.pic.has_pending() {
             if interruptible {
                 if let Some(vector) = d.pic.acknowledge() {
-                    v.control.event_injection = vector as u64 | EVENT_VALID;
+                    v.control.event_injection = Event::new(vector, EventType::Intr, None);
                 }
             } else {
                 wanted = true;
             }
         }
         if wanted {
-            v.control.intercept_misc1 |= misc1::VINTR;
-            v.control.virtual_interrupt |= V_IRQ | V_IGN_TPR;
+            v.control.intercept_misc1.insert(InterceptMisc1::VINTR);
+            v.control.virtual_interrupt.insert(VirtualInterrupt::V_IRQ | VirtualInterrupt::V_IGN_TPR);
         } else {
             close_interrupt_window(v);
         }
@@ -190,7 +184,7 @@ impl Router {
         if pic
             || lapic_pending
             || self.nmi[index].load(Ordering::SeqCst)
-            || v.control.event_injection & EVENT_VALID != 0
+            || v.control.event_injection.contains(Event::VALID)
         {
             return None;
         }
@@ -201,8 +195,8 @@ impl Router {
 /// No more exits when the guest can take an interrupt (the VINTR exit came, or nothing waits).
 #[inline]
 pub fn close_interrupt_window(v: &mut Vmcb) {
-    v.control.intercept_misc1 &= !misc1::VINTR;
-    v.control.virtual_interrupt &= !V_IRQ;
+    v.control.intercept_misc1.remove(InterceptMisc1::VINTR);
+    v.control.virtual_interrupt.remove(VirtualInterrupt::V_IRQ);
 }
 
 #[cfg(test)]
@@ -259,19 +253,21 @@ mod tests {
         irq.lapics[0].lock().accept(0x50);
         irq.nmi[0].store(true, Ordering::SeqCst);
         irq.inject(&mut v, 0, &devices, 0);
-        assert_eq!(v.control.event_injection, NMI_VECTOR | EVENT_NMI | EVENT_VALID);
+        let nmi = 2 | 2 << 8 | 1 << 31;
+        assert_eq!(v.control.event_injection.bits(), nmi);
         irq.inject(&mut v, 0, &devices, 0);
-        assert_eq!(v.control.event_injection, NMI_VECTOR | EVENT_NMI | EVENT_VALID, "still queued: nothing more");
-        v.control.event_injection = 0;
+        assert_eq!(v.control.event_injection.bits(), nmi, "still queued: nothing more");
+        v.control.event_injection = Event::empty();
         v.save.rflags = 0;
         irq.inject(&mut v, 0, &devices, 0);
-        assert_eq!(v.control.event_injection, 0, "IF clear: not now");
-        assert_ne!(v.control.intercept_misc1 & misc1::VINTR, 0);
-        assert_ne!(v.control.virtual_interrupt & V_IRQ, 0);
+        assert_eq!(v.control.event_injection, Event::empty(), "IF clear: not now");
+        assert!(v.control.intercept_misc1.contains(InterceptMisc1::VINTR));
+        assert_eq!(v.control.virtual_interrupt.bits(), 1 << 8 | 1 << 20, "V_IRQ, V_IGN_TPR");
         v.save.rflags = RFLAGS_IF;
         irq.inject(&mut v, 0, &devices, 0);
-        assert_eq!(v.control.event_injection, 0x50 | EVENT_VALID);
-        assert_eq!(v.control.intercept_misc1 & misc1::VINTR, 0, "window closed");
+        assert_eq!(v.control.event_injection.bits(), 0x50 | 1 << 31);
+        assert!(!v.control.intercept_misc1.contains(InterceptMisc1::VINTR), "window closed");
+        assert_eq!(v.control.virtual_interrupt.bits(), 1 << 20, "V_IRQ cleared");
         assert_eq!(irq.next_wake(&v, 0, &devices, 0), None, "an event is queued: no sleep");
     }
 
@@ -289,7 +285,7 @@ mod tests {
         v.save.rflags = RFLAGS_IF;
         assert_eq!(irq.next_wake(&v, 0, &devices, 0), None, "the PIC has one");
         irq.inject(&mut v, 0, &devices, 0);
-        assert_eq!(v.control.event_injection, 0x31 | EVENT_VALID);
+        assert_eq!(v.control.event_injection.bits(), 0x31 | 1 << 31);
         assert_eq!(irq.next_wake(&Vmcb::zeroed(), 0, &devices, 0), Some(None), "nothing due");
     }
 }

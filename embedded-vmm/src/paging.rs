@@ -25,7 +25,8 @@ bitflags! {
 pub const PAGE_4K: u64 = x86::bits64::paging::BASE_PAGE_SIZE as u64;
 pub const PAGE_2M: u64 = x86::bits64::paging::LARGE_PAGE_SIZE as u64;
 pub const PAGE_1G: u64 = x86::bits64::paging::HUGE_PAGE_SIZE as u64;
-const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// The physical address bits of a page-table entry.
+pub const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 
 /// Access to page-table frames by physical address.
 pub trait TableMemory {

@@ -6,12 +6,12 @@
 use crate::end::VmEnd;
 use crate::exits::{self, Context, CpuState, Exit, UD, inject_exception};
 use crate::host::LogLevel;
-use crate::irq::{ApStart, EVENT_VALID, close_interrupt_window};
+use crate::irq::{ApStart, close_interrupt_window};
 use crate::loaders::Boot;
 use crate::svm::bits::RFLAGS_IF;
 use crate::svm::cpu::{GuestRegisters, SvmCpu, rdtsc, xgetbv, xsetbv};
 use crate::svm::state::{self, Entry, VmTables};
-use crate::svm::vmcb::Vmcb;
+use crate::svm::vmcb::{Event, TLB_FLUSH_NOTHING, Vmcb};
 use alloc::string::String;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -101,7 +101,7 @@ fn run_loop(ctx: &Context, gate: &Gate, cpu: &mut SvmCpu, regs: &mut GuestRegist
         cpu.run(regs);
         let started = rdtsc();
         let v = cpu.vmcb();
-        v.control.tlb_control = 0;
+        v.control.tlb_control = TLB_FLUSH_NOTHING;
         let exit = exits::decode(v);
         if exit == Exit::Invalid {
             ctx.stop(VmEnd::VmmError(String::from("VMRUN refused the guest state (VMEXIT_INVALID)")));
@@ -109,7 +109,7 @@ fn run_loop(ctx: &Context, gate: &Gate, cpu: &mut SvmCpu, regs: &mut GuestRegist
         }
         // An event the CPU was delivering when the exit came is delivered again.
         let pending = v.control.exit_int_info;
-        if pending & EVENT_VALID != 0 {
+        if pending.contains(Event::VALID) {
             v.control.event_injection = pending;
         }
         if let Some(end) = handle(ctx, gate, v, regs, state, exit) {
@@ -257,7 +257,7 @@ fn halt(ctx: &Context, v: &Vmcb, index: usize) {
 mod tests {
     use super::*;
     use crate::exits::test_support::TestVm;
-    use crate::svm::vmcb::{exit, misc1};
+    use crate::svm::vmcb::{InterceptMisc1, exit};
 
     fn handled(vm: &TestVm, v: &mut Vmcb, code: u64) -> Option<VmEnd> {
         v.control.exit_code = code;
@@ -269,13 +269,13 @@ mod tests {
     fn exits_of_the_run_loop_itself() {
         let vm = TestVm::new(1);
         let mut v = Vmcb::zeroed();
-        v.control.intercept_misc1 = misc1::VINTR | misc1::CPUID;
+        v.control.intercept_misc1 = InterceptMisc1::VINTR | InterceptMisc1::CPUID;
         assert_eq!(handled(&vm, &mut v, exit::VINTR), None);
-        assert_eq!(v.control.intercept_misc1, misc1::CPUID, "the window is closed");
+        assert_eq!(v.control.intercept_misc1, InterceptMisc1::CPUID, "the window is closed");
         assert_eq!(handled(&vm, &mut v, exit::INVD), None);
         assert_eq!(v.save.rip, 2);
         assert_eq!(handled(&vm, &mut v, exit::MONITOR), None);
-        assert_eq!(v.control.event_injection, 6 | (3 << 8) | (1 << 31), "#UD");
+        assert_eq!(v.control.event_injection.bits(), 6 | (3 << 8) | (1 << 31), "#UD");
         assert_eq!(handled(&vm, &mut v, exit::SHUTDOWN), Some(VmEnd::TripleFault));
         assert_eq!(vm.host.log.lock().unwrap().len(), 1);
         assert!(matches!(handled(&vm, &mut v, exit::EXCEPTION_BASE + 14), Some(VmEnd::UnhandledExit { .. })));

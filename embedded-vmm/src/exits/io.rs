@@ -7,7 +7,7 @@ use crate::end::VmEnd;
 use crate::guest_paging;
 use crate::svm::bits::RFLAGS_DF;
 use crate::svm::cpu::GuestRegisters;
-use crate::svm::vmcb::Vmcb;
+use crate::svm::vmcb::{IoioInfo, Vmcb};
 
 /// An IOIO exit's information (EXITINFO1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,24 +26,28 @@ pub struct PortAccess {
 impl PortAccess {
     #[inline]
     pub fn decode(info: u64) -> PortAccess {
-        let size = if info & (1 << 4) != 0 {
+        let flags = IoioInfo::from_bits_retain(info);
+        let size = if flags.contains(IoioInfo::SIZE8) {
             1
-        } else if info & (1 << 5) != 0 {
+        } else if flags.contains(IoioInfo::SIZE16) {
             2
         } else {
             4
         };
-        let address_mask = match (info >> 7) & 7 {
-            1 => 0xffff,
-            2 => 0xffff_ffff,
-            _ => u64::MAX,
+        let address_size = flags.intersection(IoioInfo::ADDRESS16 | IoioInfo::ADDRESS32 | IoioInfo::ADDRESS64);
+        let address_mask = if address_size == IoioInfo::ADDRESS16 {
+            0xffff
+        } else if address_size == IoioInfo::ADDRESS32 {
+            0xffff_ffff
+        } else {
+            u64::MAX
         };
         PortAccess {
             port: (info >> 16) as u16,
             size,
-            input: info & 1 != 0,
-            string: info & (1 << 2) != 0,
-            rep: info & (1 << 3) != 0,
+            input: flags.contains(IoioInfo::INPUT),
+            string: flags.contains(IoioInfo::STRING),
+            rep: flags.contains(IoioInfo::REP),
             address_mask,
         }
     }
@@ -198,14 +202,14 @@ mod tests {
     use crate::svm::vmcb::exit;
     use core::sync::atomic::Ordering;
 
-    const INPUT: u64 = 1;
-    const STRING: u64 = 1 << 2;
-    const REP: u64 = 1 << 3;
-    const BYTE: u64 = 1 << 4;
-    const WORD: u64 = 1 << 5;
-    const DWORD: u64 = 1 << 6;
-    const A16: u64 = 1 << 7;
-    const A64: u64 = 1 << 9;
+    const INPUT: u64 = IoioInfo::INPUT.bits();
+    const STRING: u64 = IoioInfo::STRING.bits();
+    const REP: u64 = IoioInfo::REP.bits();
+    const BYTE: u64 = IoioInfo::SIZE8.bits();
+    const WORD: u64 = IoioInfo::SIZE16.bits();
+    const DWORD: u64 = IoioInfo::SIZE32.bits();
+    const A16: u64 = IoioInfo::ADDRESS16.bits();
+    const A64: u64 = IoioInfo::ADDRESS64.bits();
 
     /// A VMCB with the IOIO exit `info` for `port`, the next instruction at 0x102.
     fn io_exit(port: u16, info: u64) -> Vmcb {
@@ -217,6 +221,19 @@ mod tests {
 
     fn run(vm: &TestVm, v: &mut Vmcb, regs: &mut GuestRegisters) -> Option<VmEnd> {
         handle(&vm.context(), v, regs, PortAccess::decode(v.control.exit_info1))
+    }
+
+    #[test]
+    fn exit_info_decodes_by_the_apm() {
+        let access = PortAccess::decode(0x3f8 << 16 | INPUT | STRING | REP | WORD | IoioInfo::ADDRESS32.bits());
+        let expected =
+            PortAccess { port: 0x3f8, size: 2, input: true, string: true, rep: true, address_mask: 0xffff_ffff };
+        assert_eq!(access, expected);
+        let out = PortAccess::decode(0x80 << 16 | DWORD);
+        assert_eq!((out.port, out.size, out.input, out.string, out.rep), (0x80, 4, false, false, false));
+        assert_eq!(PortAccess::decode(A16 | BYTE).address_mask, 0xffff);
+        assert_eq!(PortAccess::decode(A64 | BYTE).address_mask, u64::MAX);
+        assert_eq!(PortAccess::decode(A16 | A64 | BYTE).address_mask, u64::MAX, "two sizes: none of them");
     }
 
     #[test]

@@ -19,8 +19,8 @@ use crate::exit_stats::ExitStats;
 use crate::guest_memory::GuestMemory;
 use crate::guest_paging::PagingState;
 use crate::host::{LogLevel, VmmHost};
-use crate::irq::{EVENT_VALID, Router};
-use crate::svm::vmcb::{Vmcb, exit};
+use crate::irq::Router;
+use crate::svm::vmcb::{Event, EventType, Vmcb, exit};
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -29,8 +29,6 @@ pub use hypercall::Heartbeats;
 /// #UD and #GP.
 pub const UD: u8 = 6;
 pub const GP: u8 = 13;
-const EVENT_EXCEPTION: u64 = 3 << 8;
-const EVENT_ERROR_CODE: u64 = 1 << 11;
 
 /// What an exit asks of the VMM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,11 +164,7 @@ impl CpuState {
 
 /// Queues an exception for the guest (delivered at the next VMRUN).
 pub fn inject_exception(v: &mut Vmcb, vector: u8, error_code: Option<u32>) {
-    let mut e = vector as u64 | EVENT_EXCEPTION | EVENT_VALID;
-    if let Some(code) = error_code {
-        e |= EVENT_ERROR_CODE | (code as u64) << 32;
-    }
-    v.control.event_injection = e;
+    v.control.event_injection = Event::new(vector, EventType::Exception, error_code);
 }
 
 /// The guest's paging registers, for walks of its page tables.
@@ -185,6 +179,7 @@ pub(crate) mod test_support;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::svm::vmcb::IoioInfo;
 
     fn exit_of(code: u64, info1: u64, info2: u64) -> Exit {
         let mut v = Vmcb::zeroed();
@@ -204,7 +199,7 @@ mod tests {
         assert_eq!(exit_of(0x0000_0000_ffff_ffff, 0, 0), Exit::Invalid, "QEMU's VMEXIT_INVALID");
         assert_eq!(exit_of(u64::MAX, 0, 0), Exit::Invalid);
         assert_eq!(exit_of(0x40 + 14, 0, 0), Exit::Unhandled, "an exception we do not intercept");
-        let Exit::Io(access) = exit_of(exit::IOIO, (0x3f8 << 16) | (1 << 4), 0) else { panic!() };
+        let Exit::Io(access) = exit_of(exit::IOIO, (0x3f8 << 16) | IoioInfo::SIZE8.bits(), 0) else { panic!() };
         assert_eq!((access.port, access.size, access.input, access.string), (0x3f8, 1, false, false));
     }
 
@@ -224,8 +219,8 @@ mod tests {
     fn exceptions_are_queued_with_their_error_code() {
         let mut v = Vmcb::zeroed();
         inject_exception(&mut v, GP, Some(0));
-        assert_eq!(v.control.event_injection, 13 | (3 << 8) | (1 << 11) | (1 << 31));
+        assert_eq!(v.control.event_injection.bits(), 13 | (3 << 8) | (1 << 11) | (1 << 31));
         inject_exception(&mut v, UD, None);
-        assert_eq!(v.control.event_injection, 6 | (3 << 8) | (1 << 31));
+        assert_eq!(v.control.event_injection.bits(), 6 | (3 << 8) | (1 << 31));
     }
 }

@@ -7,7 +7,7 @@ use crate::devices::local_apic::{X2APIC_FIRST_MSR, X2APIC_LAST_MSR};
 use crate::host::LogLevel;
 use crate::machine;
 use crate::pv_clock::{self, MSR_SYSTEM_TIME, MSR_WALL_CLOCK};
-use crate::svm::bits::{EFER_FFXSR, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, EFER_SVME};
+use crate::svm::bits::{ApicBase, EFER_LMA, EFER_SVME, Efer};
 use crate::svm::cpu::{GuestRegisters, rdtsc};
 use crate::svm::vmcb::Vmcb;
 use amd::*;
@@ -29,12 +29,8 @@ mod amd {
 }
 
 /// EFER bits the guest may write (LMA is kept as the CPU has it).
-const EFER_WRITABLE: u64 = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE | EFER_FFXSR;
+const EFER_WRITABLE: u64 = Efer::SCE.union(Efer::LME).union(Efer::LMA).union(Efer::NXE).union(Efer::FFXSR).bits();
 
-/// The APIC base MSR: the base, enabled, x2APIC mode (EXTD), bootstrap processor.
-const APIC_GLOBAL_ENABLE: u64 = 1 << 11;
-const APIC_EXTD: u64 = 1 << 10;
-const APIC_BSP: u64 = 1 << 8;
 /// IA32_MISC_ENABLE as read: fast strings.
 const MISC_ENABLE_FAST_STRINGS: u64 = 1;
 
@@ -74,13 +70,14 @@ pub fn handle(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, cpu: &mut 
         }
         (IA32_APIC_BASE, false) => {
             let x2 = ctx.vm.irq.lapics[index].lock().x2apic;
-            let extd = if x2 { APIC_EXTD } else { 0 };
-            let bsp = if index == 0 { APIC_BSP } else { 0 };
-            Some(machine::LOCAL_APIC.start | APIC_GLOBAL_ENABLE | extd | bsp)
+            let mut flags = ApicBase::GLOBAL_ENABLE;
+            flags.set(ApicBase::EXTD, x2);
+            flags.set(ApicBase::BSP, index == 0);
+            Some(machine::LOCAL_APIC.start | flags.bits())
         }
         (IA32_APIC_BASE, true) => {
             // The base stays where it is; EXTD switches the APIC to x2APIC mode.
-            ctx.vm.irq.lapics[index].lock().x2apic = value & APIC_EXTD != 0;
+            ctx.vm.irq.lapics[index].lock().x2apic = ApicBase::from_bits_retain(value).contains(ApicBase::EXTD);
             Some(0)
         }
         // A deadline that has fired (or was never armed) reads as 0.
@@ -186,14 +183,17 @@ fn write_clock_record(ctx: &Context, msr: u32, value: u64, tsc_offset: u64) -> O
 mod tests {
     use super::*;
     use crate::exits::test_support::{RAM, TestVm};
+    use crate::svm::bits::{EFER_LME, EFER_NXE, EFER_SCE};
+    use crate::svm::vmcb::Event;
 
     /// RDMSR (`value` None) or WRMSR of `msr` on vCPU 0; the guest's RIP goes back to 0.
     fn access_msr(vm: &TestVm, v: &mut Vmcb, cpu: &mut CpuState, msr: u32, value: Option<u64>) -> Result<u64, ()> {
         let mut regs = GuestRegisters { rcx: msr as u64, ..GuestRegisters::default() };
         let (write, value) = (value.is_some(), value.unwrap_or_default());
-        (v.save.rax, regs.rdx, v.save.rip, v.control.event_injection) = (value & 0xffff_ffff, value >> 32, 0, 0);
+        (v.save.rax, regs.rdx, v.save.rip, v.control.event_injection) =
+            (value & 0xffff_ffff, value >> 32, 0, Event::empty());
         handle(&vm.context(), v, &mut regs, cpu, write);
-        if v.control.event_injection != 0 {
+        if v.control.event_injection != Event::empty() {
             assert_eq!(v.save.rip, 0, "a #GP leaves RIP on the instruction");
             return Err(());
         }
@@ -238,7 +238,7 @@ mod tests {
     fn unknown_msrs_are_a_gp_logged_once() {
         let (vm, mut v, mut cpu) = (TestVm::new(1), Vmcb::zeroed(), CpuState::new(0, 0));
         assert_eq!(read(&vm, &mut v, &mut cpu, 0xc001_0299), Err(()));
-        assert_eq!(v.control.event_injection, 13 | (3 << 8) | (1 << 11) | (1 << 31));
+        assert_eq!(v.control.event_injection.bits(), 13 | (3 << 8) | (1 << 11) | (1 << 31));
         assert_eq!(read(&vm, &mut v, &mut cpu, 0xc001_0299), Err(()));
         assert_eq!(write(&vm, &mut v, &mut cpu, 0x3a, 1), Err(()));
         let log = vm.host.log.lock().unwrap();

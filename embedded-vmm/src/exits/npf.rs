@@ -84,7 +84,7 @@ mod tests {
         assert_eq!(cpu_mode(&v), CpuMode::Real16);
         (v.save.cr0, v.save.cs.attrib) = (1, 0xc9b);
         assert_eq!(cpu_mode(&v), CpuMode::Protected32);
-        (v.save.efer, v.save.cs.attrib) = (1 << 10, 0xa9b);
+        (v.save.efer, v.save.cs.attrib) = (EFER_LMA, 0xa9b);
         assert_eq!(cpu_mode(&v), CpuMode::Long64);
     }
 

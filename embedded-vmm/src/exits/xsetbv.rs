@@ -20,6 +20,7 @@ pub fn handle(v: &mut Vmcb, regs: &GuestRegisters, state: &CpuState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::svm::vmcb::Event;
 
     #[test]
     fn what_the_host_would_refuse_is_a_gp_and_the_guest_stays_put() {
@@ -27,9 +28,9 @@ mod tests {
         let mut v = Vmcb::zeroed();
         let mut regs = GuestRegisters::default();
         for (xcr, value) in [(1, 0b111), (0, 0b110), (0, 0b1111)] {
-            (regs.rcx, v.save.rax, v.control.event_injection) = (xcr, value, 0);
+            (regs.rcx, v.save.rax, v.control.event_injection) = (xcr, value, Event::empty());
             handle(&mut v, &regs, &state);
-            assert_eq!(v.control.event_injection, 13 | (3 << 8) | (1 << 11) | (1 << 31));
+            assert_eq!(v.control.event_injection.bits(), 13 | (3 << 8) | (1 << 11) | (1 << 31));
             assert_eq!(v.save.rip, 0);
         }
     }

@@ -1,6 +1,8 @@
 //! Bits of the CPU registers the VMM reads or sets in a guest's state, as `u64`: CR0, CR4, XCR0
-//! and RFLAGS from the `x86` crate, EFER's own (the crate has none).
+//! and RFLAGS from the `x86` crate, EFER from [`Efer`] and the APIC base MSR's from [`ApicBase`]
+//! (the crate has no type for them). The kernel's hardware layer sets its own with these too.
 
+use bitflags::bitflags;
 use x86::bits64::rflags::RFlags;
 use x86::controlregs::{Cr0, Cr4, Xcr0};
 
@@ -18,13 +20,43 @@ pub const XCR0_X87: u64 = Xcr0::XCR0_FPU_MMX_STATE.bits();
 pub const XCR0_SSE: u64 = Xcr0::XCR0_SSE_STATE.bits();
 pub const XCR0_AVX: u64 = Xcr0::XCR0_AVX_STATE.bits();
 
-pub const EFER_SCE: u64 = 1 << 0;
-pub const EFER_LME: u64 = 1 << 8;
-pub const EFER_LMA: u64 = 1 << 10;
-pub const EFER_NXE: u64 = 1 << 11;
-/// SVM on (in the host's EFER, and in every guest's, which VMRUN requires).
-pub const EFER_SVME: u64 = 1 << 12;
-pub const EFER_FFXSR: u64 = 1 << 14;
+bitflags! {
+    /// The extended feature enable register's bits (AMD APM vol. 2, 3.1.7).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Efer: u64 {
+        /// `syscall` and `sysret`.
+        const SCE = 1 << 0;
+        /// Long mode enabled.
+        const LME = 1 << 8;
+        /// Long mode active (the CPU's to set).
+        const LMA = 1 << 10;
+        /// No-execute pages.
+        const NXE = 1 << 11;
+        /// SVM on (in the host's EFER, and in every guest's, which VMRUN requires).
+        const SVME = 1 << 12;
+        /// Fast FXSAVE/FXRSTOR.
+        const FFXSR = 1 << 14;
+    }
+}
+
+bitflags! {
+    /// The APIC base MSR's flags (bits 12 and up are the registers' physical address).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct ApicBase: u64 {
+        /// The bootstrap processor.
+        const BSP = 1 << 8;
+        /// x2APIC mode.
+        const EXTD = 1 << 10;
+        /// The APIC is on.
+        const GLOBAL_ENABLE = 1 << 11;
+    }
+}
+
+pub const EFER_SCE: u64 = Efer::SCE.bits();
+pub const EFER_LME: u64 = Efer::LME.bits();
+pub const EFER_LMA: u64 = Efer::LMA.bits();
+pub const EFER_NXE: u64 = Efer::NXE.bits();
+pub const EFER_SVME: u64 = Efer::SVME.bits();
 
 pub const RFLAGS_CF: u64 = RFlags::FLAGS_CF.bits();
 pub const RFLAGS_PF: u64 = RFlags::FLAGS_PF.bits();

@@ -3,12 +3,10 @@
 //! mode, or an application processor's real mode at its SIPI vector).
 
 use super::bits::{CR0_CD, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, EFER_SVME};
-use super::vmcb::{Segment, Vmcb, misc1, misc2};
+use super::vmcb::{InterceptMisc1, InterceptMisc2, NestedPaging, Segment, TLB_FLUSH_ALL, VirtualInterrupt, Vmcb};
 
 /// Guest ASID for every vCPU: each runs on its own physical CPU.
 const ASID: u32 = 1;
-/// The VMCB's V_INTR_MASKING: the guest's IF is virtualised, physical interrupts exit.
-const V_INTR_MASKING: u64 = 1 << 24;
 
 /// Where and how a vCPU starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,36 +32,36 @@ pub struct VmTables {
 pub fn initial(v: &mut Vmcb, entry: Entry, tables: VmTables) {
     *v = Vmcb::zeroed();
     let c = &mut v.control;
-    c.intercept_misc1 = misc1::INTR
-        | misc1::NMI
-        | misc1::SMI
-        | misc1::INIT
-        | misc1::CPUID
-        | misc1::INVD
-        | misc1::HLT
-        | misc1::INVLPGA
-        | misc1::IOIO_PROT
-        | misc1::MSR_PROT
-        | misc1::TASK_SWITCH
-        | misc1::SHUTDOWN;
-    c.intercept_misc2 = misc2::VMRUN
-        | misc2::VMMCALL
-        | misc2::VMLOAD
-        | misc2::VMSAVE
-        | misc2::STGI
-        | misc2::CLGI
-        | misc2::SKINIT
-        | misc2::ICEBP
-        | misc2::MONITOR
-        | misc2::MWAIT
-        | misc2::XSETBV;
+    c.intercept_misc1 = InterceptMisc1::INTR
+        | InterceptMisc1::NMI
+        | InterceptMisc1::SMI
+        | InterceptMisc1::INIT
+        | InterceptMisc1::CPUID
+        | InterceptMisc1::INVD
+        | InterceptMisc1::HLT
+        | InterceptMisc1::INVLPGA
+        | InterceptMisc1::IOIO_PROT
+        | InterceptMisc1::MSR_PROT
+        | InterceptMisc1::TASK_SWITCH
+        | InterceptMisc1::SHUTDOWN;
+    c.intercept_misc2 = InterceptMisc2::VMRUN
+        | InterceptMisc2::VMMCALL
+        | InterceptMisc2::VMLOAD
+        | InterceptMisc2::VMSAVE
+        | InterceptMisc2::STGI
+        | InterceptMisc2::CLGI
+        | InterceptMisc2::SKINIT
+        | InterceptMisc2::ICEBP
+        | InterceptMisc2::MONITOR
+        | InterceptMisc2::MWAIT
+        | InterceptMisc2::XSETBV;
     c.iopm_base_pa = tables.iopm;
     c.msrpm_base_pa = tables.msrpm;
     c.guest_asid = ASID;
-    c.tlb_control = 1;
-    c.np_enable = 1;
+    c.tlb_control = TLB_FLUSH_ALL;
+    c.np_enable = NestedPaging::NP_ENABLE;
     c.nested_cr3 = tables.npt_root;
-    c.virtual_interrupt = V_INTR_MASKING;
+    c.virtual_interrupt = VirtualInterrupt::V_INTR_MASKING;
     let s = &mut v.save;
     let (code, data) = match entry {
         Entry::Long64 { .. } => (Segment::new(0x10, 0xa9b, 0xffff_ffff, 0), Segment::new(0x18, 0xc93, 0xffff_ffff, 0)),
@@ -133,9 +131,12 @@ mod tests {
                 (v.control.iopm_base_pa, v.control.msrpm_base_pa, v.control.nested_cr3),
                 (0x1000, 0x4000, 0x8000)
             );
-            assert_eq!((v.control.np_enable, v.control.guest_asid, v.control.tlb_control), (1, ASID, 1));
-            assert_ne!(v.control.intercept_misc1 & misc1::CPUID, 0);
-            assert_ne!(v.control.intercept_misc2 & misc2::VMMCALL, 0);
+            assert_eq!(
+                (v.control.np_enable, v.control.guest_asid, v.control.tlb_control),
+                (NestedPaging::NP_ENABLE, ASID, TLB_FLUSH_ALL)
+            );
+            assert!(v.control.intercept_misc1.contains(InterceptMisc1::CPUID));
+            assert!(v.control.intercept_misc2.contains(InterceptMisc2::VMMCALL));
             assert_eq!(v.save.rax, 0);
             assert_ne!(v.save.efer & EFER_SVME, 0, "VMRUN wants EFER.SVME");
         }

@@ -2,6 +2,7 @@
 //! control area and the guest state save area, in one 4 KiB page. Offsets are checked at
 //! compile time.
 
+use bitflags::bitflags;
 use static_assertions::const_assert_eq;
 
 /// A segment register in the save area: selector, attributes (descriptor bits 40-47 and 52-55
@@ -27,8 +28,8 @@ pub struct ControlArea {
     pub intercept_cr: u32,
     pub intercept_dr: u32,
     pub intercept_exceptions: u32,
-    pub intercept_misc1: u32,
-    pub intercept_misc2: u32,
+    pub intercept_misc1: InterceptMisc1,
+    pub intercept_misc2: InterceptMisc2,
     pub intercept_misc3: u32,
     _reserved1: [u8; 0x3c - 0x18],
     pub pause_filter_threshold: u16,
@@ -37,21 +38,19 @@ pub struct ControlArea {
     pub msrpm_base_pa: u64,
     pub tsc_offset: u64,
     pub guest_asid: u32,
+    /// [`TLB_FLUSH_NOTHING`] or [`TLB_FLUSH_ALL`] (a number).
     pub tlb_control: u8,
     _reserved2: [u8; 3],
-    /// V_TPR, V_IRQ, V_INTR_PRIO, V_IGN_TPR, V_INTR_MASKING, V_INTR_VECTOR.
-    pub virtual_interrupt: u64,
-    /// Bit 0: the guest is in an interrupt shadow.
-    pub interrupt_shadow: u64,
+    pub virtual_interrupt: VirtualInterrupt,
+    pub interrupt_shadow: InterruptShadow,
     pub exit_code: u64,
     pub exit_info1: u64,
     pub exit_info2: u64,
-    pub exit_int_info: u64,
-    /// Bit 0: nested paging.
-    pub np_enable: u64,
+    pub exit_int_info: Event,
+    pub np_enable: NestedPaging,
     pub avic_apic_bar: u64,
     pub ghcb_pa: u64,
-    pub event_injection: u64,
+    pub event_injection: Event,
     pub nested_cr3: u64,
     pub lbr_virtualization: u64,
     pub clean_bits: u32,
@@ -131,6 +130,10 @@ const_assert_eq!(core::mem::offset_of!(ControlArea, nested_cr3), 0xb0);
 const_assert_eq!(core::mem::offset_of!(ControlArea, clean_bits), 0xc0);
 const_assert_eq!(core::mem::offset_of!(ControlArea, next_rip), 0xc8);
 const_assert_eq!(core::mem::offset_of!(ControlArea, instruction_bytes), 0xd1);
+const_assert_eq!(core::mem::offset_of!(ControlArea, intercept_misc1), 0x0c);
+const_assert_eq!(core::mem::offset_of!(ControlArea, intercept_misc2), 0x10);
+const_assert_eq!(core::mem::offset_of!(ControlArea, tlb_control), 0x5c);
+const_assert_eq!(core::mem::offset_of!(ControlArea, interrupt_shadow), 0x68);
 const_assert_eq!(core::mem::size_of::<ControlArea>(), 0x400);
 const_assert_eq!(core::mem::offset_of!(SaveArea, tr), 0x90);
 const_assert_eq!(core::mem::offset_of!(SaveArea, cpl), 0xcb);
@@ -143,37 +146,137 @@ const_assert_eq!(core::mem::offset_of!(SaveArea, kernel_gs_base), 0x220);
 const_assert_eq!(core::mem::offset_of!(SaveArea, cr2), 0x240);
 const_assert_eq!(core::mem::offset_of!(SaveArea, g_pat), 0x268);
 
-/// Intercept bits of `intercept_misc1` (vector 3 in the APM).
-pub mod misc1 {
-    pub const INTR: u32 = 1 << 0;
-    pub const NMI: u32 = 1 << 1;
-    pub const SMI: u32 = 1 << 2;
-    pub const INIT: u32 = 1 << 3;
-    pub const VINTR: u32 = 1 << 4;
-    pub const CPUID: u32 = 1 << 18;
-    pub const INVD: u32 = 1 << 22;
-    pub const HLT: u32 = 1 << 24;
-    pub const INVLPGA: u32 = 1 << 26;
-    pub const IOIO_PROT: u32 = 1 << 27;
-    pub const MSR_PROT: u32 = 1 << 28;
-    pub const TASK_SWITCH: u32 = 1 << 29;
-    pub const SHUTDOWN: u32 = 1 << 31;
+bitflags! {
+    /// Intercept vector 3 (`intercept_misc1`, offset 0x0c): events and instructions.
+    #[repr(transparent)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct InterceptMisc1: u32 {
+        const INTR = 1 << 0;
+        const NMI = 1 << 1;
+        const SMI = 1 << 2;
+        const INIT = 1 << 3;
+        const VINTR = 1 << 4;
+        const CPUID = 1 << 18;
+        const INVD = 1 << 22;
+        const HLT = 1 << 24;
+        const INVLPGA = 1 << 26;
+        const IOIO_PROT = 1 << 27;
+        const MSR_PROT = 1 << 28;
+        const TASK_SWITCH = 1 << 29;
+        const SHUTDOWN = 1 << 31;
+    }
 }
 
-/// Intercept bits of `intercept_misc2` (vector 4).
-pub mod misc2 {
-    pub const VMRUN: u32 = 1 << 0;
-    pub const VMMCALL: u32 = 1 << 1;
-    pub const VMLOAD: u32 = 1 << 2;
-    pub const VMSAVE: u32 = 1 << 3;
-    pub const STGI: u32 = 1 << 4;
-    pub const CLGI: u32 = 1 << 5;
-    pub const SKINIT: u32 = 1 << 6;
-    pub const RDTSCP: u32 = 1 << 7;
-    pub const ICEBP: u32 = 1 << 8;
-    pub const MONITOR: u32 = 1 << 10;
-    pub const MWAIT: u32 = 1 << 11;
-    pub const XSETBV: u32 = 1 << 13;
+bitflags! {
+    /// Intercept vector 4 (`intercept_misc2`, offset 0x10): the SVM instructions and others.
+    #[repr(transparent)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct InterceptMisc2: u32 {
+        const VMRUN = 1 << 0;
+        const VMMCALL = 1 << 1;
+        const VMLOAD = 1 << 2;
+        const VMSAVE = 1 << 3;
+        const STGI = 1 << 4;
+        const CLGI = 1 << 5;
+        const SKINIT = 1 << 6;
+        const RDTSCP = 1 << 7;
+        const ICEBP = 1 << 8;
+        const MONITOR = 1 << 10;
+        const MWAIT = 1 << 11;
+        const XSETBV = 1 << 13;
+    }
+}
+
+/// TLB_CONTROL (offset 0x5c): nothing to flush, or the guest's whole TLB.
+pub const TLB_FLUSH_NOTHING: u8 = 0;
+pub const TLB_FLUSH_ALL: u8 = 1;
+
+bitflags! {
+    /// The virtual interrupt field (offset 0x60). V_TPR (bits 0-3), V_INTR_PRIO (16-19) and
+    /// V_INTR_VECTOR (32-39) are numbers, kept as they are by `insert` and `remove`.
+    #[repr(transparent)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct VirtualInterrupt: u64 {
+        /// A virtual interrupt is pending (with VINTR intercepted: exit when the guest can take it).
+        const V_IRQ = 1 << 8;
+        /// The pending virtual interrupt ignores the guest's TPR.
+        const V_IGN_TPR = 1 << 20;
+        /// The guest's IF is virtualised, physical interrupts exit.
+        const V_INTR_MASKING = 1 << 24;
+    }
+}
+
+bitflags! {
+    /// The interrupt shadow field (offset 0x68).
+    #[repr(transparent)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct InterruptShadow: u64 {
+        /// The guest is in an interrupt shadow (after STI or MOV SS).
+        const SHADOW = 1 << 0;
+    }
+}
+
+bitflags! {
+    /// The nested paging and SEV enables (offset 0x90).
+    #[repr(transparent)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct NestedPaging: u64 {
+        const NP_ENABLE = 1 << 0;
+    }
+}
+
+bitflags! {
+    /// EVENTINJ (offset 0xa8) and EXITINTINFO (offset 0x88): the vector (bits 0-7) and type
+    /// (8-10, [`EventType`]) are numbers, the error code is bits 32-63 ([`Event::new`]).
+    #[repr(transparent)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Event: u64 {
+        const ERROR_CODE_VALID = 1 << 11;
+        const VALID = 1 << 31;
+    }
+}
+
+bitflags! {
+    /// EXITINFO1 of an IOIO exit (APM vol. 2, 15.10.2): the port (bits 16-31) and the effective
+    /// segment (10-12) are numbers beside these bits.
+    #[repr(transparent)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct IoioInfo: u64 {
+        /// IN or INS (else OUT or OUTS).
+        const INPUT = 1 << 0;
+        /// INS or OUTS.
+        const STRING = 1 << 2;
+        const REP = 1 << 3;
+        /// The operand size: 8, 16 or 32 bits.
+        const SIZE8 = 1 << 4;
+        const SIZE16 = 1 << 5;
+        const SIZE32 = 1 << 6;
+        /// A string instruction's address size: 16, 32 or 64 bits.
+        const ADDRESS16 = 1 << 7;
+        const ADDRESS32 = 1 << 8;
+        const ADDRESS64 = 1 << 9;
+    }
+}
+
+/// An event's type (bits 8-10 of [`Event`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    /// An external interrupt.
+    Intr = 0,
+    Nmi = 2,
+    Exception = 3,
+}
+
+impl Event {
+    /// A valid event of `kind` for `vector`, with `error_code` if given.
+    #[inline]
+    pub const fn new(vector: u8, kind: EventType, error_code: Option<u32>) -> Event {
+        let event = Event::from_bits_retain(vector as u64 | (kind as u64) << 8).union(Event::VALID);
+        match error_code {
+            Some(code) => event.union(Event::ERROR_CODE_VALID).union(Event::from_bits_retain((code as u64) << 32)),
+            None => event,
+        }
+    }
 }
 
 /// Exit codes (EXITCODE).
@@ -312,7 +415,29 @@ pub fn exit_name(code: u64) -> &'static str {
 impl Vmcb {
     /// An all-zero VMCB.
     pub fn zeroed() -> Vmcb {
-        // SAFETY: every field is an integer or an array of integers; all-zero is valid.
+        // SAFETY: every field is an integer, an array of integers or a `#[repr(transparent)]` set
+        // of bits over one (empty when zero); all-zero is valid.
         unsafe { core::mem::zeroed() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_packed_as_the_apm_says() {
+        let page_fault = Event::new(14, EventType::Exception, Some(0xdead_beef));
+        assert_eq!(page_fault.bits(), 0xdead_beef << 32 | 1 << 31 | 1 << 11 | 3 << 8 | 14);
+        assert_eq!(Event::new(0x31, EventType::Intr, None).bits(), 1 << 31 | 0x31);
+        assert_eq!(Event::new(2, EventType::Nmi, None).bits(), 1 << 31 | 2 << 8 | 2);
+    }
+
+    #[test]
+    fn removing_a_bit_keeps_the_numbers_beside_it() {
+        // V_TPR 5, V_INTR_PRIO 3 and V_INTR_VECTOR 0x40 around V_IRQ.
+        let mut v = VirtualInterrupt::from_bits_retain(5 | 3 << 16 | 0x40 << 32) | VirtualInterrupt::V_IRQ;
+        v.remove(VirtualInterrupt::V_IRQ);
+        assert_eq!(v.bits(), 5 | 3 << 16 | 0x40 << 32);
     }
 }

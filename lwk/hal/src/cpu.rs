@@ -3,6 +3,7 @@
 
 use core::arch::asm;
 use core::arch::x86_64::__cpuid_count;
+use x86::controlregs::{Cr0, Cr4};
 
 /// End of the user half of the address space (the canonical lower half of 4-level paging): the
 /// one definition every user-address check uses.
@@ -39,7 +40,26 @@ pub use x86::msr::{
     IA32_STAR as MSR_STAR,
 };
 
-pub const EFER_NXE: u64 = 1 << 11;
+/// Bits of EFER, CR0, CR4, RFLAGS and the APIC base MSR the kernel uses, as `u64`: the VMM's
+/// where it has them, else the `x86` crate's.
+pub use embedded_vmm::svm::bits::{
+    ApicBase, CR0_PE, CR0_PG, CR4_OSXSAVE, CR4_PAE, EFER_LME, EFER_NXE, EFER_SCE, RFLAGS_IF,
+};
+/// RFLAGS, the `x86` crate's.
+pub use x86::bits64::rflags::RFlags;
+/// CR0.MP: WAIT/FWAIT honour CR0.TS.
+pub const CR0_MP: u64 = Cr0::CR0_MONITOR_COPROCESSOR.bits() as u64;
+/// CR0.EM: x87 instructions fault (emulation).
+pub const CR0_EM: u64 = Cr0::CR0_EMULATE_COPROCESSOR.bits() as u64;
+/// CR0 as the boot CPU's and the others' entry code load it on the way to long mode: paging,
+/// write protection (also in ring 0), protected mode.
+pub const ENTRY_CR0: u64 = CR0_PG | Cr0::CR0_WRITE_PROTECT.bits() as u64 | CR0_PE;
+/// CR4.PGE: global pages.
+pub const CR4_PGE: u64 = Cr4::CR4_ENABLE_GLOBAL_PAGES.bits() as u64;
+/// CR4.OSFXSR: the OS saves SSE state with FXSAVE.
+pub const CR4_OSFXSR: u64 = Cr4::CR4_ENABLE_SSE.bits() as u64;
+/// CR4.OSXMMEXCPT: SIMD floating-point exceptions raise #XM.
+pub const CR4_OSXMMEXCPT: u64 = Cr4::CR4_UNMASKED_SSE.bits() as u64;
 
 /// Turns on no-execute pages (EFER.NXE) if the CPU has them; the kernel's page tables use the
 /// NX bit from then on.
@@ -169,9 +189,6 @@ pub fn flush_tlb_global() {
     }
 }
 
-/// CR4.PGE: global pages.
-const CR4_PGE: u64 = 1 << 7;
-
 #[inline]
 pub fn read_cr4() -> u64 {
     let v;
@@ -244,7 +261,7 @@ pub fn interrupts_enabled() -> bool {
     let flags: u64;
     // SAFETY: reads RFLAGS through the stack.
     unsafe { asm!("pushfq", "pop {}", out(reg) flags, options(nomem, preserves_flags)) };
-    flags & (1 << 9) != 0
+    flags & RFLAGS_IF != 0
 }
 
 #[inline]

@@ -4,7 +4,7 @@
 //! that CPU with its per-CPU entry as the argument.
 
 use crate::cpu;
-use crate::kernel_memory::{kernel_root, phys_to_virt};
+use crate::kernel_memory::{LARGE_PAGE_ENTRY, TABLE_ENTRY, kernel_root, phys_to_virt};
 use crate::per_cpu::PerCpu;
 use core::arch::global_asm;
 
@@ -29,11 +29,11 @@ ap_trampoline_start:
     movl %eax, %cr4
     movl (ap_mailbox - ap_trampoline_start + 0x8000), %eax
     movl %eax, %cr3
-    movl $0xC0000080, %ecx
+    movl ${msr_efer}, %ecx
     rdmsr
     orl (ap_mailbox - ap_trampoline_start + 0x8000 + 8), %eax
     wrmsr
-    movl $0x80010001, %eax
+    movl ${cr0}, %eax
     movl %eax, %cr0
     lgdtl (ap_gdt_pointer - ap_trampoline_start + 0x8000)
     ljmpl $0x08, $(ap_long_mode - ap_trampoline_start + 0x8000)
@@ -68,6 +68,8 @@ ap_mailbox:
     .global ap_trampoline_end
 ap_trampoline_end:
     "#,
+    msr_efer = const cpu::MSR_EFER,
+    cr0 = const cpu::ENTRY_CR0,
     options(att_syntax)
 );
 
@@ -111,13 +113,13 @@ impl Trampoline {
             let kernel = &*(phys_to_virt(kernel_root().phys()) as *const [u64; 512]);
             pml4.fill(0);
             pml4[256..].copy_from_slice(&kernel[256..]);
-            pml4[0] = TRAMPOLINE_PDPT | 0x3;
+            pml4[0] = TRAMPOLINE_PDPT | TABLE_ENTRY;
             let pdpt = &mut *(phys_to_virt(TRAMPOLINE_PDPT) as *mut [u64; 512]);
             pdpt.fill(0);
-            pdpt[0] = TRAMPOLINE_PD | 0x3;
+            pdpt[0] = TRAMPOLINE_PD | TABLE_ENTRY;
             let pd = &mut *(phys_to_virt(TRAMPOLINE_PD) as *mut [u64; 512]);
             pd.fill(0);
-            pd[0] = 0x83; // the first 2 MiB, identity
+            pd[0] = LARGE_PAGE_ENTRY; // the first 2 MiB, identity
         }
         Trampoline { mailbox: phys_to_virt(TRAMPOLINE + mailbox_offset) }
     }
@@ -136,7 +138,7 @@ impl Trampoline {
         nx: bool,
         entry: extern "C" fn(&'static PerCpu<K>) -> !,
     ) {
-        let efer = (1 << 8) | if nx { cpu::EFER_NXE as u32 } else { 0 };
+        let efer = (cpu::EFER_LME | if nx { cpu::EFER_NXE } else { 0 }) as u32;
         // SAFETY: the mailbox is inside the trampoline copy; the previous CPU has finished
         // with it (above).
         unsafe {

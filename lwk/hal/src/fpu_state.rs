@@ -29,11 +29,11 @@ pub fn init_this_cpu() {
     unsafe {
         let mut cr0: u64;
         asm!("mov {}, cr0", out(reg) cr0, options(nomem, nostack, preserves_flags));
-        cr0 = (cr0 | (1 << 1)) & !(1 << 2);
+        cr0 = (cr0 | cpu::CR0_MP) & !cpu::CR0_EM;
         asm!("mov cr0, {}", in(reg) cr0, options(nostack, preserves_flags));
-        let mut cr4 = cpu::read_cr4() | (1 << 9) | (1 << 10);
+        let mut cr4 = cpu::read_cr4() | cpu::CR4_OSFXSR | cpu::CR4_OSXMMEXCPT;
         if has_xsave() {
-            cr4 |= 1 << 18;
+            cr4 |= cpu::CR4_OSXSAVE;
         }
         cpu::write_cr4(cr4);
         if has_xsave() {

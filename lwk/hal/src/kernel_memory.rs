@@ -19,6 +19,10 @@ use crate::start_info::{BootInfo, MAX_MODULES};
 use core::sync::atomic::{AtomicU64, Ordering};
 
 pub const DIRECT_MAP_BASE: u64 = 0xffff_8000_0000_0000;
+/// The flags of a kernel page-table entry that points at a table (present, writable), and of a
+/// 2 MiB page of the boot and trampoline tables (huge too).
+pub const TABLE_ENTRY: u64 = PageFlags::PRESENT.union(PageFlags::WRITABLE).bits();
+pub const LARGE_PAGE_ENTRY: u64 = TABLE_ENTRY | PageFlags::HUGE.bits();
 pub const STACKS_BASE: u64 = 0xffff_c000_0000_0000;
 pub const KERNEL_OFFSET: u64 = 0xffff_ffff_8000_0000;
 /// The boot page tables map only the first GiB.
@@ -222,7 +226,7 @@ pub fn init(boot: &BootInfo, features: &Features) -> Result<MemoryReport, Memory
     unsafe { cpu::write_cr3(root) };
     if features.global_pages {
         // SAFETY: PGE is supported (CPUID) and makes global kernel mappings survive CR3 loads.
-        unsafe { cpu::write_cr4(cpu::read_cr4() | (1 << 7)) };
+        unsafe { cpu::write_cr4(cpu::read_cr4() | cpu::CR4_PGE) };
     }
     KERNEL_ROOT.store(root, Ordering::Relaxed);
 
@@ -247,7 +251,7 @@ pub fn init(boot: &BootInfo, features: &Features) -> Result<MemoryReport, Memory
     for slot in (pml4_slot(DIRECT_MAP_BASE)..=pml4_slot(direct_end)).chain([pml4_slot(STACKS_BASE)]) {
         if tables.table(root)[slot] & PageFlags::PRESENT.bits() == 0 {
             let pdpt = tables.alloc_table().ok_or(MapError::OutOfMemory)?;
-            tables.table(root)[slot] = pdpt | (PageFlags::PRESENT | PageFlags::WRITABLE).bits();
+            tables.table(root)[slot] = pdpt | TABLE_ENTRY;
         }
     }
     Ok(MemoryReport { ram_bytes, free_bytes, early_bytes: before - free_bytes })

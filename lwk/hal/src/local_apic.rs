@@ -1,7 +1,7 @@
 //! The local APIC of each CPU, in x2APIC mode (MSRs) when the CPU has it and xAPIC mode (MMIO)
 //! otherwise: end of interrupt, IPIs (fixed, INIT, STARTUP) and the one-shot timer.
 
-use crate::cpu::{self, Features, MSR_APIC_BASE};
+use crate::cpu::{self, ApicBase, Features, MSR_APIC_BASE};
 use crate::kernel_memory;
 use crate::mmio::Registers;
 use crate::vectors::{SPURIOUS_VECTOR, TIMER_VECTOR};
@@ -65,12 +65,12 @@ pub fn choose_mode(features: &Features, madt_address: u64) -> Result<&'static st
 
 /// Enables this CPU's local APIC with every local interrupt source masked.
 pub fn init_this_cpu() {
-    let mut base = cpu::rdmsr(MSR_APIC_BASE) | (1 << 11);
+    let mut base = ApicBase::from_bits_retain(cpu::rdmsr(MSR_APIC_BASE)) | ApicBase::GLOBAL_ENABLE;
     if x2apic() {
-        base |= 1 << 10;
+        base |= ApicBase::EXTD;
     }
     // SAFETY: sets the global enable bit (and x2APIC mode if chosen) of this CPU's APIC.
-    unsafe { cpu::wrmsr(MSR_APIC_BASE, base) };
+    unsafe { cpu::wrmsr(MSR_APIC_BASE, base.bits()) };
     write(TPR, 0);
     write(LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
     write(LVT_LINT0, LVT_MASKED);

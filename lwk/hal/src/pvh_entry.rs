@@ -32,7 +32,7 @@ macro_rules! pvh_entry {
 
             /* One page directory of 2 MiB pages maps the first GiB. */
             lea edi, [boot_pd]
-            mov eax, 0x83                   /* present, writable, huge */
+            mov eax, {large_page}
             mov ecx, 512
         1:  mov dword ptr [edi], eax
             mov dword ptr [edi + 4], 0
@@ -40,25 +40,25 @@ macro_rules! pvh_entry {
             add edi, 8
             loop 1b
 
-            lea eax, [boot_pd + 3]
+            lea eax, [boot_pd + {table}]
             mov dword ptr [boot_pdpt_low], eax
             mov dword ptr [boot_pdpt_high + 510 * 8], eax
-            lea eax, [boot_pdpt_low + 3]
+            lea eax, [boot_pdpt_low + {table}]
             mov dword ptr [boot_pml4], eax
-            lea eax, [boot_pdpt_high + 3]
+            lea eax, [boot_pdpt_high + {table}]
             mov dword ptr [boot_pml4 + 511 * 8], eax
 
             mov eax, cr4
-            or eax, 0x20                    /* PAE */
+            or eax, {cr4_pae}
             mov cr4, eax
             lea eax, [boot_pml4]
             mov cr3, eax
-            mov ecx, 0xC0000080             /* EFER */
+            mov ecx, {msr_efer}
             rdmsr
-            or eax, 0x100                   /* LME */
+            or eax, {efer_lme}
             wrmsr
             mov eax, cr0
-            or eax, 0x80010001              /* PG, WP, PE */
+            or eax, {cr0}
             mov cr0, eax
 
             lgdt [boot_gdt_pointer]
@@ -107,6 +107,12 @@ macro_rules! pvh_entry {
             stack = sym $crate::kernel_memory::BOOT_STACK,
             stack_size = const $crate::kernel_memory::BOOT_STACK_SIZE,
             main = sym $main,
+            cr4_pae = const $crate::cpu::CR4_PAE,
+            msr_efer = const $crate::cpu::MSR_EFER,
+            efer_lme = const $crate::cpu::EFER_LME,
+            cr0 = const $crate::cpu::ENTRY_CR0,
+            table = const $crate::kernel_memory::TABLE_ENTRY,
+            large_page = const $crate::kernel_memory::LARGE_PAGE_ENTRY,
         );
     };
 }

@@ -7,20 +7,25 @@
 //! registers `sysret` clobbers (RCX, R11) need not be restored; everything else leaves by
 //! `iretq`, which restores every register and faults, if at all, in user mode.
 
-use crate::cpu::{self, MSR_EFER, MSR_FMASK, MSR_LSTAR, MSR_STAR};
+use crate::cpu::{self, EFER_SCE, MSR_EFER, MSR_FMASK, MSR_LSTAR, MSR_STAR, RFlags};
 use crate::descriptor_tables::{KERNEL_CODE, USER_CODE, USER_DATA};
 use crate::per_cpu::{OFFSET_KERNEL_STACK_TOP, OFFSET_USER_RSP};
 use crate::trap::TrapFrame;
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-const EFER_SCE: u64 = 1;
 /// Flags cleared on `syscall`: TF, IF, DF, IOPL, NT, AC.
-const FMASK: u64 = 0x4_7700;
+const FMASK: u64 = RFlags::FLAGS_TF
+    .union(RFlags::FLAGS_IF)
+    .union(RFlags::FLAGS_DF)
+    .union(RFlags::FLAGS_IOPL3)
+    .union(RFlags::FLAGS_NT)
+    .union(RFlags::FLAGS_AC)
+    .bits();
 /// The `vector` a system call's frame carries (no interrupt vector is this large).
 pub const SYSCALL_FRAME: u64 = 0x100;
 /// User RFLAGS: IF set, reserved bit 1 set.
-pub const USER_RFLAGS: u64 = 0x202;
+pub const USER_RFLAGS: u64 = RFlags::FLAGS_IF.union(RFlags::FLAGS_A1).bits();
 
 global_asm!(
     r#"

@@ -6,6 +6,7 @@ pub mod cpio;
 pub(crate) mod files;
 #[cfg(target_os = "none")]
 pub(crate) mod open_files;
+pub mod open_flags;
 #[cfg(target_os = "none")]
 pub(crate) mod pipe;
 #[cfg(target_os = "none")]

@@ -3,6 +3,7 @@
 //! offset and status flags; descriptors point at open files and may share them (`dup`, `fork`).
 
 use crate::fs::files::EnclaveFiles;
+use crate::fs::open_flags::{O_RDWR, OpenFlags};
 use crate::fs::pipe::Pipe;
 use crate::fs::ram_fs::{DeviceKind, Ino};
 use crate::hal::random;
@@ -15,16 +16,10 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use bitflags::bitflags;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use enclave::{Account, Charge};
 
-pub const O_ACCMODE: u32 = 3;
-pub const O_RDONLY: u32 = 0;
-pub const O_WRONLY: u32 = 1;
-pub const O_RDWR: u32 = 2;
-pub const O_APPEND: u32 = 0o2000;
-pub const O_NONBLOCK: u32 = 0o4000;
-pub const O_CLOEXEC: u32 = 0o2000000;
 /// Where a job's console output goes (the job's lines, prefixed and paced on the node's
 /// console): the control plane's.
 pub static CONSOLE_WRITE: Hook<fn(&Job, &[u8])> = Hook::new();
@@ -48,18 +43,24 @@ pub fn sized_buffer(buf: &mut Vec<u8>, len: usize) -> Result<(), Errno> {
     buf.resize(len, 0);
     Ok(())
 }
-/// `O_PATH`: a descriptor that only names a node (neither read nor written, invisible to poll).
-pub const O_PATH: u32 = 0o10000000;
 
-/// Poll events, as Linux numbers them.
-pub const POLLIN: u16 = 0x1;
-pub const POLLPRI: u16 = 0x2;
-pub const POLLOUT: u16 = 0x4;
-pub const POLLERR: u16 = 0x8;
-pub const POLLHUP: u16 = 0x10;
-pub const POLLNVAL: u16 = 0x20;
-pub const POLLRDNORM: u16 = 0x40;
-pub const POLLWRNORM: u16 = 0x100;
+bitflags! {
+    /// Poll events, as Linux numbers them (`struct pollfd`'s `events` and `revents`). Bits
+    /// without a name here that a caller asks for are kept and never reported.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct PollEvents: u16 {
+        const IN = 0x1;
+        const PRI = 0x2;
+        const OUT = 0x4;
+        const ERR = 0x8;
+        const HUP = 0x10;
+        const NVAL = 0x20;
+        const RDNORM = 0x40;
+        const RDBAND = 0x80;
+        const WRNORM = 0x100;
+        const WRBAND = 0x200;
+    }
+}
 
 /// Where [`OpenFile::read_to`] puts what it reads (user memory, for `read`): it accepts the
 /// bytes or refuses them with an error.
@@ -108,7 +109,7 @@ const OPEN_FILE_BYTES: u64 = 256;
 impl OpenFile {
     /// Opens `object`, charged to `account`: `ENOMEM` when it refuses, `ENOENT` for a node that
     /// is already gone (removed by another thread since its path was resolved).
-    pub fn new(object: FileObject, flags: u32, account: &Arc<Account>) -> Result<Arc<OpenFile>, Errno> {
+    pub fn new(object: FileObject, flags: OpenFlags, account: &Arc<Account>) -> Result<Arc<OpenFile>, Errno> {
         let charge = Charge::new(account, OPEN_FILE_BYTES).map_err(|_| Errno::ENOMEM)?;
         match &object {
             FileObject::Node(node) => node.files.with(|fs| fs.hold(node.ino))?,
@@ -119,33 +120,38 @@ impl OpenFile {
         Ok(Arc::new(OpenFile {
             object,
             offset: AtomicU64::new(0),
-            flags: AtomicU32::new(flags & !O_CLOEXEC),
+            flags: AtomicU32::new(flags.difference(OpenFlags::CLOEXEC).bits()),
             _charge: Some(charge),
         }))
     }
 
-    /// Open for reading (access mode 3 is an O_PATH descriptor: neither readable nor writable).
-    fn readable(&self) -> bool {
-        matches!(self.flags.load(Ordering::Relaxed) & O_ACCMODE, O_RDONLY | O_RDWR)
+    /// The flags it was opened with, as F_SETFL left them.
+    pub fn status(&self) -> OpenFlags {
+        OpenFlags::from_bits_retain(self.flags.load(Ordering::Relaxed))
     }
 
-    fn writable(&self) -> bool {
-        matches!(self.flags.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR)
+    /// Open for reading (access mode 3 is an O_PATH descriptor: neither readable nor writable).
+    pub fn readable(&self) -> bool {
+        self.status().readable()
+    }
+
+    pub fn writable(&self) -> bool {
+        self.status().writable()
     }
 
     fn nonblocking(&self) -> bool {
-        self.flags.load(Ordering::Relaxed) & O_NONBLOCK != 0
+        self.status().contains(OpenFlags::NONBLOCK)
     }
 
     /// What the file is ready for now (Linux's `f_op->poll`, before poll masks it with the
     /// events asked for): pipes as [`Pipe::poll_mask`]; files, directories, devices, snapshots
     /// and the console are always readable and writable (a read of the console is at its end at
     /// once, a write never blocks).
-    pub fn poll_mask(&self) -> u16 {
+    pub fn poll_mask(&self) -> PollEvents {
         match &self.object {
             FileObject::PipeRead(p) => p.poll_mask(true),
             FileObject::PipeWrite(p) => p.poll_mask(false),
-            _ => POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM,
+            _ => PollEvents::IN | PollEvents::RDNORM | PollEvents::OUT | PollEvents::WRNORM,
         }
     }
 
@@ -160,7 +166,7 @@ impl OpenFile {
 
     /// An `O_PATH` descriptor: poll, select and the calls that need an open file see none.
     pub fn path_only(&self) -> bool {
-        self.flags.load(Ordering::Relaxed) & O_PATH != 0
+        self.status().contains(OpenFlags::PATH)
     }
 
     /// Reads up to `len` bytes at `offset` (`None`: at the file offset) and hands them to
@@ -296,7 +302,7 @@ impl OpenFile {
         node.files.with(|fs| {
             let at = match offset {
                 Some(o) => o,
-                None if self.flags.load(Ordering::Relaxed) & O_APPEND != 0 => fs.stat(ino)?.size,
+                None if self.status().contains(OpenFlags::APPEND) => fs.stat(ino)?.size,
                 None => self.offset.load(Ordering::Relaxed),
             };
             let n = fs.write(ino, at, data)?;

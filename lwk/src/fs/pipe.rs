@@ -9,7 +9,7 @@
 //! (writers wait or get EAGAIN), as Linux shrinks pipes past `pipe-user-pages-soft`. A drained
 //! pipe gives its extra room back.
 
-use crate::fs::open_files::{Deliver, POLLERR, POLLHUP, POLLIN, POLLOUT, POLLRDNORM, POLLWRNORM};
+use crate::fs::open_files::{Deliver, PollEvents};
 use crate::task::wait_queue::WaitQueue;
 use crate::util::errno::Errno;
 use alloc::collections::VecDeque;
@@ -156,26 +156,26 @@ impl Pipe {
     /// reading end is readable (POLLIN) while data waits and hung up (POLLHUP) once no writer is
     /// left; the writing end is writable (POLLOUT) while there is room, and in error (POLLERR)
     /// once no reader is left.
-    pub fn poll_mask(&self, read_end: bool) -> u16 {
+    pub fn poll_mask(&self, read_end: bool) -> PollEvents {
         let (len, room, can_grow) = {
             let b = self.buffer.lock();
             (b.bytes.len(), b.room, b.room < CAPACITY && b.charge.account().available() >= STEP as u64)
         };
-        let mut mask = 0;
+        let mut mask = PollEvents::empty();
         if read_end {
             if len > 0 {
-                mask |= POLLIN | POLLRDNORM;
+                mask |= PollEvents::IN | PollEvents::RDNORM;
             }
             if self.writers.load(Ordering::SeqCst) == 0 {
-                mask |= POLLHUP;
+                mask |= PollEvents::HUP;
             }
         } else {
             // Writable while there is room now, or room the pipe may still grow into.
             if len < room || can_grow {
-                mask |= POLLOUT | POLLWRNORM;
+                mask |= PollEvents::OUT | PollEvents::WRNORM;
             }
             if self.readers.load(Ordering::SeqCst) == 0 {
-                mask |= POLLERR;
+                mask |= PollEvents::ERR;
             }
         }
         mask

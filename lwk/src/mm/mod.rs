@@ -7,6 +7,7 @@ pub(crate) mod address_space;
 pub(crate) mod fork_copy;
 #[cfg(target_os = "none")]
 pub(crate) mod job_memory;
+pub mod map_flags;
 #[cfg(target_os = "none")]
 pub(crate) mod segment;
 pub mod vm_areas;

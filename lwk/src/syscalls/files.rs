@@ -7,10 +7,8 @@
 use super::{Call, SysResult};
 use crate::fs::files::Place;
 use crate::fs::open_files::NodeRef;
-use crate::fs::open_files::{
-    FileObject, IO_CHUNK, MAX_FDS, O_ACCMODE, O_CLOEXEC, O_NONBLOCK, O_PATH, O_RDONLY, O_RDWR, O_WRONLY, OpenFile,
-    POLLERR, POLLHUP, POLLIN, POLLNVAL, POLLOUT, POLLPRI, POLLRDNORM, POLLWRNORM,
-};
+use crate::fs::open_files::{FileObject, IO_CHUNK, MAX_FDS, OpenFile, PollEvents};
+use crate::fs::open_flags::{O_RDONLY, O_WRONLY, OpenFlags};
 use crate::fs::pipe::Pipe;
 use crate::fs::process_files;
 use crate::fs::ram_fs::{FileSystem, Ino, NODE_BYTES, NodeKind, Stat, WritableUsage};
@@ -22,19 +20,21 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use bitflags::bitflags;
 use core::sync::atomic::Ordering;
 
 const AT_FDCWD: u64 = -100i64 as u64;
-const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
-const AT_REMOVEDIR: u64 = 0x200;
-const AT_EMPTY_PATH: u64 = 0x1000;
-const O_CREAT: u32 = 0o100;
-const O_EXCL: u32 = 0o200;
-const O_TRUNC: u32 = 0o1000;
-const O_DIRECTORY: u32 = 0o200000;
-const O_NOFOLLOW: u32 = 0o400000;
-const O_NOCTTY: u32 = 0o400;
-const O_LARGEFILE: u32 = 0o100000;
+bitflags! {
+    /// The flags of the `*at` calls. Those that take flags ignore bits they do not know, but for
+    /// linkat and utimensat, which refuse them (EINVAL).
+    #[derive(Clone, Copy)]
+    struct AtFlags: u64 {
+        const SYMLINK_NOFOLLOW = 0x100;
+        const REMOVEDIR = 0x200;
+        const SYMLINK_FOLLOW = 0x400;
+        const EMPTY_PATH = 0x1000;
+    }
+}
 const PATH_MAX: usize = 4096;
 /// Most bytes one read or write moves (Linux's MAX_RW_COUNT: a larger count is cut to it).
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
@@ -83,19 +83,19 @@ fn with_parent<R>(
     dir.files.change(|fs| f(fs, dir.ino, name))
 }
 
-fn open_node(process: &Process, place: Place, flags: u32) -> Result<Arc<OpenFile>, Errno> {
+fn open_node(process: &Process, place: Place, flags: OpenFlags) -> Result<Arc<OpenFile>, Errno> {
     let Place { files, ino } = place;
     let files = &files;
     let kind = files.with(|fs| fs.kind(ino))?;
-    if flags & O_DIRECTORY != 0 && kind != NodeKind::Directory {
+    if flags.contains(OpenFlags::DIRECTORY) && kind != NodeKind::Directory {
         return Err(Errno::ENOTDIR);
     }
-    let path_only = flags & O_PATH != 0;
+    let path_only = flags.contains(OpenFlags::PATH);
     if !path_only {
-        if kind == NodeKind::Directory && (flags & O_ACCMODE != O_RDONLY || flags & O_CREAT != 0) {
+        if kind == NodeKind::Directory && (flags.access_mode() != O_RDONLY || flags.contains(OpenFlags::CREAT)) {
             return Err(Errno::EISDIR);
         }
-        if flags & O_ACCMODE != O_RDONLY {
+        if flags.access_mode() != O_RDONLY {
             // Writing a file of the read-only part (the initrd, a share granted read-only) fails
             // now, not at the first write.
             files.check_writable(ino)?;
@@ -108,31 +108,27 @@ fn open_node(process: &Process, place: Place, flags: u32) -> Result<Arc<OpenFile
         NodeKind::Synthetic(s) => FileObject::Snapshot(synthetic_files::generate(s, process)),
         _ => node(),
     };
-    if !path_only && flags & O_TRUNC != 0 && kind == NodeKind::File && flags & O_ACCMODE != O_RDONLY {
+    if !path_only && flags.contains(OpenFlags::TRUNC) && kind == NodeKind::File && flags.access_mode() != O_RDONLY {
         files.change(|fs| fs.truncate(ino, 0))?;
     }
-    // What F_GETFL reports: Linux drops the flags that only mean something to open, and adds
-    // O_LARGEFILE on 64-bit machines. An O_PATH descriptor can be neither read nor written.
-    let kept = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC) | O_LARGEFILE;
-    let kept = if path_only { kept | O_ACCMODE } else { kept };
-    OpenFile::new(object, kept, &process.job.kernel_memory)
+    OpenFile::new(object, flags.kept(), &process.job.kernel_memory)
 }
 
 fn do_open(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> SysResult {
-    let flags = flags as u32;
+    let flags = OpenFlags::from_bits_retain(flags as u32);
     let path = path_arg(c, path_addr)?;
     if let Some(name) = path.strip_prefix(SEGMENT_DIR) {
         return open_segment(c, name, flags);
     }
-    let follow = flags & O_NOFOLLOW == 0;
+    let follow = !flags.contains(OpenFlags::NOFOLLOW);
     let place = match resolve(c, dirfd, &path, follow) {
         Ok(place) => {
-            if flags & O_CREAT != 0 && flags & O_EXCL != 0 {
+            if flags.contains(OpenFlags::CREAT | OpenFlags::EXCL) {
                 return Err(Errno::EEXIST);
             }
             place
         }
-        Err(Errno::ENOENT) if flags & O_CREAT != 0 => {
+        Err(Errno::ENOENT) if flags.contains(OpenFlags::CREAT) => {
             let umask = c.process.umask.load(Ordering::Relaxed);
             let (dir, name) = parent_of(c, dirfd, &path)?;
             let ino = dir.files.change(|fs| fs.create(dir.ino, name, mode as u32 & 0o7777 & !umask))?;
@@ -140,11 +136,11 @@ fn do_open(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64, mode: u64) -> S
         }
         Err(e) => return Err(e),
     };
-    if !follow && place.files.with(|fs| fs.kind(place.ino))? == NodeKind::Symlink && flags & O_PATH == 0 {
+    if !follow && place.files.with(|fs| fs.kind(place.ino))? == NodeKind::Symlink && !flags.contains(OpenFlags::PATH) {
         return Err(Errno::ELOOP);
     }
     let file = open_node(c.process, place, flags)?;
-    process_files::of(c.process).fds.lock().insert(file, flags & O_CLOEXEC != 0, 0)
+    process_files::of(c.process).fds.lock().insert(file, flags.contains(OpenFlags::CLOEXEC), 0)
 }
 
 pub fn open(c: &mut Call) -> SysResult {
@@ -159,7 +155,8 @@ pub fn openat(c: &mut Call) -> SysResult {
 
 pub fn creat(c: &mut Call) -> SysResult {
     let [path, mode, ..] = c.args;
-    do_open(c, AT_FDCWD, path, (O_CREAT | O_WRONLY | O_TRUNC) as u64, mode)
+    let flags = OpenFlags::from_bits_retain(O_WRONLY) | OpenFlags::CREAT | OpenFlags::TRUNC;
+    do_open(c, AT_FDCWD, path, u64::from(flags.bits()), mode)
 }
 
 pub fn close(c: &mut Call) -> SysResult {
@@ -323,14 +320,14 @@ const SEGMENT_DIR: &str = "/dev/manul/seg/";
 
 /// Opens `/dev/manul/seg/NAME`: ENOENT unless the job holds a grant to segment NAME, EACCES
 /// for writing under a read-only grant.
-fn open_segment(c: &Call, name: &str, flags: u32) -> SysResult {
+fn open_segment(c: &Call, name: &str, flags: OpenFlags) -> SysResult {
     let lookup = crate::mm::segment::SEGMENT_FOR.get().ok_or(Errno::ENOENT)?;
     let view = lookup(&c.process.job.name, name)?;
-    if flags & O_ACCMODE != O_RDONLY && !view.writable {
+    if flags.access_mode() != O_RDONLY && !view.writable {
         return Err(Errno::EACCES);
     }
     let file = OpenFile::new(FileObject::Segment { name: name.into(), view }, flags, &c.process.job.kernel_memory)?;
-    process_files::of(c.process).fds.lock().insert(file, flags & O_CLOEXEC != 0, 0)
+    process_files::of(c.process).fds.lock().insert(file, flags.contains(OpenFlags::CLOEXEC), 0)
 }
 
 /// `struct stat` as x86-64 Linux lays it out (144 bytes).
@@ -353,10 +350,10 @@ fn encode_stat(s: &Stat) -> [u8; 144] {
     b
 }
 
-fn stat_path(c: &mut Call, dirfd: u64, path_addr: u64, out: u64, flags: u64) -> SysResult {
+fn stat_path(c: &mut Call, dirfd: u64, path_addr: u64, out: u64, flags: AtFlags) -> SysResult {
     let path = path_arg(c, path_addr)?;
     let stat = if path.is_empty() {
-        if flags & AT_EMPTY_PATH == 0 {
+        if !flags.contains(AtFlags::EMPTY_PATH) {
             return Err(Errno::ENOENT);
         }
         {
@@ -364,7 +361,7 @@ fn stat_path(c: &mut Call, dirfd: u64, path_addr: u64, out: u64, flags: u64) -> 
             file_stat(c, &file)?
         }
     } else {
-        let place = resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        let place = resolve(c, dirfd, &path, !flags.contains(AtFlags::SYMLINK_NOFOLLOW))?;
         place.files.with(|fs| fs.stat(place.ino))?
     };
     c.process.space.lock().write(out, &encode_stat(&stat))?;
@@ -373,17 +370,17 @@ fn stat_path(c: &mut Call, dirfd: u64, path_addr: u64, out: u64, flags: u64) -> 
 
 pub fn stat(c: &mut Call) -> SysResult {
     let [path, out, ..] = c.args;
-    stat_path(c, AT_FDCWD, path, out, 0)
+    stat_path(c, AT_FDCWD, path, out, AtFlags::empty())
 }
 
 pub fn lstat(c: &mut Call) -> SysResult {
     let [path, out, ..] = c.args;
-    stat_path(c, AT_FDCWD, path, out, AT_SYMLINK_NOFOLLOW)
+    stat_path(c, AT_FDCWD, path, out, AtFlags::SYMLINK_NOFOLLOW)
 }
 
 pub fn newfstatat(c: &mut Call) -> SysResult {
     let [dirfd, path, out, flags, ..] = c.args;
-    stat_path(c, dirfd, path, out, flags)
+    stat_path(c, dirfd, path, out, AtFlags::from_bits_retain(flags))
 }
 
 pub fn fstat(c: &mut Call) -> SysResult {
@@ -396,14 +393,15 @@ pub fn fstat(c: &mut Call) -> SysResult {
 
 pub fn statx(c: &mut Call) -> SysResult {
     let [dirfd, path_addr, flags, _mask, out, _] = c.args;
+    let flags = AtFlags::from_bits_retain(flags);
     let path = path_arg(c, path_addr)?;
-    let s = if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+    let s = if path.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
         {
             let file = process_files::of(c.process).fds.lock().get(dirfd)?;
             file_stat(c, &file)?
         }
     } else {
-        let place = resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+        let place = resolve(c, dirfd, &path, !flags.contains(AtFlags::SYMLINK_NOFOLLOW))?;
         place.files.with(|fs| fs.stat(place.ino))?
     };
     let mut b = [0u8; 256];
@@ -481,20 +479,20 @@ pub fn getdents(c: &mut Call) -> SysResult {
     list_directory(c, true)
 }
 
-fn access_at(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64) -> SysResult {
+fn access_at(c: &mut Call, dirfd: u64, path_addr: u64, flags: AtFlags) -> SysResult {
     let path = path_arg(c, path_addr)?;
-    resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    resolve(c, dirfd, &path, !flags.contains(AtFlags::SYMLINK_NOFOLLOW))?;
     Ok(0)
 }
 
 pub fn access(c: &mut Call) -> SysResult {
     let [path, ..] = c.args;
-    access_at(c, AT_FDCWD, path, 0)
+    access_at(c, AT_FDCWD, path, AtFlags::empty())
 }
 
 pub fn faccessat(c: &mut Call) -> SysResult {
     let [dirfd, path, _mode, flags, ..] = c.args;
-    access_at(c, dirfd, path, flags)
+    access_at(c, dirfd, path, AtFlags::from_bits_retain(flags))
 }
 
 fn readlink_at(c: &mut Call, dirfd: u64, path_addr: u64, buf: u64, len: u64) -> SysResult {
@@ -575,28 +573,25 @@ pub fn mkdirat(c: &mut Call) -> SysResult {
     mkdir_at(c, dirfd, path, mode)
 }
 
-fn unlink_at(c: &mut Call, dirfd: u64, path_addr: u64, flags: u64) -> SysResult {
+fn unlink_at(c: &mut Call, dirfd: u64, path_addr: u64, flags: AtFlags) -> SysResult {
     let path = path_arg(c, path_addr)?;
-    with_parent(
-        c,
-        dirfd,
-        &path,
-        |fs, dir, name| if flags & AT_REMOVEDIR != 0 { fs.rmdir(dir, name) } else { fs.unlink(dir, name) },
-    )?;
+    with_parent(c, dirfd, &path, |fs, dir, name| {
+        if flags.contains(AtFlags::REMOVEDIR) { fs.rmdir(dir, name) } else { fs.unlink(dir, name) }
+    })?;
     Ok(0)
 }
 
 pub fn unlink(c: &mut Call) -> SysResult {
-    unlink_at(c, AT_FDCWD, c.args[0], 0)
+    unlink_at(c, AT_FDCWD, c.args[0], AtFlags::empty())
 }
 
 pub fn rmdir(c: &mut Call) -> SysResult {
-    unlink_at(c, AT_FDCWD, c.args[0], AT_REMOVEDIR)
+    unlink_at(c, AT_FDCWD, c.args[0], AtFlags::REMOVEDIR)
 }
 
 pub fn unlinkat(c: &mut Call) -> SysResult {
     let [dirfd, path, flags, ..] = c.args;
-    unlink_at(c, dirfd, path, flags)
+    unlink_at(c, dirfd, path, AtFlags::from_bits_retain(flags))
 }
 
 /// rename: within one file system (`EXDEV` between the tree and a share, or two shares, as
@@ -645,15 +640,15 @@ pub fn symlinkat(c: &mut Call) -> SysResult {
 /// with EPERM (as on file systems without them); the errors Linux gives first (a missing source,
 /// an existing target, a read-only directory) come first.
 fn link_at(c: &mut Call, olddir: u64, old_addr: u64, newdir: u64, new_addr: u64, flags: u64) -> SysResult {
-    const AT_SYMLINK_FOLLOW: u64 = 0x400;
-    if flags & !(AT_SYMLINK_FOLLOW | AT_EMPTY_PATH) != 0 {
+    let flags = AtFlags::from_bits_retain(flags);
+    if !(AtFlags::SYMLINK_FOLLOW | AtFlags::EMPTY_PATH).contains(flags) {
         return Err(Errno::EINVAL);
     }
     let (old, new) = (path_arg(c, old_addr)?, path_arg(c, new_addr)?);
-    if old.is_empty() && flags & AT_EMPTY_PATH != 0 {
+    if old.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
         process_files::of(c.process).fds.lock().get(olddir as u32 as u64)?;
     } else {
-        resolve(c, olddir, &old, flags & AT_SYMLINK_FOLLOW != 0)?;
+        resolve(c, olddir, &old, flags.contains(AtFlags::SYMLINK_FOLLOW))?;
     }
     with_parent(c, newdir, &new, |fs, dir, name| {
         if fs.resolve(&crate::fs::ram_fs::Lookup { cwd: dir, exe: "" }, name, false).is_ok() {
@@ -679,7 +674,7 @@ pub fn linkat(c: &mut Call) -> SysResult {
 pub fn ftruncate(c: &mut Call) -> SysResult {
     let [fd, len, ..] = c.args;
     let file = process_files::of(c.process).fds.lock().get(fd)?;
-    let writable = matches!(file.flags.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR);
+    let writable = file.writable();
     match file.object {
         FileObject::Node(ref node) if writable => node.files.with(|fs| fs.truncate(node.ino, check_offset(len)?))?,
         _ => return Err(Errno::EINVAL),
@@ -699,12 +694,13 @@ pub fn dup(c: &mut Call) -> SysResult {
 
 pub fn dup3(c: &mut Call) -> SysResult {
     let [old, new, flags, ..] = c.args;
-    if old == new || flags & !(O_CLOEXEC as u64) != 0 {
+    let flags = OpenFlags::only(flags, OpenFlags::CLOEXEC).ok_or(Errno::EINVAL)?;
+    if old == new {
         return Err(Errno::EINVAL);
     }
     let mut files = process_files::of(c.process).fds.lock();
     let file = files.get(old)?;
-    files.replace(new, file, flags & O_CLOEXEC as u64 != 0)?;
+    files.replace(new, file, flags.contains(OpenFlags::CLOEXEC))?;
     Ok(new)
 }
 
@@ -720,15 +716,13 @@ pub fn dup2(c: &mut Call) -> SysResult {
 
 pub fn pipe2(c: &mut Call) -> SysResult {
     let [fds, flags, ..] = c.args;
-    let flags = flags as u32;
-    if flags & !(O_CLOEXEC | O_NONBLOCK) != 0 {
-        return Err(Errno::EINVAL);
-    }
+    let flags = OpenFlags::only(flags as u32 as u64, OpenFlags::CLOEXEC | OpenFlags::NONBLOCK).ok_or(Errno::EINVAL)?;
     let account = &c.process.job.kernel_memory;
     let pipe = Arc::new(Pipe::new(account)?);
-    let reader = OpenFile::new(FileObject::PipeRead(pipe.clone()), flags & O_NONBLOCK, account)?;
-    let writer = OpenFile::new(FileObject::PipeWrite(pipe), O_WRONLY | (flags & O_NONBLOCK), account)?;
-    let cloexec = flags & O_CLOEXEC != 0;
+    let nonblock = flags.intersection(OpenFlags::NONBLOCK);
+    let reader = OpenFile::new(FileObject::PipeRead(pipe.clone()), nonblock, account)?;
+    let writer = OpenFile::new(FileObject::PipeWrite(pipe), OpenFlags::from_bits_retain(O_WRONLY) | nonblock, account)?;
+    let cloexec = flags.contains(OpenFlags::CLOEXEC);
     let (r, w) = {
         let mut files = process_files::of(c.process).fds.lock();
         let r = files.insert(reader, cloexec, 0)?;
@@ -774,10 +768,7 @@ pub fn fcntl(c: &mut Call) -> SysResult {
         F_SETFD => files.set_close_on_exec(fd, arg & FD_CLOEXEC != 0).map(|_| 0),
         F_GETFL => Ok(file.flags.load(Ordering::Relaxed) as u64),
         F_SETFL => {
-            // Only these change; the access mode and the others stay as open set them.
-            let settable = crate::fs::open_files::O_APPEND | O_NONBLOCK;
-            let keep = file.flags.load(Ordering::Relaxed) & !settable;
-            file.flags.store(keep | (arg as u32 & settable), Ordering::Relaxed);
+            file.flags.store(file.status().with_settable(arg as u32).bits(), Ordering::Relaxed);
             Ok(0)
         }
         _ => Err(Errno::EINVAL),
@@ -848,7 +839,7 @@ pub fn sendfile(c: &mut Call) -> SysResult {
     const CHUNK: usize = 64 * 1024;
     let [out_fd, in_fd, offset_at, count, ..] = c.args;
     let input = open_file(c, in_fd)?;
-    if !matches!(input.flags.load(Ordering::Relaxed) & O_ACCMODE, O_RDONLY | O_RDWR) {
+    if !input.readable() {
         return Err(Errno::EBADF);
     }
     let is_pipe = matches!(input.object, FileObject::PipeRead(_) | FileObject::PipeWrite(_));
@@ -861,10 +852,10 @@ pub fn sendfile(c: &mut Call) -> SysResult {
         input.offset.load(Ordering::Relaxed)
     };
     let output = open_file(c, out_fd)?;
-    if !matches!(output.flags.load(Ordering::Relaxed) & O_ACCMODE, O_WRONLY | O_RDWR) {
+    if !output.writable() {
         return Err(Errno::EBADF);
     }
-    if is_pipe || output.flags.load(Ordering::Relaxed) & crate::fs::open_files::O_APPEND != 0 {
+    if is_pipe || output.status().contains(OpenFlags::APPEND) {
         return Err(Errno::EINVAL);
     }
     let count = count.min(MAX_RW_COUNT) as usize;
@@ -988,24 +979,25 @@ pub fn utimensat(c: &mut Call) -> SysResult {
             _ => Some(mtime_s as u64),
         };
     }
-    if flags & !(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+    let flags = AtFlags::from_bits_retain(flags);
+    if !(AtFlags::SYMLINK_NOFOLLOW | AtFlags::EMPTY_PATH).contains(flags) {
         return Err(Errno::EINVAL);
     }
     let place = if path_addr == 0 {
         if dirfd as u32 == AT_FDCWD as u32 {
             return Err(Errno::EFAULT);
         }
-        if flags != 0 {
+        if !flags.is_empty() {
             return Err(Errno::EINVAL);
         }
         file_node(c, &*open_file(c, dirfd)?).ok_or(Errno::EROFS)?
     } else {
         let path = path_arg(c, path_addr)?;
-        if path.is_empty() && flags & AT_EMPTY_PATH != 0 {
+        if path.is_empty() && flags.contains(AtFlags::EMPTY_PATH) {
             let file = process_files::of(c.process).fds.lock().get(dirfd as u32 as u64)?;
             file_node(c, &file).ok_or(Errno::EROFS)?
         } else {
-            resolve(c, dirfd, &path, flags & AT_SYMLINK_NOFOLLOW == 0)?
+            resolve(c, dirfd, &path, !flags.contains(AtFlags::SYMLINK_NOFOLLOW))?
         }
     };
     place.files.change(|fs| match mtime {
@@ -1125,9 +1117,11 @@ pub fn fadvise64(c: &mut Call) -> SysResult {
 // ---- Waiting on descriptors: poll, ppoll, select, pselect6 ----
 
 /// What select's three sets count as ready (Linux's POLLIN_SET, POLLOUT_SET, POLLEX_SET).
-const POLLIN_SET: u16 = POLLIN | POLLRDNORM | 0x80 | POLLHUP | POLLERR;
-const POLLOUT_SET: u16 = POLLOUT | POLLWRNORM | 0x200 | POLLERR;
-const POLLEX_SET: u16 = POLLPRI;
+const POLLIN_SET: PollEvents =
+    PollEvents::IN.union(PollEvents::RDNORM).union(PollEvents::RDBAND).union(PollEvents::HUP).union(PollEvents::ERR);
+const POLLOUT_SET: PollEvents =
+    PollEvents::OUT.union(PollEvents::WRNORM).union(PollEvents::WRBAND).union(PollEvents::ERR);
+const POLLEX_SET: PollEvents = PollEvents::PRI;
 const NS_PER_SEC: u64 = 1_000_000_000;
 
 /// A timeout `ns` from now as a deadline in uptime nanoseconds.
@@ -1209,7 +1203,7 @@ fn wait_for_files(files: &[&Arc<OpenFile>], deadline: Option<u64>, mut scan: imp
 enum PollTarget {
     Skip,
     Invalid,
-    File(Arc<OpenFile>, u16),
+    File(Arc<OpenFile>, PollEvents),
 }
 
 /// poll and ppoll on `nfds` `struct pollfd` at `fds`, until `deadline` (`None`: for ever).
@@ -1225,12 +1219,12 @@ fn poll_files(c: &Call, fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult
         raw.chunks_exact(8)
             .map(|entry| {
                 let fd = i32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
-                let events = u16::from_le_bytes([entry[4], entry[5]]);
+                let events = PollEvents::from_bits_retain(u16::from_le_bytes([entry[4], entry[5]]));
                 if fd < 0 {
                     return PollTarget::Skip;
                 }
                 match table.get(fd as u64) {
-                    Ok(file) if !file.path_only() => PollTarget::File(file, events | POLLERR | POLLHUP),
+                    Ok(file) if !file.path_only() => PollTarget::File(file, events | PollEvents::ERR | PollEvents::HUP),
                     _ => PollTarget::Invalid,
                 }
             })
@@ -1238,21 +1232,21 @@ fn poll_files(c: &Call, fds: u64, nfds: u64, deadline: Option<u64>) -> SysResult
     };
     let files: Vec<&Arc<OpenFile>> =
         targets.iter().filter_map(|t| if let PollTarget::File(f, _) = t { Some(f) } else { None }).collect();
-    let mut revents = vec![0u16; nfds];
+    let mut revents = vec![PollEvents::empty(); nfds];
     let ready = wait_for_files(&files, deadline, || {
         let mut count = 0;
         for (target, r) in targets.iter().zip(revents.iter_mut()) {
             *r = match target {
-                PollTarget::Skip => 0,
-                PollTarget::Invalid => POLLNVAL,
-                PollTarget::File(file, wanted) => file.poll_mask() & wanted,
+                PollTarget::Skip => PollEvents::empty(),
+                PollTarget::Invalid => PollEvents::NVAL,
+                PollTarget::File(file, wanted) => file.poll_mask() & *wanted,
             };
-            count += usize::from(*r != 0);
+            count += usize::from(!r.is_empty());
         }
         count
     })?;
     for (entry, r) in raw.chunks_exact_mut(8).zip(&revents) {
-        entry[6..8].copy_from_slice(&r.to_le_bytes());
+        entry[6..8].copy_from_slice(&r.bits().to_le_bytes());
     }
     c.process.space.lock().write(fds, &raw)?;
     Ok(ready)
@@ -1333,7 +1327,7 @@ fn select_files(c: &Call, nfds: u64, sets: [u64; 3], deadline: Option<u64>) -> S
         for (fd, file, which) in &targets {
             let mask = file.poll_mask();
             for (s, events) in [POLLIN_SET, POLLOUT_SET, POLLEX_SET].into_iter().enumerate() {
-                if which & (1 << s) != 0 && mask & events != 0 {
+                if which & (1 << s) != 0 && mask.intersects(events) {
                     result[s][fd / 64] |= 1u64 << (fd % 64);
                     count += 1;
                 }

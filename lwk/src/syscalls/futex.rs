@@ -9,6 +9,7 @@ use crate::task::futex::{self, BITSET_ANY};
 use crate::task::process::Process;
 use crate::time::clock;
 use crate::util::errno::Errno;
+use bitflags::bitflags;
 use core::sync::atomic::{AtomicU32, Ordering};
 use lwk_hal::lent_memory;
 
@@ -19,8 +20,16 @@ const FUTEX_CMP_REQUEUE: u64 = 4;
 const FUTEX_WAKE_OP: u64 = 5;
 const FUTEX_WAIT_BITSET: u64 = 9;
 const FUTEX_WAKE_BITSET: u64 = 10;
-const FUTEX_PRIVATE: u64 = 128;
-const FUTEX_CLOCK_REALTIME: u64 = 256;
+
+bitflags! {
+    /// The flags of futex's `op` beside its command (a number: FUTEX_WAIT...). PRIVATE does not
+    /// choose the table: the word's memory does (`crate::task::futex`).
+    #[derive(Clone, Copy)]
+    struct FutexFlags: u64 {
+        const PRIVATE = 128;
+        const CLOCK_REALTIME = 256;
+    }
+}
 
 /// The futex word as an atomic, through the direct map (it must be writable by the user).
 fn user_atomic(process: &Process, addr: u64) -> Result<&'static AtomicU32, Errno> {
@@ -97,9 +106,10 @@ fn wake_op(encoded: u32, old: u32) -> Result<(u32, bool), Errno> {
 
 pub fn futex(c: &mut Call) -> SysResult {
     let [addr, op, val, timeout_or_val2, addr2, val3] = c.args;
-    let realtime = op & FUTEX_CLOCK_REALTIME != 0;
+    let realtime = FutexFlags::from_bits_retain(op).contains(FutexFlags::CLOCK_REALTIME);
     let job = &c.process.job;
-    match op & !(FUTEX_PRIVATE | FUTEX_CLOCK_REALTIME) {
+    let command = op & !FutexFlags::all().bits();
+    match command {
         FUTEX_WAIT => {
             let until = deadline(c, timeout_or_val2, false, realtime)?;
             wait(c, addr, val as u32, BITSET_ANY, until)
@@ -117,7 +127,7 @@ pub fn futex(c: &mut Call) -> SysResult {
         }
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => {
             let (from, to) = (futex::key(c.process, addr)?, futex::key(c.process, addr2)?);
-            let compare = op & 0x7f == FUTEX_CMP_REQUEUE;
+            let compare = command == FUTEX_CMP_REQUEUE;
             let unchanged = || Ok(!compare || read_word(c.process, addr)? == val3 as u32);
             let n = futex::requeue(job, from, to, val as usize, timeout_or_val2 as u32 as usize, unchanged)?;
             Ok(n as u64)

@@ -5,11 +5,13 @@
 //! while the file does not change); `mremap` moves pages without copying them.
 
 use super::{Call, SysResult};
-use crate::fs::open_files::{FileObject, IO_CHUNK, NodeRef, O_ACCMODE, O_RDWR, O_WRONLY, OpenFile, sized_buffer};
+use crate::fs::open_files::{FileObject, IO_CHUNK, NodeRef, OpenFile, sized_buffer};
+use crate::fs::open_flags::{O_RDWR, O_WRONLY};
 use crate::fs::process_files;
 use crate::fs::ram_fs::{DeviceKind, NodeKind};
 use crate::hal::cpu::USER_END;
 use crate::mm::address_space::AddressSpace;
+use crate::mm::map_flags::{MapFlags, MlockallFlags, MremapFlags, MsyncFlags, Prot};
 use crate::mm::vm_areas::AreaKind;
 use crate::mm::vm_areas::{PAGE, Protection};
 use crate::util::errno::Errno;
@@ -17,24 +19,6 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-const PROT_READ: u64 = 1;
-const PROT_WRITE: u64 = 2;
-const PROT_EXEC: u64 = 4;
-/// Accepted and ignored, as Linux does on x86-64.
-const PROT_SEM: u64 = 8;
-/// mprotect only: extend the change to the start or end of a stack area (ignored: stacks are
-/// mapped whole).
-const PROT_GROWSDOWN: u64 = 0x0100_0000;
-const PROT_GROWSUP: u64 = 0x0200_0000;
-const MAP_SHARED: u64 = 0x01;
-const MAP_PRIVATE: u64 = 0x02;
-const MAP_SHARED_VALIDATE: u64 = 0x03;
-const MAP_TYPE: u64 = 0x0f;
-const MAP_FIXED: u64 = 0x10;
-const MAP_ANONYMOUS: u64 = 0x20;
-const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
-const MREMAP_MAYMOVE: u64 = 1;
-const MREMAP_FIXED: u64 = 2;
 const MADV_DONTNEED: u64 = 4;
 const LARGE_PAGE: u64 = 1 << 21;
 /// Lowest address a fixed mapping may take (Linux's default `vm.mmap_min_addr`).
@@ -48,13 +32,6 @@ fn space_of<'a>(c: &'a Call) -> spin::MutexGuard<'a, AddressSpace> {
     let mut space = c.process.space.lock();
     space.set_other_cpus(if threaded { &c.process.job.cores } else { &[] });
     space
-}
-
-fn protection(prot: u64, extra: u64) -> Result<Protection, Errno> {
-    if prot & !(PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM | extra) != 0 {
-        return Err(Errno::EINVAL);
-    }
-    Ok(Protection { read: prot & PROT_READ != 0, write: prot & PROT_WRITE != 0, execute: prot & PROT_EXEC != 0 })
 }
 
 fn page_len(len: u64) -> Result<u64, Errno> {
@@ -73,8 +50,8 @@ fn free_range(space: &AddressSpace, len: u64, hint: u64) -> Result<u64, Errno> {
 
 /// Where a new mapping of `len` bytes goes: `addr` if fixed (unmapping what is there, unless
 /// MAP_FIXED_NOREPLACE), else a free range.
-fn place(space: &mut AddressSpace, addr: u64, len: u64, flags: u64) -> Result<u64, Errno> {
-    if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) == 0 {
+fn place(space: &mut AddressSpace, addr: u64, len: u64, flags: MapFlags) -> Result<u64, Errno> {
+    if !flags.intersects(MapFlags::FIXED | MapFlags::FIXED_NOREPLACE) {
         return free_range(space, len, addr);
     }
     if !addr.is_multiple_of(PAGE) || addr.checked_add(len).is_none_or(|e| e > USER_END) {
@@ -84,7 +61,7 @@ fn place(space: &mut AddressSpace, addr: u64, len: u64, flags: u64) -> Result<u6
         return Err(Errno::EPERM);
     }
     if space.areas.overlaps(addr, addr + len) {
-        if flags & MAP_FIXED_NOREPLACE != 0 {
+        if flags.contains(MapFlags::FIXED_NOREPLACE) {
             return Err(Errno::EEXIST);
         }
         // Refuse before unmapping what the new mapping could not replace (as Linux checks the
@@ -140,7 +117,7 @@ fn map_source(
     if offset.checked_add(len).is_none_or(|end| end > i64::MAX as u64) {
         return Err(Errno::EOVERFLOW);
     }
-    let access = file.flags.load(core::sync::atomic::Ordering::Relaxed) & O_ACCMODE;
+    let access = file.status().access_mode();
     if access == O_WRONLY {
         return Err(Errno::EACCES);
     }
@@ -194,14 +171,11 @@ fn fill_from_file(space: &AddressSpace, at: u64, len: u64, source: &FileSource) 
 
 pub fn mmap(c: &mut Call) -> SysResult {
     let [addr, len, prot, flags, fd, offset] = c.args;
-    let shared = match flags & MAP_TYPE {
-        MAP_SHARED | MAP_SHARED_VALIDATE => true,
-        MAP_PRIVATE => false,
-        _ => return Err(Errno::EINVAL),
-    };
+    let flags = MapFlags::from_bits_retain(flags);
+    let shared = flags.shared().ok_or(Errno::EINVAL)?;
     let len = page_len(len)?;
-    let protection = protection(prot, 0)?;
-    let source = if flags & MAP_ANONYMOUS != 0 {
+    let protection = Prot::for_mmap(prot).ok_or(Errno::EINVAL)?;
+    let source = if flags.contains(MapFlags::ANONYMOUS) {
         MapSource::Anonymous
     } else {
         map_source(c, fd, offset, len, shared, protection)?
@@ -238,10 +212,7 @@ pub fn munmap(c: &mut Call) -> SysResult {
 
 pub fn mprotect(c: &mut Call) -> SysResult {
     let [addr, len, prot, ..] = c.args;
-    let protection = protection(prot, PROT_GROWSDOWN | PROT_GROWSUP)?;
-    if prot & PROT_GROWSDOWN != 0 && prot & PROT_GROWSUP != 0 {
-        return Err(Errno::EINVAL);
-    }
+    let protection = Prot::for_mprotect(prot).ok_or(Errno::EINVAL)?;
     if addr % PAGE != 0 {
         return Err(Errno::EINVAL);
     }
@@ -289,10 +260,8 @@ pub fn brk(c: &mut Call) -> SysResult {
 
 pub fn mremap(c: &mut Call) -> SysResult {
     let [old, old_len, new_len, flags, new_addr, _] = c.args;
-    if old % PAGE != 0 || flags & !(MREMAP_MAYMOVE | MREMAP_FIXED) != 0 {
-        return Err(Errno::EINVAL);
-    }
-    if flags & MREMAP_FIXED != 0 && flags & MREMAP_MAYMOVE == 0 {
+    let flags = MremapFlags::parse(flags).ok_or(Errno::EINVAL)?;
+    if old % PAGE != 0 {
         return Err(Errno::EINVAL);
     }
     // old_len 0 (a second mapping of shared memory) is not supported.
@@ -310,12 +279,12 @@ pub fn mremap(c: &mut Call) -> SysResult {
     }
     let old_end = old + old_len;
 
-    if flags & MREMAP_FIXED != 0 {
+    if flags.contains(MremapFlags::FIXED) {
         let target_end = new_addr.checked_add(new_len).ok_or(Errno::EINVAL)?;
         if new_addr % PAGE != 0 || target_end > USER_END || (new_addr < old_end && old < target_end) {
             return Err(Errno::EINVAL);
         }
-        place(&mut space, new_addr, new_len, MAP_FIXED)?;
+        place(&mut space, new_addr, new_len, MapFlags::FIXED)?;
         if new_len < old_len {
             space.unmap(old + new_len, old_len - new_len)?;
             space.move_pages(old, new_len, new_addr)?;
@@ -340,7 +309,7 @@ pub fn mremap(c: &mut Call) -> SysResult {
         space.map_anonymous(old_end, grow, area.protection, area.shared, area.kind_at(old_end))?;
         return Ok(old);
     }
-    if flags & MREMAP_MAYMOVE == 0 {
+    if !flags.contains(MremapFlags::MAYMOVE) {
         return Err(Errno::ENOMEM);
     }
     // Keep the offset within a large page, so large pages stay large after the move.
@@ -418,14 +387,8 @@ fn rounded_range(addr: u64, len: u64) -> Result<(u64, u64), Errno> {
 /// are refused at mmap), so there is nothing to flush; the arguments are checked as Linux does
 /// and the range must be mapped (ENOMEM).
 pub fn msync(c: &mut Call) -> SysResult {
-    const MS_ASYNC: u64 = 1;
-    const MS_INVALIDATE: u64 = 2;
-    const MS_SYNC: u64 = 4;
     let [addr, len, flags, ..] = c.args;
-    if flags & !(MS_ASYNC | MS_INVALIDATE | MS_SYNC) != 0
-        || addr % PAGE != 0
-        || flags & (MS_ASYNC | MS_SYNC) == MS_ASYNC | MS_SYNC
-    {
+    if MsyncFlags::parse(flags).is_none() || addr % PAGE != 0 {
         return Err(Errno::EINVAL);
     }
     let len = len.checked_next_multiple_of(PAGE).ok_or(Errno::ENOMEM)?;
@@ -489,12 +452,6 @@ pub fn mlock2(c: &mut Call) -> SysResult {
 /// mlockall: MCL_CURRENT, MCL_FUTURE and MCL_ONFAULT (not alone) are accepted; munlockall has
 /// nothing to undo.
 pub fn mlockall(c: &mut Call) -> SysResult {
-    const MCL_CURRENT: u64 = 1;
-    const MCL_FUTURE: u64 = 2;
-    const MCL_ONFAULT: u64 = 4;
-    let flags = c.args[0] as u32 as u64;
-    if flags == 0 || flags & !(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0 || flags == MCL_ONFAULT {
-        return Err(Errno::EINVAL);
-    }
+    MlockallFlags::parse(c.args[0] as u32).ok_or(Errno::EINVAL)?;
     Ok(0)
 }

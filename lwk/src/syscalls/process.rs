@@ -5,9 +5,11 @@ use super::{Call, SysResult};
 use crate::exec::program_loader;
 use crate::fs::process_files::{self, ProcessFiles};
 use crate::hal::cpu::USER_END;
+use crate::hal::syscall_entry::USER_RFLAGS;
 use crate::mm::fork_copy;
+use crate::task::clone_flags::CloneFlags;
 use crate::task::interrupt_entry::TrapFrame;
-use crate::task::process::{ExitReason, PROCESS_KERNEL_BYTES, Process, SignalAction};
+use crate::task::process::{ExitReason, PROCESS_KERNEL_BYTES, Process, SaFlags, SignalAction};
 use crate::task::process_lifecycle;
 use crate::task::scheduler;
 use crate::task::signals::{self, SIG_DFL, SIG_IGN};
@@ -16,46 +18,26 @@ use crate::time::clock;
 use crate::util::errno::Errno;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use bitflags::bitflags;
 use core::sync::atomic::Ordering;
 use enclave::Charge;
 
-const CLONE_VM: u64 = 0x100;
-const CLONE_FS: u64 = 0x200;
-const CLONE_FILES: u64 = 0x400;
-const CLONE_SIGHAND: u64 = 0x800;
-const CLONE_VFORK: u64 = 0x4000;
-const CLONE_PARENT: u64 = 0x8000;
-const CLONE_THREAD: u64 = 0x1_0000;
-const CLONE_SYSVSEM: u64 = 0x4_0000;
-const CLONE_SETTLS: u64 = 0x8_0000;
-const CLONE_PARENT_SETTID: u64 = 0x10_0000;
-const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
-const CLONE_DETACHED: u64 = 0x40_0000;
-const CLONE_CHILD_SETTID: u64 = 0x100_0000;
-/// Flags the kernel knows how to honour (the low byte is the exit signal).
-const CLONE_SUPPORTED: u64 = 0xff
-    | CLONE_VM
-    | CLONE_FS
-    | CLONE_FILES
-    | CLONE_SIGHAND
-    | CLONE_VFORK
-    | CLONE_PARENT
-    | CLONE_THREAD
-    | CLONE_SYSVSEM
-    | CLONE_SETTLS
-    | CLONE_PARENT_SETTID
-    | CLONE_CHILD_CLEARTID
-    | CLONE_DETACHED
-    | CLONE_CHILD_SETTID;
-const WNOHANG: u64 = 1;
-const WEXITED: u64 = 4;
-const WNOWAIT: u64 = 0x0100_0000;
+bitflags! {
+    /// The options of wait4 and waitid the kernel looks at; others (WUNTRACED, WCONTINUED,
+    /// __WALL...) are taken and ignored (`from_bits_retain`): no child ever stops.
+    #[derive(Clone, Copy)]
+    struct WaitOptions: u64 {
+        const NOHANG = 1;
+        const EXITED = 4;
+        const NOWAIT = 0x0100_0000;
+    }
+}
 /// Most argv + envp entries and bytes execve accepts.
 const MAX_ARGS: usize = 4096;
 const MAX_ARG_BYTES: usize = 256 * 1024;
 
 struct CloneArgs {
-    flags: u64,
+    flags: CloneFlags,
     stack: u64,
     parent_tid: u64,
     child_tid: u64,
@@ -64,6 +46,7 @@ struct CloneArgs {
 
 pub fn clone(c: &mut Call) -> SysResult {
     let [flags, stack, parent_tid, child_tid, tls, _] = c.args;
+    let flags = CloneFlags::parse(flags).ok_or(Errno::EINVAL)?;
     do_clone(c, CloneArgs { flags, stack, parent_tid, child_tid, tls })
 }
 
@@ -77,34 +60,31 @@ pub fn clone3(c: &mut Call) -> SysResult {
     let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
     let (flags, child_tid, parent_tid, exit_signal, stack, stack_size, tls) =
         (word(0), word(2), word(3), word(4), word(5), word(6), word(7));
-    if exit_signal > 64 || flags & 0xff != 0 {
+    if exit_signal > 64 || CloneFlags::from_bits_retain(flags).intersects(CloneFlags::EXIT_SIGNAL) {
         return Err(Errno::EINVAL);
     }
     let top = if stack == 0 { 0 } else { stack.checked_add(stack_size).ok_or(Errno::EINVAL)? };
-    do_clone(c, CloneArgs { flags: flags | exit_signal, stack: top, parent_tid, child_tid, tls })
+    let flags = CloneFlags::parse(flags | exit_signal).ok_or(Errno::EINVAL)?;
+    do_clone(c, CloneArgs { flags, stack: top, parent_tid, child_tid, tls })
 }
 
+/// fork's flags: a new process, SIGCHLD to the parent when it ends.
+const FORK: CloneFlags = CloneFlags::from_bits_retain(signals::SIGCHLD as u64);
+
 pub fn fork(c: &mut Call) -> SysResult {
-    do_clone(c, CloneArgs { flags: signals::SIGCHLD as u64, stack: 0, parent_tid: 0, child_tid: 0, tls: 0 })
+    do_clone(c, CloneArgs { flags: FORK, stack: 0, parent_tid: 0, child_tid: 0, tls: 0 })
 }
 
 pub fn vfork(c: &mut Call) -> SysResult {
-    let flags = CLONE_VFORK | signals::SIGCHLD as u64;
+    let flags = FORK.union(CloneFlags::VFORK);
     do_clone(c, CloneArgs { flags, stack: 0, parent_tid: 0, child_tid: 0, tls: 0 })
 }
 
 fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
-    if a.flags & !CLONE_SUPPORTED != 0 || a.stack >= USER_END || a.tls >= USER_END {
+    if a.stack >= USER_END || a.tls >= USER_END {
         return Err(Errno::EINVAL);
     }
-    let thread_clone = a.flags & CLONE_THREAD != 0;
-    if thread_clone && a.flags & (CLONE_VM | CLONE_SIGHAND) != (CLONE_VM | CLONE_SIGHAND) {
-        return Err(Errno::EINVAL);
-    }
-    if !thread_clone && a.flags & CLONE_VM != 0 && a.flags & CLONE_VFORK == 0 {
-        // Sharing memory between processes is not supported (threads share it instead).
-        return Err(Errno::EINVAL);
-    }
+    let thread_clone = a.flags.contains(CloneFlags::THREAD);
     let job = c.process.job.clone();
     let id = job.new_id();
     let mut regs = c.frame.clone();
@@ -132,22 +112,26 @@ fn do_clone(c: &mut Call, a: CloneArgs) -> SysResult {
             *thread.fpu.lock() = copy;
         }
     }
-    let fs = if a.flags & CLONE_SETTLS != 0 { a.tls } else { crate::hal::cpu::rdmsr(crate::hal::cpu::MSR_FS_BASE) };
+    let fs =
+        if a.flags.contains(CloneFlags::SETTLS) { a.tls } else { crate::hal::cpu::rdmsr(crate::hal::cpu::MSR_FS_BASE) };
     thread.fs_base.store(fs, Ordering::Relaxed);
     thread.gs_base.store(c.thread.gs_base.load(Ordering::Relaxed), Ordering::Relaxed);
     thread.signal_mask.store(c.thread.signal_mask.load(Ordering::Relaxed), Ordering::Relaxed);
-    if a.flags & CLONE_CHILD_CLEARTID != 0 {
+    if a.flags.contains(CloneFlags::CHILD_CLEARTID) {
         thread.clear_child_tid.store(a.child_tid, Ordering::Relaxed);
     }
     process.threads.lock().push(thread.clone());
     if !thread_clone {
         job.processes.lock().insert(id, process.clone());
-        let parent =
-            if a.flags & CLONE_PARENT != 0 { job.process(c.process.parent.load(Ordering::Relaxed)) } else { None };
+        let parent = if a.flags.contains(CloneFlags::PARENT) {
+            job.process(c.process.parent.load(Ordering::Relaxed))
+        } else {
+            None
+        };
         parent.as_ref().unwrap_or(c.process).children.lock().push(process.clone());
     }
     scheduler::enqueue(thread);
-    if a.flags & CLONE_VFORK != 0 {
+    if a.flags.contains(CloneFlags::VFORK) {
         // The parent waits until the child has exec'd or exited (a signal ends the wait early).
         let _ = process.vfork_done.wait_until(|| process.vfork_released.load(Ordering::SeqCst).then_some(()));
     }
@@ -163,7 +147,7 @@ fn new_thread(
     core: usize,
     regs: &TrapFrame,
 ) -> Result<(Arc<Process>, Arc<Thread>), Errno> {
-    let process = if a.flags & CLONE_THREAD != 0 {
+    let process = if a.flags.contains(CloneFlags::THREAD) {
         c.process.clone()
     } else {
         // A new process out of kernel memory is a resource limit: EAGAIN, as Linux's fork.
@@ -171,7 +155,7 @@ fn new_thread(
         let space = fork_copy::duplicate(&c.process.space.lock(), c.frame.rsp)?;
         let files = process_files::of(c.process).fds.lock().clone();
         let parent_pid =
-            if a.flags & CLONE_PARENT != 0 { c.process.parent.load(Ordering::Relaxed) } else { c.process.pid };
+            if a.flags.contains(CloneFlags::PARENT) { c.process.parent.load(Ordering::Relaxed) } else { c.process.pid };
         let group = (c.process.pgid.load(Ordering::Relaxed), c.process.sid.load(Ordering::Relaxed));
         let exe = c.process.exe.lock().clone();
         let cwd = process_files::of(c.process).cwd.lock().clone();
@@ -193,10 +177,10 @@ fn new_thread(
     // EAGAIN as Linux's clone says it.
     let thread = Thread::new(id, process.clone(), core, regs).map_err(|_| Errno::EAGAIN)?;
     let tid = id.to_le_bytes();
-    if a.flags & CLONE_CHILD_SETTID != 0 {
+    if a.flags.contains(CloneFlags::CHILD_SETTID) {
         process.space.lock().write(a.child_tid, &tid)?;
     }
-    if a.flags & CLONE_PARENT_SETTID != 0 {
+    if a.flags.contains(CloneFlags::PARENT_SETTID) {
         c.process.space.lock().write(a.parent_tid, &tid)?;
     }
     Ok((process, thread))
@@ -282,7 +266,7 @@ pub fn execve(c: &mut Call) -> SysResult {
         rsp: program.rsp,
         cs: f.cs,
         ss: f.ss,
-        rflags: 0x202,
+        rflags: USER_RFLAGS,
         vector: f.vector,
         ..TrapFrame::default()
     };
@@ -338,7 +322,7 @@ fn selects(c: &Call, which: i64, child: &Process) -> bool {
 }
 
 /// Waits for a selected child to end; `Ok(None)` with WNOHANG when none has yet.
-fn wait_child(c: &Call, which: i64, options: u64) -> Result<Option<(Arc<Process>, ExitReason)>, Errno> {
+fn wait_child(c: &Call, which: i64, options: WaitOptions) -> Result<Option<(Arc<Process>, ExitReason)>, Errno> {
     let process = c.process.clone();
     process.child_events.wait_until(|| {
         let children = process.children.lock();
@@ -349,12 +333,13 @@ fn wait_child(c: &Call, which: i64, options: u64) -> Result<Option<(Arc<Process>
             let reason = ch.exit.lock().unwrap_or(ExitReason::Exited(0));
             return Some(Ok(Some((ch.clone(), reason))));
         }
-        (options & WNOHANG != 0).then_some(Ok(None))
+        options.contains(WaitOptions::NOHANG).then_some(Ok(None))
     })?
 }
 
 pub fn wait4(c: &mut Call) -> SysResult {
     let [pid, status, options, rusage, ..] = c.args;
+    let options = WaitOptions::from_bits_retain(options);
     // pid_t is 32 bits: -1 arrives as 0xffffffff.
     let Some((child, reason)) = wait_child(c, pid as i32 as i64, options)? else { return Ok(0) };
     let space = c.process.space.lock();
@@ -371,7 +356,8 @@ pub fn wait4(c: &mut Call) -> SysResult {
 
 pub fn waitid(c: &mut Call) -> SysResult {
     let [idtype, id, info, options, ..] = c.args;
-    if options & WEXITED == 0 {
+    let options = WaitOptions::from_bits_retain(options);
+    if !options.contains(WaitOptions::EXITED) {
         return Err(Errno::EINVAL);
     }
     let which = match idtype {
@@ -396,7 +382,7 @@ pub fn waitid(c: &mut Call) -> SysResult {
         c.process.space.lock().write(info, &si)?;
     }
     if let Some((child, _)) = found
-        && options & WNOWAIT == 0
+        && !options.contains(WaitOptions::NOWAIT)
     {
         process_lifecycle::reap(c.process, &child);
     }
@@ -514,7 +500,7 @@ pub fn rt_sigaction(c: &mut Call) -> SysResult {
         let word = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let action = SignalAction {
             handler: word(0),
-            flags: word(1),
+            flags: SaFlags::from_bits_retain(word(1)),
             restorer: word(2),
             mask: word(3) & !signals::unblockable(),
         };
@@ -528,7 +514,7 @@ pub fn rt_sigaction(c: &mut Call) -> SysResult {
     }
     if old != 0 {
         let mut raw = [0u8; 32];
-        for (i, v) in [previous.handler, previous.flags, previous.restorer, previous.mask].iter().enumerate() {
+        for (i, v) in [previous.handler, previous.flags.bits(), previous.restorer, previous.mask].iter().enumerate() {
             raw[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
         c.process.space.lock().write(old, &raw)?;

@@ -4,6 +4,7 @@
 /// Kernel memory one thread takes: its 32 KiB kernel stack, its XSAVE area and its bookkeeping.
 pub const THREAD_KERNEL_BYTES: u64 = 40 * 1024;
 
+pub mod clone_flags;
 #[cfg(target_os = "none")]
 pub(crate) mod exceptions;
 #[cfg(target_os = "none")]

@@ -14,6 +14,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use bitflags::bitflags;
 use core::any::Any;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use enclave::{Account, Charge};
@@ -154,9 +155,23 @@ impl ExitReason {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SignalAction {
     pub handler: u64,
-    pub flags: u64,
+    pub flags: SaFlags,
     pub restorer: u64,
     pub mask: u64,
+}
+
+bitflags! {
+    /// A signal action's flags (`sa_flags`). Bits without a name here are kept as given
+    /// (`from_bits_retain`) and sigaction reports them back, as Linux does.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct SaFlags: u64 {
+        const SIGINFO = 0x4;
+        const RESTORER = 0x0400_0000;
+        const ONSTACK = 0x0800_0000;
+        const RESTART = 0x1000_0000;
+        const NODEFER = 0x4000_0000;
+        const RESETHAND = 0x8000_0000;
+    }
 }
 
 pub struct Process {

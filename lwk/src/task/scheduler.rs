@@ -169,7 +169,9 @@ pub fn preempt(frame: &TrapFrame) {
 }
 
 /// On the way back to user mode from a system call: the rotation an interrupt asked for while
-/// the thread was in the kernel (one flag test when none was).
+/// the thread was in the kernel (one flag test when none was). Inline: the system-call path
+/// runs it on every return.
+#[inline]
 pub fn give_way_if_asked() {
     let resched = &per_cpu::current().resched;
     if resched.load(Ordering::Relaxed) && resched.swap(false, Ordering::Relaxed) {

@@ -7,9 +7,10 @@
 //! it: RIP and RSP canonical user addresses, RFLAGS limited to the bits user code may change,
 //! user segments, and the FPU image (see `FpuState::load_checked`).
 
-use crate::hal::cpu::USER_END;
+use crate::hal::cpu::{RFlags, USER_END};
+use crate::hal::syscall_entry::USER_RFLAGS;
 use crate::task::interrupt_entry::TrapFrame;
-use crate::task::process::{ExitReason, Process, SignalAction};
+use crate::task::process::{ExitReason, Process, SaFlags, SignalAction};
 use crate::task::process_lifecycle;
 use crate::task::scheduler;
 use crate::task::thread::Thread;
@@ -34,16 +35,22 @@ pub const MAX_SIGNAL: i32 = 64;
 
 pub const SIG_DFL: u64 = 0;
 pub const SIG_IGN: u64 = 1;
-const SA_SIGINFO: u64 = 0x4;
-const SA_RESTORER: u64 = 0x0400_0000;
-const SA_RESTART: u64 = 0x1000_0000;
 /// Length of the `syscall` instruction, to run an interrupted call again.
 const SYSCALL_LENGTH: u64 = 2;
-const SA_ONSTACK: u64 = 0x0800_0000;
-const SA_NODEFER: u64 = 0x4000_0000;
-const SA_RESETHAND: u64 = 0x8000_0000;
-/// RFLAGS bits user code may set: CF PF AF ZF SF TF DF OF, AC, ID and the reserved bit 1.
-const USER_FLAGS: u64 = 0x25_4dd5;
+/// RFLAGS bits user code may set: CF PF AF ZF SF TF DF OF, NT, RF, AC and ID.
+const USER_FLAGS: u64 = RFlags::FLAGS_CF
+    .union(RFlags::FLAGS_PF)
+    .union(RFlags::FLAGS_AF)
+    .union(RFlags::FLAGS_ZF)
+    .union(RFlags::FLAGS_SF)
+    .union(RFlags::FLAGS_TF)
+    .union(RFlags::FLAGS_DF)
+    .union(RFlags::FLAGS_OF)
+    .union(RFlags::FLAGS_NT)
+    .union(RFlags::FLAGS_RF)
+    .union(RFlags::FLAGS_AC)
+    .union(RFlags::FLAGS_ID)
+    .bits();
 const UCONTEXT_BYTES: u64 = 304;
 const SIGINFO_BYTES: u64 = 128;
 
@@ -197,7 +204,7 @@ pub fn return_to_user(frame: &mut TrapFrame, thread: Arc<Thread>) -> bool {
             SIG_DFL if ignored_by_default(sig) => continue,
             SIG_DFL => process_lifecycle::kill_process(&thread.process, ExitReason::Signaled(sig)),
             _ => {
-                restart_interrupted(frame, &thread, action.flags & SA_RESTART != 0);
+                restart_interrupted(frame, &thread, action.flags.contains(SaFlags::RESTART));
                 if deliver(frame, &thread, sig, &action, 0).is_ok() {
                     return true;
                 }
@@ -221,13 +228,16 @@ fn restart_interrupted(frame: &mut TrapFrame, t: &Thread, restart: bool) -> bool
 
 /// Builds the signal frame on the user stack and points the thread at the handler.
 fn deliver(frame: &mut TrapFrame, t: &Arc<Thread>, sig: i32, action: &SignalAction, address: u64) -> Result<(), Errno> {
-    if action.flags & SA_RESTORER == 0 {
+    if !action.flags.contains(SaFlags::RESTORER) {
         return Err(Errno::EFAULT);
     }
     let (alt_base, alt_size) = *t.alt_stack.lock();
     let on_alt = alt_size > 0 && frame.rsp > alt_base && frame.rsp <= alt_base + alt_size;
-    let mut sp =
-        if action.flags & SA_ONSTACK != 0 && alt_size > 0 && !on_alt { alt_base + alt_size } else { frame.rsp - 128 };
+    let mut sp = if action.flags.contains(SaFlags::ONSTACK) && alt_size > 0 && !on_alt {
+        alt_base + alt_size
+    } else {
+        frame.rsp - 128
+    };
     // FPU state, 64-byte aligned.
     let fpu_bytes = t.fpu.lock().bytes().len() as u64;
     sp = sp.checked_sub(fpu_bytes).ok_or(Errno::EFAULT)? & !63;
@@ -291,20 +301,20 @@ fn deliver(frame: &mut TrapFrame, t: &Arc<Thread>, sig: i32, action: &SignalActi
         space.write(sp, &action.restorer.to_le_bytes())?;
     }
     let mut mask = t.signal_mask.load(Ordering::Relaxed) | action.mask;
-    if action.flags & SA_NODEFER == 0 {
+    if !action.flags.contains(SaFlags::NODEFER) {
         mask |= bit(sig);
     }
     t.signal_mask.store(mask & !UNBLOCKABLE, Ordering::Relaxed);
-    if action.flags & SA_RESETHAND != 0 {
+    if action.flags.contains(SaFlags::RESETHAND) {
         t.process.actions.lock()[(sig - 1) as usize] = SignalAction::default();
     }
     frame.rip = action.handler;
     frame.rsp = sp;
     frame.rdi = sig as u64;
-    frame.rsi = if action.flags & SA_SIGINFO != 0 { info_at } else { 0 };
-    frame.rdx = if action.flags & SA_SIGINFO != 0 { uc_at } else { 0 };
+    frame.rsi = if action.flags.contains(SaFlags::SIGINFO) { info_at } else { 0 };
+    frame.rdx = if action.flags.contains(SaFlags::SIGINFO) { uc_at } else { 0 };
     frame.rax = 0;
-    frame.rflags &= !(0x100 | 0x400); // TF, DF
+    frame.rflags &= !RFlags::FLAGS_TF.union(RFlags::FLAGS_DF).bits();
     Ok(())
 }
 
@@ -345,7 +355,7 @@ pub fn sigreturn(frame: &mut TrapFrame, t: &Arc<Thread>) -> Result<(), Errno> {
     frame.rcx = get(m + 112);
     frame.rsp = rsp;
     frame.rip = rip;
-    frame.rflags = (get(m + 136) & USER_FLAGS) | 0x202;
+    frame.rflags = (get(m + 136) & USER_FLAGS) | USER_RFLAGS;
     t.signal_mask.store(get(296) & !UNBLOCKABLE, Ordering::Relaxed);
     Ok(())
 }
