@@ -164,6 +164,8 @@ pub fn segment_for(enclave: &str, segment: &str) -> Result<SegmentView, crate::u
 }
 
 static PLANE: IrqMutex<Option<ControlPlane>> = IrqMutex::new(None);
+/// Set by the one core that powers the node off once every enclave has ended.
+static POWERING_OFF: AtomicBool = AtomicBool::new(false);
 /// Every enclave so far ended well (jobs with status 0, VMs powered off, none failed).
 static ALL_ENDED_WELL: AtomicBool = AtomicBool::new(true);
 
@@ -709,6 +711,13 @@ fn power_off_if_done() {
     };
     if !power_off {
         println!("every enclave has ended; the console takes commands");
+        return;
+    }
+    // Core 0 (after the last scrub) and the core where the last enclave ended may both get
+    // here: one reports and powers off, the other goes back to its loop, where it answers the
+    // health check's cross-CPU call (two cores each waiting for the other's answer would both
+    // time out and report the node unhealthy).
+    if POWERING_OFF.swap(true, Ordering::AcqRel) {
         return;
     }
     let healthy = health();
