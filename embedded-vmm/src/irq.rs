@@ -128,7 +128,7 @@ impl Router {
     /// through LINT0 or directly when the APIC is off) if the guest can take it now, otherwise
     /// asks for an exit when it can (VINTR); arms the host wake-up for the next timer so a busy
     /// guest still gets its interrupts. An event already queued (re-injected) goes first.
-    #[inline]
+    #[inline(always)]
     pub fn inject(&self, v: &mut Vmcb, index: usize, devices: &spin::Mutex<Devices>, now: u64) {
         if v.control.event_injection.contains(Event::VALID) {
             return;

@@ -121,7 +121,7 @@ fn run_loop(ctx: &Context, gate: &Gate, cpu: &mut SvmCpu, regs: &mut GuestRegist
 
 /// Before each VMRUN: the console's line goes out if the host is late with it, the devices'
 /// interrupt lines are brought up to date and routed, and the router injects what is due.
-#[inline]
+#[inline(always)]
 fn before_entry(ctx: &Context, v: &mut Vmcb, index: usize) {
     let now = ctx.host.now_ns();
     let (messages, late) = {
@@ -137,7 +137,7 @@ fn before_entry(ctx: &Context, v: &mut Vmcb, index: usize) {
 }
 
 /// Handles one exit; `Some` ends the VM.
-#[inline]
+#[inline(always)]
 fn handle(
     ctx: &Context,
     gate: &Gate,

@@ -9,46 +9,59 @@ use crate::svm::bits::RFLAGS_DF;
 use crate::svm::cpu::GuestRegisters;
 use crate::svm::vmcb::{IoioInfo, Vmcb};
 
-/// An IOIO exit's information (EXITINFO1).
+/// An IOIO exit's information (EXITINFO1), read field by field where it is used: most port
+/// exits are a plain IN or OUT, which need only the port, the size and the direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PortAccess {
-    pub port: u16,
-    /// 1, 2 or 4 bytes.
-    pub size: u8,
-    pub input: bool,
-    /// INS or OUTS.
-    pub string: bool,
-    pub rep: bool,
-    /// The address size of a string instruction, as a mask.
-    pub address_mask: u64,
-}
+pub struct PortAccess(IoioInfo);
 
 impl PortAccess {
     #[inline]
     pub fn decode(info: u64) -> PortAccess {
-        let flags = IoioInfo::from_bits_retain(info);
-        let size = if flags.contains(IoioInfo::SIZE8) {
+        PortAccess(IoioInfo::from_bits_retain(info))
+    }
+
+    #[inline]
+    pub fn port(self) -> u16 {
+        (self.0.bits() >> 16) as u16
+    }
+
+    /// 1, 2 or 4 bytes.
+    #[inline]
+    pub fn size(self) -> u8 {
+        if self.0.contains(IoioInfo::SIZE8) {
             1
-        } else if flags.contains(IoioInfo::SIZE16) {
+        } else if self.0.contains(IoioInfo::SIZE16) {
             2
         } else {
             4
-        };
-        let address_size = flags.intersection(IoioInfo::ADDRESS16 | IoioInfo::ADDRESS32 | IoioInfo::ADDRESS64);
-        let address_mask = if address_size == IoioInfo::ADDRESS16 {
+        }
+    }
+
+    #[inline]
+    pub fn input(self) -> bool {
+        self.0.contains(IoioInfo::INPUT)
+    }
+
+    /// INS or OUTS.
+    #[inline]
+    pub fn string(self) -> bool {
+        self.0.contains(IoioInfo::STRING)
+    }
+
+    pub fn rep(self) -> bool {
+        self.0.contains(IoioInfo::REP)
+    }
+
+    /// The address size of a string instruction, as a mask (one of A16 and A32 exactly, else
+    /// 64 bits).
+    pub fn address_mask(self) -> u64 {
+        let address_size = self.0.intersection(IoioInfo::ADDRESS16 | IoioInfo::ADDRESS32 | IoioInfo::ADDRESS64);
+        if address_size == IoioInfo::ADDRESS16 {
             0xffff
         } else if address_size == IoioInfo::ADDRESS32 {
             0xffff_ffff
         } else {
             u64::MAX
-        };
-        PortAccess {
-            port: (info >> 16) as u16,
-            size,
-            input: flags.contains(IoioInfo::INPUT),
-            string: flags.contains(IoioInfo::STRING),
-            rep: flags.contains(IoioInfo::REP),
-            address_mask,
         }
     }
 }
@@ -115,16 +128,17 @@ impl Context<'_> {
 }
 
 /// An IN or OUT; INS and OUTS (with REP) go to [`string`].
+#[inline(always)]
 pub fn handle(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, access: PortAccess) -> Option<VmEnd> {
-    if access.string {
+    if access.string() {
         return string(ctx, v, regs, access);
     }
-    let PortAccess { port, size, .. } = access;
+    let (port, size) = (access.port(), access.size());
     let rip = v.save.rip;
     v.save.rip = v.control.exit_info2;
     ctx.vm.stats.lock().record_port(port);
     let now = ctx.now();
-    if access.input {
+    if access.input() {
         let value = ctx.vm.devices.lock().port_in(port, size, now) as u64;
         let mask = match size {
             1 => 0xff,
@@ -147,7 +161,8 @@ pub fn handle(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, access: Po
 /// DS:RSI (OUTS), stepping by the element size in the direction RFLAGS.DF gives, RCX counting
 /// down with REP. The guest addresses go through its page tables; a bad one ends the VM.
 fn string(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, access: PortAccess) -> Option<VmEnd> {
-    let PortAccess { port, size, input, rep, address_mask, .. } = access;
+    let (port, size, input, rep, address_mask) =
+        (access.port(), access.size(), access.input(), access.rep(), access.address_mask());
     let step = if v.save.rflags & RFLAGS_DF != 0 { (size as u64).wrapping_neg() } else { size as u64 };
     let paging = paging_state(v);
     // At most a page's worth per exit keeps one exit short; REP resumes where it stopped.
@@ -226,14 +241,13 @@ mod tests {
     #[test]
     fn exit_info_decodes_by_the_apm() {
         let access = PortAccess::decode(0x3f8 << 16 | INPUT | STRING | REP | WORD | IoioInfo::ADDRESS32.bits());
-        let expected =
-            PortAccess { port: 0x3f8, size: 2, input: true, string: true, rep: true, address_mask: 0xffff_ffff };
-        assert_eq!(access, expected);
+        let fields = |a: PortAccess| (a.port(), a.size(), a.input(), a.string(), a.rep(), a.address_mask());
+        assert_eq!(fields(access), (0x3f8, 2, true, true, true, 0xffff_ffff));
         let out = PortAccess::decode(0x80 << 16 | DWORD);
-        assert_eq!((out.port, out.size, out.input, out.string, out.rep), (0x80, 4, false, false, false));
-        assert_eq!(PortAccess::decode(A16 | BYTE).address_mask, 0xffff);
-        assert_eq!(PortAccess::decode(A64 | BYTE).address_mask, u64::MAX);
-        assert_eq!(PortAccess::decode(A16 | A64 | BYTE).address_mask, u64::MAX, "two sizes: none of them");
+        assert_eq!(fields(out), (0x80, 4, false, false, false, u64::MAX));
+        assert_eq!(PortAccess::decode(A16 | BYTE).address_mask(), 0xffff);
+        assert_eq!(PortAccess::decode(A64 | BYTE).address_mask(), u64::MAX);
+        assert_eq!(PortAccess::decode(A16 | A64 | BYTE).address_mask(), u64::MAX, "two sizes: none of them");
     }
 
     #[test]

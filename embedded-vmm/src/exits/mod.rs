@@ -62,7 +62,7 @@ pub enum Exit {
 }
 
 /// The exit in `v`.
-#[inline]
+#[inline(always)]
 pub fn decode(v: &Vmcb) -> Exit {
     let code = v.control.exit_code;
     if code as u32 == exit::INVALID {
@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(exit_of(u64::MAX, 0, 0), Exit::Invalid);
         assert_eq!(exit_of(0x40 + 14, 0, 0), Exit::Unhandled, "an exception we do not intercept");
         let Exit::Io(access) = exit_of(exit::IOIO, (0x3f8 << 16) | IoioInfo::SIZE8.bits(), 0) else { panic!() };
-        assert_eq!((access.port, access.size, access.input, access.string), (0x3f8, 1, false, false));
+        assert_eq!((access.port(), access.size(), access.input(), access.string()), (0x3f8, 1, false, false));
     }
 
     #[test]
