@@ -109,6 +109,8 @@ pub enum Effect {
 #[derive(Clone, Copy, Debug)]
 pub struct Now {
     pub ns: u64,
+    /// The wall clock, which only the RTC reads: filled for accesses to its ports, 0 for the
+    /// others (asking the host for it on every port access cost 18 instructions an exit).
     pub unix_seconds: u64,
 }
 

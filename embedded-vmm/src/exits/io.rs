@@ -5,6 +5,7 @@ use super::{Context, paging_state};
 use crate::devices::{Effect, Now};
 use crate::end::VmEnd;
 use crate::guest_paging;
+use crate::machine;
 use crate::svm::bits::RFLAGS_DF;
 use crate::svm::cpu::GuestRegisters;
 use crate::svm::vmcb::{IoioInfo, Vmcb};
@@ -67,9 +68,13 @@ impl PortAccess {
 }
 
 impl Context<'_> {
-    fn now(&self) -> Now {
+    /// The time of an access to `port`: the wall clock only for the RTC, which reads it.
+    #[inline]
+    fn now(&self, port: u16) -> Now {
         let ns = self.host.now_ns();
-        Now { ns, unix_seconds: self.host.unix_time_ns_at(ns) / 1_000_000_000 }
+        let unix_seconds =
+            if machine::CMOS.contains(&port) { self.host.unix_time_ns_at(ns) / 1_000_000_000 } else { 0 };
+        Now { ns, unix_seconds }
     }
 
     /// Writes the line the UART holds for the host's console, and the next one if the guest
@@ -137,7 +142,7 @@ pub fn handle(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, access: Po
     let rip = v.save.rip;
     v.save.rip = v.control.exit_info2;
     ctx.vm.stats.lock().record_port(port);
-    let now = ctx.now();
+    let now = ctx.now(port);
     if access.input() {
         let value = ctx.vm.devices.lock().port_in(port, size, now) as u64;
         let mask = match size {
@@ -173,7 +178,7 @@ fn string(ctx: &Context, v: &mut Vmcb, regs: &mut GuestRegisters, access: PortAc
         let (base, offset) = if input { (v.save.es.base, regs.rdi) } else { (v.save.ds.base, regs.rsi) };
         let gva = base.wrapping_add(offset & address_mask);
         let Some(gpa) = guest_paging::translate(&ctx.vm.memory, paging, gva) else { return Some(VmEnd::unhandled(v)) };
-        let now = ctx.now();
+        let now = ctx.now(port);
         if input {
             let value = ctx.vm.devices.lock().port_in(port, size, now);
             if ctx.vm.memory.write(gpa, &value.to_le_bytes()[..size as usize]).is_err() {
@@ -265,6 +270,21 @@ mod tests {
         v.save.rax = 0x06;
         assert_eq!(run(&vm, &mut v, &mut regs), Some(VmEnd::Reboot));
         assert_eq!(vm.state.stats.lock().busiest_ports(1), [(0x1234, 3)]);
+    }
+
+    #[test]
+    fn the_rtc_reads_the_hosts_wall_clock() {
+        // The fake host's wall clock starts at 1,700,000,000 s: 2023-11-14 22:13:20 UTC.
+        let vm = TestVm::new(1);
+        let mut regs = GuestRegisters::default();
+        for (register, bcd) in [(0x09, 0x23), (0x08, 0x11), (0x07, 0x14), (0x04, 0x22)] {
+            let mut v = io_exit(crate::machine::CMOS.start, BYTE);
+            v.save.rax = register;
+            assert_eq!(run(&vm, &mut v, &mut regs), None);
+            let mut v = io_exit(crate::machine::CMOS.start + 1, INPUT | BYTE);
+            assert_eq!(run(&vm, &mut v, &mut regs), None);
+            assert_eq!(v.save.rax & 0xff, bcd, "register {register:#x}");
+        }
     }
 
     #[test]
