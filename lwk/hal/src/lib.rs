@@ -12,6 +12,10 @@
 
 extern crate alloc;
 
+#[cfg(target_os = "none")]
+#[macro_use]
+mod frame_asm;
+
 pub mod acpi_tables;
 #[cfg(target_os = "none")]
 pub mod cmos;

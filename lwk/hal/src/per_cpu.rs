@@ -221,12 +221,6 @@ pub fn this_cpu() -> &'static PerCpu<()> {
     unsafe { &*(address as *const PerCpu<()>) }
 }
 
-/// This CPU's entry, the hardware's part only, or `None` before [`install`] (fault paths).
-pub fn try_this_cpu() -> Option<&'static PerCpu<()>> {
-    let address = cpu::rdmsr(MSR_GS_BASE);
-    cpus().find(|c| core::ptr::eq(*c as *const PerCpu<()> as *const u8, address as *const u8))
-}
-
 /// Queues `f` on CPU `index` and interrupts it. Runs `f` at once if `index` is this CPU.
 pub fn run_on(index: usize, f: impl FnOnce() + Send + 'static) -> Result<(), &'static str> {
     let target = hardware_part(index).ok_or("no such CPU")?;

@@ -42,21 +42,9 @@ syscall_entry:
     pushq %rcx
     pushq $0
     pushq ${syscall_frame}
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    "#,
+    save_registers!(),
+    r#"
     movq %rsp, %rdi
     cld
     sti
@@ -64,21 +52,9 @@ syscall_entry:
     cli
     testq %rax, %rax
     jnz trap_return                 /* the full restore through iretq */
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
+    "#,
+    restore_registers!(),
+    r#"
     addq $16, %rsp                  /* vector, error code */
     movq 0(%rsp), %rcx              /* RIP */
     movq 16(%rsp), %r11             /* RFLAGS */

@@ -7,6 +7,7 @@
 use crate::hal::fpu_state;
 use crate::hal::kernel_memory::{self, phys_to_virt};
 use crate::hal::vectors::RESCHEDULE_VECTOR;
+use crate::util::event::Event;
 use crate::util::hook::Hook;
 use crate::{
     fs::files, hal::cpu, hal::kernel_heap, hal::local_apic, task::per_cpu, time::clock, util::logging,
@@ -263,8 +264,6 @@ fn run_vcpu(
         return;
     }
     vm.flush_console();
-    let stats = vm.stats().rows();
-    let total: u64 = stats.iter().map(|(_, c)| c.count).sum();
     let wall = clock::uptime_ns().saturating_sub(started);
     log::info!(target: "vms", "vm {}: ended: {end} ({})", vm.name, vm.summary());
     logging::emit("vm_exit", |e| {
@@ -272,15 +271,8 @@ fn run_vcpu(
             .str("reason", end.name())
             .display("detail", &end)
             .u64("wall_ms", wall / 1_000_000)
-            .u64("first_entry_ns", first_entry.load(Ordering::Relaxed))
-            .u64("heartbeats", vm.heartbeats().0)
-            .u64("console_bytes", vm.console_counts().0)
-            .u64("console_refused", vm.console_counts().1)
-            .u64("exits", total);
-        for (reason, c) in &stats {
-            e.u64(&alloc::format!("exits_{reason}"), c.count);
-            e.u64(&alloc::format!("cycles_{reason}"), c.cycles);
-        }
+            .u64("first_entry_ns", first_entry.load(Ordering::Relaxed));
+        counters(e, &vm);
     });
     let name = vm.name.clone();
     // The control plane holds the other reference; the VM's memory goes back when both are gone.
@@ -292,21 +284,25 @@ fn run_vcpu(
 
 /// Exit statistics of a running VM, as a `vm_stats` event (the console's `stats`).
 pub fn report(vm: &Vm) {
-    let stats = vm.stats().rows();
-    let total: u64 = stats.iter().map(|(_, c)| c.count).sum();
     logging::emit("vm_stats", |e| {
-        e.str("vm", &vm.name)
-            .u64("vcpus", vm.vcpus() as u64)
-            .u64("vcpus_held", vm.vcpus_held() as u64)
-            .u64("heartbeats", vm.heartbeats().0)
-            .u64("console_bytes", vm.console_counts().0)
-            .u64("console_refused", vm.console_counts().1)
-            .u64("exits", total);
-        for (reason, c) in &stats {
-            e.u64(&alloc::format!("exits_{reason}"), c.count);
-            e.u64(&alloc::format!("cycles_{reason}"), c.cycles);
-        }
+        e.str("vm", &vm.name).u64("vcpus", vm.vcpus() as u64).u64("vcpus_held", vm.vcpus_held() as u64);
+        counters(e, vm);
     });
+}
+
+/// A VM's counters, the same in `vm_exit` and `vm_stats`: heartbeats, console bytes written and
+/// refused, exits in all and per reason with the VMM's cycles for each.
+fn counters(e: &mut Event<&mut dyn core::fmt::Write>, vm: &Vm) {
+    let stats = vm.stats().rows();
+    let (bytes, refused) = vm.console_counts();
+    e.u64("heartbeats", vm.heartbeats().0)
+        .u64("console_bytes", bytes)
+        .u64("console_refused", refused)
+        .u64("exits", stats.iter().map(|(_, c)| c.count).sum());
+    for (reason, c) in &stats {
+        e.u64(&alloc::format!("exits_{reason}"), c.count);
+        e.u64(&alloc::format!("cycles_{reason}"), c.cycles);
+    }
 }
 
 /// Whether a vCPU is waiting to start on this core (the idle loop runs it).
